@@ -1,0 +1,59 @@
+/**
+ * Stable identifiers: the envelope's `jobId` and hashed context-store keys.
+ *
+ * Context-store keys are property paths in Node-RED ("INV.001" nests, "SO[5000000]" allocates an array),
+ * so raw ERP numbers are never used as keys: every key is a SHA-256 hex digest with a fixed prefix.
+ */
+import { createHash } from "node:crypto";
+
+function sha256hex(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex");
+}
+
+/** What identifies one ERP change: the same record at the same version yields the same jobId. */
+export interface JobIdParts {
+  /** ERP family, e.g. "acumatica". */
+  system: string;
+  /** Tenant / company the record belongs to. */
+  tenant: string;
+  /** Vendor entity name, e.g. "Bill". */
+  entity: string;
+  /** Record key, e.g. "Bill/000123" or a GUID. */
+  id: string;
+  /** Version of the record: its last modification time (ISO 8601) or the vendor's transaction id. */
+  version: string;
+  /** Event action ("created", "updated", "deleted"); part of the identity so a delete is its own job. */
+  action?: string;
+}
+
+/**
+ * Derive the stable `jobId` for "this event on this record".
+ * @returns "j" + 32 lowercase hex chars (128 bits of SHA-256), safe in URLs and context keys
+ */
+export function deriveJobId(p: JobIdParts): string {
+  const canonicalVersion = normaliseVersion(p.version);
+  const text = [p.system, p.tenant, p.entity, p.id, canonicalVersion, p.action ?? ""].map((s) => s.replace(/\|/g, "||")).join("|");
+  return "j" + sha256hex(text).slice(0, 32);
+}
+
+/** ISO timestamps written with different offsets or precision name the same instant; compare instants. */
+function normaliseVersion(version: string): string {
+  if (/^\d{4}-\d{2}-\d{2}T/.test(version)) {
+    const t = Date.parse(version);
+    if (!Number.isNaN(t)) return new Date(t).toISOString();
+  }
+  return version;
+}
+
+/**
+ * A context-store key for arbitrary text: `${prefix}_${sha256(text) as 40 hex}`.
+ * @param prefix [A-Za-z0-9]+, identifies the kind of entry ("dd", "audit")
+ */
+export function hashedKey(prefix: string, text: string): string {
+  return `${prefix}_${sha256hex(text).slice(0, 40)}`;
+}
+
+/** A random id for one send attempt ("s" + 24 hex), used to correlate a status callback with its send. */
+export function randomId(prefix = "s"): string {
+  return prefix + createHash("sha256").update(`${Date.now()}-${Math.random()}-${process.hrtime.bigint()}`).digest("hex").slice(0, 24);
+}

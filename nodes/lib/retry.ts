@@ -1,0 +1,60 @@
+/**
+ * Backoff arithmetic shared by every client: capped exponential backoff with full jitter
+ * ("Exponential Backoff And Jitter", AWS Architecture Blog, 2015), honouring a server's `Retry-After`
+ * (RFC 9110 §10.2.3: delay-seconds or an HTTP-date).
+ */
+
+/** How often and how long a client waits between attempts. All durations in ms. */
+export interface RetryPolicy {
+  /** Total attempts including the first (1 = never retry). */
+  maxAttempts: number;
+  /** Base of the exponential curve, ms. */
+  baseDelayMs: number;
+  /** Cap of a computed delay, ms. */
+  maxDelayMs: number;
+  /** Longest `Retry-After` the client is willing to sleep through, ms; longer asks give up at once. */
+  maxRetryAfterMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 250, maxDelayMs: 8000, maxRetryAfterMs: 60000 };
+
+/**
+ * Delay before retry number `attempt` (0-based: the wait after the first failure is attempt 0), ms.
+ * With `retryAfterMs` the server's ask wins (it knows its own window); otherwise full jitter:
+ * uniform in [0, min(maxDelayMs, baseDelayMs × 2^attempt)].
+ */
+export function backoffDelay(attempt: number, policy: RetryPolicy, retryAfterMs?: number, random: () => number = Math.random): number {
+  if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs >= 0) return Math.min(retryAfterMs, policy.maxRetryAfterMs);
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
+  return Math.floor(random() * ceiling);
+}
+
+/**
+ * Parse a `Retry-After` header value into ms, or undefined when absent or unparseable.
+ * @param value delay-seconds ("120") or an HTTP-date ("Wed, 21 Oct 2015 07:28:00 GMT")
+ * @param now current time in ms since the epoch (for HTTP-date values)
+ */
+export function parseRetryAfter(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v.trim() === "") return undefined;
+  if (/^\d+(\.\d+)?$/.test(v.trim())) return Math.round(Number(v.trim()) * 1000);
+  const at = Date.parse(v);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
+}
+
+/** Promise-based sleep that an AbortSignal can cut short (rejects with the signal's reason). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,0 +1,230 @@
+/**
+ * Twilio REST client wrapper: the official `twilio` package (request building, resource classes) with
+ * our {@link HttpClient} underneath as its `httpClient`, so every call gets the package's keep-alive
+ * pool, timeouts and safe-retry rules, and so the API host can be overridden (simulators, egress
+ * proxies). Twilio errors become typed errors with Twilio's numeric code.
+ *
+ * Vendor documents: Messages resource https://www.twilio.com/docs/messaging/api/message-resource ;
+ * errors https://www.twilio.com/docs/api/errors ; regions/edges
+ * https://www.twilio.com/docs/global-infrastructure/api-domain-migration-guide
+ */
+import twilio from "twilio";
+import { AuthError, RateLimitedError, TwilioError, ValidationError } from "../errors";
+import { HttpClient, HttpClientOptions, HttpMethod } from "../http";
+import { parseRetryAfter } from "../retry";
+
+/** REST credentials: Account SID with its Auth Token, or an API key (SK…) and secret. */
+export interface TwilioCredentials {
+  accountSid: string;
+  authToken?: string;
+  apiKeySid?: string;
+  apiKeySecret?: string;
+}
+
+export interface TwilioClientOptions {
+  credentials: TwilioCredentials;
+  /** Processing region: "us1" (default), "ie1" or "au1". */
+  region?: string;
+  /** Edge location ("dublin", "sydney", "ashburn"…). Required form for non-US1 regions; defaults from the region. */
+  edge?: string;
+  /** Replaces scheme+host of every request, e.g. "http://127.0.0.1:4010" (simulators, egress proxies). */
+  apiHost?: string;
+  http?: HttpClientOptions;
+}
+
+/** Legacy region → edge pairs (Twilio: edge-locations/legacy-regions); only IE1 and AU1 process outside US1. */
+export const REGION_EDGES: Record<string, string> = { ie1: "dublin", au1: "sydney" };
+
+/** Message as our nodes use it (subset of Twilio's Message resource, camelCase). */
+export interface TwilioMessage {
+  sid: string;
+  status: string;
+  to: string;
+  from: string | null;
+  messagingServiceSid: string | null;
+  numSegments: number | null;
+  errorCode: number | null;
+  errorMessage: string | null;
+  dateCreated: string | null;
+}
+
+export interface SendMessageParams {
+  /** E.164 (or `whatsapp:+…`). */
+  to: string;
+  from?: string;
+  messagingServiceSid?: string;
+  body?: string;
+  mediaUrl?: string[];
+  statusCallback?: string;
+}
+
+/** Result of the harmless "Test connection" call. */
+export interface TwilioAccountInfo {
+  sid: string;
+  friendlyName: string;
+  status: string;
+}
+
+/** The shape `twilio` expects from an httpClient (its RequestClient contract). */
+interface TwilioRequestOpts {
+  method: string;
+  uri: string;
+  username?: string;
+  password?: string;
+  headers?: Record<string, string>;
+  params?: Record<string, unknown>;
+  data?: Record<string, unknown>;
+  timeout?: number;
+}
+
+function formEncode(data: Record<string, unknown>): string {
+  const sp = new URLSearchParams();
+  for (const [k, v] of Object.entries(data)) {
+    if (v === undefined || v === null) continue;
+    if (Array.isArray(v)) for (const item of v) sp.append(k, String(item));
+    else sp.append(k, String(v));
+  }
+  return sp.toString();
+}
+
+export class TwilioClient {
+  readonly accountSid: string;
+  readonly http: HttpClient;
+  private readonly sdk: ReturnType<typeof twilio>;
+  private readonly apiHost?: URL;
+
+  /** @throws ValidationError when credentials are incomplete or the API host is not a URL */
+  constructor(opts: TwilioClientOptions) {
+    const c = opts.credentials;
+    if (!/^AC[0-9a-fA-F]{32}$/.test(c.accountSid ?? "")) throw new ValidationError("Account SID must be AC followed by 32 hex characters", { code: "bad_config" });
+    const useKey = Boolean(c.apiKeySid && c.apiKeySecret);
+    if (!useKey && !c.authToken) throw new ValidationError("An Auth Token or an API key SID and secret is required", { code: "bad_config" });
+    if (c.apiKeySid && !/^SK[0-9a-fA-F]{32}$/.test(c.apiKeySid)) throw new ValidationError("API key SID must be SK followed by 32 hex characters", { code: "bad_config" });
+    if (opts.apiHost) {
+      try {
+        this.apiHost = new URL(opts.apiHost);
+      } catch {
+        throw new ValidationError("API host override is not a valid URL", { code: "bad_config" });
+      }
+    }
+    this.accountSid = c.accountSid;
+    this.http = new HttpClient({ timeoutMs: 15000, ...(opts.http ?? {}) });
+    const region = opts.region && opts.region !== "us1" ? opts.region : undefined;
+    const edge = opts.edge || (region ? REGION_EDGES[region] : undefined);
+    if (region && !edge) throw new ValidationError(`Region ${region} needs an edge location (the api.${region}.twilio.com form no longer works)`, { code: "bad_config" });
+    this.sdk = twilio(useKey ? c.apiKeySid : c.accountSid, useKey ? c.apiKeySecret : c.authToken, {
+      accountSid: c.accountSid,
+      region,
+      edge,
+      httpClient: { request: (o: TwilioRequestOpts) => this.transport(o) } as never,
+    });
+  }
+
+  /** Adapter from twilio's RequestClient contract to our HttpClient. */
+  private async transport(o: TwilioRequestOpts): Promise<{ statusCode: number; body: string; headers: Record<string, unknown> }> {
+    const url = new URL(o.uri);
+    if (this.apiHost) {
+      url.protocol = this.apiHost.protocol;
+      url.host = this.apiHost.host;
+      if (this.apiHost.pathname !== "/") url.pathname = this.apiHost.pathname.replace(/\/$/, "") + url.pathname;
+    }
+    if (o.params && Object.keys(o.params).length) url.search = formEncode(o.params);
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    if (o.username !== undefined) headers.Authorization = "Basic " + Buffer.from(`${o.username}:${o.password ?? ""}`).toString("base64");
+    const method = o.method.toUpperCase() as HttpMethod;
+    const body = o.data && Object.keys(o.data).length ? formEncode(o.data) : undefined;
+    // Creates (POST) are not idempotent: the HttpClient never repeats one whose outcome is unknown.
+    const res = await this.http.request({ method, url: url.toString(), headers, body, idempotent: method !== "POST" });
+    if (res.status === 429) {
+      throw new RateLimitedError("Twilio rate limit (too many concurrent requests); retries exhausted", {
+        vendorCode: parseTwilioCode(res.body) ?? 20429,
+        retryAfterMs: parseRetryAfter(res.headers["retry-after"]),
+      });
+    }
+    return { statusCode: res.status, body: res.body, headers: res.headers };
+  }
+
+  /**
+   * Create a Message (POST /2010-04-01/Accounts/{AccountSid}/Messages.json).
+   * @throws TwilioError (21211 invalid To, 21610 opted out, …), AuthError (20003), RateLimitedError (20429 after retries),
+   *   TimeoutError (outcomeUnknown: the message may exist; never resent blindly)
+   */
+  async sendMessage(p: SendMessageParams): Promise<TwilioMessage> {
+    try {
+      const m = await this.sdk.messages.create({
+        to: p.to,
+        ...(p.from ? { from: p.from } : {}),
+        ...(p.messagingServiceSid ? { messagingServiceSid: p.messagingServiceSid } : {}),
+        ...(p.body !== undefined ? { body: p.body } : {}),
+        ...(p.mediaUrl && p.mediaUrl.length ? { mediaUrl: p.mediaUrl } : {}),
+        ...(p.statusCallback ? { statusCallback: p.statusCallback } : {}),
+      } as never);
+      return toMessage(m as unknown as Record<string, unknown>);
+    } catch (err) {
+      throw mapTwilioError(err);
+    }
+  }
+
+  /** Fetch a Message by SID (GET …/Messages/{Sid}.json). @throws as sendMessage (404 → TwilioError 20404) */
+  async fetchMessage(sid: string): Promise<TwilioMessage> {
+    try {
+      const m = await this.sdk.messages(sid).fetch();
+      return toMessage(m as unknown as Record<string, unknown>);
+    } catch (err) {
+      throw mapTwilioError(err);
+    }
+  }
+
+  /** The harmless call behind "Test connection": fetch the Account resource. @throws AuthError on bad credentials */
+  async fetchAccount(): Promise<TwilioAccountInfo> {
+    try {
+      const a = await this.sdk.api.v2010.accounts(this.accountSid).fetch();
+      return { sid: a.sid, friendlyName: a.friendlyName, status: a.status };
+    } catch (err) {
+      throw mapTwilioError(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+}
+
+function toMessage(m: Record<string, unknown>): TwilioMessage {
+  const seg = m.numSegments ?? m.num_segments;
+  return {
+    sid: String(m.sid),
+    status: String(m.status),
+    to: String(m.to),
+    from: (m.from as string) ?? null,
+    messagingServiceSid: ((m.messagingServiceSid ?? m.messaging_service_sid) as string) ?? null,
+    numSegments: seg === undefined || seg === null ? null : Number(seg),
+    errorCode: ((m.errorCode ?? m.error_code) as number) ?? null,
+    errorMessage: ((m.errorMessage ?? m.error_message) as string) ?? null,
+    dateCreated: m.dateCreated instanceof Date ? m.dateCreated.toISOString() : ((m.dateCreated as string) ?? null),
+  };
+}
+
+function parseTwilioCode(body: string): number | undefined {
+  try {
+    const j = JSON.parse(body) as { code?: unknown };
+    return typeof j.code === "number" ? j.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Map whatever the twilio package threw (RestException, TwilioServiceException, our errors) to typed errors. */
+export function mapTwilioError(err: unknown): Error {
+  const e = err as { status?: unknown; code?: unknown; message?: unknown; moreInfo?: unknown; title?: unknown; detail?: unknown };
+  if (err instanceof Error && "retryable" in err) return err; // already one of ours
+  if (typeof e?.status === "number") {
+    const status = e.status;
+    const code = typeof e.code === "number" ? e.code : undefined;
+    const text = String(e.message || e.detail || e.title || `Twilio answered HTTP ${status}`);
+    if (status === 401 || code === 20003) return new AuthError(`Twilio refused the credentials (${code ?? status}): ${text}`, { status, vendorCode: code ?? 20003 });
+    if (status === 429 || code === 20429) return new RateLimitedError(`Twilio rate limit: ${text}`, { vendorCode: code ?? 20429 });
+    return new TwilioError(text, { status, twilioCode: code, moreInfo: typeof e.moreInfo === "string" ? e.moreInfo : undefined });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
