@@ -22,7 +22,10 @@ export interface JobIdParts {
   id: string;
   /** Version of the record: its last modification time (ISO 8601) or the vendor's transaction id. */
   version: string;
-  /** Event action ("created", "updated", "deleted"); part of the identity so a delete is its own job. */
+  /**
+   * Event action. Only "deleted" changes the identity: "created" vs "updated" is a guess when polling and
+   * must not make the same change read by push and by poll look like two jobs.
+   */
   action?: string;
 }
 
@@ -32,7 +35,7 @@ export interface JobIdParts {
  */
 export function deriveJobId(p: JobIdParts): string {
   const canonicalVersion = normaliseVersion(p.version);
-  const text = [p.system, p.tenant, p.entity, p.id, canonicalVersion, p.action ?? ""].map((s) => s.replace(/\|/g, "||")).join("|");
+  const text = [p.system, p.tenant, p.entity, p.id, canonicalVersion, p.action === "deleted" ? "deleted" : ""].map((s) => s.replace(/\|/g, "||")).join("|");
   return "j" + sha256hex(text).slice(0, 32);
 }
 

@@ -131,6 +131,24 @@ export class BoundedStore<T> {
     return true;
   }
 
+  /**
+   * Atomic read-modify-write: `fn` sees the current value (undefined when absent) and returns the new
+   * value, or undefined to leave the entry unchanged. No other call interleaves between read and write.
+   * @returns true when a new value was written
+   */
+  async update(id: string, fn: (current: T | undefined) => T | undefined): Promise<boolean> {
+    await this.ready;
+    const key = this.keyOf(id);
+    const prev = this.live(key);
+    const next = fn(prev?.v);
+    if (next === undefined) return false;
+    const entry: StoredEntry<T> = prev ? { ...prev, v: next } : this.newEntry(id, next);
+    this.index.set(key, entry);
+    await this.backend.set(key, entry);
+    await this.evict();
+    return true;
+  }
+
   /** Insert or replace (keeps the original creation time and expiry of an existing entry unless `renew`). */
   async set(id: string, value: T, renew = false): Promise<void> {
     await this.ready;

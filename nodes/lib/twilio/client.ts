@@ -90,6 +90,8 @@ function formEncode(data: Record<string, unknown>): string {
 export class TwilioClient {
   readonly accountSid: string;
   readonly http: HttpClient;
+  /** REST calls authenticate with an API key (SK…) rather than the Auth Token. */
+  readonly usesApiKey: boolean;
   private readonly sdk: ReturnType<typeof twilio>;
   private readonly apiHost?: URL;
 
@@ -108,6 +110,7 @@ export class TwilioClient {
       }
     }
     this.accountSid = c.accountSid;
+    this.usesApiKey = useKey;
     this.http = new HttpClient({ timeoutMs: 15000, ...(opts.http ?? {}) });
     const region = opts.region && opts.region !== "us1" ? opts.region : undefined;
     const edge = opts.edge || (region ? REGION_EDGES[region] : undefined);
@@ -175,9 +178,18 @@ export class TwilioClient {
     }
   }
 
-  /** The harmless call behind "Test connection": fetch the Account resource. @throws AuthError on bad credentials */
-  async fetchAccount(): Promise<TwilioAccountInfo> {
+  /**
+   * The harmless call behind "Test connection". With the Auth Token: fetch the Account resource. With an
+   * API key: list one Message instead, because standard API keys may not read the Account resource
+   * (Twilio answers 401/20003 to them).
+   * @throws AuthError on bad credentials
+   */
+  async testConnection(): Promise<TwilioAccountInfo> {
     try {
+      if (this.usesApiKey) {
+        await this.sdk.messages.list({ limit: 1 });
+        return { sid: this.accountSid, friendlyName: "", status: "api key accepted" };
+      }
       const a = await this.sdk.api.v2010.accounts(this.accountSid).fetch();
       return { sid: a.sid, friendlyName: a.friendlyName, status: a.status };
     } catch (err) {

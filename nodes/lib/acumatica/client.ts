@@ -1,0 +1,938 @@
+/**
+ * Acumatica contract-based REST API client, owned by one `mlc-acumatica-config` node.
+ *
+ * - Sign-in: OAuth 2.0 resource-owner password grant + refresh grant on `POST {instance}/identity/connect/token`
+ *   (preferred), or the legacy cookie session `POST /entity/auth/login` … `POST /entity/auth/logout`.
+ *   One sign-in at a time (single-flight): concurrent callers await the same promise. Tokens are refreshed ~60 s
+ *   before `expires_in`; on an unexpected 401 the client refreshes / signs in once and replays the request once.
+ * - Every entity URL pins the endpoint: `{instance}/entity/{EndpointName}/{EndpointVersion}/{Entity}`.
+ * - Transport is the package's {@link HttpClient} (keep-alive pool, timeouts, safe retries, 429 backoff); this
+ *   module never retries on its own except the one replay after re-authentication.
+ * - Error text never contains tokens, cookies, passwords, request bodies, vendor stack traces or server paths.
+ *
+ * Acumatica documents followed (MYOB Acumatica Integration Development Guide, `https://help.myob.com.au/advanced/Docs/
+ * Published/IntegrationDevelopmentGuide/<page>`): `OAuthOIDC_ResourceOwner_AccessToken.html`,
+ * `OAuthOIDC_GettingStarted_RefreshToken.html`, `OAuthOIDC_GettingStarted_SignOut.html`,
+ * `OAuthOIDC_Registration_SlidingExpiration.html`, `IntegrationDev_RESTExample_Basic_Login.html`,
+ * `IntegrationDev_RESTExample_Basic_Logout.html`, `IntegrationDev_RESTExample_Parameter_filter.html`,
+ * `…_Parameter_expand.html`, `…_Parameter_custom.html`, `IS__con_License_Restrictions_API_Users.html`;
+ * official C# client `Acumatica/AcumaticaRESTAPIClientForCSharp` (`AuthApi.cs`, `ApiClient.cs`,
+ * `ApiClientExtensions.cs` for `If-Match`/`If-None-Match`).
+ */
+import { AuthError, ErpError, HttpError, MlcError, RateLimitedError, ValidationError } from "../errors";
+import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse } from "../http";
+import { parseRetryAfter } from "../retry";
+import { PlainRecord, unwrapValues, wrapValues } from "./values";
+
+/** Default web-service endpoint name (Web Service Endpoints, SM207060). */
+export const DEFAULT_ENDPOINT_NAME = "Default";
+/** Default endpoint version pinned in every URL. */
+export const DEFAULT_ENDPOINT_VERSION = "24.200.001";
+/** Default OAuth scope: `api` for the REST API, `offline_access` for a refresh token (one server session per grant). */
+export const DEFAULT_OAUTH_SCOPE = "api offline_access";
+/** How long before the access token's expiry it is refreshed, ms (reference §8: ~60 s). */
+export const DEFAULT_REFRESH_SKEW_MS = 60_000;
+
+/**
+ * Key fields per entity of the Default endpoint, in URL key order (`GET /Bill/{Type}/{ReferenceNbr}`), from the
+ * Default/24.200.001 OpenAPI schemas (reference §5). Entities not listed are addressed by their `id` GUID.
+ */
+export const ENTITY_KEY_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  Bill: ["Type", "ReferenceNbr"],
+  Check: ["Type", "ReferenceNbr"],
+  Payment: ["Type", "ReferenceNbr"],
+  Invoice: ["Type", "ReferenceNbr"],
+  SalesInvoice: ["Type", "ReferenceNbr"],
+  Vendor: ["VendorID"],
+  Customer: ["CustomerID"],
+  Employee: ["EmployeeID"],
+};
+
+/**
+ * OAuth 2.0 resource-owner password credentials (MYOB-IDG `OAuthOIDC_ResourceOwner_AccessToken.html`).
+ * `clientId` is the full `<generated ID>@<Tenant>` string from Connected Applications (SM303010).
+ */
+export interface AcumaticaOAuthAuth {
+  mode: "oauth";
+  /** Full client ID, e.g. `3F2A9C10-1B2C-4D5E-8F90-ABCDEF012345@AcmeProd`. A bare ID is rejected. */
+  clientId: string;
+  clientSecret: string;
+  username: string;
+  password: string;
+  /** Space-separated scopes; default `"api offline_access"`. */
+  scope?: string;
+}
+
+/** Legacy cookie session (MYOB-IDG `IntegrationDev_RESTExample_Basic_Login.html`). */
+export interface AcumaticaCookieAuth {
+  mode: "cookie";
+  username: string;
+  password: string;
+  /** Branch ID to sign in to (optional). */
+  branch?: string;
+  /** Locale, e.g. "en-US" (optional). */
+  locale?: string;
+}
+
+export type AcumaticaAuth = AcumaticaOAuthAuth | AcumaticaCookieAuth;
+
+/** Options of {@link AcumaticaClient}. */
+export interface AcumaticaClientOptions {
+  /** Instance URL, e.g. `https://acme.acumatica.com` or `https://host/MyInstance` (virtual directory kept). */
+  instanceUrl: string;
+  /** Tenant login name (SM203520); sent as `tenant` on cookie sign-in. For OAuth the client ID's `@Tenant` applies. */
+  tenant: string;
+  /** Web-service endpoint name; default "Default". */
+  endpointName?: string;
+  /** Endpoint version `\d+.\d+.\d+`; default "24.200.001". */
+  endpointVersion?: string;
+  auth: AcumaticaAuth;
+  /** Transport options (timeouts in ms, pool size, retry policy). */
+  http?: HttpClientOptions;
+  /**
+   * Called synchronously with every refresh token the server returns (password grant and each refresh), before
+   * the new access token is used, so the owner can persist it. Exceptions thrown by the callback are ignored.
+   */
+  onTokens?: (t: { refreshToken: string }) => void;
+  /** Refresh the access token this long before it expires, ms; default 60000 (capped at half the token lifetime). */
+  refreshSkewMs?: number;
+  /** Clock in ms since the epoch (tests); default `Date.now`. */
+  now?: () => number;
+}
+
+/** Query options shared by reads and writes (reference §4). Lists may be given as arrays or comma-separated text. */
+export interface QueryShapeOptions {
+  /** `$select`, e.g. `["ReferenceNbr", "MainContact/Phone1"]`. */
+  select?: string | string[];
+  /** `$expand`, e.g. `"MainContact"` (linked/detail entities are not returned without it). */
+  expand?: string | string[];
+  /** `$custom`, e.g. `"Document.UsrField"`. */
+  custom?: string | string[];
+}
+
+/** Options of {@link AcumaticaClient.list}. */
+export interface ListOptions extends QueryShapeOptions {
+  /** OData `$filter` text (values are URL-encoded by the client; build date literals with {@link datetimeOffsetLiteral}). */
+  filter?: string;
+  /** `$top`: maximum rows (for {@link AcumaticaClient.listAll}: maximum rows over all pages). */
+  top?: number;
+  /** `$skip`: rows to skip (for {@link AcumaticaClient.listAll}: starting offset). */
+  skip?: number;
+}
+
+/** Options of {@link AcumaticaClient.get}. */
+export type GetOptions = QueryShapeOptions;
+
+/** Options of {@link AcumaticaClient.put}. */
+export interface PutOptions extends QueryShapeOptions {
+  /** "upsert" (default, no precondition), "insert" (`If-None-Match: *`), "update" (`If-Match: *`). */
+  mode?: "upsert" | "insert" | "update";
+}
+
+/** Result of {@link AcumaticaClient.testConnection}. */
+export interface ConnectionTestResult {
+  ok: true;
+  /** Endpoint name used. */
+  endpoint: string;
+  /** Endpoint version used. */
+  version: string;
+}
+
+/** Diagnostic snapshot of the client's sign-in state (no secrets: cookie names only, never values). */
+export interface AcumaticaSessionInfo {
+  mode: "oauth" | "cookie";
+  signedIn: boolean;
+  /** Names of the cookies held (cookie mode). */
+  cookieNames: string[];
+  /** Access-token expiry, ms since the epoch (OAuth). */
+  accessTokenExpiresAt?: number;
+  hasRefreshToken: boolean;
+  closed: boolean;
+}
+
+const ENDPOINT_VERSION_RE = /^\d+\.\d+\.\d+$/;
+const ENDPOINT_NAME_RE = /^[A-Za-z0-9_.-]+$/;
+const ENTITY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const CLIENT_ID_RE = /^[^@\s]+@[^@\s]+$/;
+
+// ---------------------------------------------------------------------------------------------------------------------
+// OData date-time literal
+// ---------------------------------------------------------------------------------------------------------------------
+
+const ISO_IN_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+
+/**
+ * Build an OData `datetimeoffset'…'` literal in Acumatica's format `yyyy-MM-ddTHH:mm:ss.fffK`
+ * (MYOB-IDG `IntegrationDev_RESTExample_Parameter_filter.html`), e.g.
+ * `datetimeOffsetLiteral("2025-03-10T14:22:31.117Z")` → `datetimeoffset'2025-03-10T14:22:31.117+00:00'`.
+ *
+ * The wall-clock time and the offset of the input are kept (`…+02:00` stays `+02:00`); `Z` becomes `+00:00`;
+ * fractions beyond ms are truncated. A date alone means midnight UTC. The literal is returned unencoded: the client
+ * URL-encodes the whole `$filter` (`+` → `%2B`, `:` → `%3A`).
+ * @param iso ISO 8601 date or date-time with offset
+ * @throws ValidationError when the text is not a valid ISO date-time, or a date-time has no offset (ambiguous:
+ *   Acumatica would read it in the instance time zone)
+ */
+export function datetimeOffsetLiteral(iso: string): string {
+  const m = typeof iso === "string" ? ISO_IN_RE.exec(iso.trim()) : null;
+  if (!m) throw new ValidationError(`Not an ISO 8601 date-time: ${JSON.stringify(String(iso)).slice(0, 60)}`);
+  const [, y, mo, d, h, mi, s = "00", frac = "", off] = m;
+  if (h !== undefined && off === undefined) {
+    throw new ValidationError(`Date-time ${iso} has no UTC offset; add "Z" or "+hh:mm" (Acumatica would otherwise read it in the instance time zone)`);
+  }
+  const hh = h ?? "00";
+  const mm = mi ?? "00";
+  const probe = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(hh), Number(mm), Number(s)));
+  if (
+    probe.getUTCFullYear() !== Number(y) ||
+    probe.getUTCMonth() !== Number(mo) - 1 ||
+    probe.getUTCDate() !== Number(d) ||
+    probe.getUTCHours() !== Number(hh) ||
+    probe.getUTCMinutes() !== Number(mm) ||
+    probe.getUTCSeconds() !== Number(s)
+  ) {
+    throw new ValidationError(`Not a valid date-time: ${iso}`);
+  }
+  let offset = "+00:00";
+  if (off && off.toUpperCase() !== "Z") {
+    const digits = off.slice(1).replace(":", "");
+    const oh = digits.slice(0, 2);
+    const om = digits.slice(2, 4) || "00";
+    if (Number(oh) > 14 || Number(om) > 59) throw new ValidationError(`Not a valid UTC offset: ${off}`);
+    offset = `${off[0]}${oh}:${om}`;
+  }
+  const fff = (frac + "000").slice(0, 3);
+  return `datetimeoffset'${y}-${mo}-${d}T${hh}:${mm}:${s}.${fff}${offset}'`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------------------------------------------------
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function parseJson(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Looks like a server path, a source file or a stack frame: never surfaced. */
+function hasPathLikeText(s: string): boolean {
+  return /[A-Za-z]:\\|\\\\|\.(cs|dll|aspx|ashx|config|vb)\b|\bat [\w.`<>]+\(|\bline \d+\b|(^|[\s'"(])\/(?:[\w.-]+\/){2,}/i.test(s);
+}
+
+/** Vendor text made safe for an error message: one line, paths scrubbed, bounded length. */
+function safeText(s: unknown, max = 400): string | undefined {
+  if (typeof s !== "string") return undefined;
+  let t = s.replace(/\s+/g, " ").trim();
+  t = t.replace(/[A-Za-z]:\\[^\s'"]*/g, "<path>").replace(/\\\\[^\s'"]+/g, "<path>");
+  if (t.length > max) t = `${t.slice(0, max - 1)}…`;
+  return t || undefined;
+}
+
+/** Safe message and exception type out of an Acumatica `HttpError` body (reference §6). */
+function describeHttpError(body: string): { text?: string; exceptionType?: string } {
+  const parsed = parseJson(body);
+  if (!isObj(parsed)) return {};
+  const message = safeText(parsed.message);
+  const rawEx = typeof parsed.exceptionMessage === "string" ? parsed.exceptionMessage : undefined;
+  const ex = rawEx && !hasPathLikeText(rawEx) ? safeText(rawEx) : undefined;
+  let text = message;
+  if (ex && ex !== message) {
+    if (!message) text = ex;
+    else if (ex.startsWith(message)) text = ex;
+    else if (!message.includes(ex)) text = `${message} (${ex})`;
+  }
+  const messageDetail = safeText(parsed.messageDetail);
+  if (!text && messageDetail && !hasPathLikeText(messageDetail)) text = messageDetail;
+  const exceptionType = typeof parsed.exceptionType === "string" && /^[\w.`]+$/.test(parsed.exceptionType) ? parsed.exceptionType : undefined;
+  return { text, exceptionType };
+}
+
+function joinList(v: string | string[] | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const s = (Array.isArray(v) ? v : [v])
+    .map((x) => String(x).trim())
+    .filter(Boolean)
+    .join(",");
+  return s || undefined;
+}
+
+/** `?$k=v&…` with every value percent-encoded (`+` → `%2B`, `:` → `%3A`, space → `%20`). */
+function queryString(params: [string, string | undefined][]): string {
+  const parts = params.filter((p): p is [string, string] => p[1] !== undefined && p[1] !== "").map(([k, v]) => `${k}=${encodeURIComponent(v)}`);
+  return parts.length ? `?${parts.join("&")}` : "";
+}
+
+function nonNegInt(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < 0 || v > 2_147_483_647) throw new ValidationError(`${name} must be a non-negative integer, got ${String(v)}`);
+  return v;
+}
+
+function keyText(v: unknown): string | undefined {
+  if (typeof v === "string" && v.trim() !== "") return v;
+  if (typeof v === "number" && Number.isFinite(v)) return String(v);
+  return undefined;
+}
+
+/** Record key `Type/ReferenceNbr` (or `id`) of a plain record, when it has one; used as `recordId` in errors. */
+export function recordKeyOf(entity: string, record: PlainRecord | undefined): string | undefined {
+  if (!record) return undefined;
+  const fields = ENTITY_KEY_FIELDS[entity];
+  if (fields) {
+    const vals = fields.map((f) => keyText(record[f]));
+    if (vals.every((v) => v !== undefined)) return vals.join("/");
+  }
+  return keyText(record.id);
+}
+
+interface CallSpec {
+  method: HttpMethod;
+  url: string;
+  body?: string;
+  headers?: Record<string, string>;
+  idempotent?: boolean;
+}
+
+interface FailContext {
+  /** Short description of the operation for messages, e.g. "GET Bill". */
+  op: string;
+  entity?: string;
+  recordId?: string;
+  idempotent: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// the client
+// ---------------------------------------------------------------------------------------------------------------------
+
+/**
+ * One Acumatica connection (one sign-in: token grant or cookie session) shared by every node that uses the same
+ * config node. Create once, call {@link close} when the config node closes (always signs out).
+ *
+ * Thread-safety: any number of concurrent calls; sign-in, refresh and re-login happen once for all of them.
+ */
+export class AcumaticaClient {
+  /** Endpoint name in every URL. */
+  readonly endpointName: string;
+  /** Endpoint version in every URL. */
+  readonly endpointVersion: string;
+  /** Tenant the client signs in to. */
+  readonly tenant: string;
+  /** Instance URL without trailing slash (virtual directory kept). */
+  readonly instanceUrl: string;
+
+  private readonly auth: AcumaticaAuth;
+  private readonly http: HttpClient;
+  private readonly onTokens?: (t: { refreshToken: string }) => void;
+  private readonly refreshSkewMs: number;
+  private readonly now: () => number;
+  private readonly entityBase: string;
+
+  // OAuth state
+  private accessToken?: string;
+  private refreshAt = 0;
+  private expiresAt = 0;
+  private refreshToken?: string;
+  // cookie state
+  private readonly jar = new Map<string, string>();
+  private signedIn = false;
+  // shared
+  /** Incremented after each successful sign-in / refresh; lets a 401 tell whether someone already renewed. */
+  private generation = 0;
+  private renewing?: Promise<void>;
+  private closed = false;
+  private closing?: Promise<void>;
+
+  /**
+   * @throws ValidationError when the instance URL does not parse (http/https only), the endpoint name/version are
+   *   malformed (version must match `\d+.\d+.\d+`), credentials are missing, or the OAuth client ID is not the full
+   *   `<generated ID>@<Tenant>` form (MYOB-IDG `OAuthOIDC_ResourceOwner_AccessToken.html`).
+   */
+  constructor(opts: AcumaticaClientOptions) {
+    if (!opts || typeof opts !== "object") throw new ValidationError("Acumatica client options are required");
+    let url: URL;
+    try {
+      url = new URL(String(opts.instanceUrl ?? "").trim());
+    } catch {
+      throw new ValidationError("Acumatica instance URL is not a valid URL (expected e.g. https://acme.acumatica.com or https://host/InstanceName)");
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") throw new ValidationError("Acumatica instance URL must start with https:// (or http://)");
+    if (url.username || url.password) throw new ValidationError("Acumatica instance URL must not contain user credentials");
+    if (url.search || url.hash) throw new ValidationError("Acumatica instance URL must not contain a query string or fragment");
+    this.instanceUrl = `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+
+    this.endpointName = (opts.endpointName ?? "").trim() || DEFAULT_ENDPOINT_NAME;
+    this.endpointVersion = (opts.endpointVersion ?? "").trim() || DEFAULT_ENDPOINT_VERSION;
+    if (!ENDPOINT_NAME_RE.test(this.endpointName)) throw new ValidationError(`Acumatica endpoint name "${this.endpointName}" may contain only letters, digits, "_", "-" and "."`);
+    if (!ENDPOINT_VERSION_RE.test(this.endpointVersion)) {
+      throw new ValidationError(`Acumatica endpoint version "${this.endpointVersion}" must look like 24.200.001 (see Web Service Endpoints, SM207060)`);
+    }
+
+    const auth = opts.auth;
+    if (!auth || (auth.mode !== "oauth" && auth.mode !== "cookie")) throw new ValidationError('Acumatica auth.mode must be "oauth" or "cookie"');
+    if (!auth.username || !auth.password) throw new ValidationError("Acumatica user name and password are required");
+    if (auth.mode === "oauth") {
+      const clientId = String(auth.clientId ?? "").trim();
+      if (!CLIENT_ID_RE.test(clientId)) {
+        throw new ValidationError(
+          "Acumatica OAuth client ID must be the full form <generated ID>@<Tenant> exactly as shown on Connected Applications (SM303010), " +
+            "e.g. 3F2A9C10-1B2C-4D5E-8F90-ABCDEF012345@AcmeProd; a bare ID is not a valid client ID",
+        );
+      }
+      if (!auth.clientSecret) throw new ValidationError("Acumatica OAuth client secret is required");
+      this.auth = { ...auth, clientId, scope: (auth.scope ?? "").trim() || DEFAULT_OAUTH_SCOPE };
+      this.tenant = String(opts.tenant ?? "").trim() || clientId.slice(clientId.indexOf("@") + 1);
+    } else {
+      this.auth = { ...auth };
+      this.tenant = String(opts.tenant ?? "").trim();
+      if (!this.tenant) throw new ValidationError("Acumatica tenant (login name of the tenant, SM203520) is required for cookie sign-in");
+    }
+
+    this.entityBase = `${this.instanceUrl}/entity/${encodeURIComponent(this.endpointName)}/${this.endpointVersion}`;
+    this.onTokens = opts.onTokens;
+    this.refreshSkewMs = opts.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS;
+    this.now = opts.now ?? Date.now;
+    this.http = new HttpClient(opts.http);
+  }
+
+  // ------------------------------------------------------------------------------------------------------------- reads
+
+  /**
+   * `GET /{Entity}?$filter&$select&$expand&$custom&$top&$skip` → unwrapped records (reference §4; the API answers a
+   * bare JSON array, no envelope, no next link).
+   * @param entity entity name of the endpoint, e.g. "Bill"
+   * @throws ValidationError bad entity name / top / skip; ErpError `endpoint_mismatch`, `unknown_entity`,
+   *   `bad_request` (e.g. a bad `$filter`); AuthError; RateLimitedError (429 after retries); HttpError (5xx);
+   *   TimeoutError
+   */
+  async list(entity: string, opts: ListOptions = {}): Promise<PlainRecord[]> {
+    this.checkEntity(entity);
+    const url = `${this.entityBase}/${entity}${queryString([
+      ["$filter", opts.filter?.trim() || undefined],
+      ["$select", joinList(opts.select)],
+      ["$expand", joinList(opts.expand)],
+      ["$custom", joinList(opts.custom)],
+      ["$skip", nonNegInt("skip", opts.skip)?.toString()],
+      ["$top", nonNegInt("top", opts.top)?.toString()],
+    ])}`;
+    const ctx: FailContext = { op: `list ${entity}`, entity, idempotent: true };
+    const res = await this.call({ method: "GET", url }, ctx);
+    if (res.status !== 200) throw this.fail(res, ctx);
+    const data = parseJson(res.body);
+    if (!Array.isArray(data)) throw new ErpError(`Acumatica answered list ${entity} with something other than a JSON array`, { code: "unexpected_response", status: res.status });
+    return data.map((r) => unwrapValues(r));
+  }
+
+  /**
+   * Every record matching `opts`, page by page (`$top = pageSize`, `$skip` advancing) until a page comes back
+   * shorter than asked (there is no next link; reference §4). Records are yielded one at a time.
+   * Ordering across pages is not guaranteed by Acumatica: incremental reads must dedupe (see events.ts PollWindow).
+   * @param opts `top` caps the total number of records, `skip` is the starting offset
+   * @param pageSize rows per request, 1…10000 (default 100)
+   * @throws as {@link list}
+   */
+  async *listAll(entity: string, opts: ListOptions = {}, pageSize = 100): AsyncGenerator<PlainRecord, void, undefined> {
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000) throw new ValidationError(`pageSize must be an integer 1…10000, got ${String(pageSize)}`);
+    let skip = nonNegInt("skip", opts.skip) ?? 0;
+    let remaining = nonNegInt("top", opts.top) ?? Number.POSITIVE_INFINITY;
+    while (remaining > 0) {
+      const top = Math.min(pageSize, remaining);
+      const page = await this.list(entity, { ...opts, top, skip });
+      for (const r of page) yield r;
+      skip += page.length;
+      remaining -= page.length;
+      if (page.length < top) return;
+    }
+  }
+
+  /**
+   * `GET /{Entity}/{key1}/{key2}` (keys in key order) or `GET /{Entity}/{id}` (session GUID).
+   * @param keysOrId an array of key values, or one string: a GUID, a single key, or keys joined by "/" (the
+   *   `msg.erp.id` form, e.g. "Bill/000123"); each segment is percent-encoded
+   * @returns the unwrapped record, or `null` when Acumatica answers 404 "not found"
+   * @throws ValidationError empty keys; ErpError `endpoint_mismatch` / `unknown_entity` (a 404 that is not
+   *   "record not found"), `bad_request` (wrong number of keys); AuthError; RateLimitedError; HttpError; TimeoutError
+   */
+  async get(entity: string, keysOrId: string | string[], opts: GetOptions = {}): Promise<PlainRecord | null> {
+    this.checkEntity(entity);
+    const segs = (Array.isArray(keysOrId) ? keysOrId.map((k) => String(k)) : String(keysOrId ?? "").split("/")).map((s) => s.trim());
+    if (segs.length === 0 || segs.some((s) => s === "")) throw new ValidationError(`Acumatica ${entity} key is empty or has an empty part: ${JSON.stringify(keysOrId)}`);
+    const url = `${this.entityBase}/${entity}/${segs.map(encodeURIComponent).join("/")}${queryString([
+      ["$select", joinList(opts.select)],
+      ["$expand", joinList(opts.expand)],
+      ["$custom", joinList(opts.custom)],
+    ])}`;
+    const recordId = segs.join("/");
+    const ctx: FailContext = { op: `get ${entity}`, entity, recordId, idempotent: true };
+    const res = await this.call({ method: "GET", url }, ctx);
+    if (res.status === 404) {
+      const err = this.fail(res, ctx);
+      if (err.code === "not_found") return null;
+      throw err;
+    }
+    if (res.status !== 200) throw this.fail(res, ctx);
+    const data = parseJson(res.body);
+    if (!isObj(data)) throw new ErpError(`Acumatica answered get ${entity} with something other than an entity object`, { code: "unexpected_response", status: res.status, recordId });
+    return unwrapValues(data);
+  }
+
+  // ------------------------------------------------------------------------------------------------------------ writes
+
+  /**
+   * `PUT /{Entity}` with the record wrapped into value objects ({@link wrapValues}: nested objects and arrays
+   * recursively, `note` wrapped, `id` bare). `mode: "insert"` sends `If-None-Match: *`, `"update"` sends
+   * `If-Match: *` (official C# client `ApiClientExtensions.ComposePutHeaders`).
+   * An insert is sent as non-idempotent: if the connection breaks after sending, a TimeoutError with
+   * `outcomeUnknown` is thrown rather than a blind repeat (which would answer 412).
+   * @returns the record as saved, unwrapped
+   * @throws ErpError `precondition_failed` (412), `validation_failed` (422: message lists the field-level and entity
+   *   `error` texts; `recordId` = the record key), `endpoint_mismatch`, `bad_request`; AuthError; RateLimitedError;
+   *   HttpError (5xx); TimeoutError
+   */
+  async put(entity: string, record: PlainRecord, opts: PutOptions = {}): Promise<PlainRecord> {
+    this.checkEntity(entity);
+    if (!isObj(record)) throw new ValidationError(`Acumatica ${entity} record must be an object`);
+    const mode = opts.mode ?? "upsert";
+    if (mode !== "upsert" && mode !== "insert" && mode !== "update") throw new ValidationError(`put mode must be upsert, insert or update, got ${String(mode)}`);
+    const headers: Record<string, string> = {};
+    if (mode === "insert") headers["If-None-Match"] = "*";
+    if (mode === "update") headers["If-Match"] = "*";
+    const url = `${this.entityBase}/${entity}${queryString([
+      ["$select", joinList(opts.select)],
+      ["$expand", joinList(opts.expand)],
+      ["$custom", joinList(opts.custom)],
+    ])}`;
+    const recordId = recordKeyOf(entity, record);
+    const ctx: FailContext = { op: `${mode} ${entity}`, entity, recordId, idempotent: mode !== "insert" };
+    const res = await this.call({ method: "PUT", url, body: JSON.stringify(wrapValues(record)), headers, idempotent: mode !== "insert" }, ctx);
+    if (res.status === 200 || res.status === 201) {
+      const data = parseJson(res.body);
+      return isObj(data) ? unwrapValues(data) : {};
+    }
+    if (res.status === 204) return {};
+    if (res.status === 412) {
+      const { text } = describeHttpError(res.body);
+      const what =
+        mode === "insert"
+          ? `the ${entity} record already exists (insert only, If-None-Match: *)`
+          : mode === "update"
+            ? `the ${entity} record does not exist (update only, If-Match: *)`
+            : `a precondition failed`;
+      throw new ErpError(`Acumatica refused to ${mode} ${entity}${recordId ? ` ${recordId}` : ""}: ${what}${text ? ` — ${text}` : ""}`, {
+        code: "precondition_failed",
+        status: 412,
+        recordId,
+      });
+    }
+    if (res.status === 422) throw this.validationError(res, entity, mode, recordId);
+    throw this.fail(res, ctx);
+  }
+
+  // ------------------------------------------------------------------------------------------------------- connection
+
+  /**
+   * Harmless connectivity check: signs in (if needed) and reads `GET /Vendor?$top=1&$select=VendorID`.
+   * @returns `{ ok: true, endpoint, version }`
+   * @throws AuthError (credentials/client refused), ErpError `endpoint_mismatch` / `api_login_limit`,
+   *   RateLimitedError, HttpError, TimeoutError — the same errors a real call would raise
+   */
+  async testConnection(): Promise<ConnectionTestResult> {
+    await this.list("Vendor", { top: 1, select: "VendorID" });
+    return { ok: true, endpoint: this.endpointName, version: this.endpointVersion };
+  }
+
+  /** Diagnostic snapshot (no secret values). */
+  sessionInfo(): AcumaticaSessionInfo {
+    const info: AcumaticaSessionInfo = {
+      mode: this.auth.mode,
+      signedIn: this.auth.mode === "oauth" ? this.accessToken !== undefined : this.signedIn,
+      cookieNames: [...this.jar.keys()],
+      hasRefreshToken: this.refreshToken !== undefined,
+      closed: this.closed,
+    };
+    if (this.accessToken) info.accessTokenExpiresAt = this.expiresAt;
+    return info;
+  }
+
+  /**
+   * Sign out and close the connection pool. Idempotent; never throws.
+   * - cookie mode: `POST /entity/auth/logout` whenever a session (or any session cookie) is held
+   *   (MYOB-IDG `IntegrationDev_RESTExample_Basic_Logout.html`: leaked sessions count against the licence and cannot
+   *   be force-closed).
+   * - OAuth: when a grant is held, `POST /entity/auth/logout` with the Bearer token ends the server session
+   *   (MYOB-IDG `OAuthOIDC_GettingStarted_SignOut.html`: the licence counts API users); an expired access token is
+   *   refreshed first when a refresh token exists. Tokens are then dropped (a persisted refresh token is no longer
+   *   useful after sign-out; the next client signs in with the password grant).
+   * Waits for a sign-in in progress before signing out. After close every call throws ErpError `client_closed`.
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closed = true;
+    this.closing = (async () => {
+      try {
+        if (this.renewing) await this.renewing.catch(() => undefined);
+        await this.signOut();
+      } catch {
+        // sign-out is best effort; the pool is closed regardless
+      } finally {
+        this.accessToken = undefined;
+        this.refreshToken = undefined;
+        this.jar.clear();
+        this.signedIn = false;
+        await this.http.close().catch(() => undefined);
+      }
+    })();
+    return this.closing;
+  }
+
+  // ------------------------------------------------------------------------------------------------ request plumbing
+
+  private checkEntity(entity: string): void {
+    if (this.closed) throw new ErpError("Acumatica client is closed (its config node was stopped or redeployed)", { code: "client_closed" });
+    if (typeof entity !== "string" || !ENTITY_RE.test(entity)) throw new ValidationError(`Not a valid Acumatica entity name: ${JSON.stringify(entity)}`);
+  }
+
+  private authHeaders(): Record<string, string> {
+    if (this.auth.mode === "oauth") return this.accessToken ? { Authorization: `Bearer ${this.accessToken}` } : {};
+    return this.jar.size ? { Cookie: this.cookieHeader() } : {};
+  }
+
+  private cookieHeader(): string {
+    return [...this.jar].map(([k, v]) => `${k}=${v}`).join("; ");
+  }
+
+  private async send(spec: CallSpec): Promise<HttpResponse> {
+    const headers: Record<string, string> = { Accept: "application/json", ...(spec.headers ?? {}), ...this.authHeaders() };
+    if (spec.body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await this.http.request({ method: spec.method, url: spec.url, headers, body: spec.body, idempotent: spec.idempotent });
+    if (this.auth.mode === "cookie") this.absorbCookies(res);
+    return res;
+  }
+
+  /** Authenticated call: sign in if needed, send, and on 401 renew once and replay once. */
+  private async call(spec: CallSpec, ctx: FailContext): Promise<HttpResponse> {
+    const gen = await this.ensureAuth();
+    const first = await this.send(spec);
+    if (first.status !== 401) return first;
+    if (this.closed) return first;
+    await this.renew(gen);
+    const second = await this.send(spec);
+    if (second.status === 401) {
+      // the caller maps it; make the message say a renewal was already tried
+      ctx.op = `${ctx.op} (after signing in again)`;
+    }
+    return second;
+  }
+
+  private authValid(): boolean {
+    if (this.auth.mode === "oauth") return this.accessToken !== undefined && this.now() < this.refreshAt;
+    return this.signedIn;
+  }
+
+  /** Ensure a usable token/session; returns the generation it belongs to. */
+  private async ensureAuth(): Promise<number> {
+    if (this.renewing) await this.renewing;
+    if (!this.authValid()) await this.renew(this.generation);
+    return this.generation;
+  }
+
+  /**
+   * Single-flight renewal. `seenGen` is the generation the caller used: if a renewal finished since, the caller
+   * just replays with the new credentials; if one is running, the caller awaits it; otherwise this call starts it.
+   */
+  private renew(seenGen: number): Promise<void> {
+    if (this.renewing) return this.renewing;
+    if (this.generation !== seenGen && this.authValid()) return Promise.resolve();
+    if (this.closed) return Promise.reject(new ErpError("Acumatica client is closed (its config node was stopped or redeployed)", { code: "client_closed" }));
+    // current credentials are known bad (401) or about to expire: nobody may use them any more
+    this.accessToken = undefined;
+    this.signedIn = false;
+    const p = (async () => {
+      try {
+        if (this.auth.mode === "oauth") await this.oauthRenew(this.auth);
+        else await this.cookieLogin(this.auth);
+        this.generation++;
+      } finally {
+        this.renewing = undefined;
+      }
+    })();
+    this.renewing = p;
+    return p;
+  }
+
+  // ------------------------------------------------------------------------------------------------------------ OAuth
+
+  private async oauthRenew(auth: AcumaticaOAuthAuth): Promise<void> {
+    if (this.refreshToken) {
+      try {
+        await this.tokenRequest(auth, { grant_type: "refresh_token", refresh_token: this.refreshToken });
+        return;
+      } catch (err) {
+        // an expired / revoked / already rotated refresh token: start a new grant with the password
+        if (!(err instanceof AuthError && err.vendorCode === "invalid_grant")) throw err;
+        this.refreshToken = undefined;
+      }
+    }
+    await this.tokenRequest(auth, { grant_type: "password", username: auth.username, password: auth.password, scope: auth.scope ?? DEFAULT_OAUTH_SCOPE });
+  }
+
+  /** `POST /identity/connect/token` (form body, never logged). Stores the tokens or throws a typed error. */
+  private async tokenRequest(auth: AcumaticaOAuthAuth, form: Record<string, string>): Promise<void> {
+    const grant = form.grant_type;
+    const body = new URLSearchParams({ ...form, client_id: auth.clientId, client_secret: auth.clientSecret }).toString();
+    const res = await this.http.request({
+      method: "POST",
+      url: `${this.instanceUrl}/identity/connect/token`,
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
+      body,
+      idempotent: false,
+    });
+    const parsed = parseJson(res.body);
+    if (res.status === 200 && isObj(parsed) && typeof parsed.access_token === "string" && parsed.access_token) {
+      const ttlSec = typeof parsed.expires_in === "number" && parsed.expires_in > 0 ? parsed.expires_in : 3600;
+      const ttlMs = ttlSec * 1000;
+      if (typeof parsed.refresh_token === "string" && parsed.refresh_token) {
+        // always keep the newest refresh token (rotation ⚠️ unverified; the official client overwrites it too)
+        this.refreshToken = parsed.refresh_token;
+        try {
+          this.onTokens?.({ refreshToken: parsed.refresh_token });
+        } catch {
+          // persisting is the owner's concern; never let it break sign-in
+        }
+      }
+      const now = this.now();
+      this.accessToken = parsed.access_token;
+      this.expiresAt = now + ttlMs;
+      this.refreshAt = now + ttlMs - Math.min(this.refreshSkewMs, ttlMs / 2);
+      return;
+    }
+    throw this.tokenError(res, parsed, grant);
+  }
+
+  private tokenError(res: HttpResponse, parsed: unknown, grant: string): MlcError {
+    const obj = isObj(parsed) ? parsed : {};
+    const error = typeof obj.error === "string" ? obj.error : undefined;
+    const description = typeof obj.error_description === "string" && !hasPathLikeText(obj.error_description) ? safeText(obj.error_description, 200) : undefined;
+    const grantText = grant === "refresh_token" ? "OAuth token refresh" : "OAuth sign-in";
+    if (/API Login Limit/i.test(res.body)) return this.loginLimitError(res.status);
+    if (res.status === 429) {
+      return new RateLimitedError(`Acumatica rate limit hit on ${grantText} (HTTP 429, after retries)`, { retryAfterMs: parseRetryAfter(res.headers["retry-after"]) });
+    }
+    const detail = description ? ` (${description})` : "";
+    switch (error) {
+      case "invalid_client":
+        return new AuthError(
+          `Acumatica refused the OAuth client (invalid_client)${detail}: check the client secret and that the client ID is the full <generated ID>@<Tenant> form exactly as shown on Connected Applications (SM303010)`,
+          { status: res.status, vendorCode: error },
+        );
+      case "invalid_grant":
+        return new AuthError(
+          grant === "refresh_token"
+            ? `Acumatica refused the refresh token (invalid_grant)${detail}: it expired or was revoked; sign in again`
+            : `Acumatica refused the OAuth sign-in (invalid_grant)${detail}: check the user name and password and that the user may use this connected application`,
+          { status: res.status, vendorCode: error },
+        );
+      case "invalid_scope":
+        return new AuthError(`Acumatica refused the OAuth scope (invalid_scope)${detail}: request only scopes enabled for the application on Connected Applications (SM303010), normally "api offline_access"`, {
+          status: res.status,
+          vendorCode: error,
+        });
+      case undefined:
+        break;
+      default:
+        return new AuthError(`Acumatica refused the ${grantText} (${safeText(error, 60)})${detail}`, { status: res.status, vendorCode: safeText(error, 60) });
+    }
+    if (res.status >= 500) return new HttpError(`Acumatica token endpoint failed (HTTP ${res.status}) on ${grantText}`, res.status, { retryable: false });
+    if (res.status === 404) {
+      return new ErpError(`Acumatica token endpoint not found at ${this.instanceUrl}/identity/connect/token (HTTP 404): check the instance URL (including any virtual directory)`, {
+        code: "endpoint_mismatch",
+        status: 404,
+      });
+    }
+    return new AuthError(`Acumatica refused the ${grantText} (HTTP ${res.status})`, { status: res.status });
+  }
+
+  // ----------------------------------------------------------------------------------------------------------- cookie
+
+  private async cookieLogin(auth: AcumaticaCookieAuth): Promise<void> {
+    this.jar.clear();
+    const payload: Record<string, string> = { name: auth.username, password: auth.password, tenant: this.tenant };
+    if (auth.branch) payload.branch = auth.branch;
+    if (auth.locale) payload.locale = auth.locale;
+    const res = await this.http.request({
+      method: "POST",
+      url: `${this.instanceUrl}/entity/auth/login`,
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(payload),
+      idempotent: false,
+    });
+    this.absorbCookies(res);
+    if (res.status === 204 || res.status === 200) {
+      this.signedIn = true;
+      return;
+    }
+    this.jar.clear();
+    if (/API Login Limit/i.test(res.body)) throw this.loginLimitError(res.status);
+    if (/Invalid credentials/i.test(res.body)) {
+      throw new AuthError(`Acumatica sign-in refused: invalid credentials (check user name, password and tenant "${this.tenant}")`, { status: res.status, vendorCode: "invalid_credentials" });
+    }
+    if (res.status === 429) throw new RateLimitedError("Acumatica rate limit hit on sign-in (HTTP 429, after retries)", { retryAfterMs: parseRetryAfter(res.headers["retry-after"]) });
+    const { text } = describeHttpError(res.body);
+    if (res.status === 404) {
+      throw new ErpError(`Acumatica sign-in endpoint not found at ${this.instanceUrl}/entity/auth/login (HTTP 404): check the instance URL (including any virtual directory)`, {
+        code: "endpoint_mismatch",
+        status: 404,
+      });
+    }
+    if (res.status >= 500) throw new HttpError(`Acumatica sign-in failed (HTTP ${res.status})${text ? `: ${text}` : ""}`, res.status, { retryable: false });
+    throw new AuthError(`Acumatica sign-in refused (HTTP ${res.status})${text ? `: ${text}` : ""}`, { status: res.status });
+  }
+
+  private loginLimitError(status: number): ErpError {
+    return new ErpError(
+      "Acumatica refused the sign-in: API Login Limit reached — every licensed API user slot (concurrent API sessions and OAuth grants, see License Monitoring Console SM604000) is taken. " +
+        "Sessions were leaked by clients that did not sign out (they expire only after the idle timeout) or the licence has too few API users.",
+      { code: "api_login_limit", status, vendorCode: "API Login Limit", retryable: false },
+    );
+  }
+
+  /** Tiny cookie jar: `Set-Cookie: name=value; …` → stored; an empty value, `Max-Age=0` or a past `Expires` deletes. */
+  private absorbCookies(res: HttpResponse): void {
+    const raw = res.headers["set-cookie"];
+    if (!raw) return;
+    for (const line of Array.isArray(raw) ? raw : [raw]) {
+      const [pair, ...attrs] = line.split(";");
+      const eq = pair.indexOf("=");
+      if (eq <= 0) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      let expired = value === "";
+      for (const a of attrs) {
+        const [k, ...rest] = a.split("=");
+        const key = k.trim().toLowerCase();
+        const v = rest.join("=").trim();
+        if (key === "max-age" && Number(v) <= 0) expired = true;
+        if (key === "expires") {
+          const t = Date.parse(v);
+          if (!Number.isNaN(t) && t <= Date.now()) expired = true;
+        }
+      }
+      if (expired) this.jar.delete(name);
+      else this.jar.set(name, value);
+    }
+  }
+
+  private async signOut(): Promise<void> {
+    if (this.auth.mode === "cookie") {
+      if (!this.signedIn && this.jar.size === 0) return;
+      await this.http.request({
+        method: "POST",
+        url: `${this.instanceUrl}/entity/auth/logout`,
+        headers: { Accept: "application/json", Cookie: this.cookieHeader() },
+        idempotent: true,
+        timeoutMs: 10_000,
+      });
+      return;
+    }
+    if (!this.accessToken && !this.refreshToken) return;
+    if (!this.accessToken || this.now() >= this.expiresAt) {
+      if (!this.refreshToken) return;
+      await this.tokenRequest(this.auth, { grant_type: "refresh_token", refresh_token: this.refreshToken });
+    }
+    await this.http.request({
+      method: "POST",
+      url: `${this.instanceUrl}/entity/auth/logout`,
+      headers: { Accept: "application/json", Authorization: `Bearer ${this.accessToken}` },
+      idempotent: true,
+      timeoutMs: 10_000,
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------------- errors
+
+  /** Map a non-success answer to a typed error (reference §6). */
+  private fail(res: HttpResponse, ctx: FailContext): MlcError {
+    const { text, exceptionType } = describeHttpError(res.body);
+    const suffix = text ? `: ${text}` : "";
+    const where = `${ctx.op}${ctx.recordId ? ` ${ctx.recordId}` : ""}`;
+    const status = res.status;
+    if (status === 401) {
+      return new AuthError(
+        `Acumatica answered 401 on ${where}${suffix}${this.auth.mode === "oauth" ? " — check that the connected application grants the \"api\" scope and the user's access rights" : ""}`,
+        { status, vendorCode: exceptionType },
+      );
+    }
+    if (status === 403) return new AuthError(`Acumatica denied ${where} (HTTP 403)${suffix}: the user lacks access rights`, { status, code: "forbidden", vendorCode: exceptionType });
+    if (status === 404) {
+      const msg = text ?? "";
+      const endpointMissing =
+        (/\bendpoint\b/i.test(msg) && /(not found|does not exist|cannot be found|is not defined)/i.test(msg) && !/\bentity\b/i.test(msg)) || /No HTTP resource was found/i.test(msg);
+      if (endpointMissing) {
+        return new ErpError(
+          `Acumatica has no web-service endpoint "${this.endpointName}" version ${this.endpointVersion} at ${this.instanceUrl} (HTTP 404 on ${ctx.op}). ` +
+            "Check the endpoint name and version on Web Service Endpoints (SM207060) and the config node, and the instance URL.",
+          { code: "endpoint_mismatch", status, vendorCode: exceptionType },
+        );
+      }
+      if (ctx.entity && /\bentity\b/i.test(msg) && /(not found|does not exist|cannot be found)/i.test(msg) && !/No entity satisfies/i.test(msg)) {
+        return new ErpError(`Acumatica endpoint ${this.endpointName}/${this.endpointVersion} has no entity "${ctx.entity}" (HTTP 404)${suffix}`, { code: "unknown_entity", status, vendorCode: exceptionType });
+      }
+      return new ErpError(`Acumatica found no record for ${where} (HTTP 404)${suffix}`, { code: "not_found", status, recordId: ctx.recordId, vendorCode: exceptionType });
+    }
+    if (status === 429) {
+      return new RateLimitedError(`Acumatica licence rate/concurrency limit hit on ${where} (HTTP 429, after retries)${suffix}`, {
+        retryAfterMs: parseRetryAfter(res.headers["retry-after"]),
+        vendorCode: exceptionType,
+      });
+    }
+    if (status >= 500) return new HttpError(`Acumatica server error on ${where} (HTTP ${status})${suffix}`, status, { vendorCode: exceptionType, retryable: ctx.idempotent });
+    if (status === 400) return new ErpError(`Acumatica rejected ${where} as a bad request (HTTP 400)${suffix}`, { code: "bad_request", status, recordId: ctx.recordId, vendorCode: exceptionType });
+    return new ErpError(`Acumatica answered HTTP ${status} on ${where}${suffix}`, { code: `http_${status}`, status, recordId: ctx.recordId, vendorCode: exceptionType });
+  }
+
+  /** 422: the body is the entity with `error` on offending field objects and an entity-level `error` (reference §6). */
+  private validationError(res: HttpResponse, entity: string, mode: string, requestKey: string | undefined): ErpError {
+    const parsed = parseJson(res.body);
+    const fieldErrors: string[] = [];
+    let entityError: string | undefined;
+    const walk = (node: unknown, path: string): void => {
+      if (Array.isArray(node)) {
+        node.forEach((row, i) => walk(row, `${path}[${i}]`));
+        return;
+      }
+      if (!isObj(node)) return;
+      for (const [k, v] of Object.entries(node)) {
+        if (k === "_links" || k === "custom") continue;
+        if (k === "error" && typeof v === "string") {
+          if (path === "") entityError = safeText(v, 600);
+          else if (!hasPathLikeText(v)) fieldErrors.push(`${path}: ${safeText(v, 200)}`);
+          continue;
+        }
+        if (isObj(v) && typeof v.error === "string" && !("id" in v)) {
+          if (!hasPathLikeText(v.error)) fieldErrors.push(`${path ? `${path}.` : ""}${k}: ${safeText(v.error, 200)}`);
+          continue;
+        }
+        walk(v, path ? `${path}.${k}` : k);
+      }
+    };
+    walk(parsed, "");
+    if (entityError && hasPathLikeText(entityError)) entityError = undefined;
+    if (!entityError && !fieldErrors.length) entityError = describeHttpError(res.body).text;
+    const fieldsNotInEntityError = fieldErrors.filter((f) => !entityError || !entityError.includes(f.slice(f.indexOf(": ") + 2)));
+    const parts = [...fieldsNotInEntityError, ...(entityError ? [entityError] : [])];
+    const recordId = requestKey ?? (isObj(parsed) ? recordKeyOf(entity, unwrapValues(parsed)) : undefined);
+    return new ErpError(`Acumatica rejected ${mode} of ${entity}${recordId ? ` ${recordId}` : ""} (HTTP 422): ${parts.join(" | ") || "validation failed"}`, {
+      code: "validation_failed",
+      status: 422,
+      recordId,
+    });
+  }
+}

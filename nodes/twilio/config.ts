@@ -1,0 +1,142 @@
+/**
+ * `mlc-twilio-config`: one Twilio account (credentials, region/edge, API host override, default sender,
+ * default phone region, public base URL for status callbacks). Owns the single TwilioClient that every
+ * Twilio node using it shares.
+ */
+import { ValidationError } from "../lib/errors";
+import { isValidRegion } from "../lib/phone";
+import { TwilioClient, TwilioCredentials } from "../lib/twilio/client";
+import { registerTestEndpoint } from "../shared/admin";
+import { OwnedClient, configString } from "../shared/config";
+import { publicEndpointUrl } from "../shared/dispatcher";
+import { registerNode } from "../shared/node";
+import type { RedAPI, RedNode } from "../shared/types";
+
+export const TWILIO_CONFIG_TYPE = "mlc-twilio-config";
+
+export interface TwilioConfigProps extends Record<string, unknown> {
+  name?: string;
+  from?: string;
+  messagingServiceSid?: string;
+  defaultRegion?: string;
+  publicBaseUrl?: string;
+  region?: string;
+  edge?: string;
+  apiHost?: string;
+  timeout?: string | number;
+}
+
+/** What dependent nodes use. The auth token is reachable only through `validationToken()`. */
+export interface TwilioConfigApi {
+  readonly accountSid: string;
+  client(): TwilioClient;
+  /** Default sender: E.164 number, or "" when a Messaging Service is the default. */
+  readonly from: string;
+  readonly messagingServiceSid: string;
+  /** ISO 3166-1 alpha-2 region for numbers without a country code ("" = none). */
+  readonly defaultRegion: string;
+  /** Auth Token used to validate webhook signatures. @throws ValidationError when not configured */
+  validationToken(): string;
+  /**
+   * Public URL of a package endpoint, e.g. callbackUrl("/twilio/status", {j: jobId}).
+   * @throws ValidationError code "no_public_url" when the public base URL is not configured
+   */
+  endpointUrl(path: string, query?: Record<string, string>): string;
+  /** Public URL of the HTTP root (with httpNodeRoot), for signature validation. */
+  publicRoot(): string;
+}
+
+export interface TwilioConfigNode extends RedNode {
+  mlc: TwilioConfigApi;
+}
+
+function credsFrom(c: Record<string, string | undefined>): TwilioCredentials {
+  return {
+    accountSid: configString(c.accountSid, "Account SID"),
+    authToken: configString(c.authToken, "Auth Token") || undefined,
+    apiKeySid: configString(c.apiKeySid, "API key SID") || undefined,
+    apiKeySecret: configString(c.apiKeySecret, "API key secret") || undefined,
+  };
+}
+
+function buildClient(config: TwilioConfigProps, credentials: Record<string, string | undefined>): TwilioClient {
+  const timeout = Number(config.timeout);
+  return new TwilioClient({
+    credentials: credsFrom(credentials),
+    region: configString(config.region, "Region") || undefined,
+    edge: configString(config.edge, "Edge") || undefined,
+    apiHost: configString(config.apiHost, "API host") || undefined,
+    http: Number.isFinite(timeout) && timeout > 0 ? { timeoutMs: timeout * 1000 } : undefined,
+  });
+}
+
+export function registerTwilioConfig(RED: RedAPI): void {
+  registerNode<TwilioConfigProps>(
+    RED,
+    TWILIO_CONFIG_TYPE,
+    (node, config) => {
+      const owned = new OwnedClient(node, () => buildClient(config, node.credentials));
+      const defaultRegion = (config.defaultRegion ?? "").trim().toUpperCase();
+      if (defaultRegion && !isValidRegion(defaultRegion)) node.warn(`Default phone region "${defaultRegion}" is not an ISO 3166-1 alpha-2 code`);
+      const publicBase = (): string => {
+        const base = configString(config.publicBaseUrl, "Public base URL");
+        if (!base) throw new ValidationError("Public base URL is not set: Twilio cannot reach the status callback endpoint", { code: "no_public_url" });
+        let u: URL;
+        try {
+          u = new URL(base);
+        } catch {
+          throw new ValidationError("Public base URL is not a valid URL", { code: "no_public_url" });
+        }
+        if (u.hostname.includes("_")) throw new ValidationError("Public base URL host must not contain underscores (Twilio rejects such callback URLs)", { code: "no_public_url" });
+        return base;
+      };
+      const api: TwilioConfigApi = {
+        get accountSid() {
+          return (node.credentials.accountSid ?? "").trim();
+        },
+        client: () => owned.get(),
+        from: configString(config.from ?? "", "From"),
+        messagingServiceSid: configString(config.messagingServiceSid ?? "", "Messaging Service SID"),
+        defaultRegion,
+        validationToken: () => {
+          const tok = configString(node.credentials.authToken, "Auth Token");
+          if (!tok) throw new ValidationError("The Auth Token is needed to validate Twilio's signatures (API key secrets cannot)", { code: "no_auth_token" });
+          return tok;
+        },
+        endpointUrl: (path, query) => {
+          const url = publicEndpointUrl(publicBase(), RED.settings.httpNodeRoot, path);
+          const qs = query ? new URLSearchParams(query).toString() : "";
+          return qs ? `${url}?${qs}` : url;
+        },
+        publicRoot: () => publicEndpointUrl(publicBase(), RED.settings.httpNodeRoot, "").replace(/\/mlc$/, ""),
+      };
+      (node as TwilioConfigNode).mlc = api;
+    },
+    {
+      accountSid: { type: "text" },
+      authToken: { type: "password" },
+      apiKeySid: { type: "text" },
+      apiKeySecret: { type: "password" },
+    },
+  );
+
+  registerTestEndpoint(RED, TWILIO_CONFIG_TYPE, async ({ config, credentials }) => {
+    const client = buildClient(config as TwilioConfigProps, credentials);
+    try {
+      const acct = await client.testConnection();
+      return { ok: true, message: `Connected to ${acct.friendlyName || acct.sid} (${acct.status})` };
+    } finally {
+      await client.close();
+    }
+  });
+}
+
+/**
+ * Find the config node a dependent node references.
+ * @throws ValidationError code "no_config" when missing or of the wrong type
+ */
+export function twilioConfig(RED: RedAPI, id: unknown): TwilioConfigApi {
+  const n = typeof id === "string" && id ? (RED.nodes.getNode(id) as TwilioConfigNode | null) : null;
+  if (!n || !n.mlc) throw new ValidationError("No Twilio account (mlc-twilio-config) selected", { code: "no_config" });
+  return n.mlc;
+}

@@ -1,0 +1,122 @@
+/**
+ * `mlc-twilio-status`: the status-callback endpoint. Serves `<httpNodeRoot>/mlc/twilio/<endpoint>` on
+ * Node-RED's HTTP server through the package dispatcher, validates `X-Twilio-Signature` against the
+ * URL rebuilt from the configured public base URL (form bodies, and JSON bodies with bodySHA256),
+ * answers 403 to forgeries with no side effect, drops duplicate callbacks by (sid, status), never lets
+ * a late status replace a more advanced or final one, and emits one msg per accepted status.
+ * Vendor: https://www.twilio.com/docs/messaging/guides/track-outbound-message-status ;
+ * https://www.twilio.com/docs/usage/webhooks/webhooks-security
+ */
+import type { TwilioMeta } from "../lib/envelope";
+import { isStatusAdvance, isFinalStatus, FAILED_STATUSES } from "../lib/twilio/status";
+import { parseForm, validateTwilioWebhook } from "../lib/twilio/signature";
+import { BoundedStore } from "../lib/store";
+import { contextBackend, resolveStore } from "../shared/context";
+import { mountDispatcher, registerEndpoint, InboundRequest, InboundResponse } from "../shared/dispatcher";
+import { Status, onClose, registerNode, reportError, t } from "../shared/node";
+import type { RedAPI } from "../shared/types";
+import { twilioConfig } from "./config";
+
+export interface StatusProps extends Record<string, unknown> {
+  name?: string;
+  twilio?: string;
+  /** Endpoint name: the URL is <httpNodeRoot>/mlc/twilio/<endpoint>. */
+  endpoint?: string;
+  store?: string;
+}
+
+/** Per-SID state kept to order and dedupe callbacks: last accepted status. */
+interface SidState {
+  status: string;
+}
+
+const STATE_TTL_MS = 7 * 24 * 3600 * 1000;
+
+function one(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function registerStatus(RED: RedAPI): void {
+  mountDispatcher(RED.httpNode);
+  registerNode<StatusProps>(RED, "mlc-twilio-status", (node, config) => {
+    const endpoint = (config.endpoint || "status").trim();
+    let accepted = 0;
+    let forged = 0;
+    let stateStore: BoundedStore<SidState>;
+    try {
+      const store = resolveStore(RED, config.store);
+      stateStore = new BoundedStore<SidState>(contextBackend(node, "node", store.name), { prefix: "st", ttlMs: STATE_TTL_MS, maxEntries: 50000 });
+    } catch (err) {
+      reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });
+      return;
+    }
+
+    const handler = async (req: InboundRequest): Promise<InboundResponse> => {
+      if (req.method !== "POST") return { status: 405, headers: { Allow: "POST" }, body: "Method not allowed" };
+      let token: string;
+      let url: string;
+      try {
+        const cfg = twilioConfig(RED, config.twilio);
+        token = cfg.validationToken();
+        url = cfg.publicRoot() + req.originalPath;
+      } catch (err) {
+        reportError(RED, node, err, { topic: "mlc-twilio-status/config", endpoint });
+        return { status: 500, body: "Endpoint not configured" };
+      }
+      const json = /^application\/json/i.test(req.contentType);
+      const params = json ? {} : parseForm(req.body);
+      const signature = String(req.headers["x-twilio-signature"] ?? "");
+      if (!validateTwilioWebhook({ authToken: token, signature, url, contentType: req.contentType, rawBody: req.body, params })) {
+        forged++;
+        node.status(Status.warn(t(RED, "mlc-twilio-status.status.forged", { n: forged }, `refused ${forged} forged`)));
+        node.warn(t(RED, "mlc-twilio-status.warn.forged", undefined, "Refused a status callback with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
+        return { status: 403, body: "Forbidden" };
+      }
+      let fields: Record<string, string | string[]> = params;
+      if (json) {
+        try {
+          fields = JSON.parse(req.body.toString("utf8")) as Record<string, string>;
+        } catch {
+          return { status: 400, body: "Bad request" };
+        }
+      }
+      const callSid = one(fields.CallSid);
+      const sid = one(fields.MessageSid) ?? one(fields.SmsSid) ?? callSid;
+      const status = (one(fields.MessageStatus) ?? one(fields.SmsStatus) ?? one(fields.CallStatus) ?? "").toLowerCase();
+      if (!sid || !status) return { status: 400, body: "Bad request" };
+      const kind = callSid && !fields.MessageSid ? "call" : "message";
+      const query = new URLSearchParams(req.rawQuery);
+      const jobId = query.get("j") ?? "";
+
+      const advanced = await stateStore.update(sid, (prev) => (isStatusAdvance(prev?.status, status, kind) ? { status } : undefined));
+      if (!advanced) return { status: 200, body: "" }; // duplicate or late: acknowledged, not emitted
+      accepted++;
+      const errorCode = Number(one(fields.ErrorCode));
+      const to = one(fields.To) ?? "";
+      const twilioMeta: TwilioMeta = {
+        sid,
+        status,
+        to,
+        channel: kind === "call" ? "voice" : to.startsWith("whatsapp:") ? "whatsapp" : "sms",
+        jobId,
+        ...(Number.isFinite(errorCode) && errorCode > 0 ? { errorCode } : {}),
+      };
+      const failed = FAILED_STATUSES.has(status);
+      node.status((failed ? Status.error : isFinalStatus(status) ? Status.ok : Status.busy)(`${status} …${sid.slice(-4)}`));
+      node.send({ topic: `twilio/status/${status}`, payload: fields, twilio: twilioMeta });
+      return { status: 200, body: "" };
+    };
+
+    let release: (() => void) | undefined;
+    try {
+      release = registerEndpoint(RED.httpNode, `/twilio/${endpoint}`, node.id, handler);
+      node.status(Status.idle(t(RED, "mlc-twilio-status.status.listening", { endpoint }, `listening /${endpoint}`)));
+    } catch (err) {
+      reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });
+    }
+    void accepted;
+    onClose(node, () => {
+      release?.();
+    });
+  });
+}
