@@ -8,6 +8,12 @@
  * node is (re)starting answers 503 with Retry-After so the sender retries, never 404.
  * Bodies are read raw (signatures need the exact bytes) with a hard size cap (413); error answers are
  * small fixed texts with no stack trace.
+ *
+ * Node-RED mounts RED.httpAdmin before RED.httpNode on one root app, both at "/" by default, and the admin
+ * app's JSON/urlencoded body parsers then consume every form or JSON body before a node route sees it.
+ * So, like Node-RED's own HTTP-in node (21-httpin.js `rawBodyCapture`), a capture middleware is put at the
+ * top of the root app's stack: it starts reading the raw body of requests under <httpNodeRoot>/mlc/ (same
+ * cap) and marks them parsed so no other body parser touches them.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpApp } from "./types";
@@ -66,23 +72,8 @@ class Dispatcher {
       req.resume();
       return reply(res, { status: 503, headers: { "Retry-After": "5" }, body: "Endpoint starting, retry later" });
     }
-    const declared = Number(req.headers["content-length"] ?? "0");
-    if (declared > reg.maxBodyBytes) {
-      req.resume();
-      return reply(res, { status: 413, headers: { Connection: "close" }, body: "Payload too large" });
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > reg.maxBodyBytes) {
-        tooLarge = true;
-        break;
-      }
-      chunks.push(chunk as Buffer);
-    }
-    if (tooLarge) return reply(res, { status: 413, headers: { Connection: "close" }, body: "Payload too large" });
+    const read = await readBody(req, reg.maxBodyBytes);
+    if (!read.body) return reply(res, { status: 413, headers: { Connection: "close" }, body: "Payload too large" });
     const inbound: InboundRequest = {
       method: req.method ?? "GET",
       path,
@@ -90,7 +81,7 @@ class Dispatcher {
       originalPath: original.slice(original.indexOf(ENDPOINT_PREFIX)),
       headers: req.headers,
       contentType: String(req.headers["content-type"] ?? ""),
-      body: Buffer.concat(chunks),
+      body: read.body,
     };
     // The handler may have been replaced by a redeploy while the body streamed in: use the live one.
     const live = this.routes.get(path) ?? reg;
@@ -102,6 +93,109 @@ class Dispatcher {
     }
     reply(res, out);
   }
+}
+
+const RAW_BODY = Symbol("mlc.rawBody");
+
+/** Raw body, or no body when it exceeded the cap (then it was not buffered). */
+interface BodyRead {
+  body?: Buffer;
+}
+
+/**
+ * Read the raw body once per request, at most `cap` bytes (memoised: the root-level capture and the
+ * dispatcher share one read). Over the cap (declared or streamed), reading stops and nothing is kept.
+ * @throws Error when the request is aborted or fails while streaming
+ */
+function readBody(req: IncomingMessage, cap: number): Promise<BodyRead> {
+  const holder = req as IncomingMessage & { [RAW_BODY]?: Promise<BodyRead> };
+  const started = holder[RAW_BODY];
+  if (started) return started;
+  const p = new Promise<BodyRead>((resolve, reject) => {
+    if (Number(req.headers["content-length"] ?? "0") > cap) {
+      req.resume();
+      return resolve({});
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= cap) return void chunks.push(chunk);
+      cleanup();
+      chunks.length = 0;
+      req.pause(); // stop reading; the 413 answer closes the connection
+      resolve({});
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve({ body: Buffer.concat(chunks) });
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error("request aborted"));
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+  p.catch(() => undefined); // a capture nobody awaits must not become an unhandled rejection
+  holder[RAW_BODY] = p;
+  return p;
+}
+
+interface MountableApp {
+  parent?: MountableApp;
+  mountpath?: string | string[];
+  use?: (...args: unknown[]) => unknown;
+  _router?: { stack: { handle: unknown }[] };
+}
+
+/**
+ * Put a raw-body capture for `<mount path of app>/mlc/…` at the top of the root app's stack (see module
+ * doc). No-op when `app` is not mounted in another app (it then reads its own bodies).
+ */
+function hoistRawBodyCapture(app: HttpApp, d: Dispatcher): void {
+  let root = app as unknown as MountableApp;
+  let mount = "";
+  while (root.parent) {
+    const mp = typeof root.mountpath === "string" ? root.mountpath : "/";
+    mount = mp.replace(/\/+$/, "") + mount;
+    root = root.parent;
+  }
+  if (root === (app as unknown as MountableApp) || typeof root.use !== "function" || !root._router) return;
+  const prefix = `${mount}${ENDPOINT_PREFIX}/`;
+  const capture = (req: IncomingMessage & { url: string; _body?: boolean }, _res: ServerResponse, next: () => void): void => {
+    const q = req.url.indexOf("?");
+    const pathname = q === -1 ? req.url : req.url.slice(0, q);
+    if (!pathname.startsWith(prefix)) return next();
+    let sub: string;
+    try {
+      sub = decodeURIComponent(pathname.slice(prefix.length - 1)).replace(/\/+$/, "");
+    } catch {
+      return next();
+    }
+    const reg = d.routes.get(sub);
+    if (reg) {
+      req._body = true; // body parsers (express/body-parser) skip requests marked as parsed
+      void readBody(req, reg.maxBodyBytes);
+    }
+    next();
+  };
+  root.use(capture);
+  const stack = root._router.stack;
+  const i = stack.findIndex((layer) => layer.handle === capture);
+  if (i > 0) stack.unshift(...stack.splice(i, 1));
 }
 
 function reply(res: ServerResponse, r: InboundResponse): void {
@@ -118,6 +212,7 @@ function dispatcherFor(app: HttpApp): Dispatcher {
     d = new Dispatcher();
     dispatchers.set(app, d);
     app.use(ENDPOINT_PREFIX, d.middleware);
+    hoistRawBodyCapture(app, d);
   }
   return d;
 }

@@ -1,0 +1,194 @@
+/**
+ * Runs a real Node-RED as a child process with its own user directory: the way end-to-end tests and the
+ * demo exercise the package. Node-RED listens on 127.0.0.1 only.
+ *
+ * Which Node-RED and which Node binary are taken from MLC_NODE_RED (path to red.js) and MLC_NODE_BIN,
+ * so CI can run the same suite on Node-RED 5 under Node 22; defaults are this repo's devDependency and
+ * the current Node.
+ */
+import { ChildProcess, spawn, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+
+export interface NodeRedOptions {
+  /** User directory; created when missing. */
+  userDir: string;
+  /** Port; 0 picks a free one. */
+  port?: number;
+  /** Extra environment for the Node-RED process (endpoints, secrets for `${VAR}` references). */
+  env?: Record<string, string>;
+  /** Echo Node-RED's log lines to this function. */
+  onLog?: (line: string) => void;
+}
+
+/** A free TCP port on 127.0.0.1 (bind port 0, read it, release it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Write the settings file used by tests and demo: localfilesystem context as default, memory as "memory". */
+export function writeSettings(userDir: string, port: number): string {
+  fs.mkdirSync(userDir, { recursive: true });
+  const file = path.join(userDir, "settings.js");
+  fs.writeFileSync(
+    file,
+    `module.exports = {
+  uiHost: "127.0.0.1",
+  uiPort: ${port},
+  flowFile: "flows.json",
+  credentialSecret: process.env.MLC_CREDENTIAL_SECRET || "ml-connector-local-secret",
+  contextStorage: {
+    default: "file",
+    file: { module: "localfilesystem", config: { flushInterval: 1 } },
+    memory: { module: "memory" }
+  },
+  logging: { console: { level: "info", metrics: false, audit: false } },
+  editorTheme: { tours: false, projects: { enabled: false } },
+  diagnostics: { enabled: false },
+  runtimeState: { enabled: false },
+  externalModules: { autoInstall: false, palette: { allowInstall: false } }
+};
+`,
+  );
+  return file;
+}
+
+/** Pack this repo (npm pack) into `destDir`; returns the tarball path. Requires a built dist/. */
+export function packRepo(destDir: string): string {
+  fs.mkdirSync(destDir, { recursive: true });
+  const out = execFileSync("npm", ["pack", "--silent", "--pack-destination", destDir], { cwd: REPO_ROOT, encoding: "utf8" });
+  const name = out.trim().split("\n").pop() as string;
+  return path.join(destDir, name);
+}
+
+/** Install a packed tarball into a Node-RED user directory, as the palette manager would (npm install). */
+export function installInto(userDir: string, tarball: string): void {
+  fs.mkdirSync(userDir, { recursive: true });
+  const pkg = path.join(userDir, "package.json");
+  if (!fs.existsSync(pkg)) fs.writeFileSync(pkg, JSON.stringify({ name: "node-red-project", private: true, version: "0.0.1" }, null, 2));
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--omit=dev", tarball], { cwd: userDir, stdio: "pipe" });
+}
+
+/** Link this repo into a user directory instead of installing (the demo: no pack, edits show at once). */
+export function linkInto(userDir: string): void {
+  const nm = path.join(userDir, "node_modules");
+  fs.mkdirSync(nm, { recursive: true });
+  const link = path.join(nm, "node-red-contrib-ml-connector");
+  fs.rmSync(link, { recursive: true, force: true });
+  fs.symlinkSync(REPO_ROOT, link, "dir");
+}
+
+export class NodeRed {
+  private child?: ChildProcess;
+  readonly log: string[] = [];
+  port = 0;
+
+  constructor(private readonly opts: NodeRedOptions) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Start and wait until the Admin API answers and flows have started. */
+  async start(timeoutMs = 60000): Promise<void> {
+    if (!this.port) this.port = this.opts.port || (await freePort());
+    const settings = writeSettings(this.opts.userDir, this.port);
+    const redJs = process.env.MLC_NODE_RED || require.resolve("node-red/red.js", { paths: [REPO_ROOT] });
+    const nodeBin = process.env.MLC_NODE_BIN || process.execPath;
+    this.child = spawn(nodeBin, [redJs, "--userDir", this.opts.userDir, "--settings", settings, "--port", String(this.port)], {
+      env: { ...process.env, ...(this.opts.env ?? {}), NODE_ENV: "production" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const onData = (buf: Buffer): void => {
+      for (const line of buf.toString("utf8").split(/\r?\n/)) {
+        if (!line) continue;
+        this.log.push(line);
+        this.opts.onLog?.(line);
+      }
+    };
+    this.child.stdout?.on("data", onData);
+    this.child.stderr?.on("data", onData);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.child.exitCode !== null) throw new Error(`Node-RED exited (${this.child.exitCode}):\n${this.log.slice(-30).join("\n")}`);
+      try {
+        const r = await fetch(`${this.url}/settings`);
+        if (r.ok && this.log.some((l) => /Started flows|Starting flows|Flows file/.test(l))) return;
+      } catch {
+        /* not yet listening */
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`Node-RED did not start in ${timeoutMs} ms:\n${this.log.slice(-30).join("\n")}`);
+  }
+
+  /** Stop with SIGINT (clean shutdown: close handlers run, context is flushed). */
+  async stop(): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => c.kill("SIGKILL"), 20000);
+      c.once("exit", () => {
+        clearTimeout(t);
+        resolve();
+      });
+      c.kill("SIGINT");
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    this.log.push("---- restart ----");
+    await this.start();
+  }
+
+  /** Deploy a flow array (full deploy) through the Admin API. */
+  async deploy(flows: unknown[]): Promise<void> {
+    const r = await fetch(`${this.url}/flows`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Node-RED-Deployment-Type": "full", "Node-RED-API-Version": "v1" },
+      body: JSON.stringify(flows),
+    });
+    if (r.status !== 204 && r.status !== 200) throw new Error(`deploy failed: HTTP ${r.status} ${await r.text()}`);
+  }
+
+  async getJson<T>(p: string): Promise<T> {
+    const r = await fetch(`${this.url}${p}`, { headers: { Accept: "application/json" } });
+    if (!r.ok) throw new Error(`GET ${p}: HTTP ${r.status}`);
+    return (await r.json()) as T;
+  }
+
+  /** Press an inject node through the Admin API. */
+  async inject(id: string): Promise<void> {
+    const r = await fetch(`${this.url}/inject/${id}`, { method: "POST" });
+    if (r.status !== 200) throw new Error(`inject ${id}: HTTP ${r.status}`);
+  }
+}
+
+/** A fresh temporary directory. */
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Poll `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 15000, what = "condition"): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last) return last as NonNullable<T>;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}

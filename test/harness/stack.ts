@@ -1,0 +1,125 @@
+/**
+ * The whole main job on the built-in simulators: an Acumatica simulator (seeded), a Twilio simulator and
+ * a real Node-RED with this package and the Acumatica example flows deployed. Used by `npm run demo`
+ * and by the end-to-end tests, so both exercise exactly the same wiring.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { AcumaticaSim, AcuRecord } from "../sims/acumatica";
+import { TwilioSim } from "../sims/twilio";
+import { NodeRed, REPO_ROOT, freePort, installInto, linkInto, packRepo } from "./nodered";
+
+/** A node of a flow file (loosely typed: flows are data). */
+export type FlowNode = Record<string, unknown> & { id: string; type: string };
+
+/** Credentials the examples need, as `${VAR}` references resolved by Node-RED from its environment. */
+export const CREDENTIAL_REFS: Record<string, Record<string, string>> = {
+  "mlc-acumatica-config": { clientId: "${ACUMATICA_CLIENT_ID}", clientSecret: "${ACUMATICA_CLIENT_SECRET}", username: "${ACUMATICA_USERNAME}", password: "${ACUMATICA_PASSWORD}" },
+  "mlc-twilio-config": { accountSid: "${TWILIO_ACCOUNT_SID}", authToken: "${TWILIO_AUTH_TOKEN}" },
+  "mlc-acumatica-trigger": { headerSecret: "${ACUMATICA_PUSH_SECRET}" },
+};
+
+/** Read every example flow under examples/<family>/ and merge them (config nodes shared by id appear once). */
+export function loadExamples(family = "acumatica"): FlowNode[] {
+  const dir = path.join(REPO_ROOT, "examples", family);
+  const byId = new Map<string, FlowNode>();
+  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith(".json")).sort()) {
+    for (const n of JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as FlowNode[]) byId.set(n.id, n);
+  }
+  return [...byId.values()];
+}
+
+/** Add `credentials` with environment references to the nodes that need them (a deploy carries them inline). */
+export function withCredentialRefs(flows: FlowNode[]): FlowNode[] {
+  return flows.map((n) => (CREDENTIAL_REFS[n.type] ? { ...n, credentials: { ...CREDENTIAL_REFS[n.type] } } : n));
+}
+
+export interface StackOptions {
+  userDir: string;
+  /** Node-RED port; 0 = free port. */
+  port?: number;
+  /** "pack": npm pack + npm install (what a palette user gets); "link": symlink the repo (fast, for the demo). */
+  install: "pack" | "link";
+  pollIntervalSec?: number;
+  onLog?: (line: string) => void;
+}
+
+export interface Stack {
+  acumatica: AcumaticaSim;
+  twilio: TwilioSim;
+  nodeRed: NodeRed;
+  env: Record<string, string>;
+  pushSecret: string;
+  /** Push rows of the "bills pending approval" Generic Inquiry, delivered `times` times with the same Id. */
+  pushBills(rows: AcuRecord[], times?: number, id?: string): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+export const BILLS_QUERY = "AP-Bills-Pending-Approval";
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const acumatica = new AcumaticaSim({ maxApiUsers: 5 });
+  const twilio = new TwilioSim();
+  await acumatica.start();
+  await twilio.start();
+  acumatica.seedDemoData();
+  const port = opts.port || (await freePort());
+  const pushSecret = randomBytes(18).toString("base64url");
+  const env: Record<string, string> = {
+    ACUMATICA_URL: acumatica.url,
+    ACUMATICA_TENANT: "AcmeProd",
+    ACUMATICA_CLIENT_ID: "3F2A9C10-1B2C-4D5E-8F90-ABCDEF012345@AcmeProd",
+    ACUMATICA_CLIENT_SECRET: "s3cr3t",
+    ACUMATICA_USERNAME: "api.user",
+    ACUMATICA_PASSWORD: "P@ss-w0rd",
+    ACUMATICA_PUSH_SECRET: pushSecret,
+    TWILIO_API_URL: twilio.url,
+    TWILIO_ACCOUNT_SID: twilio.defaultAccount.accountSid,
+    TWILIO_AUTH_TOKEN: twilio.defaultAccount.authToken,
+    TWILIO_FROM: "+15005550006",
+    PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+    APPROVAL_THRESHOLD: "1000",
+    CONTROLLER_PHONE: "(415) 555-0199",
+    POLL_INTERVAL: String(opts.pollIntervalSec ?? 2),
+  };
+  if (opts.install === "pack") installInto(opts.userDir, packRepo(path.join(opts.userDir, "..", "pack")));
+  else linkInto(opts.userDir);
+  const nodeRed = new NodeRed({ userDir: opts.userDir, port, env, onLog: opts.onLog });
+  await nodeRed.start();
+  await nodeRed.deploy(withCredentialRefs(loadExamples()));
+  return {
+    acumatica,
+    twilio,
+    nodeRed,
+    env,
+    pushSecret,
+    pushBills: (rows, times = 1, id) =>
+      acumatica.pushNotification(
+        { url: `${nodeRed.url}/mlc/acumatica/bills`, headerName: "X-Notify-Secret", headerValue: pushSecret },
+        { query: BILLS_QUERY, inserted: rows, ...(id ? { id } : {}) },
+        { times },
+      ),
+    stop: async () => {
+      await nodeRed.stop();
+      await twilio.stop();
+      await acumatica.stop();
+    },
+  };
+}
+
+/** A bill row as the customer's Generic Inquiry would push it. */
+export function billRow(bill: AcuRecord, vendorName: string, approverId: string): AcuRecord {
+  return {
+    Type: bill.Type,
+    ReferenceNbr: bill.ReferenceNbr,
+    VendorID: bill.Vendor,
+    VendorName: vendorName,
+    Amount: bill.Amount,
+    CurrencyID: bill.CurrencyID,
+    Description: bill.Description,
+    Status: "Pending Approval",
+    ApproverID: approverId,
+    LastModifiedDateTime: bill.LastModifiedDateTime,
+  };
+}
