@@ -168,7 +168,7 @@ export function registerAudit(RED: RedAPI): void {
         };
         if (error) {
           const details = obj(msg.errorDetails);
-          input.error = { code: s(error.code) ?? s(details?.code) ?? (twilio?.errorCode !== undefined ? `twilio_${String(twilio.errorCode)}` : "error"), message: s(error.message) ?? "" };
+          input.error = { code: s(error.code) ?? s(details?.code) ?? (twilio?.errorCode !== undefined ? `twilio_${String(twilio.errorCode)}` : "error"), message: s(details?.message) ?? s(error.message)?.replace(/^[A-Za-z]*Error: /, "") ?? "" };
         } else if (twilio?.errorCode !== undefined && FAILED_STATUSES.has(String(twilio.status))) {
           input.error = { code: `twilio_${String(twilio.errorCode)}`, message: `Twilio error ${String(twilio.errorCode)}` };
         }

@@ -41,7 +41,7 @@ export function toE164(raw: unknown, defaultRegion?: string): string {
 
 /**
  * Mask a phone number for audit records, logs and status: keep the country prefix and the last
- * 2 digits ("+14155550132" → "+1•••••••32"). Non-digits other than "+" are dropped.
+ * 2 digits ("+14155550132" → "+1••••••••32"). Non-digits other than "+" are dropped.
  */
 export function maskPhone(value: string): string {
   const m = CHANNEL_PREFIX.exec(value);

@@ -47,11 +47,8 @@ describe("end to end: Acumatica examples in a real Node-RED (packed and installe
 
   before(async function () {
     root = tempDir("mlc-e2e-");
-    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", pollIntervalSec: 1 });
+    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", pollIntervalSec: 1, extraFlows: PROBE_TAB });
     exampleFlows = (await stack.nodeRed.getJson<FlowNode[]>("/flows")).filter((n) => !String(n.id).startsWith("e2e"));
-    // Add the probe tab next to the examples (full deploy, credentials kept by Node-RED).
-    const current = await stack.nodeRed.getJson<FlowNode[]>("/flows");
-    await stack.nodeRed.deploy([...current, ...PROBE_TAB]);
   });
 
   afterEach(function () {

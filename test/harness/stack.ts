@@ -42,6 +42,8 @@ export interface StackOptions {
   /** "pack": npm pack + npm install (what a palette user gets); "link": symlink the repo (fast, for the demo). */
   install: "pack" | "link";
   pollIntervalSec?: number;
+  /** More flow nodes deployed together with the examples (test probes, the demo's audit viewer). */
+  extraFlows?: FlowNode[];
   onLog?: (line: string) => void;
 }
 
@@ -87,7 +89,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   else linkInto(opts.userDir);
   const nodeRed = new NodeRed({ userDir: opts.userDir, port, env, onLog: opts.onLog });
   await nodeRed.start();
-  await nodeRed.deploy(withCredentialRefs(loadExamples()));
+  await nodeRed.deploy([...withCredentialRefs(loadExamples()), ...(opts.extraFlows ?? [])]);
   return {
     acumatica,
     twilio,

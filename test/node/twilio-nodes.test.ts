@@ -171,8 +171,12 @@ function postChunked(path: string, chunks: number): Promise<number> {
 describe("twilio node set in Node-RED", function () {
   this.timeout(20000);
 
+  let savedSettings: Record<string, unknown> | undefined;
+
   before(async () => {
-    // Here rather than at module load: other test files share the helper singleton with their own settings.
+    // Here rather than at module load, and restored afterwards: other test files share the helper
+    // singleton and set their own runtime settings at load time.
+    savedSettings = helper.settings();
     helper.init(require.resolve("node-red"));
     await sim.start();
     await helper.startServer();
@@ -184,6 +188,7 @@ describe("twilio node set in Node-RED", function () {
   after(async () => {
     await helper.stopServer();
     await sim.stop();
+    if (savedSettings) helper.settings(savedSettings);
   });
 
   beforeEach(() => {

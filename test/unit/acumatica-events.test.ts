@@ -83,6 +83,18 @@ describe("acumatica events", function () {
         deriveJobId({ system: "acumatica", tenant: "AcmeProd", entity: "AP-Bills-For-Notify", id: "INV/000123", version: "AP-Bills-For-Notify:2d8e5a9c-1f3b-4c6d-8e7f-0a1b2c3d4e5f", action: "updated" }),
       );
       assert.equal(new Set(out.events.map((e) => e.erp.jobId)).size, 3);
+      // a configured modified column that the GI rows lack falls back to the detected *lastModified* column
+      assert.equal(pushToEvents(received[0], { tenant: "x", modifiedField: "LastModifiedDateTime" }).events[0].erp.modifiedAt, "2025-03-10T14:22:31.117");
+    });
+
+    it("a push row with a zoned modification time and a catch-up poll of the same change share one jobId", () => {
+      const pushRow = { Type: "Bill", ReferenceNbr: "000123", Status: "Open", LastModifiedDateTime: "2025-03-10T16:22:31.117+02:00" };
+      const pushed = pushToEvents({ Query: "AP-Bills-Pending-Approval", Id: "tx-9", CompanyId: "AcmeProd", Inserted: [pushRow], Deleted: [] }, { tenant: "AcmeProd", entity: "Bill", keyFields: ["Type", "ReferenceNbr"] });
+      const polled = recordToEvent("Bill", { Type: "Bill", ReferenceNbr: "000123", Status: "Open", LastModifiedDateTime: "2025-03-10T14:22:31.117+00:00" }, { tenant: "AcmeProd" });
+      assert.equal(pushed.events[0].erp.jobId, polled.erp.jobId);
+      // a later transaction on the same record at a new time is a new job
+      const later = pushToEvents({ Query: "AP-Bills-Pending-Approval", Id: "tx-10", CompanyId: "AcmeProd", Inserted: [{ ...pushRow, LastModifiedDateTime: "2025-03-10T16:30:00.000+02:00" }] }, { tenant: "AcmeProd", entity: "Bill", keyFields: ["Type", "ReferenceNbr"] });
+      assert.notEqual(later.events[0].erp.jobId, pushed.events[0].erp.jobId);
     });
 
     it("a repeated delivery yields the same jobIds; a new transaction yields new ones", async () => {

@@ -74,6 +74,7 @@ export interface AcumaticaCookieAuth {
   locale?: string;
 }
 
+/** How the client signs in: `mode: "oauth"` (preferred, reference §8.1) or `mode: "cookie"` (legacy session). */
 export type AcumaticaAuth = AcumaticaOAuthAuth | AcumaticaCookieAuth;
 
 /** Options of {@link AcumaticaClient}. */

@@ -54,7 +54,10 @@ export interface PushToEventsOptions {
    * (then an update cannot be paired and arrives as `deleted` + `created`: configure keyFields).
    */
   keyFields?: string[];
-  /** Column holding the last-modification time. Default: the first column whose name contains "lastModified" (any case). */
+  /**
+   * Column holding the last-modification time. When absent from a row (or not given): the first column whose name
+   * contains "lastModified" (any case), e.g. `APInvoice_lastModifiedDateTime`.
+   */
   modifiedField?: string;
   /** Entity reported in `msg.erp.entity` and the topic. Default: the notification's `Query` (GI name). */
   entity?: string;
@@ -110,7 +113,7 @@ function rowNumber(row: Record<string, unknown>): string | undefined {
 }
 
 function rowModifiedAt(row: Record<string, unknown>, modifiedField: string | undefined): string | undefined {
-  if (modifiedField) return keyText(row[modifiedField]);
+  if (modifiedField && keyText(row[modifiedField]) !== undefined) return keyText(row[modifiedField]);
   const col = Object.keys(row).find((k) => /lastmodified/i.test(k));
   return col ? keyText(row[col]) : undefined;
 }
@@ -176,10 +179,15 @@ export function pushToEvents(body: unknown, opts: PushToEventsOptions): PushEven
   const delById = new Map(del.map((d) => [d.id, d]));
 
   const make = (row: Record<string, unknown>, id: string, action: ErpAction, previous?: Record<string, unknown>): ErpEventMsg => {
-    const erp: ErpMeta = { system: "acumatica", tenant, entity, id, action, deliveryId: notificationId, jobId: deriveJobId({ system: "acumatica", tenant, entity, id, version, action }) };
+    const modifiedAt = rowModifiedAt(row, opts.modifiedField);
+    // The record's own modification instant identifies the change, so a catch-up poll of the same change yields the
+    // same jobId. Only a time with a zone designator is unambiguous; otherwise (and for deletes, whose row carries the
+    // old time) the notification's transaction id is the version.
+    const zoned = modifiedAt !== undefined && /(Z|[+-]\d{2}:?\d{2})$/i.test(modifiedAt) && !Number.isNaN(Date.parse(modifiedAt));
+    const v = action !== "deleted" && zoned ? (modifiedAt as string) : version;
+    const erp: ErpMeta = { system: "acumatica", tenant, entity, id, action, deliveryId: notificationId, jobId: deriveJobId({ system: "acumatica", tenant, entity, id, version: v, action }) };
     const number = rowNumber(row);
     if (number !== undefined) erp.number = number;
-    const modifiedAt = rowModifiedAt(row, opts.modifiedField);
     if (modifiedAt !== undefined) erp.modifiedAt = modifiedAt;
     const msg: ErpEventMsg = { topic: eventTopic(erp), payload: { ...row }, erp };
     if (previous) msg.previous = { ...previous };
@@ -315,9 +323,13 @@ export interface PollAcceptResult {
  * oldest entries can repeat once (same jobIds).
  */
 export class PollWindow {
+  /** Re-read window below the watermark, ms. */
   readonly overlapMs: number;
+  /** Field compared in the filter (e.g. "LastModifiedDateTime"). */
   readonly modifiedField: string;
+  /** User `$filter` ANDed with the time condition, if any. */
   readonly userFilter?: string;
+  /** Cap of `PollState.recent`. */
   readonly maxRecent: number;
 
   /** @throws ValidationError for a negative overlap or a non-positive maxRecent */
