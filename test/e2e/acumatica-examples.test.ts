@@ -67,6 +67,14 @@ describe("end to end: Acumatica examples in a real Node-RED (packed and installe
     return (await r.json()) as AuditRecordView[];
   }
 
+  it("runs the expected Node-RED line", async function () {
+    const settings = await stack.nodeRed.getJson<{ version: string }>("/settings");
+    process.stdout.write(`      (Node-RED ${settings.version})\n`);
+    const expected = process.env.MLC_EXPECT_NODE_RED_MAJOR;
+    if (expected) assert.equal(settings.version.split(".")[0], expected);
+    else assert.match(settings.version, /^\d+\.\d+\.\d+/);
+  });
+
   it("loads every node type from the installed tarball with no load error", async function () {
     const sets = await stack.nodeRed.getJson<{ module: string; types: string[]; err?: string; enabled: boolean }[]>("/nodes");
     const ours = sets.filter((s) => s.module === PACKAGE);
