@@ -9,7 +9,7 @@ import { TwilioClient, TwilioCredentials } from "../lib/twilio/client";
 import { registerTestEndpoint } from "../shared/admin";
 import { OwnedClient, configString } from "../shared/config";
 import { publicEndpointUrl } from "../shared/dispatcher";
-import { registerNode } from "../shared/node";
+import { num, registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
 export const TWILIO_CONFIG_TYPE = "mlc-twilio-config";
@@ -24,6 +24,15 @@ export interface TwilioConfigProps extends Record<string, unknown> {
   edge?: string;
   apiHost?: string;
   timeout?: string | number;
+  /** Account-wide creates per second (default 10) and concurrent requests (default 5). */
+  rate?: string | number;
+  concurrency?: string | number;
+  /** Per sender type, creates per second ("" = account rate only). */
+  rateLongCode?: string | number;
+  rateTollFree?: string | number;
+  rateShortCode?: string | number;
+  rateMessagingService?: string | number;
+  rateWhatsapp?: string | number;
 }
 
 /** What dependent nodes use. The auth token is reachable only through `validationToken()`. */
@@ -67,6 +76,17 @@ function buildClient(config: TwilioConfigProps, credentials: Record<string, stri
     edge: configString(config.edge, "Edge") || undefined,
     apiHost: configString(config.apiHost, "API host") || undefined,
     http: Number.isFinite(timeout) && timeout > 0 ? { timeoutMs: timeout * 1000 } : undefined,
+    pacing: {
+      ratePerSec: num(config.rate, 10, 0, 1000),
+      maxConcurrent: num(config.concurrency, 5, 1, 100),
+      senderRates: {
+        longCode: num(config.rateLongCode, 0, 0, 1000),
+        tollFree: num(config.rateTollFree, 0, 0, 1000),
+        shortCode: num(config.rateShortCode, 0, 0, 1000),
+        messagingService: num(config.rateMessagingService, 0, 0, 1000),
+        whatsapp: num(config.rateWhatsapp, 0, 0, 1000),
+      },
+    },
   });
 }
 

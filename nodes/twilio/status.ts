@@ -10,6 +10,7 @@
 import type { TwilioMeta } from "../lib/envelope";
 import { isStatusAdvance, isFinalStatus, FAILED_STATUSES } from "../lib/twilio/status";
 import { parseForm, validateTwilioWebhook } from "../lib/twilio/signature";
+import { publishStatus } from "../lib/twilio/bus";
 import { BoundedStore } from "../lib/store";
 import { contextBackend, resolveStore } from "../shared/context";
 import { mountDispatcher, registerEndpoint, InboundRequest, InboundResponse } from "../shared/dispatcher";
@@ -104,6 +105,7 @@ export function registerStatus(RED: RedAPI): void {
       const failed = FAILED_STATUSES.has(status);
       node.status((failed ? Status.error : isFinalStatus(status) ? Status.ok : Status.busy)(`${status} …${sid.slice(-4)}`));
       node.send({ topic: `twilio/status/${status}`, payload: fields, twilio: twilioMeta });
+      publishStatus({ kind, sid, status, jobId, ...(twilioMeta.errorCode ? { errorCode: twilioMeta.errorCode } : {}), fields });
       return { status: 200, body: "" };
     };
 

@@ -12,6 +12,7 @@ import twilio from "twilio";
 import { AuthError, RateLimitedError, TwilioError, ValidationError } from "../errors";
 import { HttpClient, HttpClientOptions, HttpMethod } from "../http";
 import { parseRetryAfter } from "../retry";
+import { PacingOptions, RateBudget } from "./pacing";
 
 /** REST credentials: Account SID with its Auth Token, or an API key (SK…) and secret. */
 export interface TwilioCredentials {
@@ -30,6 +31,8 @@ export interface TwilioClientOptions {
   /** Replaces scheme+host of every request, e.g. "http://127.0.0.1:4010" (simulators, egress proxies). */
   apiHost?: string;
   http?: HttpClientOptions;
+  /** The account's rate budget (shared by every node using this client). */
+  pacing?: PacingOptions;
 }
 
 /** Legacy region → edge pairs (Twilio: edge-locations/legacy-regions); only IE1 and AU1 process outside US1. */
@@ -56,6 +59,8 @@ export interface SendMessageParams {
   body?: string;
   mediaUrl?: string[];
   statusCallback?: string;
+  /** Further Message create parameters in twilio-node's camelCase (sendAt, scheduleType, contentSid, contentVariables, validityPeriod…). */
+  extra?: Record<string, unknown>;
 }
 
 /** Result of the harmless "Test connection" call. */
@@ -93,6 +98,8 @@ export class TwilioClient {
   /** REST calls authenticate with an API key (SK…) rather than the Auth Token. */
   readonly usesApiKey: boolean;
   private readonly sdk: ReturnType<typeof twilio>;
+  /** The account's rate budget: every create goes through `budget.create(sender, …)`. */
+  readonly budget: RateBudget;
   private readonly apiHost?: URL;
 
   /** @throws ValidationError when credentials are incomplete or the API host is not a URL */
@@ -111,6 +118,7 @@ export class TwilioClient {
     }
     this.accountSid = c.accountSid;
     this.usesApiKey = useKey;
+    this.budget = new RateBudget(opts.pacing);
     this.http = new HttpClient({ timeoutMs: 15000, ...(opts.http ?? {}) });
     const region = opts.region && opts.region !== "us1" ? opts.region : undefined;
     const edge = opts.edge || (region ? REGION_EDGES[region] : undefined);
@@ -154,14 +162,15 @@ export class TwilioClient {
    */
   async sendMessage(p: SendMessageParams): Promise<TwilioMessage> {
     try {
-      const m = await this.sdk.messages.create({
+      const m = await this.budget.create(p.messagingServiceSid ?? p.from, () => this.sdk.messages.create({
         to: p.to,
         ...(p.from ? { from: p.from } : {}),
         ...(p.messagingServiceSid ? { messagingServiceSid: p.messagingServiceSid } : {}),
         ...(p.body !== undefined ? { body: p.body } : {}),
         ...(p.mediaUrl && p.mediaUrl.length ? { mediaUrl: p.mediaUrl } : {}),
         ...(p.statusCallback ? { statusCallback: p.statusCallback } : {}),
-      } as never);
+        ...(p.extra ?? {}),
+      } as never));
       return toMessage(m as unknown as Record<string, unknown>);
     } catch (err) {
       throw mapTwilioError(err);
@@ -171,7 +180,7 @@ export class TwilioClient {
   /** Fetch a Message by SID (GET …/Messages/{Sid}.json). @throws as sendMessage (404 → TwilioError 20404) */
   async fetchMessage(sid: string): Promise<TwilioMessage> {
     try {
-      const m = await this.sdk.messages(sid).fetch();
+      const m = await this.budget.other(() => this.sdk.messages(sid).fetch());
       return toMessage(m as unknown as Record<string, unknown>);
     } catch (err) {
       throw mapTwilioError(err);
@@ -195,6 +204,15 @@ export class TwilioClient {
     } catch (err) {
       throw mapTwilioError(err);
     }
+  }
+
+  /**
+   * The twilio SDK instance bound to this client's transport (host override, pool, safe retries). For
+   * resources this wrapper does not cover (Calls, Verify); wrap creates in `budget.create` and errors in
+   * {@link mapTwilioError}.
+   */
+  get rest(): ReturnType<typeof twilio> {
+    return this.sdk;
   }
 
   async close(): Promise<void> {
