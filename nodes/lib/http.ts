@@ -4,7 +4,7 @@
  *
  * Retry rules (what is repeated and what never is):
  * - 429 (the server says it did not process the request): repeated for every method, waiting for
- *   `Retry-After` when sent, else capped exponential backoff with full jitter.
+ *   `Retry-After` when sent, else capped exponential backoff with full jitter (unless `isFinal` says the answer is final).
  * - Failures before the request left (connection refused, DNS, connect timeout): repeated for every method.
  * - 502/503/504 and failures after the request left (reset, headers/body timeout): repeated only when the
  *   request is idempotent (GET/HEAD/PUT/DELETE by default, or `idempotent: true`). For a non-idempotent
@@ -29,6 +29,11 @@ export interface HttpRequest {
   /** Whole-request timeout for this call, ms (overrides the client's). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * True for a response that is final although its status is normally retried: e.g. Twilio Verify's 429 with
+   * 60202/60203 is an attempt limit, not load, and a repeat would meet a deleted verification. Default: none.
+   */
+  isFinal?: (res: HttpResponse) => boolean;
 }
 
 export interface HttpResponse {
@@ -112,7 +117,7 @@ export class HttpClient {
         failure = err;
       }
       if (res) {
-        const retryable = res.status === 429 || (idempotent && [502, 503, 504].includes(res.status));
+        const retryable = (res.status === 429 || (idempotent && [502, 503, 504].includes(res.status))) && !req.isFinal?.(res);
         if (!retryable || last) return res;
         const retryAfterMs = parseRetryAfter(res.headers["retry-after"]);
         if (retryAfterMs !== undefined && retryAfterMs > this.policy.maxRetryAfterMs) return res;

@@ -6,7 +6,10 @@
 import { ValidationError } from "../lib/errors";
 import { isValidRegion } from "../lib/phone";
 import { TwilioClient, TwilioCredentials } from "../lib/twilio/client";
+import { createMailService, MailService } from "../lib/twilio/sendgrid";
+import { OptOutList } from "../lib/twilio/optout";
 import { registerTestEndpoint } from "../shared/admin";
+import { contextBackend, resolveStore } from "../shared/context";
 import { OwnedClient, configString } from "../shared/config";
 import { publicEndpointUrl } from "../shared/dispatcher";
 import { num, registerNode } from "../shared/node";
@@ -24,6 +27,8 @@ export interface TwilioConfigProps extends Record<string, unknown> {
   edge?: string;
   apiHost?: string;
   timeout?: string | number;
+  /** Context store for the account's opt-out list ("" = default store). */
+  store?: string;
   /** Account-wide creates per second (default 10) and concurrent requests (default 5). */
   rate?: string | number;
   concurrency?: string | number;
@@ -33,6 +38,23 @@ export interface TwilioConfigProps extends Record<string, unknown> {
   rateShortCode?: string | number;
   rateMessagingService?: string | number;
   rateWhatsapp?: string | number;
+  /** SendGrid (e-mail): default sender address, API host override, Event Webhook verification key (base64, not secret). */
+  sendgridFrom?: string;
+  sendgridApiHost?: string;
+  sendgridVerificationKey?: string;
+}
+
+/**
+ * The account's SendGrid (e-mail) side. `mail` is created on first read, one MailService per config node;
+ * reading it throws ValidationError "no_api_key" / "bad_api_key" / "missing_env" / "bad_config" when the API
+ * key or host is unusable, so the Event Webhook endpoint (which needs only the verification key) works without one.
+ */
+export interface SendGridApi {
+  readonly mail: MailService;
+  /** Default sender ("ap@example.com" or "Name <ap@example.com>"), "" when not set. */
+  readonly from: string;
+  /** Event Webhook verification key (base64 SPKI), "" when not set. */
+  readonly verificationKey: string;
 }
 
 /** What dependent nodes use. The auth token is reachable only through `validationToken()`. */
@@ -53,6 +75,14 @@ export interface TwilioConfigApi {
   endpointUrl(path: string, query?: Record<string, string>): string;
   /** Public URL of the HTTP root (with httpNodeRoot), for signature validation. */
   publicRoot(): string;
+  /**
+   * The account's opt-out list (global context, the account's store), shared by every node using it.
+   * @param requester any node of the flow (global context is reached through it)
+   * @throws ValidationError code "unknown_store"
+   */
+  optOuts(requester: RedNode): OptOutList;
+  /** SendGrid e-mail. @throws ValidationError code "missing_env" for an unset ${VAR} in From / verification key */
+  sendgrid(): SendGridApi;
 }
 
 export interface TwilioConfigNode extends RedNode {
@@ -110,6 +140,20 @@ export function registerTwilioConfig(RED: RedAPI): void {
         if (u.hostname.includes("_")) throw new ValidationError("Public base URL host must not contain underscores (Twilio rejects such callback URLs)", { code: "no_public_url" });
         return base;
       };
+      let optOuts: OptOutList | undefined;
+      let mail: MailService | undefined;
+      const timeout = Number(config.timeout);
+      const sendgrid = (): SendGridApi => ({
+        get mail() {
+          return (mail ??= createMailService({
+            apiKey: configString(node.credentials.sendgridApiKey, "SendGrid API key"),
+            apiHost: configString(config.sendgridApiHost, "SendGrid API host") || undefined,
+            timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout * 1000 : undefined,
+          }));
+        },
+        from: configString(config.sendgridFrom, "SendGrid From"),
+        verificationKey: configString(config.sendgridVerificationKey, "SendGrid verification key"),
+      });
       const api: TwilioConfigApi = {
         get accountSid() {
           return (node.credentials.accountSid ?? "").trim();
@@ -129,6 +173,11 @@ export function registerTwilioConfig(RED: RedAPI): void {
           return qs ? `${url}?${qs}` : url;
         },
         publicRoot: () => publicEndpointUrl(publicBase(), RED.settings.httpNodeRoot, "").replace(/\/mlc$/, ""),
+        optOuts: (requester) => {
+          if (!optOuts) optOuts = new OptOutList(contextBackend(requester, "global", resolveStore(RED, config.store).name), api.accountSid);
+          return optOuts;
+        },
+        sendgrid,
       };
       (node as TwilioConfigNode).mlc = api;
     },
@@ -137,6 +186,7 @@ export function registerTwilioConfig(RED: RedAPI): void {
       authToken: { type: "password" },
       apiKeySid: { type: "text" },
       apiKeySecret: { type: "password" },
+      sendgridApiKey: { type: "password" },
     },
   );
 

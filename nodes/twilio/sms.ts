@@ -1,19 +1,35 @@
 /**
- * `mlc-twilio-sms`: sends one SMS/MMS/WhatsApp message per input message through the Messages API.
- * To, From / Messaging Service, Body (Mustache over msg) and MediaUrl come from the editor or msg; the
- * recipient is normalised to E.164; a StatusCallback URL pointing at the chosen mlc-twilio-status
- * endpoint, carrying the jobId, is added automatically.
- * Vendor: https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource
+ * `mlc-twilio-sms`: sends one SMS/MMS/WhatsApp message per recipient through the Messages API.
+ * - To, From / Messaging Service, Body (Mustache over msg), MediaUrl, WhatsApp Content templates and
+ *   scheduled sends (SendAt) come from the editor or msg; several recipients → one message each.
+ * - Recipients are normalised to E.164; a bad number, an opted-out recipient or a Twilio error fails that
+ *   recipient only (Catch), the others go through.
+ * - The account's opt-out list is consulted before sending; 21610 adds the recipient to it.
+ * - Quiet hours: outside the recipient's local business hours a send is scheduled with Twilio (SendAt,
+ *   needs a Messaging Service) or held durably in the context store and sent when the window opens;
+ *   urgent messages (msg.urgent = true) go at once.
+ * - Status: a StatusCallback to the chosen mlc-twilio-status endpoint (with the jobId), or polling of the
+ *   message resource until a final status for Node-RED that Twilio cannot reach (second output).
+ * - A send whose outcome is unknown (timeout after the request left) is reconciled by looking the message
+ *   up; it is re-sent only when Twilio has no such message and retries are allowed.
+ * Vendor: https://www.twilio.com/docs/messaging/api/message-resource ;
+ * https://www.twilio.com/docs/messaging/features/message-scheduling
  */
 import type { TwilioChannel, TwilioMeta } from "../lib/envelope";
-import { MlcError, TwilioError, ValidationError } from "../lib/errors";
+import { MlcError, RateLimitedError, TimeoutError, TwilioError, ValidationError } from "../lib/errors";
 import { randomId } from "../lib/ids";
-import { toE164, maskPhone } from "../lib/phone";
+import { maskPhone, toE164 } from "../lib/phone";
+import { BusinessHours, isTimeZone, nextSendTime, parseDays, timeZoneForNumber } from "../lib/quiet-hours";
+import { backoffDelay, DEFAULT_RETRY_POLICY, sleep } from "../lib/retry";
+import { BoundedStore } from "../lib/store";
 import { isTemplate, renderTemplate } from "../lib/template";
-import { Status, evaluate, firstSet, onInput, t } from "../shared/node";
-import { registerNode } from "../shared/node";
-import type { NodeMessage, RedAPI } from "../shared/types";
-import { twilioConfig } from "./config";
+import { publishStatus } from "../lib/twilio/bus";
+import type { SendMessageParams, TwilioMessage } from "../lib/twilio/client";
+import { isFinalStatus, isStatusAdvance } from "../lib/twilio/status";
+import { contextBackend, resolveStore } from "../shared/context";
+import { Status, evaluate, firstSet, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
+import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
+import { TwilioConfigApi, twilioConfig } from "./config";
 
 export interface SmsProps extends Record<string, unknown> {
   name?: string;
@@ -27,79 +43,282 @@ export interface SmsProps extends Record<string, unknown> {
   mediaUrlType?: string;
   /** Name of the mlc-twilio-status endpoint ("" = no status callback). */
   callback?: string;
+  /** WhatsApp/RCS Content template SID (HX…) and its variables (JSON object or string). */
+  contentSid?: string;
+  contentVariables?: string;
+  contentVariablesType?: string;
+  /** Scheduled send time (ISO 8601); needs a Messaging Service sender. */
+  sendAt?: string;
+  sendAtType?: string;
+  /** Quiet hours. */
+  quiet?: boolean;
+  hoursStart?: string;
+  hoursEnd?: string;
+  hoursDays?: string;
+  /** Recipient time zone (IANA), e.g. msg.contact.TimeZone; empty → from the number, else defaultTimezone. */
+  timezone?: string;
+  timezoneType?: string;
+  defaultTimezone?: string;
+  /** "schedule" (Twilio SendAt when possible, else hold) or "hold". */
+  quietMode?: "schedule" | "hold";
+  /** Poll the message until a final status (s between polls, s until giving up). */
+  poll?: boolean;
+  pollInterval?: string | number;
+  pollTimeout?: string | number;
+  /** Extra attempts for retryable failures (rate limit after the client's retries, unreachable, unknown outcome confirmed absent). */
+  retries?: string | number;
+  /** Context store for held messages ("" = default). */
+  store?: string;
 }
 
 const MG_SID = /^MG[0-9a-fA-F]{32}$/;
+/** Twilio accepts SendAt more than 300 s and at most 35 days ahead (errors 35114, 35115). */
+const SEND_AT_MIN_MS = 15 * 60 * 1000;
+const SEND_AT_MAX_MS = 35 * 24 * 3600 * 1000;
+const HOLD_CHECK_MS = 15000;
+
+/** A message held for quiet hours (context store; contains the recipient because it must be sent later). */
+interface HeldMessage {
+  due: number;
+  params: SendMessageParams;
+  jobId: string;
+  channel: TwilioChannel;
+  msg: NodeMessage;
+}
 
 function channelOf(to: string, media: string[]): TwilioChannel {
   if (to.startsWith("whatsapp:")) return "whatsapp";
   return media.length ? "mms" : "sms";
 }
 
-function asStringList(v: unknown): string[] {
+function asStringList(v: unknown, separators = /[\s,]+/): string[] {
   if (v === undefined || v === null || v === "") return [];
-  if (Array.isArray(v)) return v.map(String).filter((s) => s.trim() !== "");
+  if (Array.isArray(v)) return v.flatMap((x) => asStringList(x, separators));
   return String(v)
-    .split(/[\s,]+/)
+    .split(separators)
+    .map((s) => s.trim())
     .filter((s) => s !== "");
 }
 
+function jobIdOf(msg: NodeMessage): string {
+  return String(firstSet((msg.erp as { jobId?: string } | undefined)?.jobId, msg.jobId as string) ?? randomId("j"));
+}
+
 export function registerSms(RED: RedAPI): void {
-  registerNode<SmsProps>(RED, "mlc-twilio-sms", (node, config) => {
+  registerNode<SmsProps>(RED, "mlc-twilio-sms", (node: RedNode, config) => {
     let sent = 0;
     let failed = 0;
-    const counts = (): string => t(RED, "mlc-twilio-sms.status.counts", { sent, failed }, `sent ${sent}, failed ${failed}`);
-    node.status(Status.idle(t(RED, "mlc-twilio-sms.status.ready", undefined, "ready")));
+    let held = 0;
+    const polls = new Map<string, NodeJS.Timeout>();
+    let holdTimer: NodeJS.Timeout | undefined;
+    let closed = false;
+    const retries = num(config.retries, 0, 0, 10);
+    const counts = (): string =>
+      held > 0
+        ? t(RED, "mlc-twilio-sms.status.countsHeld", { sent, failed, held }, `sent ${sent}, failed ${failed}, held ${held}`)
+        : t(RED, "mlc-twilio-sms.status.counts", { sent, failed }, `sent ${sent}, failed ${failed}`);
+    const showCounts = (): void => node.status(failed ? Status.warn(counts()) : Status.ok(counts()));
 
-    onInput(RED, node, async (msg, { send, status }) => {
-      const cfg = twilioConfig(RED, config.twilio);
-      const jobId = String(firstSet((msg.erp as { jobId?: string } | undefined)?.jobId, msg.jobId as string) ?? randomId("j"));
-      const rawTo = firstSet(config.to ? await evaluate(RED, node, config.to, config.toType, msg) : undefined, msg.to);
-      let to: string;
-      try {
-        to = toE164(rawTo as string, cfg.defaultRegion);
-      } catch (err) {
-        failed++;
-        msg.twilio = { sid: "", status: "failed", to: typeof rawTo === "string" ? maskPhone(rawTo) : "", channel: "sms", jobId } satisfies TwilioMeta;
-        status(Status.error(counts()));
-        if (err instanceof MlcError) err.recordId = (msg.erp as { id?: string } | undefined)?.id;
-        throw err;
+    let hours: BusinessHours | undefined;
+    let holdStore: BoundedStore<HeldMessage> | undefined;
+    try {
+      if (config.quiet) {
+        hours = { start: config.hoursStart || "08:00", end: config.hoursEnd || "20:00", days: parseDays(config.hoursDays || "1-5") };
+        nextSendTime(new Date(), config.defaultTimezone || "UTC", hours); // validates the hours at deploy
+        if (config.defaultTimezone && !isTimeZone(config.defaultTimezone)) throw new ValidationError(`"${config.defaultTimezone}" is not an IANA time zone`, { code: "bad_config" });
+        holdStore = new BoundedStore<HeldMessage>(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "held", ttlMs: SEND_AT_MAX_MS, maxEntries: 10000 });
       }
+      node.status(Status.idle(t(RED, "mlc-twilio-sms.status.ready", undefined, "ready")));
+    } catch (err) {
+      reportError(RED, node, err, { topic: "mlc-twilio-sms/start" });
+    }
+
+    /** Poll a message resource until a final status, emitting each advance on output 2. */
+    const startPolling = (cfg: TwilioConfigApi, sid: string, jobId: string, to: string, channel: TwilioChannel, first: string): void => {
+      const intervalMs = num(config.pollInterval, 10, 1, 3600) * 1000;
+      const deadline = Date.now() + num(config.pollTimeout, 3600, 10, 7 * 86400) * 1000;
+      let last = first;
+      const tick = (): void => {
+        polls.delete(sid);
+        if (closed) return;
+        cfg
+          .client()
+          .fetchMessage(sid)
+          .then((m) => {
+            if (isStatusAdvance(last, m.status)) {
+              last = m.status;
+              const twilio: TwilioMeta = { sid, status: m.status, to, channel, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}) };
+              node.send([null, { topic: `twilio/status/${m.status}`, payload: { MessageSid: sid, MessageStatus: m.status, ErrorCode: m.errorCode ?? undefined }, twilio }]);
+              publishStatus({ kind: "message", sid, status: m.status, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}), fields: { MessageSid: sid, MessageStatus: m.status } });
+            }
+            if (!isFinalStatus(last) && Date.now() < deadline && !closed) polls.set(sid, setTimeout(tick, intervalMs));
+          })
+          .catch((err: unknown) => {
+            reportError(RED, node, err, { topic: "mlc-twilio-sms/poll", sid });
+            if (Date.now() < deadline && !closed) polls.set(sid, setTimeout(tick, intervalMs));
+          });
+      };
+      polls.set(sid, setTimeout(tick, intervalMs));
+    };
+
+    /**
+     * One create with the retry policy: unknown outcomes are reconciled by lookup, never blindly re-sent.
+     * @throws the last error
+     */
+    const createWithPolicy = async (cfg: TwilioConfigApi, params: SendMessageParams): Promise<TwilioMessage & { reconciled?: boolean }> => {
+      for (let attempt = 0; ; attempt++) {
+        const startedAt = new Date();
+        try {
+          return await cfg.client().sendMessage(params);
+        } catch (err) {
+          if (err instanceof TwilioError && err.optedOut) {
+            await cfg.optOuts(node).optOut(params.to, "21610");
+            throw err;
+          }
+          let retryable = err instanceof RateLimitedError || (err instanceof MlcError && err.code === "connect_failed");
+          // A timeout after the request left, or a 5xx answer to a create: Twilio may have created the message.
+          const unknownOutcome = (err instanceof TimeoutError && err.outcomeUnknown) || (err instanceof MlcError && (err.status ?? 0) >= 500);
+          if (unknownOutcome) {
+            const found = await cfg.client().findRecentMessage({ to: params.to, body: params.body, from: params.from ?? params.messagingServiceSid, since: startedAt });
+            if (found) return { ...found, reconciled: true };
+            retryable = true; // confirmed absent: a new attempt cannot double-send
+          }
+          if (!retryable || attempt >= retries) throw err;
+          await sleep(backoffDelay(attempt, DEFAULT_RETRY_POLICY, err instanceof RateLimitedError ? err.retryAfterMs : undefined));
+        }
+      }
+    };
+
+    /** Send one prepared message and emit it; returns the emitted msg. */
+    const deliver = async (cfg: TwilioConfigApi, base: NodeMessage, params: SendMessageParams, jobId: string, channel: TwilioChannel): Promise<void> => {
+      const m = await createWithPolicy(cfg, params);
+      sent++;
+      const twilio: TwilioMeta = { sid: m.sid, status: m.status, to: m.to, channel, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}) };
+      const out: NodeMessage = { ...base, twilio, ...(m.reconciled ? { reconciled: true } : {}) };
+      node.send([out, null]);
+      if (config.poll) startPolling(cfg, m.sid, jobId, m.to, channel, m.status);
+    };
+
+    /** Send the held messages that are due (each removed before it is sent, so it goes at most once). */
+    const releaseHeld = async (): Promise<void> => {
+      if (!holdStore || closed) return;
+      const now = Date.now();
+      const entries = await holdStore.entries();
+      held = entries.length;
+      for (const e of entries) {
+        const h = e.v;
+        if (h.due > now) continue;
+        const key = `${h.jobId}|${h.params.to}`;
+        if (!(await holdStore.delete(key))) continue;
+        held--;
+        try {
+          await deliver(twilioConfig(RED, config.twilio), h.msg, h.params, h.jobId, h.channel);
+        } catch (err) {
+          failed++;
+          node.error(err, { ...h.msg, twilio: { sid: "", status: "failed", to: h.params.to, channel: h.channel, jobId: h.jobId }, errorDetails: err instanceof MlcError ? err.toDetails() : { message: String(err) } });
+        }
+      }
+      showCounts();
+    };
+    if (holdStore) {
+      const loop = (): void => {
+        if (closed) return;
+        holdTimer = setTimeout(() => void releaseHeld().catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-sms/held" })).finally(loop), HOLD_CHECK_MS);
+      };
+      void releaseHeld().catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-sms/held" }));
+      loop();
+    }
+
+    onInput(RED, node, async (msg, { status }) => {
+      const cfg = twilioConfig(RED, config.twilio);
+      const jobId = jobIdOf(msg);
+      const recipients = asStringList(firstSet(config.to ? await evaluate(RED, node, config.to, config.toType, msg) : undefined, msg.to), /[,;\n]+/);
+      if (recipients.length === 0) throw new ValidationError("No recipient: To is empty", { code: "invalid_phone" });
       const fromValue = String(firstSet(config.from ? await evaluate(RED, node, config.from, config.fromType, msg) : undefined, msg.from as string, msg.messagingServiceSid as string, cfg.messagingServiceSid, cfg.from) ?? "");
       const bodyTemplate = firstSet(config.body, typeof msg.body === "string" ? msg.body : undefined, typeof msg.payload === "string" ? msg.payload : undefined);
       const body = bodyTemplate === undefined ? undefined : isTemplate(bodyTemplate) ? renderTemplate(bodyTemplate, msg) : bodyTemplate;
       const media = asStringList(firstSet(config.mediaUrl ? await evaluate(RED, node, config.mediaUrl, config.mediaUrlType, msg) : undefined, msg.mediaUrl));
+      const contentSid = String(firstSet(config.contentSid, msg.contentSid as string) ?? "");
+      const rawVars = firstSet(config.contentVariables ? await evaluate(RED, node, config.contentVariables, config.contentVariablesType, msg) : undefined, msg.contentVariables);
+      const contentVariables = rawVars === undefined ? undefined : typeof rawVars === "string" ? rawVars : JSON.stringify(rawVars);
+      const rawSendAt = firstSet(config.sendAt ? await evaluate(RED, node, config.sendAt, config.sendAtType, msg) : undefined, msg.sendAt as string);
       if (!fromValue) throw new ValidationError("No sender: set From or a Messaging Service SID here, in msg.from, or in the Twilio account", { code: "no_sender" });
-      if ((body === undefined || body.trim() === "") && media.length === 0) throw new ValidationError("Nothing to send: Body and MediaUrl are empty", { code: "empty_body" });
+      if ((body === undefined || body.trim() === "") && media.length === 0 && !contentSid) throw new ValidationError("Nothing to send: Body, MediaUrl and Content SID are empty", { code: "empty_body" });
+      if (contentSid && !/^HX[0-9a-fA-F]{32}$/.test(contentSid)) throw new ValidationError("Content SID must be HX followed by 32 hex characters", { code: "bad_content" });
+      let sendAt: Date | undefined;
+      if (rawSendAt !== undefined) {
+        sendAt = rawSendAt instanceof Date ? rawSendAt : new Date(String(rawSendAt));
+        if (Number.isNaN(sendAt.getTime())) throw new ValidationError("SendAt is not a date-time", { code: "bad_send_at" });
+        if (!MG_SID.test(fromValue)) throw new ValidationError("Scheduled sends (SendAt) need a Messaging Service SID as sender", { code: "bad_send_at" });
+      }
       const endpoint = (config.callback ?? "").trim();
-      const statusCallback = endpoint ? cfg.endpointUrl(`/twilio/${endpoint}`, { j: jobId }) : undefined;
-      const channel = channelOf(to, media);
-      let from = fromValue;
-      if (!MG_SID.test(fromValue) && channel === "whatsapp" && !fromValue.startsWith("whatsapp:")) from = `whatsapp:${fromValue}`;
+      const statusCallback = endpoint && !config.poll ? cfg.endpointUrl(`/twilio/${endpoint}`, { j: jobId }) : undefined;
+      const urgent = msg.urgent === true || msg.priority === "urgent";
+      const tzProp = config.quiet && config.timezone ? await evaluate(RED, node, config.timezone, config.timezoneType, msg) : undefined;
 
       status(Status.busy(t(RED, "mlc-twilio-sms.status.sending", undefined, "sending")));
-      try {
-        const m = await cfg.client().sendMessage({
-          to,
-          ...(MG_SID.test(fromValue) ? { messagingServiceSid: fromValue } : { from }),
-          body,
-          mediaUrl: media,
-          statusCallback,
-        });
-        sent++;
-        msg.twilio = { sid: m.sid, status: m.status, to: m.to, channel, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}) } satisfies TwilioMeta;
-        status(Status.ok(counts()));
-        send(msg);
-      } catch (err) {
-        failed++;
-        const code = err instanceof TwilioError ? err.twilioCode : undefined;
-        msg.twilio = { sid: "", status: (err as { outcomeUnknown?: boolean }).outcomeUnknown ? "unknown" : "failed", to, channel, jobId, ...(code ? { errorCode: code } : {}) } satisfies TwilioMeta;
-        if (err instanceof MlcError) err.recordId = (msg.erp as { id?: string } | undefined)?.id;
-        status(Status.error(counts()));
-        throw err;
+      const failures: { err: unknown; out: NodeMessage }[] = [];
+      for (const raw of recipients) {
+        const out: NodeMessage = recipients.length > 1 ? RED.util.cloneMessage(msg) : msg;
+        let to = "";
+        let channel: TwilioChannel = "sms";
+        try {
+          to = toE164(raw, cfg.defaultRegion);
+          channel = channelOf(to, media);
+          let from = fromValue;
+          if (!MG_SID.test(fromValue) && channel === "whatsapp" && !fromValue.startsWith("whatsapp:")) from = `whatsapp:${fromValue}`;
+          if (await cfg.optOuts(node).isOptedOut(to)) {
+            const e = new ValidationError(`${maskPhone(to)} opted out (replied STOP); not sent`, { code: "opted_out" });
+            throw e;
+          }
+          const extra: Record<string, unknown> = {};
+          if (contentSid) extra.contentSid = contentSid;
+          if (contentVariables !== undefined) extra.contentVariables = contentVariables;
+          let when = sendAt;
+          if (hours && !urgent && !when) {
+            const tz = (typeof tzProp === "string" && tzProp.trim()) || timeZoneForNumber(to) || config.defaultTimezone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+            const at = nextSendTime(new Date(), tz, hours);
+            const delay = at.getTime() - Date.now();
+            if (delay > 0) {
+              if (config.quietMode !== "hold" && MG_SID.test(fromValue) && delay >= SEND_AT_MIN_MS && delay <= SEND_AT_MAX_MS) when = at;
+              else {
+                const params: SendMessageParams = { to, ...(MG_SID.test(fromValue) ? { messagingServiceSid: fromValue } : { from }), body, mediaUrl: media, statusCallback, extra };
+                const stored: NodeMessage = { ...out };
+                delete stored.req;
+                delete stored.res;
+                await holdStore?.set(`${jobId}|${to}`, { due: at.getTime(), params, jobId, channel, msg: JSON.parse(JSON.stringify(stored)) as NodeMessage });
+                held++;
+                continue;
+              }
+            }
+          }
+          if (when) {
+            extra.sendAt = when;
+            extra.scheduleType = "fixed";
+          }
+          await deliver(cfg, out, { to, ...(MG_SID.test(fromValue) ? { messagingServiceSid: fromValue } : { from }), body, mediaUrl: media, statusCallback, extra }, jobId, channel);
+        } catch (err) {
+          failed++;
+          const code = err instanceof TwilioError ? err.twilioCode : err instanceof ValidationError && err.code === "opted_out" ? 21610 : undefined;
+          out.twilio = { sid: "", status: err instanceof TimeoutError && err.outcomeUnknown ? "unknown" : "failed", to: to || (typeof raw === "string" ? maskPhone(raw) : ""), channel, jobId, ...(code ? { errorCode: code } : {}) } satisfies TwilioMeta;
+          if (err instanceof MlcError) err.recordId = (msg.erp as { id?: string } | undefined)?.id;
+          failures.push({ err, out });
+        }
       }
+      showCounts();
+      if (recipients.length === 1 && failures.length === 1) throw failures[0].err;
+      // Several recipients: each failure reaches Catch on its own; the others were sent.
+      for (const f of failures) {
+        f.out.errorDetails = f.err instanceof MlcError ? f.err.toDetails() : { message: String(f.err) };
+        node.error(f.err, f.out);
+      }
+    });
+
+    onClose(node, () => {
+      closed = true;
+      if (holdTimer) clearTimeout(holdTimer);
+      for (const timer of polls.values()) clearTimeout(timer);
+      polls.clear();
     });
   });
 }
-
-export type { NodeMessage };

@@ -9,7 +9,6 @@
  */
 import type { TwilioMeta } from "../lib/envelope";
 import { isStatusAdvance, isFinalStatus, FAILED_STATUSES } from "../lib/twilio/status";
-import { parseForm, validateTwilioWebhook } from "../lib/twilio/signature";
 import { publishStatus } from "../lib/twilio/bus";
 import { BoundedStore } from "../lib/store";
 import { contextBackend, resolveStore } from "../shared/context";
@@ -17,6 +16,10 @@ import { mountDispatcher, registerEndpoint, InboundRequest, InboundResponse } fr
 import { Status, onClose, registerNode, reportError, t } from "../shared/node";
 import type { RedAPI } from "../shared/types";
 import { twilioConfig } from "./config";
+import { handleSendGridEvents } from "./email-events";
+import { checkTwilioWebhook, one } from "./webhook";
+import { classifyKeyword } from "../lib/twilio/optout";
+import { maskPhone, toE164 } from "../lib/phone";
 
 export interface StatusProps extends Record<string, unknown> {
   name?: string;
@@ -33,9 +36,6 @@ interface SidState {
 
 const STATE_TTL_MS = 7 * 24 * 3600 * 1000;
 
-function one(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 export function registerStatus(RED: RedAPI): void {
   mountDispatcher(RED.httpNode);
@@ -52,35 +52,19 @@ export function registerStatus(RED: RedAPI): void {
       return;
     }
 
+    const refuse = (): void => {
+      forged++;
+      node.status(Status.warn(t(RED, "mlc-twilio-status.status.forged", { n: forged }, `refused ${forged} forged`)));
+      node.warn(t(RED, "mlc-twilio-status.warn.forged", undefined, "Refused a request with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
+    };
+
     const handler = async (req: InboundRequest): Promise<InboundResponse> => {
-      if (req.method !== "POST") return { status: 405, headers: { Allow: "POST" }, body: "Method not allowed" };
-      let token: string;
-      let url: string;
-      try {
-        const cfg = twilioConfig(RED, config.twilio);
-        token = cfg.validationToken();
-        url = cfg.publicRoot() + req.originalPath;
-      } catch (err) {
-        reportError(RED, node, err, { topic: "mlc-twilio-status/config", endpoint });
-        return { status: 500, body: "Endpoint not configured" };
+      const check = checkTwilioWebhook(RED, node, config.twilio, req);
+      if (!check.ok) {
+        if (check.forged) refuse();
+        return check.response;
       }
-      const json = /^application\/json/i.test(req.contentType);
-      const params = json ? {} : parseForm(req.body);
-      const signature = String(req.headers["x-twilio-signature"] ?? "");
-      if (!validateTwilioWebhook({ authToken: token, signature, url, contentType: req.contentType, rawBody: req.body, params })) {
-        forged++;
-        node.status(Status.warn(t(RED, "mlc-twilio-status.status.forged", { n: forged }, `refused ${forged} forged`)));
-        node.warn(t(RED, "mlc-twilio-status.warn.forged", undefined, "Refused a status callback with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
-        return { status: 403, body: "Forbidden" };
-      }
-      let fields: Record<string, string | string[]> = params;
-      if (json) {
-        try {
-          fields = JSON.parse(req.body.toString("utf8")) as Record<string, string>;
-        } catch {
-          return { status: 400, body: "Bad request" };
-        }
-      }
+      const fields = check.fields;
       const callSid = one(fields.CallSid);
       const sid = one(fields.MessageSid) ?? one(fields.SmsSid) ?? callSid;
       const status = (one(fields.MessageStatus) ?? one(fields.SmsStatus) ?? one(fields.CallStatus) ?? "").toLowerCase();
@@ -109,9 +93,45 @@ export function registerStatus(RED: RedAPI): void {
       return { status: 200, body: "" };
     };
 
+    /**
+     * Inbound messages (the number's "A message comes in" webhook → <endpoint>/inbound): STOP-type keywords
+     * add the sender to the account's opt-out list, START-type remove it; every inbound message is emitted
+     * (topic twilio/inbound/<stop|start|help|message>). Twilio itself sends the keyword replies.
+     */
+    const inbound = async (req: InboundRequest): Promise<InboundResponse> => {
+      const check = checkTwilioWebhook(RED, node, config.twilio, req);
+      if (!check.ok) {
+        if (check.forged) refuse();
+        return check.response;
+      }
+      const f = check.fields;
+      const fromRaw = one(f.From) ?? "";
+      let from = fromRaw;
+      try {
+        from = toE164(fromRaw);
+      } catch {
+        /* short codes and alphanumeric senders stay as they are */
+      }
+      const kind = classifyKeyword(one(f.Body), one(f.OptOutType));
+      const cfg = twilioConfig(RED, config.twilio);
+      if (kind === "stop") await cfg.optOuts(node).optOut(from, "keyword");
+      if (kind === "start") await cfg.optOuts(node).optIn(from);
+      if (kind) node.status(Status.busy(`${kind.toUpperCase()} ${maskPhone(from)}`));
+      node.send({
+        topic: `twilio/inbound/${kind ?? "message"}`,
+        payload: f,
+        inbound: { sid: one(f.MessageSid) ?? "", from, to: one(f.To) ?? "", body: one(f.Body) ?? "", keyword: kind ?? null },
+      });
+      return { status: 200, headers: { "Content-Type": "text/xml" }, body: "<Response/>" };
+    };
+
     let release: (() => void) | undefined;
+    let releaseInbound: (() => void) | undefined;
+    let releaseSendGrid: (() => void) | undefined;
     try {
       release = registerEndpoint(RED.httpNode, `/twilio/${endpoint}`, node.id, handler);
+      releaseInbound = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/inbound`, node.id, inbound);
+      releaseSendGrid = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/sendgrid`, node.id, (req) => handleSendGridEvents(RED, node, config.twilio, req, { store: config.store }));
       node.status(Status.idle(t(RED, "mlc-twilio-status.status.listening", { endpoint }, `listening /${endpoint}`)));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });
@@ -119,6 +139,8 @@ export function registerStatus(RED: RedAPI): void {
     void accepted;
     onClose(node, () => {
       release?.();
+      releaseInbound?.();
+      releaseSendGrid?.();
     });
   });
 }

@@ -288,30 +288,33 @@ describe("twilio node set in Node-RED", function () {
       assert.equal(received.out[0].twilio.sid, sim.messages[0].sid);
     });
 
-    it("a dropped connection after the create is an unknown outcome: Catch, no blind resend", async () => {
+    it("a dropped connection after the create is reconciled by lookup, never re-sent", async () => {
       sim.injectFault({ dropConnection: true });
       await load(flow());
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" });
-      await until(() => received.caught.length === 1, "catch");
+      await until(() => received.out.length === 1 || received.caught.length > 0, "sms outcome");
       await settle(300);
-
-      const c = received.caught[0];
-      assert.equal(c.errorDetails.outcomeUnknown, true);
-      assert.equal(c.errorDetails.name, "TimeoutError");
-      assert.equal(c.twilio.status, "unknown");
-      assert.ok(c.twilio.jobId);
+      assert.equal(received.caught.length, 0);
+      const out = received.out[0];
+      assert.equal(out.reconciled, true);
+      assert.equal(out.twilio.sid, sim.messages[0].sid, "the message Twilio did create is the one reported");
       assert.equal(creates().length, 1, "exactly one create request");
-      assert.equal(sim.messages.length, 1, "the message does exist at Twilio");
-      assert.equal(received.out.length, 0);
+      assert.equal(sim.messages.length, 1);
+      assert.ok(sim.requests.some((r) => r.method === "GET" && /\/Messages\.json$/.test(r.path)), "looked the message up");
     });
 
-    it("a 503 on create is not resent (outcome unknown for POST)", async () => {
+    it("a 503 on create whose message exists is reconciled; one that does not exist fails to Catch, not resent", async () => {
       sim.injectFault({ status: 503, createMessage: true });
       await load(flow());
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" });
+      await until(() => received.out.length === 1 || received.caught.length > 0, "first outcome");
+      assert.equal(received.out[0]?.reconciled, true);
+      sim.injectFault({ status: 503 });
+      inject({ phone: "+14155550133", invoice: "INV-2", vendor: "B" });
       await until(() => received.caught.length === 1, "catch");
       await settle(300);
-      assert.equal(creates().length, 1);
+      assert.equal(creates().length, 2, "one create per message, none repeated");
+      assert.equal(sim.messages.length, 1);
       assert.equal(received.caught[0].errorDetails.status, 503);
     });
 

@@ -13,10 +13,19 @@
  *   https://www.twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks
  * - Webhook signatures: https://www.twilio.com/docs/usage/webhooks/webhooks-security
  * - Concurrency limit 429 / 20429: https://www.twilio.com/docs/api/errors/20429
+ * - Calls: https://www.twilio.com/docs/voice/api/call-resource (OpenAPI `CreateCall` / `FetchCall` / `ListCall`),
+ *   call progress events https://www.twilio.com/docs/voice/api/call-resource#statuscallbackevent,
+ *   `<Gather>` https://www.twilio.com/docs/voice/twiml/gather, AMD https://www.twilio.com/docs/voice/answering-machine-detection
+ * - Verify v2: https://www.twilio.com/docs/verify/api/verification and …/verification-check (OpenAPI `twilio_verify_v2.json`),
+ *   error codes https://www.twilio.com/docs/verify/api/error-codes
+ * - Incoming message webhook: https://www.twilio.com/docs/messaging/guides/webhook-request; default opt-out keywords:
+ *   https://support.twilio.com/hc/en-us/articles/223134027
+ * - Message scheduling: https://www.twilio.com/docs/messaging/features/message-scheduling (errors 35111, 35114, 35115, 35118)
  *
- * Deliberately not modelled: XML responses, scheduled messages (SendAt), Calls, Verify, media sub-resources,
- * message update/delete, regional hosts. Everything is "test credentials" style: every configured account behaves
- * like an account using Twilio's test credentials (magic numbers apply).
+ * Deliberately not modelled: XML responses, media sub-resources, message/call update and delete (so no cancel of a
+ * scheduled message), FallbackUrl, Verify channels `sna`/`auto`, regional hosts. Everything is "test credentials"
+ * style: every configured account behaves like an account using Twilio's test credentials (magic numbers apply).
+ * Verify lives on the same server as the 2010 API (`/v2/Services/…`), so one host override serves both.
  *
  * The simulator is quiet: it never writes to the console. Pass `log` to see what it does.
  */
@@ -67,7 +76,10 @@ export interface TwilioSimOptions {
   senders?: string[];
   /** Messaging Service SIDs (`MG` + 32 hex) that exist. Default: one, {@link DEFAULT_MESSAGING_SERVICE_SID}. */
   messagingServices?: string[];
-  /** Recipients that have opted out (replied STOP): sends to them fail 400 / 21610. Also see `optOut()`. */
+  /**
+   * Recipients that have opted out (replied STOP) for every account: sends to them fail 400 / 21610. Also see `optOut()`
+   * and `sendInbound()` (a STOP keyword opts out for that account only).
+   */
   optOuts?: string[];
   /**
    * Per-account REST concurrency limit: a request arriving while this many requests of the same account are still in
@@ -86,6 +98,24 @@ export interface TwilioSimOptions {
   signUrlFragment?: boolean;
   /** Optional logger, one line per event. The simulator never logs to the console. */
   log?: (line: string) => void;
+  /**
+   * Verify v2 Service SIDs (`VA` + 32 hex) that exist, usable by every account. Default: one,
+   * {@link DEFAULT_VERIFY_SERVICE_SID}. Another SID in the path answers 404 / 20404.
+   */
+  verifyServices?: string[];
+  /**
+   * Per-account create rate: a create (POST Messages, Calls or Verifications) that would be the (N+1)th admitted create
+   * of the same account within any sliding 1000 ms window of the simulator clock is answered 429 / 20429 (no
+   * `Retry-After` on the 2010 API, `Retry-After: 1` on Verify) and nothing is created. Creates rejected this way do not
+   * count toward the window; creates that fail validation do. Default: no rate limit. Independent of `concurrencyLimit`.
+   */
+  ratePerSecond?: number;
+  /**
+   * The simulator clock, in ms since the epoch: a function (called whenever the simulator needs "now"), or a number
+   * (a frozen clock starting there). Default `Date.now`. {@link TwilioSim.advanceClock} moves either forward. It dates
+   * resources and callbacks, and drives Verify expiry (10 min), `SendAt` windows, `DateSent` filters and `ratePerSecond`.
+   */
+  now?: number | (() => number);
 }
 
 /** A message in the ledger (`TwilioSim.messages`), in the simulator's camelCase form of the Twilio Message resource. */
@@ -123,6 +153,12 @@ export interface SimMessage {
   /** Price as Twilio shows it once sent (negative decimal string, USD), else `null`. */
   price: string | null;
   contentSid: string | null;
+  /** `ContentVariables` as sent (a JSON object string), or `null`. */
+  contentVariables: string | null;
+  /** `outbound-api` for messages created through the API, `inbound` for `sendInbound()` messages. */
+  direction: "outbound-api" | "inbound";
+  /** `SendAt` of a scheduled message (`ScheduleType=fixed`) normalised to ISO 8601 `YYYY-MM-DDTHH:MM:SSZ`, else `null`. */
+  sendAt: string | null;
   /** Every form parameter of the create request (repeated keys as arrays). */
   params: Record<string, string | string[]>;
 }
@@ -151,13 +187,26 @@ export interface SimRequest {
   code?: number;
   /** SID of the message created by this request, if any (also set when the connection was dropped after creating it). */
   messageSid?: string;
+  /** SID of the call created by this request, if any. */
+  callSid?: string;
+  /** SID of the verification created (or re-sent) by this request, if any. */
+  verificationSid?: string;
   /** Time the request arrived, ms since epoch. */
   at: number;
 }
 
-/** Result of one status-callback delivery attempt. */
+/**
+ * What an outgoing webhook request was: a message status callback, a call progress callback, the TwiML fetch of a call's
+ * `Url`, a `<Gather>` action request, an incoming-message webhook, or an async AMD callback.
+ */
+export type CallbackKind = "message-status" | "call-status" | "twiml" | "gather-action" | "incoming-message" | "amd-status";
+
+/** Result of one outgoing webhook request (status callback, TwiML fetch, Gather action, incoming message). */
 export interface CallbackResult {
-  /** The literal URL called (the message's StatusCallback, fragment included as given). */
+  /**
+   * The literal URL called (the StatusCallback / Url / action, fragment included as given). For a GET webhook, the URL
+   * with the parameters appended as query string (that is what GET webhooks sign).
+   */
   url: string;
   /** HTTP status answered by the receiver; 0 when the request failed (connection refused, timeout…). */
   status: number;
@@ -177,10 +226,15 @@ export interface CallbackResult {
   error?: string;
   /** True for the second copy sent by `duplicate`. */
   duplicate: boolean;
+  /** What the request was (see {@link CallbackKind}). */
+  kind: CallbackKind;
+  /** HTTP method used (`POST` unless the resource asked for `GET`). */
+  method: "GET" | "POST";
 }
 
 /**
- * A fault for the next POST …/Messages.json requests (`injectFault`). Applied after authentication succeeded.
+ * A fault for the next create requests (`injectFault`): POST …/Messages.json by default, or the create named by `on`.
+ * Applied after authentication (and the `ratePerSecond` check) succeeded.
  * - `{status: 429, code?: 20429, retryAfter?: seconds}`: answer 429 (+ `Retry-After` header when given); not processed.
  * - `{status: 500}` / `{status: 503}` (any status): answer that status with Twilio's error body (default codes 20500 /
  *   20503; 20429 for 429); not processed unless `createMessage: true` (an "outcome unknown" 5xx that did create it).
@@ -198,8 +252,13 @@ export interface SimFault {
   dropConnection?: boolean;
   /** Milliseconds. */
   delayMs?: number;
-  /** With `status`: create the message anyway before answering the error. */
+  /** With `status`: create the message (call, verification) anyway before answering the error. */
   createMessage?: boolean;
+  /**
+   * Which create the fault hits: `messages` (default; POST …/Messages.json), `calls` (POST …/Calls.json) or
+   * `verifications` (POST /v2/Services/{Sid}/Verifications). Faults for other targets stay queued.
+   */
+  on?: "messages" | "calls" | "verifications";
 }
 
 /** Options of `sendStatusCallbacks`. */
@@ -218,6 +277,158 @@ export interface StatusCallbackOptions {
   url?: string;
   /** Leave out the `X-Twilio-Signature` header. */
   omitSignature?: boolean;
+}
+
+/** A call in the ledger (`TwilioSim.calls`), the simulator's camelCase form of the Call resource. */
+export interface SimCall {
+  /** `CA` + 32 hex. */
+  sid: string;
+  accountSid: string;
+  to: string;
+  from: string;
+  /** `Url` given at creation (wins over `Twiml` when both are given, as Twilio documents), else `null`. */
+  url: string | null;
+  /** HTTP method for `Url` (`Method`, default `POST`). */
+  method: "GET" | "POST";
+  /** Inline `Twiml` (only when no `Url` was given), else `null`. */
+  twiml: string | null;
+  applicationSid: string | null;
+  statusCallback: string | null;
+  /**
+   * `StatusCallbackEvent` values subscribed (repeated keys; space-separated values are split too). Empty = none given,
+   * which means Twilio sends only `completed`.
+   */
+  statusCallbackEvents: string[];
+  statusCallbackMethod: "GET" | "POST";
+  /** Ring timeout in seconds (`Timeout`, default 60, capped at 600). */
+  timeout: number;
+  /** `MachineDetection` (`Enable` | `DetectMessageEnd`) or `null`. */
+  machineDetection: string | null;
+  /** `AsyncAmd=true`. */
+  asyncAmd: boolean;
+  asyncAmdStatusCallback: string | null;
+  /** Resource status (`queued, ringing, in-progress, completed, busy, failed, no-answer, canceled`). */
+  status: string;
+  /** Every `CallStatus` the call went through, in order, starting with `queued` (`initiated` included). */
+  history: string[];
+  /** Progress events already reached (`initiated`, `ringing`, `answered`, `completed`), whether or not a callback went out. */
+  events: string[];
+  /** `AnsweredBy` once known (only when machine detection was requested), else `null`. */
+  answeredBy: string | null;
+  /** Call duration in seconds once completed, else `null`. */
+  durationSec: number | null;
+  /** RFC 2822. */
+  dateCreated: string;
+  dateUpdated: string;
+  /** RFC 2822 time the call was initiated, else `null`. */
+  startTime: string | null;
+  /** RFC 2822 time the call ended, else `null`. */
+  endTime: string | null;
+  /** Negative decimal string (USD) for an answered, completed call, else `null`. */
+  price: string | null;
+  /** Each `<Say>` the callee heard (XML entities decoded, whitespace collapsed), in order, across every document played. */
+  said: string[];
+  /** `said` joined with single spaces ("" before `answerCall`). */
+  spokenText: string;
+  /** Digits submitted to the last `<Gather>` (`Digits` as posted), `null` when none were. */
+  digits: string | null;
+  /** The TwiML documents played, in order (the call's document, then each Gather action response). */
+  documents: string[];
+  /** Number of call-progress callbacks sent so far (the next `SequenceNumber`). */
+  sequence: number;
+  /** Every form parameter of the create request (repeated keys as arrays). */
+  params: Record<string, string | string[]>;
+}
+
+/** How `progressCall` ends a call (the final `CallStatus`). */
+export type CallOutcome = "completed" | "busy" | "no-answer" | "failed" | "canceled";
+
+/** A `<Gather>` verb as read from TwiML (attribute values as written; defaults per the Gather docs). */
+export interface SimGather {
+  /** `action` as written, or `null` when absent (Twilio then uses the document URL). */
+  action: string | null;
+  /** `method`, default `POST`. */
+  method: "GET" | "POST";
+  /** `input`, default `dtmf`. */
+  input: string;
+  /** `numDigits`, or `null`. */
+  numDigits: number | null;
+  /** `finishOnKey`, default `#` (`""` disables it). */
+  finishOnKey: string;
+  /** `timeout` in seconds, default 5. */
+  timeout: number;
+  /** `actionOnEmptyResult="true"`. */
+  actionOnEmptyResult: boolean;
+  /** `<Say>` texts nested in the Gather. */
+  said: string[];
+}
+
+/** What `answerCall` did. */
+export interface AnswerCallResult {
+  /** The TwiML document of the call (inline `Twiml`, or the body the `Url` answered; "" when the fetch failed). */
+  twiml: string;
+  /** The signed request that fetched `Url` (`kind: "twiml"`), or `null` for inline TwiML. */
+  twimlFetch: CallbackResult | null;
+  /** The first `<Gather>` of the document, or `null`. */
+  gather: SimGather | null;
+  /** The Gather action request (`kind: "gather-action"`), or `null` when none was made. */
+  action: CallbackResult | null;
+  /** The parameters posted to the action (`{}` when none). */
+  posted: Record<string, string>;
+  /** HTTP status the action answered; 0 when no action request was made or it failed at network level. */
+  status: number;
+  /** The `<Say>` texts heard during this answer (also appended to `SimCall.said`). */
+  said: string[];
+  /** Why the call could not go on (TwiML fetch failed, document parse failure 12100, no usable action URL), if so. */
+  error?: string;
+}
+
+/** Verification status values (Verify v2). */
+export type SimVerificationStatus = "pending" | "approved" | "canceled" | "max_attempts_reached" | "expired";
+
+/** A verification in the ledger (`TwilioSim.verifications`); kept after Twilio would have deleted it (`deleted: true`). */
+export interface SimVerification {
+  /** `VE` + 32 hex. */
+  sid: string;
+  serviceSid: string;
+  accountSid: string;
+  /** E.164 number, or e-mail address for the `email` channel. */
+  to: string;
+  /** Channel of the latest send (`sms` | `call` | `email` | `whatsapp`). */
+  channel: string;
+  /** The code sent (6 digits, or `CustomCode`). Tests read it here. */
+  code: string;
+  status: SimVerificationStatus;
+  /** Legacy `valid` flag: true once approved. */
+  valid: boolean;
+  /** One entry per send (first send + re-sends), as in `send_code_attempts`. `time` is ISO 8601. */
+  sendCodeAttempts: { time: string; channel: string; attemptSid: string }[];
+  /** Checks made with a wrong code. */
+  wrongChecks: number;
+  /** ISO 8601 `YYYY-MM-DDTHH:MM:SSZ`. */
+  dateCreated: string;
+  dateUpdated: string;
+  /** Simulator-clock ms after which the code is expired (creation + 10 min). */
+  expiresAt: number;
+  /** True once Twilio would have deleted it (approved, canceled, expired, max check attempts): API answers 404 / 20404. */
+  deleted: boolean;
+  /** Form parameters of the first create request. */
+  params: Record<string, string | string[]>;
+}
+
+/** An incoming message for `sendInbound`. */
+export interface SimInboundMessage {
+  /** The sender (E.164 or `whatsapp:+…`). */
+  from: string;
+  /** The account's number that receives it. */
+  to: string;
+  body: string;
+  /** Force `OptOutType` (otherwise detected from a single-keyword body, case-insensitive). */
+  optOutType?: "STOP" | "START" | "HELP";
+  /** Receiving account (default: the first account); signs the webhook with its Auth Token. */
+  accountSid?: string;
+  /** Added as `MessagingServiceSid` when the receiving number belongs to a Messaging Service. */
+  messagingServiceSid?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -241,6 +452,28 @@ export const DEFAULT_API_KEY: Readonly<TwilioSimApiKey> = Object.freeze({
   accountSid: DEFAULT_ACCOUNT.accountSid,
   keyType: "standard" as const,
 });
+
+/** Default Verify Service SID: `VA` + 32 × "4". */
+export const DEFAULT_VERIFY_SERVICE_SID = "VA" + "4".repeat(32);
+
+/** Verify: a code is valid for 10 minutes (ms). */
+export const VERIFY_TTL_MS = 10 * 60 * 1000;
+
+/** Verify: sends allowed per verification (the 6th answers 429 / 60203). */
+export const VERIFY_MAX_SENDS = 5;
+
+/** Verify: check attempts allowed per verification (a check after 5 wrong ones answers 429 / 60202). */
+export const VERIFY_MAX_CHECKS = 5;
+
+/** Default opt-out keywords on long codes and toll-free numbers (reference §7); a single-word body, case-insensitive. */
+export const OPT_OUT_KEYWORDS = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"] as const;
+/** Default opt-in keywords (reference §7). */
+export const OPT_IN_KEYWORDS = ["START", "YES", "UNSTOP"] as const;
+/** Default help keywords (reference §7). */
+export const HELP_KEYWORDS = ["HELP", "INFO"] as const;
+
+/** Call progress events (OpenAPI `call_enum_event`). */
+export const CALL_EVENTS = ["initiated", "ringing", "answered", "completed"] as const;
 
 /** Twilio's magic test sender: "From=+15005550006 succeeds" (test credentials). */
 export const MAGIC_VALID_SENDER = "+15005550006";
@@ -299,6 +532,14 @@ const ASYNC_ERROR_MESSAGES: Record<number, string> = {
 const E164 = /^\+[1-9]\d{1,14}$/;
 const MG_SID = /^MG[0-9a-fA-F]{32}$/;
 const HX_SID = /^HX[0-9a-fA-F]{32}$/;
+const AP_SID = /^AP[0-9a-fA-F]{32}$/;
+const VE_SID = /^VE[0-9a-fA-F]{32}$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const VERIFY_CHANNELS = new Set(["sms", "call", "email", "whatsapp"]);
+/** Largest `SendAt` lead time: 35 days in seconds (ERR/35115). */
+const MAX_SCHEDULE_S = 35 * 24 * 3600;
+/** Smallest `SendAt` lead time in seconds (ERR/35114). */
+const MIN_SCHEDULE_S = 300;
 const MAX_BODY_CHARS = 1600;
 const MAX_MEDIA = 10;
 const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -407,6 +648,11 @@ function parseForm(text: string): Record<string, string | string[]> {
   return out;
 }
 
+/** `StatusCallbackEvent` values: repeated keys, each possibly space-separated; de-duplicated, in order. */
+function callEvents(params: Record<string, string | string[]>): string[] {
+  return Array.from(new Set(all(params, "StatusCallbackEvent").flatMap((v) => v.split(/\s+/)).filter((e) => e !== "")));
+}
+
 function first(params: Record<string, string | string[]>, name: string): string | undefined {
   const v = params[name];
   return Array.isArray(v) ? v[0] : v;
@@ -416,6 +662,16 @@ function all(params: Record<string, string | string[]>, name: string): string[] 
   const v = params[name];
   if (v === undefined) return [];
   return Array.isArray(v) ? v : [v];
+}
+
+/** Append `params` to the query of `url` (before any `#fragment`), as Twilio does for GET webhooks. */
+function appendQuery(url: string, params: Record<string, string>): string {
+  const hash = url.indexOf("#");
+  const base = hash >= 0 ? url.slice(0, hash) : url;
+  const frag = hash >= 0 ? url.slice(hash) : "";
+  const q = new URLSearchParams(params).toString();
+  if (!q) return url;
+  return base + (base.includes("?") ? (base.endsWith("?") || base.endsWith("&") ? "" : "&") : "?") + q + frag;
 }
 
 function stripChannel(address: string): string {
@@ -449,6 +705,24 @@ interface TwilioErrorSpec {
   message: string;
 }
 
+/** What a create answers: a success body, or a Twilio error (with extra headers). */
+type CreateOutcome = { status: number; payload: unknown } | { error: TwilioErrorSpec; headers?: Record<string, string> };
+
+/**
+ * Where a `<Gather action>` goes: the literal absolute http(s) URL; a relative one resolved against the document URL;
+ * no action = the document URL. `null` when there is nothing to resolve against (inline TwiML).
+ */
+function resolveAction(action: string | null, documentUrl: string | null): string | null {
+  if (action === null || action === "") return documentUrl;
+  if (/^https?:\/\//i.test(action)) return action;
+  if (documentUrl === null) return null;
+  try {
+    return new URL(action, documentUrl).toString();
+  } catch {
+    return null;
+  }
+}
+
 function err(status: number, code: number, message: string): TwilioErrorSpec {
   return { status, code, message };
 }
@@ -456,6 +730,176 @@ function err(status: number, code: number, message: string): TwilioErrorSpec {
 /** Twilio's 2010 API error body. */
 function errorBody(e: TwilioErrorSpec): Record<string, unknown> {
   return { code: e.code, message: e.message, more_info: `https://www.twilio.com/docs/errors/${e.code}`, status: e.status };
+}
+
+/** ISO 8601 without milliseconds, as Verify writes dates: `2015-07-30T20:00:00Z`. */
+function iso8601(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** Parse an ISO 8601 date-time with zone (`YYYY-MM-DDTHH:MM:SS[.sss](Z|±hh:mm)`); `null` when it is not one. */
+function parseIsoDateTime(v: string): number | null {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(v)) return null;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? null : t;
+}
+
+/** `(415) 867-5308` for +1 numbers, else the address as given (Call `to_formatted` / `from_formatted`). */
+function formatNumber(n: string): string {
+  const m = /^\+1(\d{3})(\d{3})(\d{4})$/.exec(n);
+  return m ? `(${m[1]}) ${m[2]}-${m[3]}` : n;
+}
+
+function isWhatsApp(address: string): boolean {
+  return address.startsWith("whatsapp:");
+}
+
+/** True when `v` is a JSON string of an object (ContentVariables, error 21656 otherwise). */
+function isJsonObject(v: string): boolean {
+  try {
+    const x: unknown = JSON.parse(v);
+    return typeof x === "object" && x !== null && !Array.isArray(x);
+  } catch {
+    return false;
+  }
+}
+
+function httpMethod(v: string | undefined, fallback: "GET" | "POST" = "POST"): "GET" | "POST" | null {
+  if (v === undefined || v === "") return fallback;
+  const u = v.toUpperCase();
+  return u === "GET" || u === "POST" ? u : null;
+}
+
+/** A parsed XML element (TwiML). */
+interface XmlElement {
+  name: string;
+  attrs: Record<string, string>;
+  children: (XmlElement | string)[];
+}
+
+const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+/** Decode XML character/entity references; a bare `&` or an unknown entity throws (Twilio: 12100 Document parse failure). */
+function decodeXml(raw: string): string {
+  let out = "";
+  let i = 0;
+  while (i < raw.length) {
+    const amp = raw.indexOf("&", i);
+    if (amp < 0) {
+      out += raw.slice(i);
+      break;
+    }
+    out += raw.slice(i, amp);
+    const semi = raw.indexOf(";", amp);
+    const ref = semi > amp ? raw.slice(amp + 1, semi) : "";
+    let ch: string | undefined;
+    if (/^#x[0-9a-fA-F]{1,6}$/.test(ref)) ch = String.fromCodePoint(Number.parseInt(ref.slice(2), 16));
+    else if (/^#\d{1,7}$/.test(ref)) ch = String.fromCodePoint(Number.parseInt(ref.slice(1), 10));
+    else ch = XML_ENTITIES[ref];
+    if (ch === undefined) throw new Error(`bare '&' or unknown entity at offset ${amp}`);
+    out += ch;
+    i = semi + 1;
+  }
+  return out;
+}
+
+/**
+ * A minimal, strict XML reader for TwiML: elements, attributes (quoted), text, CDATA, comments and the XML
+ * declaration. DOCTYPE/entity declarations are refused. Throws an Error describing the first problem (the simulator
+ * reports it as Twilio's 12100 "Document parse failure").
+ */
+function parseXml(text: string): XmlElement {
+  const doc: XmlElement = { name: "#document", attrs: {}, children: [] };
+  const stack: XmlElement[] = [doc];
+  const tagRe = /<(\/?)([A-Za-z_][\w.:-]*)((?:\s+[A-Za-z_][\w.:-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>/y;
+  const attrRe = /([A-Za-z_][\w.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
+  const addText = (t: string) => {
+    const top = stack[stack.length - 1];
+    if (top === doc) {
+      if (t.trim()) throw new Error("text outside the root element");
+    } else top.children.push(t);
+  };
+  let i = 0;
+  while (i < text.length) {
+    const lt = text.indexOf("<", i);
+    const chunk = lt < 0 ? text.slice(i) : text.slice(i, lt);
+    if (chunk) addText(decodeXml(chunk));
+    if (lt < 0) break;
+    if (text.startsWith("<?", lt)) {
+      const end = text.indexOf("?>", lt);
+      if (end < 0) throw new Error("unterminated processing instruction");
+      i = end + 2;
+      continue;
+    }
+    if (text.startsWith("<!--", lt)) {
+      const end = text.indexOf("-->", lt + 4);
+      if (end < 0) throw new Error("unterminated comment");
+      i = end + 3;
+      continue;
+    }
+    if (text.startsWith("<![CDATA[", lt)) {
+      const end = text.indexOf("]]>", lt);
+      if (end < 0) throw new Error("unterminated CDATA section");
+      addText(text.slice(lt + 9, end));
+      i = end + 3;
+      continue;
+    }
+    if (text.startsWith("<!", lt)) throw new Error("DOCTYPE and other declarations are not allowed");
+    tagRe.lastIndex = lt;
+    const m = tagRe.exec(text);
+    if (!m) throw new Error(`malformed tag at offset ${lt}`);
+    const [whole, close, name, attrText, selfClose] = m;
+    if (close) {
+      if (selfClose || attrText.trim()) throw new Error(`malformed end tag </${name}>`);
+      const top = stack.pop();
+      if (!top || top === doc || top.name !== name) throw new Error(`unexpected </${name}>`);
+    } else {
+      const attrs: Record<string, string> = {};
+      for (const a of attrText.matchAll(attrRe)) attrs[a[1]] = decodeXml(a[2] ?? a[3] ?? "");
+      const el: XmlElement = { name, attrs, children: [] };
+      const parent = stack[stack.length - 1];
+      if (parent === doc && doc.children.length > 0) throw new Error("more than one root element");
+      parent.children.push(el);
+      if (!selfClose) stack.push(el);
+    }
+    i = lt + whole.length;
+  }
+  if (stack.length !== 1) throw new Error(`unclosed <${stack[stack.length - 1].name}>`);
+  const root = doc.children[0];
+  if (root === undefined || typeof root === "string") throw new Error("no root element");
+  return root;
+}
+
+/** Text content of an element (nested SSML included), whitespace collapsed. */
+function textOf(el: XmlElement): string {
+  return el.children
+    .map((c) => (typeof c === "string" ? c : textOf(c)))
+    .join("")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
+function elements(el: XmlElement): XmlElement[] {
+  return el.children.filter((c): c is XmlElement => typeof c !== "string");
+}
+
+/** Read a `<Gather>` element with the defaults documented at https://www.twilio.com/docs/voice/twiml/gather. */
+function readGather(el: XmlElement): SimGather {
+  const a = el.attrs;
+  const numDigits = a.numDigits !== undefined ? Number.parseInt(a.numDigits, 10) : NaN;
+  const timeout = a.timeout !== undefined ? Number.parseInt(a.timeout, 10) : NaN;
+  return {
+    action: a.action ?? null,
+    method: (a.method ?? "POST").toUpperCase() === "GET" ? "GET" : "POST",
+    input: a.input ?? "dtmf",
+    numDigits: Number.isFinite(numDigits) && numDigits > 0 ? numDigits : null,
+    finishOnKey: a.finishOnKey ?? "#",
+    timeout: Number.isFinite(timeout) && timeout >= 0 ? timeout : 5,
+    actionOnEmptyResult: (a.actionOnEmptyResult ?? "").toLowerCase() === "true",
+    said: elements(el)
+      .filter((c) => c.name === "Say")
+      .map(textOf),
+  };
 }
 
 type AuthKind = SimRequest["auth"];
@@ -486,7 +930,16 @@ interface AuthResult {
  * - `GET  /2010-04-01/Accounts/{AccountSid}/Messages.json?To=&From=&DateSent=&PageSize=&Page=` list → 200 page envelope
  * - `GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json` fetch → 200 / 404 (20404)
  * - `GET  /2010-04-01/Accounts/{AccountSid}.json` fetch account → 200 (`status: "active"`, `type: "Full"`)
+ * - `POST /2010-04-01/Accounts/{AccountSid}/Calls.json` create (form) → 201 Call JSON (`queued`, `outbound-api`)
+ * - `GET  /2010-04-01/Accounts/{AccountSid}/Calls.json?To=&From=&Status=&PageSize=&Page=` list → 200 page envelope
+ * - `GET  /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json` fetch → 200 / 404 (20404)
+ * - `POST /v2/Services/{ServiceSid}/Verifications` start (or re-send) → 201 Verification JSON
+ * - `GET|POST /v2/Services/{ServiceSid}/Verifications/{Sid}` fetch / update `Status=canceled|approved` → 200 / 404
+ * - `POST /v2/Services/{ServiceSid}/VerificationCheck` check → 200 (approved or pending) / 404 / 429 (60202)
  * Anything else → 404 (20404); a known path with another method → 405 (20004).
+ *
+ * Driving methods: `sendStatusCallbacks`/`deliver` (messages), `progressCall`/`answerCall` (calls),
+ * `expireVerification` (Verify), `sendInbound` (incoming messages, opt-out keywords).
  */
 export class TwilioSim {
   /** Message ledger in creation order. */
@@ -497,8 +950,14 @@ export class TwilioSim {
   readonly defaultAccount: TwilioSimAccount;
   /** First configured API key (when `apiKeys: []` was passed, a key that is NOT accepted). */
   readonly defaultApiKey: TwilioSimApiKey;
-  /** Every status-callback attempt made, in order. */
+  /** Every outgoing webhook request made (status callbacks, TwiML fetches, Gather actions, inbound messages), in order. */
   readonly callbacks: CallbackResult[] = [];
+  /** Call ledger in creation order. */
+  readonly calls: SimCall[] = [];
+  /** Verification ledger in creation order; entries stay after Twilio would delete them (`deleted: true`). */
+  readonly verifications: SimVerification[] = [];
+  /** Incoming messages sent with `sendInbound`, in order (`direction: "inbound"`, status `received`). */
+  readonly inboundMessages: SimMessage[] = [];
 
   private readonly accounts: TwilioSimAccount[];
   private readonly apiKeys: TwilioSimApiKey[];
@@ -511,6 +970,14 @@ export class TwilioSim {
   private readonly inFlight = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
   private readonly opts: TwilioSimOptions;
+  private readonly verifyServiceSet: Set<string>;
+  /** Opt-outs recorded per account (STOP keywords through `sendInbound`, or `optOut(number, accountSid)`). */
+  private readonly accountOptOuts = new Map<string, Set<string>>();
+  /** Admitted create times (simulator clock, ms) per account, for `ratePerSecond`. */
+  private readonly createTimes = new Map<string, number[]>();
+  private readonly concurrencyKeys = new WeakMap<SimRequest, string>();
+  private rejected429Count = 0;
+  private clockOffset = 0;
   private server: http.Server | null = null;
   private baseUrl = "";
 
@@ -530,6 +997,29 @@ export class TwilioSim {
     this.services = new Set(opts.messagingServices ?? [DEFAULT_MESSAGING_SERVICE_SID]);
     this.initialOptOuts = [...(opts.optOuts ?? [])];
     for (const n of this.initialOptOuts) this.optOuts.add(stripChannel(n));
+    this.verifyServiceSet = new Set(opts.verifyServices ?? [DEFAULT_VERIFY_SERVICE_SID]);
+  }
+
+  /** The simulator clock in ms since the epoch (option `now`, default `Date.now()`, plus every `advanceClock`). */
+  now(): number {
+    const n = this.opts.now;
+    const base = typeof n === "function" ? n() : typeof n === "number" ? n : Date.now();
+    return base + this.clockOffset;
+  }
+
+  /** Move the simulator clock forward by `ms` milliseconds (e.g. past a Verify code's 10-minute lifetime). */
+  advanceClock(ms: number): void {
+    this.clockOffset += ms;
+  }
+
+  /** Number of 429 answers given so far (rate limit, concurrency limit, injected faults, Verify 60202/60203). */
+  get rejected429(): number {
+    return this.rejected429Count;
+  }
+
+  /** Verify Service SIDs that exist (option `verifyServices`). */
+  get verifyServices(): string[] {
+    return [...this.verifyServiceSet];
   }
 
   /** Start listening on 127.0.0.1, ephemeral port. Resolves the base URL `http://127.0.0.1:<port>`. Idempotent. */
@@ -583,8 +1073,8 @@ export class TwilioSim {
   }
 
   /**
-   * Queue `fault` for the next `count` (default 1) `POST …/Messages.json` requests that pass authentication.
-   * Faults are consumed in FIFO order, one per request. See {@link SimFault}.
+   * Queue `fault` for the next `count` (default 1) create requests that pass authentication: `POST …/Messages.json`,
+   * or the create named by `fault.on`. Faults of one target are consumed in FIFO order, one per request. See {@link SimFault}.
    */
   injectFault(fault: SimFault, count = 1): void {
     for (let i = 0; i < count; i++) this.faults.push({ ...fault });
@@ -595,27 +1085,74 @@ export class TwilioSim {
     return this.faults.length;
   }
 
-  /** Record an opt-out (the recipient replied STOP): later sends to `number` fail 400 / 21610. */
-  optOut(number: string): void {
-    this.optOuts.add(stripChannel(number));
+  /**
+   * Record an opt-out (the recipient replied STOP): later sends to `number` fail 400 / 21610 — from every account, or
+   * only from `accountSid` when given.
+   */
+  optOut(number: string, accountSid?: string): void {
+    const n = stripChannel(number);
+    if (accountSid === undefined) this.optOuts.add(n);
+    else {
+      let set = this.accountOptOuts.get(accountSid);
+      if (!set) this.accountOptOuts.set(accountSid, (set = new Set()));
+      set.add(n);
+    }
   }
 
-  /** Undo `optOut` (the recipient replied START). */
-  optIn(number: string): void {
-    this.optOuts.delete(stripChannel(number));
+  /**
+   * Undo `optOut` (the recipient replied START): without `accountSid` the number is removed everywhere; with it, from
+   * that account's opt-outs and from the every-account list.
+   */
+  optIn(number: string, accountSid?: string): void {
+    const n = stripChannel(number);
+    this.optOuts.delete(n);
+    if (accountSid === undefined) for (const set of this.accountOptOuts.values()) set.delete(n);
+    else this.accountOptOuts.get(accountSid)?.delete(n);
   }
 
-  /** The ledger entry for `sid`, or undefined. */
+  /** Whether sends from `accountSid` (default: the first account) to `number` fail 21610. */
+  isOptedOut(number: string, accountSid: string = this.defaultAccount.accountSid): boolean {
+    const n = stripChannel(number);
+    return this.optOuts.has(n) || (this.accountOptOuts.get(accountSid)?.has(n) ?? false);
+  }
+
+  /** The ledger entry for `sid` (outbound or inbound message), or undefined. */
   getMessage(sid: string): SimMessage | undefined {
-    return this.messages.find((m) => m.sid === sid);
+    return this.messages.find((m) => m.sid === sid) ?? this.inboundMessages.find((m) => m.sid === sid);
   }
 
-  /** Clear messages, requests, callbacks, faults; restore the opt-out list given in the options. Keeps the server running. */
+  /** The call ledger entry for `sid`, or undefined. */
+  getCall(sid: string): SimCall | undefined {
+    return this.calls.find((c) => c.sid === sid);
+  }
+
+  /**
+   * The newest verification whose SID or `to` equals `sidOrTo` (one not deleted preferred), or undefined. Read
+   * `.code` to complete a check in a test.
+   */
+  getVerification(sidOrTo: string): SimVerification | undefined {
+    this.sweepExpired();
+    const matches = this.verifications.filter((v) => v.sid === sidOrTo || v.to === sidOrTo);
+    return [...matches].reverse().find((v) => !v.deleted) ?? matches[matches.length - 1];
+  }
+
+  /**
+   * Clear messages, calls, verifications, inbound messages, requests, callbacks, faults, the rate window and the 429
+   * counter and every `advanceClock` offset (the clock follows the `now` option again); restore the opt-out list given
+   * in the options (per-account opt-outs are dropped). Keeps the server running.
+   */
   reset(): void {
     this.messages.length = 0;
     this.requests.length = 0;
     this.callbacks.length = 0;
     this.faults.length = 0;
+    this.calls.length = 0;
+    this.verifications.length = 0;
+    this.inboundMessages.length = 0;
+    this.createTimes.clear();
+    this.accountOptOuts.clear();
+    this.rejected429Count = 0;
+    this.clockOffset = 0;
     this.optOuts.clear();
     for (const n of this.initialOptOuts) this.optOuts.add(stripChannel(n));
   }
@@ -646,7 +1183,7 @@ export class TwilioSim {
     const target = options.url ?? msg.statusCallback;
     const results: CallbackResult[] = [];
     for (const status of statuses) {
-      const now = new Date();
+      const now = new Date(this.now());
       const errorCode =
         status === "failed" || status === "undelivered" ? (options.errorCode ?? (status === "failed" ? 30001 : 30003)) : null;
       this.applyStatus(msg, status, errorCode, now);
@@ -672,7 +1209,7 @@ export class TwilioSim {
       const idempotencyToken = crypto.randomUUID();
       const copies = options.duplicate ? 2 : 1;
       for (let i = 0; i < copies; i++) {
-        const r = await this.postCallback(target, params, signature, signedUrl, idempotencyToken, i > 0);
+        const r = await this.postCallback(target, params, signature, signedUrl, idempotencyToken, i > 0, "message-status");
         results.push(r);
         this.callbacks.push(r);
       }
@@ -696,11 +1233,406 @@ export class TwilioSim {
   }
 
   // -------------------------------------------------------------------------------------------------------------------
+  // Calls
+  // -------------------------------------------------------------------------------------------------------------------
+
+  /**
+   * Drive call `sid` to its end, `outcome` being the final `CallStatus`. Progress events reached on the way, skipping
+   * those already reached (e.g. by `answerCall`): `completed` → initiated, ringing, answered, completed;
+   * `no-answer` / `canceled` → initiated, ringing, completed; `busy` / `failed` → initiated, completed.
+   * For each event the call resource is updated (ringing → `ringing`, answered → `in-progress`, completed → the outcome,
+   * with `duration`, `end_time`, `price`), and when the call has a StatusCallback and subscribed to the event
+   * (`StatusCallbackEvent`; none given = `completed` only) a signed callback is sent with `StatusCallbackMethod`:
+   * `AccountSid, ApiVersion, CallSid, CallStatus` (initiated | ringing | in-progress | outcome), `Called, Caller,
+   * Direction=outbound-api, From, To, CallbackSource=call-progress-events, SequenceNumber` (0, 1, 2… per callback sent),
+   * `Timestamp` (RFC 2822); `completed` adds `CallDuration` (s), `Duration` (min, rounded up), `SipResponseCode`
+   * (200, 486 busy, 487 no-answer/canceled, 500 failed); `AnsweredBy` on answered/completed when `MachineDetection` was
+   * requested (`opts.answeredBy`, default `human`).
+   * @param opts.durationSec duration of an answered call in seconds (default 10; 0 for the other outcomes)
+   * @returns the callbacks sent (may be empty), receiver failures included (`status: 0`), never thrown
+   * @throws Error for an unknown SID, a call that already ended, or an answered call ended other than `completed`
+   */
+  async progressCall(
+    sid: string,
+    outcome: CallOutcome,
+    opts: { answeredBy?: string; durationSec?: number } = {},
+  ): Promise<CallbackResult[]> {
+    const call = this.getCall(sid);
+    if (!call) throw new Error(`TwilioSim: unknown call ${sid}`);
+    if (!["completed", "busy", "no-answer", "failed", "canceled"].includes(outcome)) throw new Error(`TwilioSim: unknown call outcome ${outcome}`);
+    if (call.events.includes("completed")) throw new Error(`TwilioSim: call ${sid} already ended (${call.status})`);
+    if (call.events.includes("answered") && outcome !== "completed")
+      throw new Error(`TwilioSim: call ${sid} was answered; it can only end "completed"`);
+    const steps = ["initiated"];
+    if (outcome === "completed" || outcome === "no-answer" || outcome === "canceled") steps.push("ringing");
+    if (outcome === "completed") steps.push("answered");
+    steps.push("completed");
+    if (call.machineDetection && call.answeredBy === null && outcome === "completed") call.answeredBy = opts.answeredBy ?? "human";
+    const results: CallbackResult[] = [];
+    for (const event of steps) {
+      if (call.events.includes(event)) continue;
+      if (event === "completed") call.durationSec = outcome === "completed" ? Math.max(0, Math.round(opts.durationSec ?? 10)) : 0;
+      const r = await this.callEvent(call, event, outcome);
+      if (r) results.push(r);
+    }
+    return results;
+  }
+
+  /**
+   * The callee picks up and reacts to the call's TwiML. First the progress events not reached yet (initiated, ringing,
+   * answered) happen as in `progressCall` (callbacks for the subscribed ones). Then the document: the inline `Twiml`, or
+   * the `Url` fetched with a signed request using `Method` (params `AccountSid, ApiVersion, CallSid,
+   * CallStatus=in-progress, Called, Caller, Direction, From, To`, + `AnsweredBy` with synchronous AMD). With `AsyncAmd`
+   * and an `AsyncAmdStatusCallback`, that URL then gets `AccountSid, CallSid, AnsweredBy, MachineDetectionDuration`.
+   * Top-level verbs run in order: `<Say>` is heard (recorded in `said`/`spokenText`), `<Hangup>`/`<Reject>`/`<Redirect>`
+   * stop, the first `<Gather>` plays its nested `<Say>`s and then:
+   * - `digits`: input up to `finishOnKey` (default `#`; it then becomes `FinishedOnKey`) or cut to `numDigits`; the
+   *   signed action request (Gather `method`, `action` resolved against the document URL) carries the call params +
+   *   `Digits, FinishedOnKey` ("" unless ended by the key), `msg=Gather End`, `CallStatus=in-progress`;
+   * - `noInput` (or empty digits): no request, execution falls through to the next verb — unless
+   *   `actionOnEmptyResult="true"`, then the action gets the same parameters without `Digits`.
+   * The `<Say>`s of the action's answer (TwiML) are heard too. The call stays `in-progress`: end it with
+   * `progressCall(sid, "completed")`.
+   * Problems the callee would experience are reported in `result.error`, not thrown: Url fetch not 2xx (11200),
+   * unparseable TwiML (12100; a bare `&` counts), no usable action URL (inline TwiML needs an absolute `action`).
+   * @throws Error for an unknown SID, an ended call, or a call created with only an ApplicationSid
+   */
+  async answerCall(
+    sid: string,
+    input: { digits?: string } | { noInput: true },
+    opts: { answeredBy?: string } = {},
+  ): Promise<AnswerCallResult> {
+    const call = this.getCall(sid);
+    if (!call) throw new Error(`TwilioSim: unknown call ${sid}`);
+    if (call.events.includes("completed")) throw new Error(`TwilioSim: call ${sid} already ended (${call.status})`);
+    if (call.url === null && call.twiml === null) throw new Error(`TwilioSim: call ${sid} has no Url or Twiml (ApplicationSid calls are not executed)`);
+    if (call.machineDetection && call.answeredBy === null) call.answeredBy = opts.answeredBy ?? "human";
+    for (const event of ["initiated", "ringing", "answered"]) {
+      if (!call.events.includes(event)) await this.callEvent(call, event, "completed");
+    }
+    const result: AnswerCallResult = { twiml: "", twimlFetch: null, gather: null, action: null, posted: {}, status: 0, said: [] };
+    let documentUrl: string | null = null;
+    if (call.url !== null) {
+      const params = this.callParams(call, "in-progress");
+      if (call.answeredBy !== null && !call.asyncAmd) params.AnsweredBy = call.answeredBy;
+      const r = await this.webhook("twiml", call.accountSid, call.url, params, call.method);
+      result.twimlFetch = r;
+      if (r.status < 200 || r.status >= 300) {
+        result.error = `11200 HTTP retrieval failure: the Url answered ${r.status || r.error || "nothing"}`;
+        return result;
+      }
+      result.twiml = r.body;
+      documentUrl = call.url;
+    } else {
+      result.twiml = call.twiml as string;
+    }
+    if (call.asyncAmd && call.asyncAmdStatusCallback && call.answeredBy !== null) {
+      const method = httpMethod(first(call.params, "AsyncAmdStatusCallbackMethod")) ?? "POST";
+      await this.webhook(
+        "amd-status",
+        call.accountSid,
+        call.asyncAmdStatusCallback,
+        { AccountSid: call.accountSid, CallSid: call.sid, AnsweredBy: call.answeredBy, MachineDetectionDuration: "2150" },
+        method,
+      );
+    }
+    call.documents.push(result.twiml);
+    let root: XmlElement;
+    try {
+      root = parseXml(result.twiml);
+      if (root.name !== "Response") throw new Error(`root element <${root.name}> is not <Response>`);
+    } catch (e) {
+      result.error = `12100 Document parse failure: ${e instanceof Error ? e.message : String(e)}`;
+      return result;
+    }
+    const hear = (text: string) => {
+      call.said.push(text);
+      call.spokenText = call.said.join(" ");
+      result.said.push(text);
+    };
+    for (const verb of elements(root)) {
+      if (verb.name === "Say") {
+        hear(textOf(verb));
+        continue;
+      }
+      if (verb.name === "Hangup" || verb.name === "Reject" || verb.name === "Redirect") break;
+      if (verb.name !== "Gather") continue;
+      const gather = readGather(verb);
+      result.gather = gather;
+      for (const t of gather.said) hear(t);
+      let digits = "digits" in input && typeof input.digits === "string" ? input.digits : "";
+      let finishedOnKey = "";
+      const keyAt = gather.finishOnKey ? digits.indexOf(gather.finishOnKey) : -1;
+      if (keyAt >= 0) {
+        finishedOnKey = gather.finishOnKey;
+        digits = digits.slice(0, keyAt);
+      } else if (gather.numDigits !== null) {
+        digits = digits.slice(0, gather.numDigits);
+      }
+      if (digits === "" && !gather.actionOnEmptyResult) continue; // timeout without input: next verb
+      const target = resolveAction(gather.action, documentUrl);
+      if (target === null) {
+        result.error = "no usable <Gather> action URL (TwiML without a document URL needs an absolute action)";
+        return result;
+      }
+      const params = this.callParams(call, "in-progress");
+      if (digits !== "") {
+        params.Digits = digits;
+        call.digits = digits;
+      }
+      params.FinishedOnKey = finishedOnKey;
+      params.msg = "Gather End";
+      const r = await this.webhook("gather-action", call.accountSid, target, params, gather.method);
+      result.action = r;
+      result.posted = { ...params };
+      result.status = r.status;
+      if (r.status >= 200 && r.status < 300 && r.body.trim() !== "") {
+        call.documents.push(r.body);
+        try {
+          const next = parseXml(r.body);
+          for (const v of elements(next)) {
+            if (v.name === "Say") hear(textOf(v));
+            else if (v.name === "Gather") {
+              for (const t of readGather(v).said) hear(t);
+              break;
+            } else if (v.name === "Hangup" || v.name === "Reject" || v.name === "Redirect") break;
+          }
+        } catch (e) {
+          result.error = `12100 Document parse failure (action response): ${e instanceof Error ? e.message : String(e)}`;
+        }
+      }
+      return result;
+    }
+    return result;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Verify
+  // -------------------------------------------------------------------------------------------------------------------
+
+  /**
+   * Let the live verification with this SID or `to` (the newest) run out of time now: its status becomes `expired` and
+   * it is deleted, so checks, fetches and updates answer 404 / 20404 and the next send starts a new verification with a
+   * new code. Returns the ledger entry. @throws Error when there is no live verification for `sidOrTo`
+   */
+  expireVerification(sidOrTo: string): SimVerification {
+    this.sweepExpired();
+    const v = [...this.verifications].reverse().find((x) => !x.deleted && (x.sid === sidOrTo || x.to === sidOrTo));
+    if (!v) throw new Error(`TwilioSim: no live verification for ${sidOrTo}`);
+    v.expiresAt = Math.min(v.expiresAt, this.now());
+    this.sweepExpired();
+    return v;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Incoming messages
+  // -------------------------------------------------------------------------------------------------------------------
+
+  /**
+   * Post Twilio's incoming-message webhook for `m` to `url` (signed with the receiving account's Auth Token, POST form):
+   * `ToCountry`-style geo fields are left out; sent are `SmsMessageSid, NumMedia="0", SmsSid, SmsStatus=received, Body,
+   * To, MessagingServiceSid` (when given), `NumSegments, MessageSid` (`SM` + 32 hex), `AccountSid, From, ApiVersion`,
+   * and `OptOutType` (`STOP` | `START` | `HELP`) when `m.optOutType` is given or the trimmed body is a single default
+   * keyword ({@link OPT_OUT_KEYWORDS}, {@link OPT_IN_KEYWORDS}, {@link HELP_KEYWORDS}; case-insensitive).
+   * Side effects before the POST, as Twilio records the block and still forwards the message: STOP opts `m.from` out
+   * for that account (later sends to it from that account fail 400 / 21610), START opts it back in (also clearing the
+   * every-account list). The message is added to `inboundMessages` (and is visible to Messages fetch/list).
+   * @returns the delivery result (receiver failures: `status: 0`, never thrown)
+   * @throws Error for an unknown `accountSid`
+   */
+  async sendInbound(url: string, m: SimInboundMessage): Promise<CallbackResult> {
+    const accountSid = m.accountSid ?? this.defaultAccount.accountSid;
+    if (!this.accounts.some((a) => a.accountSid === accountSid)) throw new Error(`TwilioSim: unknown account ${accountSid}`);
+    const keyword = m.body.trim().toUpperCase();
+    const detected = (OPT_OUT_KEYWORDS as readonly string[]).includes(keyword)
+      ? "STOP"
+      : (OPT_IN_KEYWORDS as readonly string[]).includes(keyword)
+        ? "START"
+        : (HELP_KEYWORDS as readonly string[]).includes(keyword)
+          ? "HELP"
+          : undefined;
+    const optOutType = m.optOutType ?? detected;
+    if (optOutType === "STOP") this.optOut(m.from, accountSid);
+    else if (optOutType === "START") this.optIn(m.from, accountSid);
+    const sid = "SM" + hex32();
+    const now = rfc2822(new Date(this.now()));
+    const segments = String(countSegments(m.body));
+    const params: Record<string, string> = {
+      SmsMessageSid: sid,
+      NumMedia: "0",
+      SmsSid: sid,
+      SmsStatus: "received",
+      Body: m.body,
+      To: m.to,
+    };
+    if (m.messagingServiceSid) params.MessagingServiceSid = m.messagingServiceSid;
+    params.NumSegments = segments;
+    params.MessageSid = sid;
+    params.AccountSid = accountSid;
+    params.From = m.from;
+    params.ApiVersion = API_VERSION;
+    if (optOutType) params.OptOutType = optOutType;
+    this.inboundMessages.push({
+      sid,
+      accountSid,
+      to: m.to,
+      from: m.from,
+      messagingServiceSid: m.messagingServiceSid ?? null,
+      body: m.body,
+      mediaUrl: [],
+      statusCallback: null,
+      status: "received",
+      errorCode: null,
+      dateCreated: now,
+      history: ["received"],
+      dateUpdated: now,
+      dateSent: now,
+      numSegments: segments,
+      price: null,
+      contentSid: null,
+      contentVariables: null,
+      direction: "inbound",
+      sendAt: null,
+      params: { ...params },
+    });
+    return this.webhook("incoming-message", accountSid, url, params);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
   // internals
   // -------------------------------------------------------------------------------------------------------------------
 
   private log(line: string): void {
     this.opts.log?.(line);
+  }
+
+  /** Call parameters common to every call webhook (status callbacks, TwiML fetch, Gather action). */
+  private callParams(call: SimCall, callStatus: string): Record<string, string> {
+    return {
+      AccountSid: call.accountSid,
+      ApiVersion: API_VERSION,
+      CallSid: call.sid,
+      CallStatus: callStatus,
+      Called: call.to,
+      Caller: call.from,
+      Direction: "outbound-api",
+      From: call.from,
+      To: call.to,
+    };
+  }
+
+  /** Reach progress `event` on `call` (resource update + history) and send its callback when subscribed. */
+  private async callEvent(call: SimCall, event: string, outcome: CallOutcome): Promise<CallbackResult | null> {
+    const nowStr = rfc2822(new Date(this.now()));
+    call.events.push(event);
+    let callStatus: string;
+    if (event === "initiated") {
+      callStatus = "initiated";
+      call.startTime = nowStr;
+    } else if (event === "ringing") {
+      callStatus = "ringing";
+      call.status = "ringing";
+    } else if (event === "answered") {
+      callStatus = "in-progress";
+      call.status = "in-progress";
+    } else {
+      callStatus = outcome;
+      call.status = outcome;
+      call.endTime = nowStr;
+      if (call.durationSec === null) call.durationSec = 0;
+      if (outcome === "completed" && call.events.includes("answered"))
+        call.price = (-0.014 * Math.max(1, Math.ceil(call.durationSec / 60))).toFixed(5);
+    }
+    call.history.push(callStatus);
+    call.dateUpdated = nowStr;
+    const subscribed = call.statusCallbackEvents.length === 0 ? event === "completed" : call.statusCallbackEvents.includes(event);
+    if (!subscribed || call.statusCallback === null) return null;
+    const params = this.callParams(call, callStatus);
+    params.CallbackSource = "call-progress-events";
+    params.SequenceNumber = String(call.sequence++);
+    params.Timestamp = nowStr;
+    if (event === "completed") {
+      const d = call.durationSec ?? 0;
+      params.CallDuration = String(d);
+      params.Duration = String(Math.ceil(d / 60));
+      params.SipResponseCode = { completed: "200", busy: "486", "no-answer": "487", canceled: "487", failed: "500" }[outcome];
+    }
+    if (call.answeredBy !== null && (event === "answered" || event === "completed") && call.events.includes("answered"))
+      params.AnsweredBy = call.answeredBy;
+    return this.webhook("call-status", call.accountSid, call.statusCallback, params, call.statusCallbackMethod);
+  }
+
+  /** Mark pending verifications whose 10 minutes are over as expired and deleted (simulator clock). */
+  private sweepExpired(): void {
+    const now = this.now();
+    for (const v of this.verifications) {
+      if (!v.deleted && v.status === "pending" && now >= v.expiresAt) {
+        v.status = "expired";
+        v.deleted = true;
+        v.dateUpdated = iso8601(v.expiresAt);
+      }
+    }
+  }
+
+  /** First queued fault for `target` (faults without `on` hit Messages), removed from the queue. */
+  private takeFault(target: "messages" | "calls" | "verifications"): SimFault | undefined {
+    const i = this.faults.findIndex((f) => (f.on ?? "messages") === target);
+    return i < 0 ? undefined : this.faults.splice(i, 1)[0];
+  }
+
+  /** `ratePerSecond` gate for a create of `accountSid`: true = admitted (and counted); false = answered 429 / 20429. */
+  private admitCreate(res: http.ServerResponse, record: SimRequest, accountSid: string, verify: boolean): boolean {
+    const limit = this.opts.ratePerSecond;
+    if (limit === undefined || !(limit > 0)) return true;
+    const now = this.now();
+    const times = (this.createTimes.get(accountSid) ?? []).filter((t) => t > now - 1000);
+    this.createTimes.set(accountSid, times);
+    if (times.length >= limit) {
+      this.log(`rate limit ${limit}/s reached for ${accountSid}`);
+      this.send(res, record, err(429, 20429, "Too Many Requests"), verify ? { "Retry-After": "1" } : {});
+      return false;
+    }
+    times.push(now);
+    return true;
+  }
+
+  /**
+   * Run a create under the fault rules of {@link SimFault}: `process` validates and (when valid) creates, returning the
+   * answer; faults decide whether it runs and what the client sees.
+   */
+  private async runCreate(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    record: SimRequest,
+    target: "messages" | "calls" | "verifications",
+    process: () => CreateOutcome,
+  ): Promise<void> {
+    const answer = (o: CreateOutcome) =>
+      "error" in o ? this.send(res, record, o.error, o.headers ?? {}) : this.sendJson(res, record, o.status, o.payload);
+    const fault = this.takeFault(target);
+    if (!fault) return answer(process());
+    this.log(`fault ${JSON.stringify(fault)} on ${record.path}`);
+    if (fault.dropConnection) {
+      process();
+      if (fault.delayMs) await sleep(fault.delayMs);
+      record.status = 0;
+      this.requests.push(record);
+      req.socket.destroy();
+      return;
+    }
+    if (fault.status !== undefined) {
+      if (fault.createMessage) process();
+      if (fault.delayMs) await sleep(fault.delayMs);
+      const code = fault.code ?? defaultCodeFor(fault.status);
+      const extra: Record<string, string> = {};
+      if (fault.retryAfter !== undefined) extra["Retry-After"] = String(fault.retryAfter);
+      this.send(res, record, err(fault.status, code, fault.message ?? defaultMessageFor(fault.status)), extra);
+      return;
+    }
+    // delay only: process first, answer late
+    const outcome = process();
+    if (fault.delayMs) await sleep(fault.delayMs);
+    answer(outcome);
   }
 
   private applyStatus(msg: SimMessage, status: string, errorCode: number | null, now: Date): void {
@@ -726,6 +1658,27 @@ export class TwilioSim {
     if (errorCode !== null) msg.errorCode = errorCode;
   }
 
+  /**
+   * One signed webhook request as Twilio makes it: POST with the parameters as form body, or GET with the parameters
+   * appended to the URL's query (the signature then covers that URL and no body parameters). Signed with the account's
+   * Auth Token, fresh idempotency token; recorded in `callbacks`.
+   */
+  private async webhook(
+    kind: CallbackKind,
+    accountSid: string,
+    target: string,
+    params: Record<string, string>,
+    method: "GET" | "POST" = "POST",
+  ): Promise<CallbackResult> {
+    const token = this.accounts.find((a) => a.accountSid === accountSid)?.authToken ?? "";
+    const literal = method === "GET" ? appendQuery(target, params) : target;
+    const signedUrl = this.opts.signUrlFragment ? literal : literal.split("#")[0];
+    const signature = signTwilioRequest(token, signedUrl, method === "GET" ? {} : params);
+    const r = await this.postCallback(literal, params, signature, signedUrl, crypto.randomUUID(), false, kind, method);
+    this.callbacks.push(r);
+    return r;
+  }
+
   private postCallback(
     target: string,
     params: Record<string, string>,
@@ -733,16 +1686,20 @@ export class TwilioSim {
     signedUrl: string,
     idempotencyToken: string,
     duplicate: boolean,
+    kind: CallbackKind,
+    method: "GET" | "POST" = "POST",
   ): Promise<CallbackResult> {
-    const body = new URLSearchParams(params).toString();
+    const body = method === "GET" ? "" : new URLSearchParams(params).toString();
     const headers: Record<string, string> = {
-      "content-type": "application/x-www-form-urlencoded",
       "user-agent": "TwilioProxy/1.1",
       accept: "*/*",
       "i-twilio-idempotency-token": idempotencyToken,
       "x-home-region": "us1",
-      "content-length": String(Buffer.byteLength(body)),
     };
+    if (method === "POST") {
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      headers["content-length"] = String(Buffer.byteLength(body));
+    }
     if (signature) headers["x-twilio-signature"] = signature;
     const base: Omit<CallbackResult, "status" | "body"> = {
       url: target,
@@ -752,6 +1709,8 @@ export class TwilioSim {
       idempotencyToken,
       headers: { ...headers },
       duplicate,
+      kind,
+      method,
     };
     const timeoutMs = this.opts.callbackTimeoutMs ?? 15000;
     return new Promise<CallbackResult>((resolve) => {
@@ -760,7 +1719,8 @@ export class TwilioSim {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        this.log(`callback ${params.MessageStatus} -> ${target}: ${r.status}${r.error ? " " + r.error : ""}`);
+        const label = params.MessageStatus ?? params.SmsStatus ?? params.CallStatus ?? "";
+        this.log(`${kind} ${label} ${method} -> ${target}: ${r.status}${r.error ? " " + r.error : ""}`);
         resolve(r);
       };
       const timer = setTimeout(() => {
@@ -782,7 +1742,7 @@ export class TwilioSim {
         const lib = u.protocol === "https:" ? https : http;
         request = lib.request(
           {
-            method: "POST",
+            method,
             hostname: u.hostname.replace(/^\[|\]$/g, ""),
             port: u.port || (u.protocol === "https:" ? 443 : 80),
             path,
@@ -797,7 +1757,8 @@ export class TwilioSim {
           },
         );
         request.on("error", (e) => finish({ ...base, status: 0, body: "", error: e.message }));
-        request.end(body);
+        if (method === "POST") request.end(body);
+        else request.end();
       } catch (e) {
         finish({ ...base, status: 0, body: "", error: e instanceof Error ? e.message : String(e) });
       }
@@ -837,8 +1798,10 @@ export class TwilioSim {
     if (auth.credentialSid) record.credentialSid = auth.credentialSid;
 
     // Per-account concurrency accounting (the account named in the path).
+    // Verify paths name no account: count them for the account of the credentials.
     const accountMatch = /^\/2010-04-01\/Accounts\/([^/.]+)/.exec(path);
-    const concurrencyKey = accountMatch ? accountMatch[1] : "-";
+    const concurrencyKey = accountMatch ? accountMatch[1] : (auth.accountSid ?? "-");
+    this.concurrencyKeys.set(record, concurrencyKey);
     const limit = this.opts.concurrencyLimit;
     const current = this.inFlight.get(concurrencyKey) ?? 0;
     if (limit !== undefined && limit > 0 && current >= limit) {
@@ -885,6 +1848,28 @@ export class TwilioSim {
     if ((m = new RegExp(`^${base}([^/]+)/Messages/([^/]+)\\.json$`).exec(path))) {
       if (method !== "GET") return this.send(res, record, err(405, 20004, "Method not allowed"));
       return this.fetchMessage(res, record, auth, decodeURIComponent(m[1]), decodeURIComponent(m[2]));
+    }
+    if ((m = new RegExp(`^${base}([^/]+)/Calls\\.json$`).exec(path))) {
+      const accountSid = decodeURIComponent(m[1]);
+      if (method === "POST") return this.createCall(req, res, record, auth, accountSid, form);
+      if (method === "GET") return this.listCalls(res, record, auth, accountSid, query);
+      return this.send(res, record, err(405, 20004, "Method not allowed"));
+    }
+    if ((m = new RegExp(`^${base}([^/]+)/Calls/([^/]+)\\.json$`).exec(path))) {
+      if (method !== "GET") return this.send(res, record, err(405, 20004, "Method not allowed"));
+      return this.fetchCall(res, record, auth, decodeURIComponent(m[1]), decodeURIComponent(m[2]));
+    }
+    if ((m = /^\/v2\/Services\/([^/]+)\/Verifications$/.exec(path))) {
+      if (method !== "POST") return this.send(res, record, err(405, 20004, "Method not allowed"));
+      return this.createVerification(req, res, record, auth, decodeURIComponent(m[1]), form);
+    }
+    if ((m = /^\/v2\/Services\/([^/]+)\/Verifications\/([^/]+)$/.exec(path))) {
+      if (method !== "GET" && method !== "POST") return this.send(res, record, err(405, 20004, "Method not allowed"));
+      return this.verificationInstance(res, record, auth, method, decodeURIComponent(m[1]), decodeURIComponent(m[2]), form);
+    }
+    if ((m = /^\/v2\/Services\/([^/]+)\/VerificationCheck$/.exec(path))) {
+      if (method !== "POST") return this.send(res, record, err(405, 20004, "Method not allowed"));
+      return this.checkVerification(res, record, auth, decodeURIComponent(m[1]), form);
     }
     this.send(res, record, err(404, 20404, `The requested resource ${path} was not found`));
   }
@@ -934,14 +1919,17 @@ export class TwilioSim {
   }
 
   /** Validation in Twilio's order; returns the error to answer, or null. */
-  private validateCreate(p: Record<string, string | string[]>): TwilioErrorSpec | null {
+  private validateCreate(accountSid: string, p: Record<string, string | string[]>): TwilioErrorSpec | null {
     const to = first(p, "To");
     const from = first(p, "From") || undefined;
     const mg = first(p, "MessagingServiceSid") || undefined;
     const body = first(p, "Body") ?? "";
     const media = all(p, "MediaUrl").filter((u) => u !== "");
     const contentSid = first(p, "ContentSid") || undefined;
+    const contentVariables = first(p, "ContentVariables");
     const statusCallback = first(p, "StatusCallback");
+    const scheduleType = first(p, "ScheduleType") || undefined;
+    const sendAt = first(p, "SendAt") || undefined;
 
     if (!to) return err(400, 21604, "A 'To' phone number is required.");
     const toNumber = stripChannel(to);
@@ -959,13 +1947,30 @@ export class TwilioSim {
       const owned = fromNumber === MAGIC_VALID_SENDER || this.senders.has(from) || this.senders.has(fromNumber);
       if (!owned || fromNumber === "+15005550007")
         return err(400, 21606, `The From phone number ${from} is not a valid, SMS-capable inbound phone number or short code for your account.`);
+      if (isWhatsApp(from) !== isWhatsApp(to))
+        return err(400, 21910, "Invalid From and To pair. From and To should be of the same channel");
     }
     if (body === "" && media.length === 0 && !contentSid) return err(400, 21602, "Message body is required.");
     if (Array.from(body).length > MAX_BODY_CHARS) return err(400, 21617, "The concatenated message body exceeds the 1600 character limit.");
     if (media.length > MAX_MEDIA) return err(400, 21623, "Number of media files exceeds allowed limit");
     if (contentSid && !HX_SID.test(contentSid)) return err(400, 21655, "The ContentSid is Invalid.");
+    if (contentVariables !== undefined && contentVariables !== "" && !contentSid)
+      return err(400, 21654, "A ContentSid must be specified if ContentVariables are provided in the request.");
+    if (contentVariables !== undefined && contentSid && !isJsonObject(contentVariables))
+      return err(400, 21656, "The ContentVariables Parameter is invalid.");
     if (statusCallback !== undefined && statusCallback !== "" && !isValidCallbackUrl(statusCallback))
       return err(400, 21609, "Invalid 'StatusCallback'");
+    if (scheduleType !== undefined) {
+      if (scheduleType !== "fixed") return err(400, 35126, "The ScheduleType value provided is not supported for this channel");
+      if (!mg) return err(400, 35118, "MessagingServiceSid is required to schedule a message");
+      if (!sendAt) return err(400, 35111, "SendAt timestamp is missing");
+      const at = parseIsoDateTime(sendAt);
+      const window = "SendAt time must be between 300 seconds and 35 days (3024000 seconds) in the future";
+      if (at === null) return err(400, 35115, `${window}; SendAt must be an ISO 8601 timestamp (YYYY-MM-DDTHH:MM:SSZ)`);
+      const lead = (at - this.now()) / 1000;
+      if (lead <= MIN_SCHEDULE_S) return err(400, 35114, window);
+      if (lead > MAX_SCHEDULE_S) return err(400, 35115, window);
+    }
     switch (toNumber) {
       case "+15005550002":
         return err(400, 21612, `The 'To' phone number: ${to}, is not currently reachable using the 'From' phone number: ${from ?? mg} via SMS.`);
@@ -976,7 +1981,7 @@ export class TwilioSim {
       case "+15005550009":
         return err(400, 21614, `'To' number ${to} is not a valid mobile number`);
     }
-    if (this.optOuts.has(toNumber)) return err(400, 21610, "Attempt to send to unsubscribed recipient");
+    if (this.isOptedOut(toNumber, accountSid)) return err(400, 21610, "Attempt to send to unsubscribed recipient");
     return null;
   }
 
@@ -985,9 +1990,11 @@ export class TwilioSim {
     const mg = first(p, "MessagingServiceSid") || null;
     const from = first(p, "From") || null;
     const body = first(p, "Body") ?? "";
-    const now = rfc2822();
-    const status = mg ? "accepted" : "queued";
+    const now = rfc2822(new Date(this.now()));
+    const scheduled = first(p, "ScheduleType") === "fixed";
+    const status = scheduled ? "scheduled" : mg ? "accepted" : "queued";
     const cb = first(p, "StatusCallback");
+    const sendAt = scheduled ? iso8601(parseIsoDateTime(first(p, "SendAt") as string) as number) : null;
     return {
       sid: (media.length > 0 ? "MM" : "SM") + hex32(),
       accountSid,
@@ -1007,6 +2014,9 @@ export class TwilioSim {
       numSegments: mg && !from ? "0" : String(countSegments(body)),
       price: null,
       contentSid: first(p, "ContentSid") || null,
+      contentVariables: first(p, "ContentVariables") || null,
+      direction: "outbound-api",
+      sendAt,
       params: JSON.parse(JSON.stringify(p)) as Record<string, string | string[]>,
     };
   }
@@ -1020,81 +2030,77 @@ export class TwilioSim {
     form: Record<string, string | string[]>,
   ): Promise<void> {
     if (!this.authorize(res, record, auth, accountSid)) return;
-    const fault = this.faults.shift();
-    const validation = this.validateCreate(form);
-    const create = (): SimMessage | null => {
-      if (validation) return null;
+    if (!this.admitCreate(res, record, accountSid, false)) return;
+    await this.runCreate(req, res, record, "messages", () => {
+      const validation = this.validateCreate(accountSid, form);
+      if (validation) return { error: validation };
       const msg = this.buildMessage(accountSid, form);
       this.messages.push(msg);
       record.messageSid = msg.sid;
       this.log(`created ${msg.sid} to ${msg.to} (${msg.status})`);
-      return msg;
-    };
-
-    if (fault) {
-      this.log(`fault ${JSON.stringify(fault)} on ${record.path}`);
-      if (fault.dropConnection) {
-        create();
-        if (fault.delayMs) await sleep(fault.delayMs);
-        record.status = 0;
-        this.requests.push(record);
-        req.socket.destroy();
-        return;
-      }
-      if (fault.status !== undefined) {
-        if (fault.createMessage) create();
-        if (fault.delayMs) await sleep(fault.delayMs);
-        const code = fault.code ?? defaultCodeFor(fault.status);
-        const extra: Record<string, string> = {};
-        if (fault.retryAfter !== undefined) extra["Retry-After"] = String(fault.retryAfter);
-        this.send(res, record, err(fault.status, code, fault.message ?? defaultMessageFor(fault.status)), extra);
-        return;
-      }
-      // delay only: process first, answer late
-      const msg = create();
-      if (fault.delayMs) await sleep(fault.delayMs);
-      if (validation || !msg) return this.send(res, record, validation as TwilioErrorSpec);
-      return this.sendJson(res, record, 201, this.toResource(msg));
-    }
-
-    const msg = create();
-    if (!msg) return this.send(res, record, validation as TwilioErrorSpec);
-    this.sendJson(res, record, 201, this.toResource(msg));
+      return { status: 201, payload: this.toResource(msg) };
+    });
   }
 
   private fetchMessage(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, sid: string): void {
     if (!this.authorize(res, record, auth, accountSid)) return;
-    const msg = this.messages.find((x) => x.sid === sid && x.accountSid === accountSid);
-    if (!msg) return this.send(res, record, err(404, 20404, `The requested resource /${API_VERSION}/Accounts/${accountSid}/Messages/${sid}.json was not found`));
+    const msg = this.getMessage(sid);
+    if (!msg || msg.accountSid !== accountSid)
+      return this.send(res, record, err(404, 20404, `The requested resource /${API_VERSION}/Accounts/${accountSid}/Messages/${sid}.json was not found`));
     this.sendJson(res, record, 200, this.toResource(msg));
   }
 
+  /**
+   * List messages (outbound and inbound), newest first. Filters as Twilio documents them: `To`, `From` (exact),
+   * `DateSent` (that UTC day), `DateSent<` (on or before), `DateSent>` (on or after); a date-only value
+   * (`YYYY-MM-DD`) compares whole days, a date-time (`YYYY-MM-DDTHH:MM:SSZ`, what twilio-node sends) compares instants
+   * (inclusive). A message not sent yet is matched on its creation time.
+   */
   private listMessages(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, query: string): void {
     if (!this.authorize(res, record, auth, accountSid)) return;
     const q = new URLSearchParams(query);
-    const pageSize = Math.min(1000, Math.max(1, Number.parseInt(q.get("PageSize") ?? "50", 10) || 50));
-    const page = Math.max(0, Number.parseInt(q.get("Page") ?? "0", 10) || 0);
     const to = q.get("To");
     const from = q.get("From");
+    const bound = (v: string | null, end: boolean): number | null => {
+      if (!v) return null;
+      if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
+        const day = Date.parse(`${v}T00:00:00Z`);
+        return Number.isNaN(day) ? null : end ? day + 86_400_000 - 1 : day;
+      }
+      return parseIsoDateTime(v);
+    };
     const day = (v: string | null) => (v && /^\d{4}-\d{2}-\d{2}/.test(v) ? v.slice(0, 10) : null);
     const dEq = day(q.get("DateSent"));
-    const dLe = day(q.get("DateSent<"));
-    const dGe = day(q.get("DateSent>"));
-    const matches = this.messages
+    const dLe = bound(q.get("DateSent<"), true);
+    const dGe = bound(q.get("DateSent>"), false);
+    const matches = [...this.messages, ...this.inboundMessages]
       .filter((m) => m.accountSid === accountSid)
       .filter((m) => !to || m.to === to)
       .filter((m) => !from || m.from === from)
       .filter((m) => {
-        // Twilio filters on date_sent; a message not sent yet is matched on its creation date here.
-        const d = new Date(m.dateSent ?? m.dateCreated).toISOString().slice(0, 10);
-        return (!dEq || d === dEq) && (!dLe || d <= dLe) && (!dGe || d >= dGe);
+        const t = new Date(m.dateSent ?? m.dateCreated).getTime();
+        const d = new Date(t).toISOString().slice(0, 10);
+        return (!dEq || d === dEq) && (dLe === null || t <= dLe) && (dGe === null || t >= dGe);
       })
+      .sort((a, b) => new Date(a.dateCreated).getTime() - new Date(b.dateCreated).getTime())
       .reverse(); // newest first, as Twilio lists
+    this.sendJson(res, record, 200, this.page(`/${API_VERSION}/Accounts/${accountSid}/Messages.json`, "messages", matches, q, (m) => this.toResource(m)));
+  }
+
+  /** Twilio's 2010 list envelope for one page of `items` (`PageSize` default 50, max 1000; `Page`, `PageToken`). */
+  private page<T extends { sid: string }>(
+    pathBase: string,
+    key: string,
+    items: T[],
+    q: URLSearchParams,
+    render: (x: T) => unknown,
+  ): Record<string, unknown> {
+    const pageSize = Math.min(1000, Math.max(1, Number.parseInt(q.get("PageSize") ?? "50", 10) || 50));
+    const page = Math.max(0, Number.parseInt(q.get("Page") ?? "0", 10) || 0);
     const start = page * pageSize;
-    const slice = matches.slice(start, start + pageSize);
+    const slice = items.slice(start, start + pageSize);
     const filters = new URLSearchParams();
     for (const [k, v] of q) if (k !== "PageSize" && k !== "Page" && k !== "PageToken") filters.append(k, v);
-    const pathBase = `/${API_VERSION}/Accounts/${accountSid}/Messages.json`;
     const pageUri = (n: number, token?: string) => {
       const p = new URLSearchParams(filters);
       p.set("PageSize", String(pageSize));
@@ -1102,18 +2108,372 @@ export class TwilioSim {
       if (token) p.set("PageToken", token);
       return `${pathBase}?${p.toString()}`;
     };
-    const hasNext = start + pageSize < matches.length;
-    this.sendJson(res, record, 200, {
+    const hasNext = start + pageSize < items.length;
+    return {
       first_page_uri: pageUri(0),
       end: slice.length > 0 ? start + slice.length - 1 : start,
       previous_page_uri: page > 0 ? pageUri(page - 1, slice[0] ? "PB" + slice[0].sid : undefined) : null,
-      messages: slice.map((m) => this.toResource(m)),
+      [key]: slice.map(render),
       uri: pageUri(page, q.get("PageToken") ?? undefined),
       page_size: pageSize,
       start,
       next_page_uri: hasNext ? pageUri(page + 1, "PA" + slice[slice.length - 1].sid) : null,
       page,
+    };
+  }
+
+  // ---- Calls (REST) ----
+
+  /** CreateCall validation in Twilio's order; returns the error to answer, or null. */
+  private validateCall(p: Record<string, string | string[]>): TwilioErrorSpec | null {
+    const to = first(p, "To");
+    const from = first(p, "From");
+    const url = first(p, "Url") || undefined;
+    const twiml = first(p, "Twiml") || undefined;
+    const app = first(p, "ApplicationSid") || undefined;
+    const statusCallback = first(p, "StatusCallback");
+    const timeout = first(p, "Timeout");
+    const md = first(p, "MachineDetection");
+    const client = (v: string) => /^(client|sip):/i.test(v);
+
+    if (!to) return err(400, 21201, "No 'To' number is specified");
+    if (!from) return err(400, 21213, "No 'From' number is specified");
+    if (!client(to) && (!E164.test(to) || to === "+15005550001")) return err(400, 21211, `Invalid 'To' Phone Number: ${to}`);
+    if (!client(from)) {
+      if (!E164.test(from) || from === "+15005550001") return err(400, 21212, `Invalid 'From' Phone Number: ${from}`);
+      if (from !== MAGIC_VALID_SENDER && !this.senders.has(from))
+        return err(
+          400,
+          21210,
+          `The source phone number provided, ${from}, is not yet verified for your account. You may only make calls from phone numbers that you've verified or purchased from Twilio.`,
+        );
+    }
+    if (!url && !twiml && !app) return err(400, 21205, "Url parameter is required. Please provide a Url, Twiml or ApplicationSid.");
+    if (url && !isValidCallbackUrl(url)) return err(400, 21205, `Url is not a valid URL: ${url}`);
+    if (!url && twiml && Array.from(twiml).length > 4000) return err(400, 32018, "Twiml size exceeded maximum allowed value of 4000 characters");
+    if (!url && !twiml && app && !AP_SID.test(app)) return err(400, 21218, "Invalid ApplicationSid");
+    for (const name of ["Method", "FallbackMethod", "StatusCallbackMethod", "AsyncAmdStatusCallbackMethod"]) {
+      if (httpMethod(first(p, name)) === null) return err(400, 21209, `Invalid ${name}: ${first(p, name)}`);
+    }
+    if (statusCallback !== undefined && statusCallback !== "" && !isValidCallbackUrl(statusCallback))
+      return err(400, 21609, "Invalid 'StatusCallback'");
+    const events = callEvents(p);
+    const bad = events.find((e) => !(CALL_EVENTS as readonly string[]).includes(e));
+    if (bad !== undefined) return err(400, 21626, `Invalid 'StatusCallbackEvent': ${bad}`);
+    if (timeout !== undefined && timeout !== "" && !/^\d+$/.test(timeout)) return err(400, 21208, `Invalid Timeout: ${timeout}`);
+    if (timeout !== undefined && /^\d+$/.test(timeout) && Number(timeout) < 1) return err(400, 21208, `Invalid Timeout: ${timeout}`);
+    if (md !== undefined && md !== "" && md !== "Enable" && md !== "DetectMessageEnd")
+      return err(400, 21234, `Invalid Machine Detection configuration value: ${md}`);
+    const amdCb = first(p, "AsyncAmdStatusCallback");
+    if (amdCb !== undefined && amdCb !== "" && !isValidCallbackUrl(amdCb)) return err(400, 21205, `AsyncAmdStatusCallback is not a valid URL: ${amdCb}`);
+    if (to === "+15005550003")
+      return err(400, 21215, `Account not authorized to call ${to}. Perhaps you need to enable some international permissions: https://www.twilio.com/console/voice/calls/geo-permissions`);
+    return null;
+  }
+
+  private buildCall(accountSid: string, p: Record<string, string | string[]>): SimCall {
+    const now = rfc2822(new Date(this.now()));
+    const url = first(p, "Url") || null;
+    const timeout = first(p, "Timeout");
+    const cb = first(p, "StatusCallback");
+    const amdCb = first(p, "AsyncAmdStatusCallback");
+    return {
+      sid: "CA" + hex32(),
+      accountSid,
+      to: first(p, "To") as string,
+      from: first(p, "From") as string,
+      url,
+      method: httpMethod(first(p, "Method")) ?? "POST",
+      twiml: url === null ? first(p, "Twiml") || null : null,
+      applicationSid: first(p, "ApplicationSid") || null,
+      statusCallback: cb ? cb : null,
+      statusCallbackEvents: callEvents(p),
+      statusCallbackMethod: httpMethod(first(p, "StatusCallbackMethod")) ?? "POST",
+      timeout: timeout ? Math.min(600, Number(timeout)) : 60,
+      machineDetection: first(p, "MachineDetection") || null,
+      asyncAmd: (first(p, "AsyncAmd") ?? "").toLowerCase() === "true",
+      asyncAmdStatusCallback: amdCb ? amdCb : null,
+      status: "queued",
+      history: ["queued"],
+      events: [],
+      answeredBy: null,
+      durationSec: null,
+      dateCreated: now,
+      dateUpdated: now,
+      startTime: null,
+      endTime: null,
+      price: null,
+      said: [],
+      spokenText: "",
+      digits: null,
+      documents: [],
+      sequence: 0,
+      params: JSON.parse(JSON.stringify(p)) as Record<string, string | string[]>,
+    };
+  }
+
+  private async createCall(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    record: SimRequest,
+    auth: AuthResult,
+    accountSid: string,
+    form: Record<string, string | string[]>,
+  ): Promise<void> {
+    if (!this.authorize(res, record, auth, accountSid)) return;
+    if (!this.admitCreate(res, record, accountSid, false)) return;
+    await this.runCreate(req, res, record, "calls", () => {
+      const validation = this.validateCall(form);
+      if (validation) return { error: validation };
+      const call = this.buildCall(accountSid, form);
+      this.calls.push(call);
+      record.callSid = call.sid;
+      this.log(`created call ${call.sid} to ${call.to}`);
+      return { status: 201, payload: this.callResource(call) };
     });
+  }
+
+  private fetchCall(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, sid: string): void {
+    if (!this.authorize(res, record, auth, accountSid)) return;
+    const call = this.calls.find((c) => c.sid === sid && c.accountSid === accountSid);
+    if (!call) return this.send(res, record, err(404, 20404, `The requested resource /${API_VERSION}/Accounts/${accountSid}/Calls/${sid}.json was not found`));
+    this.sendJson(res, record, 200, this.callResource(call));
+  }
+
+  /** List calls newest first; filters `To`, `From`, `Status` (exact); Twilio's paging envelope (`calls`). */
+  private listCalls(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, query: string): void {
+    if (!this.authorize(res, record, auth, accountSid)) return;
+    const q = new URLSearchParams(query);
+    const to = q.get("To");
+    const from = q.get("From");
+    const status = q.get("Status");
+    const matches = this.calls
+      .filter((c) => c.accountSid === accountSid && (!to || c.to === to) && (!from || c.from === from) && (!status || c.status === status))
+      .reverse();
+    this.sendJson(res, record, 200, this.page(`/${API_VERSION}/Accounts/${accountSid}/Calls.json`, "calls", matches, q, (c) => this.callResource(c)));
+  }
+
+  /** Call resource JSON in the 2010 API shape (OpenAPI `api.v2010.account.call`; strings for duration/price). */
+  private callResource(c: SimCall): Record<string, unknown> {
+    const uri = `/${API_VERSION}/Accounts/${c.accountSid}/Calls/${c.sid}`;
+    const sub = [
+      "notifications:Notifications",
+      "recordings:Recordings",
+      "payments:Payments",
+      "events:Events",
+      "siprec:Siprec",
+      "streams:Streams",
+      "transcriptions:Transcriptions",
+      "user_defined_message_subscriptions:UserDefinedMessageSubscriptions",
+      "user_defined_messages:UserDefinedMessages",
+    ];
+    return {
+      account_sid: c.accountSid,
+      answered_by: c.answeredBy,
+      api_version: API_VERSION,
+      caller_name: null,
+      date_created: c.dateCreated,
+      date_updated: c.dateUpdated,
+      direction: "outbound-api",
+      duration: c.durationSec === null ? null : String(c.durationSec),
+      end_time: c.endTime,
+      forwarded_from: null,
+      from: c.from,
+      from_formatted: formatNumber(c.from),
+      group_sid: null,
+      parent_call_sid: null,
+      phone_number_sid: E164.test(c.from) ? "PN" + crypto.createHash("md5").update(c.from).digest("hex") : null,
+      price: c.price,
+      price_unit: "USD",
+      sid: c.sid,
+      start_time: c.startTime,
+      status: c.status,
+      subresource_uris: Object.fromEntries(sub.map((x) => {
+        const [k, v] = x.split(":");
+        return [k, `${uri}/${v}.json`];
+      })),
+      to: c.to,
+      to_formatted: formatNumber(c.to),
+      trunk_sid: null,
+      uri: `${uri}.json`,
+      queue_time: "0",
+    };
+  }
+
+  // ---- Verify v2 (REST) ----
+
+  /** Basic auth for Verify (no account in the path): the credentials' account, or null after answering 401 / 20003. */
+  private verifyAccount(res: http.ServerResponse, record: SimRequest, auth: AuthResult): string | null {
+    if ((auth.kind === "account" || auth.kind === "apikey") && auth.accountSid) return auth.accountSid;
+    if (auth.kind !== "none") record.auth = "bad";
+    this.send(res, record, err(401, 20003, "Authenticate"), { "WWW-Authenticate": 'Basic realm="Twilio API"' });
+    return null;
+  }
+
+  private verifyNotFound(res: http.ServerResponse, record: SimRequest): void {
+    this.send(res, record, err(404, 20404, `The requested resource ${record.path} was not found`));
+  }
+
+  /** Start (or re-send) a verification: Twilio's rules for To/Channel, 5 sends, same code within the 10 minutes. */
+  private startVerification(record: SimRequest, accountSid: string, serviceSid: string, p: Record<string, string | string[]>): CreateOutcome {
+    const to = first(p, "To") ?? "";
+    const channel = first(p, "Channel") ?? "";
+    const custom = first(p, "CustomCode");
+    if (!to) return { error: err(400, 60200, "Invalid parameter: To") };
+    if (!VERIFY_CHANNELS.has(channel)) return { error: err(400, 60200, `Invalid parameter: Channel`) };
+    if (channel === "email" ? !EMAIL.test(to) : !E164.test(to)) return { error: err(400, 60200, `Invalid parameter \`To\`: ${to}`) };
+    if (custom !== undefined && !/^[0-9A-Za-z]{4,10}$/.test(custom)) return { error: err(400, 60200, "Invalid parameter: CustomCode") };
+    this.sweepExpired();
+    const now = this.now();
+    const attempt = { time: iso8601(now), channel, attemptSid: "VL" + hex32() };
+    let v = this.verifications.find((x) => !x.deleted && x.serviceSid === serviceSid && x.accountSid === accountSid && x.to === to);
+    if (v) {
+      if (v.sendCodeAttempts.length >= VERIFY_MAX_SENDS) {
+        record.verificationSid = v.sid;
+        return { error: err(429, 60203, "Max send attempts reached"), headers: { "Retry-After": String(Math.ceil((v.expiresAt - now) / 1000)) } };
+      }
+      v.sendCodeAttempts.push(attempt);
+      v.channel = channel;
+      v.dateUpdated = iso8601(now);
+      this.log(`verification ${v.sid} re-sent (${v.sendCodeAttempts.length})`);
+    } else {
+      v = {
+        sid: "VE" + hex32(),
+        serviceSid,
+        accountSid,
+        to,
+        channel,
+        code: custom ?? String(crypto.randomInt(0, 1_000_000)).padStart(6, "0"),
+        status: "pending",
+        valid: false,
+        sendCodeAttempts: [attempt],
+        wrongChecks: 0,
+        dateCreated: iso8601(now),
+        dateUpdated: iso8601(now),
+        expiresAt: now + VERIFY_TTL_MS,
+        deleted: false,
+        params: JSON.parse(JSON.stringify(p)) as Record<string, string | string[]>,
+      };
+      this.verifications.push(v);
+      this.log(`verification ${v.sid} to ${to} via ${channel}`);
+    }
+    record.verificationSid = v.sid;
+    return { status: 201, payload: this.verificationResource(v) };
+  }
+
+  private async createVerification(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    record: SimRequest,
+    auth: AuthResult,
+    serviceSid: string,
+    form: Record<string, string | string[]>,
+  ): Promise<void> {
+    const accountSid = this.verifyAccount(res, record, auth);
+    if (accountSid === null) return;
+    if (!this.verifyServiceSet.has(serviceSid)) return this.verifyNotFound(res, record);
+    if (!this.admitCreate(res, record, accountSid, true)) return;
+    await this.runCreate(req, res, record, "verifications", () => this.startVerification(record, accountSid, serviceSid, form));
+  }
+
+  /** VerificationCheck: 200 approved (then deleted), 200 pending for a wrong code, 429 / 60202 after 5 wrong ones, 404. */
+  private checkVerification(res: http.ServerResponse, record: SimRequest, auth: AuthResult, serviceSid: string, p: Record<string, string | string[]>): void {
+    const accountSid = this.verifyAccount(res, record, auth);
+    if (accountSid === null) return;
+    if (!this.verifyServiceSet.has(serviceSid)) return this.verifyNotFound(res, record);
+    const code = first(p, "Code");
+    const to = first(p, "To") || undefined;
+    const sid = first(p, "VerificationSid") || undefined;
+    if (!to && !sid) return this.send(res, record, err(400, 60221, "Either a 'To' or a 'VerificationSid' must be provided"));
+    if (code === undefined || code === "") return this.send(res, record, err(400, 60200, "Invalid parameter: Code"));
+    if (!/^[0-9A-Za-z]{4,10}$/.test(code)) return this.send(res, record, err(400, 60200, "Invalid parameter: Code"));
+    if (sid !== undefined && !VE_SID.test(sid)) return this.send(res, record, err(400, 60200, "Invalid parameter: VerificationSid"));
+    this.sweepExpired();
+    const v = [...this.verifications]
+      .reverse()
+      .find((x) => !x.deleted && x.serviceSid === serviceSid && x.accountSid === accountSid && (sid ? x.sid === sid : x.to === to));
+    if (!v) return this.verifyNotFound(res, record);
+    record.verificationSid = v.sid;
+    const now = iso8601(this.now());
+    if (v.wrongChecks >= VERIFY_MAX_CHECKS) {
+      v.status = "max_attempts_reached";
+      v.deleted = true;
+      v.dateUpdated = now;
+      return this.send(res, record, err(429, 60202, "Max check attempts reached"));
+    }
+    if (code === v.code) {
+      v.status = "approved";
+      v.valid = true;
+      v.deleted = true;
+    } else {
+      v.wrongChecks += 1;
+    }
+    v.dateUpdated = now;
+    this.log(`verification ${v.sid} check -> ${v.status}`);
+    this.sendJson(res, record, 200, {
+      sid: v.sid,
+      service_sid: v.serviceSid,
+      account_sid: v.accountSid,
+      to: v.to,
+      channel: v.channel,
+      status: v.status,
+      valid: v.valid,
+      amount: null,
+      payee: null,
+      sna_attempts_error_codes: [],
+      date_created: v.dateCreated,
+      date_updated: v.dateUpdated,
+    });
+  }
+
+  /** Fetch (GET) or update (POST `Status=canceled|approved`, then deleted) a live verification; 404 / 20404 when gone. */
+  private verificationInstance(
+    res: http.ServerResponse,
+    record: SimRequest,
+    auth: AuthResult,
+    method: string,
+    serviceSid: string,
+    sid: string,
+    p: Record<string, string | string[]>,
+  ): void {
+    const accountSid = this.verifyAccount(res, record, auth);
+    if (accountSid === null) return;
+    if (!this.verifyServiceSet.has(serviceSid)) return this.verifyNotFound(res, record);
+    this.sweepExpired();
+    const v = this.verifications.find((x) => x.sid === sid && x.serviceSid === serviceSid && x.accountSid === accountSid && !x.deleted);
+    if (method === "POST") {
+      const status = first(p, "Status");
+      if (status !== "canceled" && status !== "approved") return this.send(res, record, err(400, 60200, "Invalid parameter: Status"));
+      if (!v) return this.verifyNotFound(res, record);
+      v.status = status;
+      v.valid = status === "approved";
+      v.deleted = true;
+      v.dateUpdated = iso8601(this.now());
+      return this.sendJson(res, record, 200, this.verificationResource(v));
+    }
+    if (!v) return this.verifyNotFound(res, record);
+    this.sendJson(res, record, 200, this.verificationResource(v));
+  }
+
+  /** Verification resource JSON (OpenAPI `verify.v2.service.verification`; ISO 8601 dates). */
+  private verificationResource(v: SimVerification): Record<string, unknown> {
+    return {
+      sid: v.sid,
+      service_sid: v.serviceSid,
+      account_sid: v.accountSid,
+      to: v.to,
+      channel: v.channel,
+      status: v.status,
+      valid: v.valid,
+      lookup: {},
+      amount: null,
+      payee: null,
+      send_code_attempts: v.sendCodeAttempts.map((a) => ({ time: a.time, channel: a.channel, attempt_sid: a.attemptSid })),
+      date_created: v.dateCreated,
+      date_updated: v.dateUpdated,
+      sna: null,
+      url: `${this.baseUrl}/v2/Services/${v.serviceSid}/Verifications/${v.sid}`,
+    };
   }
 
   /** Message resource JSON exactly in the 2010 API shape (snake_case, strings for counts, RFC 2822 dates). */
@@ -1126,7 +2486,7 @@ export class TwilioSim {
       date_created: m.dateCreated,
       date_sent: m.dateSent,
       date_updated: m.dateUpdated,
-      direction: "outbound-api",
+      direction: m.direction,
       error_code: m.errorCode,
       error_message: m.errorCode !== null ? (ASYNC_ERROR_MESSAGES[m.errorCode] ?? "Unknown error") : null,
       from: m.from,
@@ -1156,9 +2516,10 @@ export class TwilioSim {
     extraHeaders: Record<string, string> = {},
   ): void {
     record.status = status;
+    if (status === 429) this.rejected429Count += 1;
     this.requests.push(record);
     const text = JSON.stringify(payload);
-    const key = /^\/2010-04-01\/Accounts\/([^/.]+)/.exec(record.path)?.[1] ?? "-";
+    const key = this.concurrencyKeys.get(record) ?? /^\/2010-04-01\/Accounts\/([^/.]+)/.exec(record.path)?.[1] ?? "-";
     res.writeHead(status, {
       "Content-Type": "application/json; charset=utf-8",
       "Content-Length": String(Buffer.byteLength(text)),

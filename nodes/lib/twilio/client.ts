@@ -145,8 +145,8 @@ export class TwilioClient {
     const method = o.method.toUpperCase() as HttpMethod;
     const body = o.data && Object.keys(o.data).length ? formEncode(o.data) : undefined;
     // Creates (POST) are not idempotent: the HttpClient never repeats one whose outcome is unknown.
-    const res = await this.http.request({ method, url: url.toString(), headers, body, idempotent: method !== "POST" });
-    if (res.status === 429) {
+    const res = await this.http.request({ method, url: url.toString(), headers, body, idempotent: method !== "POST", isFinal: isAttemptLimit });
+    if (res.status === 429 && !isAttemptLimit(res)) {
       throw new RateLimitedError("Twilio rate limit (too many concurrent requests); retries exhausted", {
         vendorCode: parseTwilioCode(res.body) ?? 20429,
         retryAfterMs: parseRetryAfter(res.headers["retry-after"]),
@@ -182,6 +182,30 @@ export class TwilioClient {
     try {
       const m = await this.budget.other(() => this.sdk.messages(sid).fetch());
       return toMessage(m as unknown as Record<string, unknown>);
+    } catch (err) {
+      throw mapTwilioError(err);
+    }
+  }
+
+  /**
+   * Find a message created recently to `to` with this body, for reconciling a create whose outcome is
+   * unknown (timeout after the request left): lists the newest messages to the recipient (one page of 20)
+   * and matches body, sender and creation time ≥ `since` − 60 s.
+   * @returns the message, or null when Twilio has no such message (the create did not happen)
+   */
+  async findRecentMessage(q: { to: string; body?: string; from?: string; since: Date }): Promise<TwilioMessage | null> {
+    try {
+      const list = await this.budget.other(() => this.sdk.messages.list({ to: q.to, limit: 20 }));
+      const after = q.since.getTime() - 60000;
+      for (const raw of list as unknown as Record<string, unknown>[]) {
+        const m = toMessage(raw);
+        const created = m.dateCreated ? Date.parse(m.dateCreated) : NaN;
+        if (Number.isFinite(created) && created < after) continue;
+        if (q.body !== undefined && String(raw.body ?? "") !== q.body) continue;
+        if (q.from && m.from && m.from !== q.from && m.messagingServiceSid !== q.from) continue;
+        return m;
+      }
+      return null;
     } catch (err) {
       throw mapTwilioError(err);
     }
@@ -233,6 +257,15 @@ function toMessage(m: Record<string, unknown>): TwilioMessage {
     errorMessage: ((m.errorMessage ?? m.error_message) as string) ?? null,
     dateCreated: m.dateCreated instanceof Date ? m.dateCreated.toISOString() : ((m.dateCreated as string) ?? null),
   };
+}
+
+/**
+ * Twilio Verify's 429 with 60202 (max check attempts) or 60203 (max send attempts): a limit of one verification, not
+ * load. Never repeated (a repeat would meet a deleted verification, 404); the SDK raises Twilio's own error for it.
+ */
+function isAttemptLimit(res: { status: number; body: string }): boolean {
+  const code = res.status === 429 ? parseTwilioCode(res.body) : undefined;
+  return code === 60202 || code === 60203;
 }
 
 function parseTwilioCode(body: string): number | undefined {

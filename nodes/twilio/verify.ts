@@ -1,0 +1,155 @@
+/**
+ * `mlc-twilio-verify`: one-time passcodes through Twilio Verify v2, so a flow can gate a sensitive ERP change
+ * (new vendor bank details, a payment release) on a person proving they hold a phone or mailbox.
+ * Operation "start" sends a code (SMS, voice call, e-mail or WhatsApp); "check" checks the code the user typed.
+ * Four outputs: [1] approved, [2] pending (code sent / wrong code), [3] expired (not found, canceled),
+ * [4] max attempts. Other failures go to Catch. The passcode never appears in msg.verify, the status, logs or
+ * error text, and the msg property it was read from is removed before the msg is passed on.
+ * Vendor: https://www.twilio.com/docs/verify/api/verification ; https://www.twilio.com/docs/verify/api/verification-check
+ */
+import { MlcError, ValidationError } from "../lib/errors";
+import { maskRecipient, toE164 } from "../lib/phone";
+import { VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, checkVerification, startVerification } from "../lib/twilio/verify";
+import { Status, evaluate, firstSet, onInput, registerNode, t } from "../shared/node";
+import type { NodeMessage, NodeStatus, RedAPI } from "../shared/types";
+import { twilioConfig } from "./config";
+
+export const VERIFY_TYPE = "mlc-twilio-verify";
+
+export type VerifyOperation = "start" | "check";
+
+export interface VerifyProps extends Record<string, unknown> {
+  name?: string;
+  twilio?: string;
+  /** "start" (default) or "check"; `msg.operation` overrides. */
+  operation?: string;
+  /** Verify Service SID (VA…), TypedInput. */
+  serviceSid?: string;
+  serviceSidType?: string;
+  /** Recipient, TypedInput (default msg "to"). */
+  to?: string;
+  toType?: string;
+  /** "sms" (default), "call", "email" or "whatsapp"; `msg.channel` overrides. */
+  channel?: string;
+  /** Passcode for "check", TypedInput (default msg "payload"). */
+  code?: string;
+  codeType?: string;
+  /** Message language for "start" ("" = Twilio's choice); `msg.locale` is used when empty. */
+  locale?: string;
+}
+
+/** `msg.verify` as emitted on the four outputs. `to` is masked. */
+export interface VerifyMeta {
+  sid: string;
+  status: string;
+  to: string;
+  channel: string;
+  result: VerifyOutcome;
+}
+
+/** Output index per outcome: approved, pending, expired (+ canceled), max attempts. */
+const PORT: Record<VerifyOutcome, number> = { approved: 0, pending: 1, expired: 2, canceled: 2, max_attempts: 3 };
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const VE_SID = /^VE[0-9a-fA-F]{32}$/;
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" && v.trim() !== "" ? v.trim() : undefined;
+}
+
+/** Normalise a recipient: e-mail address as given, else E.164 without a channel prefix. */
+function recipient(raw: unknown, email: boolean, defaultRegion: string): string {
+  if (email) {
+    const v = typeof raw === "string" ? raw.trim() : "";
+    if (!EMAIL.test(v)) throw new ValidationError(v ? `"${maskRecipient(v)}" is not an e-mail address` : "No e-mail address given", { code: "invalid_email" });
+    return v;
+  }
+  return toE164(raw, defaultRegion).replace(/^[a-z]+:/, "");
+}
+
+export function registerVerify(RED: RedAPI): void {
+  registerNode<VerifyProps>(RED, VERIFY_TYPE, (node, config) => {
+    const n = { sent: 0, approved: 0 };
+    const label = (key: string, fallback: string): string => t(RED, `${VERIFY_TYPE}.result.${key}`, undefined, fallback);
+    const counts = (last: string): string =>
+      t(RED, `${VERIFY_TYPE}.status.counts`, { last, sent: n.sent, ok: n.approved }, `${last}: sent ${n.sent}, ok ${n.approved}`);
+    node.status(Status.idle(t(RED, `${VERIFY_TYPE}.status.ready`, undefined, "ready")));
+
+    /** Status after an outcome: green approved, blue code sent, yellow wrong code / expired, red max attempts. */
+    const statusFor = (op: VerifyOperation, r: VerifyOutcome): NodeStatus => {
+      if (r === "approved") return Status.ok(counts(label("approved", "approved")));
+      if (r === "pending") return op === "start" ? Status.busy(counts(label("sent", "code sent"))) : Status.warn(counts(label("wrong", "wrong code")));
+      if (r === "max_attempts") return Status.error(counts(label("maxAttempts", "max attempts")));
+      return Status.warn(counts(r === "canceled" ? label("canceled", "canceled") : label("expired", "expired")));
+    };
+
+    onInput(RED, node, async (msg, { send, status }) => {
+      const opRaw = firstSet(str(msg.operation), str(config.operation)) ?? "start";
+      if (opRaw !== "start" && opRaw !== "check") throw new ValidationError(`Verify operation must be "start" or "check", not "${opRaw.slice(0, 20)}"`, { code: "invalid_operation" });
+      const op: VerifyOperation = opRaw;
+
+      // Read the passcode first and take it off the msg at once, so it can reach no output, Catch or log.
+      let code = "";
+      if (op === "check") {
+        const prop = str(config.code) ?? "payload";
+        const type = str(config.code) ? config.codeType || "msg" : "msg";
+        const raw = await evaluate(RED, node, prop, type, msg);
+        if (type === "msg") RED.util.setMessageProperty(msg, prop, undefined);
+        code = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim() : "";
+      }
+
+      const channelRaw = (firstSet(str(msg.channel), str(config.channel)) ?? "sms").toLowerCase();
+      if (!(VERIFY_CHANNELS as readonly string[]).includes(channelRaw)) {
+        throw new ValidationError(`Verify channel must be one of ${VERIFY_CHANNELS.join(", ")}`, { code: "invalid_channel" });
+      }
+      let channel = channelRaw as VerifyChannel;
+      const cfg = twilioConfig(RED, config.twilio);
+      const serviceSid = String((await evaluate(RED, node, config.serviceSid ?? "", config.serviceSidType || "str", msg)) ?? "").trim();
+      const rawTo = firstSet(config.to ? await evaluate(RED, node, config.to, config.toType || "msg", msg) : undefined, msg.to);
+      const recordId = (msg.erp as { id?: string } | undefined)?.id;
+
+      let to = "";
+      let result: VerifyResult;
+      try {
+        if (op === "start") {
+          to = recipient(rawTo, channel === "email", cfg.defaultRegion);
+          status(Status.busy(t(RED, `${VERIFY_TYPE}.status.sending`, undefined, "sending")));
+          result = await startVerification(cfg.client(), { serviceSid, to, channel, locale: firstSet(str(config.locale), str(msg.locale)) });
+          if (result.result === "pending") n.sent++;
+        } else {
+          const verificationSid = firstSet(str(msg.verificationSid), VE_SID.test(String((msg.verify as { sid?: unknown } | undefined)?.sid ?? "")) ? String((msg.verify as { sid: string }).sid) : undefined);
+          const hasTo = rawTo !== undefined && rawTo !== null && String(rawTo).trim() !== "";
+          if (hasTo) {
+            const email = channel === "email" || (typeof rawTo === "string" && rawTo.includes("@"));
+            if (email) channel = "email";
+            to = recipient(rawTo, email, cfg.defaultRegion);
+          }
+          status(Status.busy(t(RED, `${VERIFY_TYPE}.status.checking`, undefined, "checking")));
+          result = await checkVerification(cfg.client(), { serviceSid, to: to || undefined, verificationSid, code, channel });
+        }
+      } catch (err) {
+        msg.verify = {
+          sid: "",
+          status: (err as { outcomeUnknown?: boolean }).outcomeUnknown ? "unknown" : "failed",
+          to: to ? maskRecipient(to) : typeof rawTo === "string" ? maskRecipient(rawTo) : "",
+          channel,
+        };
+        if (err instanceof MlcError && recordId !== undefined) err.recordId = recordId;
+        throw err;
+      }
+
+      if (result.result === "approved") n.approved++;
+      msg.verify = {
+        sid: result.sid,
+        status: result.status,
+        to: maskRecipient(result.to || to),
+        channel: result.channel || channel,
+        result: result.result,
+      } satisfies VerifyMeta;
+      status(statusFor(op, result.result));
+      const out: (NodeMessage | null)[] = [null, null, null, null];
+      out[PORT[result.result]] = msg;
+      send(out);
+    });
+  });
+}

@@ -1,0 +1,199 @@
+/**
+ * mlc-twilio-sms beyond the basics, in a real Node-RED against the Twilio simulator: several recipients,
+ * the opt-out list (inbound STOP/START through mlc-twilio-status, and 21610), quiet hours (hold, urgent
+ * override, scheduling with SendAt), status polling, and the account's pacing budget under a burst.
+ */
+import assert from "node:assert/strict";
+import type { TestFlowNode } from "node-red-node-test-helper";
+import { DEFAULT_MESSAGING_SERVICE_SID, TwilioSim, signTwilioRequest } from "../sims/twilio";
+import { Testbed, until, settle } from "../harness/red-testbed";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const twilioNodes = require("../../nodes/twilio") as (RED: unknown) => void;
+
+const TAB = "t1";
+const bed = new Testbed([twilioNodes], { contextStorage: { default: { module: "memory" } } });
+
+function flow(sim: TwilioSim, opts: { sms?: Record<string, unknown>; cfg?: Record<string, unknown> } = {}): TestFlowNode[] {
+  return [
+    { id: TAB, type: "tab", label: "sms features" },
+    { id: "cfg", type: "mlc-twilio-config", from: "+15005550006", defaultRegion: "US", publicBaseUrl: bed.url, apiHost: sim.url, timeout: "5", ...(opts.cfg ?? {}) },
+    { id: "sms", z: TAB, type: "mlc-twilio-sms", twilio: "cfg", to: "to", toType: "msg", body: "Bill {{payload.ref}} needs approval", callback: "status", wires: [["out"], ["polled"]], ...(opts.sms ?? {}) },
+    { id: "out", z: TAB, type: "helper" },
+    { id: "polled", z: TAB, type: "helper" },
+    { id: "st", z: TAB, type: "mlc-twilio-status", twilio: "cfg", endpoint: "status", wires: [["stOut"]] },
+    { id: "stOut", z: TAB, type: "helper" },
+    { id: "c1", z: TAB, type: "catch", scope: null, uncaught: false, wires: [["caught"]] },
+    { id: "caught", z: TAB, type: "helper" },
+  ];
+}
+
+function creds(sim: TwilioSim): Record<string, Record<string, string>> {
+  return { cfg: { accountSid: sim.defaultAccount.accountSid, authToken: sim.defaultAccount.authToken } };
+}
+
+const r = (id: string) => bed.received[id];
+const creates = (sim: TwilioSim) => sim.requests.filter((q) => q.method === "POST" && /\/Messages\.json$/.test(q.path));
+
+/** Post a signed inbound-message webhook, as Twilio does for "A message comes in". */
+async function inbound(sim: TwilioSim, from: string, body: string): Promise<number> {
+  const url = `${bed.url}/mlc/twilio/status/inbound`;
+  const params = { MessageSid: "SM" + "9".repeat(32), AccountSid: sim.defaultAccount.accountSid, From: from, To: "+15005550006", Body: body, NumMedia: "0" };
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signTwilioRequest(sim.defaultAccount.authToken, url, params) },
+    body: new URLSearchParams(params).toString(),
+  });
+  return res.status;
+}
+
+/** "HH:MM" UTC, `hours` from now. */
+function utcClock(hoursFromNow: number): string {
+  const d = new Date(Date.now() + hoursFromNow * 3600000);
+  return `${String(d.getUTCHours()).padStart(2, "0")}:${String(d.getUTCMinutes()).padStart(2, "0")}`;
+}
+
+describe("mlc-twilio-sms features", function () {
+  this.timeout(60000);
+  const sim = new TwilioSim();
+
+  before(async () => {
+    await bed.start();
+    await sim.start();
+  });
+  after(async () => {
+    await sim.stop();
+    await bed.stop();
+  });
+  beforeEach(() => sim.reset());
+  afterEach(() => bed.unload());
+
+  it("sends one message per recipient; a bad number fails that recipient only", async () => {
+    await bed.load(flow(sim), creds(sim));
+    bed.node("sms").receive({ payload: { ref: "000123" }, to: "(415) 555-0132, 555-01; +12125550187" });
+    await until(() => r("out").length === 2 && r("caught").length === 1, "two sent, one caught");
+    assert.deepEqual(sim.messages.map((m) => m.to).sort(), ["+12125550187", "+14155550132"]);
+    assert.equal(r("caught")[0].errorDetails.code, "invalid_phone");
+    assert.equal(r("out")[0].twilio.jobId, r("out")[1].twilio.jobId, "one event, one jobId");
+  });
+
+  it("STOP received on the inbound endpoint blocks later sends (recorded as failed 21610); START lifts it", async () => {
+    await bed.load(flow(sim), creds(sim));
+    assert.equal(await inbound(sim, "+14155550132", "stop"), 200);
+    await until(() => r("stOut").length === 1, "inbound emitted");
+    assert.equal(r("stOut")[0].topic, "twilio/inbound/stop");
+    bed.node("sms").receive({ payload: { ref: "000124" }, to: "+14155550132" });
+    await until(() => r("caught").length === 1, "opted-out send caught");
+    await settle();
+    assert.equal(creates(sim).length, 0, "nothing was sent");
+    assert.equal(r("caught")[0].errorDetails.code, "opted_out");
+    assert.equal(r("caught")[0].twilio.errorCode, 21610);
+    assert.equal(r("caught")[0].twilio.status, "failed");
+    assert.equal(await inbound(sim, "+14155550132", "START"), 200);
+    await until(() => r("stOut").length === 2, "start emitted");
+    bed.node("sms").receive({ payload: { ref: "000125" }, to: "+14155550132" });
+    await until(() => r("out").length === 1, "sent after START");
+    // a forged inbound message changes nothing
+    const url = `${bed.url}/mlc/twilio/status/inbound`;
+    const forged = await fetch(url, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "AAAAAAAAAAAAAAAAAAAAAAAAAAA=" }, body: "From=%2B14155550132&Body=STOP" });
+    assert.equal(forged.status, 403);
+    bed.node("sms").receive({ payload: { ref: "000126" }, to: "+14155550132" });
+    await until(() => r("out").length === 2, "still sendable after forged STOP");
+  });
+
+  it("a 21610 from Twilio puts the recipient on the opt-out list: the next send is not attempted", async () => {
+    await bed.load(flow(sim), creds(sim));
+    bed.node("sms").receive({ payload: { ref: "1" }, to: "+15005550004" });
+    await until(() => r("caught").length === 1, "21610 caught");
+    assert.equal(r("caught")[0].errorDetails.vendorCode, 21610);
+    bed.node("sms").receive({ payload: { ref: "2" }, to: "+15005550004" });
+    await until(() => r("caught").length === 2, "second caught");
+    assert.equal(r("caught")[1].errorDetails.code, "opted_out");
+    assert.equal(creates(sim).length, 1, "only the first send reached Twilio");
+  });
+
+  it("quiet hours: outside business hours a send is held; an urgent one goes at once", async () => {
+    const quiet = { quiet: true, hoursStart: utcClock(2), hoursEnd: utcClock(3), hoursDays: "1-7", defaultTimezone: "UTC", quietMode: "hold" };
+    await bed.load(flow(sim, { sms: quiet }), creds(sim));
+    bed.node("sms").receive({ payload: { ref: "H1" }, to: "+14155550132" });
+    bed.node("sms").receive({ payload: { ref: "U1" }, to: "+12125550187", urgent: true });
+    await until(() => r("out").length === 1, "urgent sent");
+    await settle(300);
+    assert.equal(creates(sim).length, 1);
+    assert.equal(sim.messages[0].to, "+12125550187");
+    const statusTexts = (bed.node("sms").status.getCalls() as { args: { text?: string }[] }[]).map((c) => c.args[0]?.text ?? "");
+    assert.ok(statusTexts.some((s) => /held 1/.test(s)), statusTexts.join(" | "));
+  });
+
+  it("quiet hours with a Messaging Service: the send is scheduled with Twilio (SendAt, ScheduleType=fixed)", async () => {
+    const quiet = { quiet: true, hoursStart: utcClock(2), hoursEnd: utcClock(3), hoursDays: "1-7", defaultTimezone: "UTC", quietMode: "schedule", from: DEFAULT_MESSAGING_SERVICE_SID, fromType: "str" };
+    await bed.load(flow(sim, { sms: quiet }), creds(sim));
+    bed.node("sms").receive({ payload: { ref: "S1" }, to: "+14155550132" });
+    await until(() => r("out").length === 1 || r("caught").length === 1, "scheduled");
+    assert.equal(r("caught").length, 0, JSON.stringify(r("caught")[0]?.errorDetails));
+    const form = creates(sim)[0].form as Record<string, string>;
+    assert.equal(form.ScheduleType, "fixed");
+    assert.equal(form.MessagingServiceSid, DEFAULT_MESSAGING_SERVICE_SID);
+    const at = Date.parse(form.SendAt);
+    assert.ok(at > Date.now() + 60 * 60000 && at < Date.now() + 3 * 3600000, `SendAt ${form.SendAt} is the next window start`);
+  });
+
+  it("polls the message until a final status when Twilio cannot call back (second output)", async () => {
+    await bed.load(flow(sim, { sms: { poll: true, pollInterval: 1, callback: "" } }), creds(sim));
+    bed.node("sms").receive({ payload: { ref: "P1" }, to: "+14155550132" });
+    await until(() => r("out").length === 1, "sent");
+    assert.equal(sim.messages[0].statusCallback, null, "no status callback requested");
+    await sim.deliver(sim.messages[0].sid, "delivered");
+    await until(() => r("polled").some((m) => m.twilio.status === "delivered"), "delivered by polling", 10000);
+    const seen = r("polled").map((m) => m.twilio.status);
+    assert.equal(seen[seen.length - 1], "delivered");
+    assert.equal(new Set(seen).size, seen.length, "each status once");
+    assert.equal(r("polled")[0].twilio.jobId, r("out")[0].twilio.jobId);
+  });
+});
+
+describe("pacing: one budget per Twilio account", function () {
+  this.timeout(120000);
+  before(() => bed.start());
+  after(() => bed.stop());
+  afterEach(() => bed.unload());
+
+  async function burst(sim: TwilioSim, cfg: Record<string, unknown>, n: number): Promise<void> {
+    await bed.load(flow(sim, { cfg, sms: { callback: "" } }), creds(sim));
+    for (let i = 0; i < n; i++) bed.node("sms").receive({ payload: { ref: `B${i}` }, to: `+1415555${String(1000 + i).padStart(4, "0")}` });
+    await until(() => r("out").length + r("caught").length === n, `${n} outcomes`, 100000);
+  }
+
+  it("control: without a budget a burst of 200 meets Twilio's 429s (concurrency limit 5)", async () => {
+    const sim = new TwilioSim({ concurrencyLimit: 5, latencyMs: 30 });
+    await sim.start();
+    try {
+      await burst(sim, { rate: 0, concurrency: 100 }, 200);
+      assert.ok(sim.requests.filter((q) => q.status === 429).length > 0, "the simulator did refuse some requests");
+    } finally {
+      await sim.stop();
+    }
+  });
+
+  it("a burst of 200 messages at a 10 per second budget meets no 429 and never exceeds the budget", async () => {
+    const sim = new TwilioSim({ concurrencyLimit: 5, latencyMs: 30 });
+    await sim.start();
+    try {
+      await burst(sim, { rate: 10, concurrency: 5 }, 200);
+      assert.equal(r("caught").length, 0);
+      assert.equal(sim.messages.length, 200);
+      const created = creates(sim);
+      assert.equal(created.filter((q) => q.status === 429).length, 0, "no 429");
+      // starts seen by Twilio per sliding second (1 of tolerance for loopback scheduling jitter)
+      const at = created.map((q) => q.at).sort((a, b) => a - b);
+      let worst = 0;
+      for (let i = 0, j = 0; i < at.length; i++) {
+        while (at[i] - at[j] >= 1000) j++;
+        worst = Math.max(worst, i - j + 1);
+      }
+      assert.ok(worst <= 11, `at most 10 (+1) creates in any second, saw ${worst}`);
+    } finally {
+      await sim.stop();
+    }
+  });
+});
