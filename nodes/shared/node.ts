@@ -4,6 +4,7 @@
  * TypedInput evaluation.
  */
 import { errorDetails, MlcError } from "../lib/errors";
+import { randomId } from "../lib/ids";
 import type { DoneFn, NodeMessage, NodeStatus, RedAPI, RedNode, SendFn } from "./types";
 
 /** Status shapes used by every node, so the palette reads the same everywhere. */
@@ -121,4 +122,9 @@ export function num(value: unknown, dflt: number, min = -Infinity, max = Infinit
   const n = typeof value === "number" ? value : Number(value);
   if (value === "" || value === undefined || value === null || !Number.isFinite(n)) return dflt;
   return Math.min(max, Math.max(min, n));
+}
+
+/** The jobId a message belongs to: `msg.erp.jobId`, else `msg.jobId`, else a new random one ("j" + 24 hex). */
+export function messageJobId(msg: NodeMessage): string {
+  return String(firstSet((msg.erp as { jobId?: string } | undefined)?.jobId, msg.jobId as string) ?? randomId("j"));
 }

@@ -36,7 +36,7 @@ import {
 import { speechView } from "../lib/twilio/speech";
 import { isFinalStatus, isStatusAdvance } from "../lib/twilio/status";
 import { InboundRequest, InboundResponse, mountDispatcher, registerEndpoint } from "../shared/dispatcher";
-import { Status, evaluate, firstSet, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
+import { Status, evaluate, firstSet, messageJobId, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
 import type { NodeMessage, RedAPI } from "../shared/types";
 import { twilioConfig } from "./config";
 import { checkTwilioWebhook, one } from "./webhook";
@@ -321,7 +321,7 @@ export function registerCall(RED: RedAPI): void {
       if (ack && !/^[0-9*#]$/.test(ackDigit)) throw new ValidationError(`Acknowledgement key "${ackDigit}" must be one of 0-9, * or #`, { code: "bad_config" });
       const cfg = twilioConfig(RED, config.twilio);
       const erp = msg.erp as { jobId?: string; id?: string } | undefined;
-      const jobId = String(firstSet(erp?.jobId, msg.jobId as string) ?? randomId("j"));
+      const jobId = messageJobId(msg);
       const fail = (err: unknown, to: string): never => {
         const code = err instanceof TwilioError ? err.twilioCode : undefined;
         const unknown = (err as { outcomeUnknown?: boolean }).outcomeUnknown;

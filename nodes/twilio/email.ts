@@ -8,11 +8,10 @@
  */
 import type { TwilioMeta } from "../lib/envelope";
 import { MlcError, TimeoutError, ValidationError } from "../lib/errors";
-import { randomId } from "../lib/ids";
 import { maskEmail } from "../lib/phone";
 import { JOB_ID_ARG, parseEmailAddress, renderHtmlTemplate, sendEmail } from "../lib/twilio/sendgrid";
 import { isTemplate, renderTemplate } from "../lib/template";
-import { Status, evaluate, firstSet, onInput, registerNode, t } from "../shared/node";
+import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, t } from "../shared/node";
 import type { RedAPI } from "../shared/types";
 import { twilioConfig } from "./config";
 
@@ -54,7 +53,7 @@ export function registerEmail(RED: RedAPI): void {
     node.status(Status.idle(t(RED, "mlc-twilio-email.status.ready", undefined, "ready")));
 
     onInput(RED, node, async (msg, { send, status }) => {
-      const jobId = String(firstSet((msg.erp as { jobId?: string } | undefined)?.jobId, msg.jobId as string) ?? randomId("j"));
+      const jobId = messageJobId(msg);
       const recordId = (msg.erp as { id?: string } | undefined)?.id;
       /** Count the failure, describe it on msg.twilio and return the error to throw. */
       const fail = (err: unknown, to: string, st = "failed"): unknown => {

@@ -17,7 +17,6 @@
  */
 import type { TwilioChannel, TwilioMeta } from "../lib/envelope";
 import { MlcError, RateLimitedError, TimeoutError, TwilioError, ValidationError } from "../lib/errors";
-import { randomId } from "../lib/ids";
 import { maskPhone, toE164 } from "../lib/phone";
 import { BusinessHours, isTimeZone, nextSendTime, parseDays, timeZoneForNumber } from "../lib/quiet-hours";
 import { backoffDelay, DEFAULT_RETRY_POLICY, sleep } from "../lib/retry";
@@ -27,7 +26,7 @@ import { publishStatus } from "../lib/twilio/bus";
 import type { SendMessageParams, TwilioMessage } from "../lib/twilio/client";
 import { isFinalStatus, isStatusAdvance } from "../lib/twilio/status";
 import { contextBackend, resolveStore } from "../shared/context";
-import { Status, evaluate, firstSet, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
+import { Status, evaluate, firstSet, messageJobId, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
 import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
 import { TwilioConfigApi, twilioConfig } from "./config";
 
@@ -100,9 +99,6 @@ function asStringList(v: unknown, separators = /[\s,]+/): string[] {
     .filter((s) => s !== "");
 }
 
-function jobIdOf(msg: NodeMessage): string {
-  return String(firstSet((msg.erp as { jobId?: string } | undefined)?.jobId, msg.jobId as string) ?? randomId("j"));
-}
 
 export function registerSms(RED: RedAPI): void {
   registerNode<SmsProps>(RED, "mlc-twilio-sms", (node: RedNode, config) => {
@@ -231,7 +227,7 @@ export function registerSms(RED: RedAPI): void {
 
     onInput(RED, node, async (msg, { status }) => {
       const cfg = twilioConfig(RED, config.twilio);
-      const jobId = jobIdOf(msg);
+      const jobId = messageJobId(msg);
       const recipients = asStringList(firstSet(config.to ? await evaluate(RED, node, config.to, config.toType, msg) : undefined, msg.to), /[,;\n]+/);
       if (recipients.length === 0) throw new ValidationError("No recipient: To is empty", { code: "invalid_phone" });
       const fromValue = String(firstSet(config.from ? await evaluate(RED, node, config.from, config.fromType, msg) : undefined, msg.from as string, msg.messagingServiceSid as string, cfg.messagingServiceSid, cfg.from) ?? "");
