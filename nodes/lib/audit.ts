@@ -139,6 +139,11 @@ export function trailPrefix(name: string): string {
   return "audit" + Buffer.from(name, "utf8").toString("hex");
 }
 
+/** Calls follow the call-status order (queued → initiated → ringing → in-progress → completed/busy/…). */
+function statusKind(channel: string | undefined): "message" | "call" {
+  return channel === "voice" ? "call" : "message";
+}
+
 /** Whether a record counts as failed: a status in FAILED_STATUSES, or an error recorded. */
 export function isFailedRecord(r: AuditRecord): boolean {
   return FAILED_STATUSES.has(r.status) || r.error !== undefined;
@@ -348,7 +353,7 @@ export class AuditTrail {
             merged.error = error;
             changed = true;
           }
-          if (isStatusAdvance(merged.status, status)) {
+          if (isStatusAdvance(merged.status, status, statusKind(merged.channel))) {
             merged.status = status;
             merged.history = pushHistory(merged.history, error ? { status, at, errorCode: error.code } : { status, at });
             changed = true;
@@ -416,7 +421,7 @@ export class AuditTrail {
         next.erp = erp;
         changed = true;
       }
-      if (isStatusAdvance(record.status, status)) {
+      if (isStatusAdvance(record.status, status, statusKind(record.channel))) {
         const errorCode = input.errorCode !== undefined && input.errorCode !== "" ? input.errorCode : undefined;
         const at = isoOf(input.at, this.now());
         next.status = status;

@@ -8,32 +8,11 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { signTwilioRequest } from "../sims/twilio";
-import { billRow, FlowNode, loadExamples, Stack, startStack } from "../harness/stack";
+import { AUDIT_PROBE, AuditRecordView, auditOf, billRow, FlowNode, loadExamples, Stack, startStack } from "../harness/stack";
 import { tempDir, waitFor } from "../harness/nodered";
 
 const PACKAGE = "node-red-contrib-ml-connector";
-const ALL_TYPES = ["mlc-acumatica-config", "mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-twilio-config", "mlc-twilio-sms", "mlc-twilio-status", "mlc-dedupe", "mlc-audit"];
-
-/** A small test tab: GET /e2e/audit?jobId=… answers the audit records of a job (read through the mlc-audit node itself). */
-const PROBE_TAB: FlowNode[] = [
-  { id: "e2e0000000000000", type: "tab", label: "e2e probe" },
-  { id: "e2e0000000000001", type: "http in", z: "e2e0000000000000", url: "/e2e/audit", method: "get", upload: false, swaggerDoc: "", x: 100, y: 40, wires: [["e2e0000000000002"]] },
-  { id: "e2e0000000000002", type: "change", z: "e2e0000000000000", rules: [{ t: "set", p: "payload", pt: "msg", to: "req.query.jobId", tot: "msg" }], x: 300, y: 40, wires: [["e2e0000000000003"]] },
-  { id: "e2e0000000000003", type: "mlc-audit", z: "e2e0000000000000", operation: "get", trail: "default", store: "", maxRecords: "10000", ttl: "30", x: 500, y: 40, wires: [["e2e0000000000004"]] },
-  { id: "e2e0000000000004", type: "http response", z: "e2e0000000000000", statusCode: "", headers: {}, x: 700, y: 40, wires: [] },
-  { id: "e2e0000000000005", type: "http in", z: "e2e0000000000000", url: "/e2e/failed", method: "get", upload: false, swaggerDoc: "", x: 100, y: 100, wires: [["e2e0000000000006"]] },
-  { id: "e2e0000000000006", type: "mlc-audit", z: "e2e0000000000000", operation: "failed", trail: "default", store: "", maxRecords: "10000", ttl: "30", x: 300, y: 100, wires: [["e2e0000000000004"]] },
-];
-
-interface AuditRecordView {
-  jobId: string;
-  sid?: string;
-  status: string;
-  to: string;
-  history: { status: string }[];
-  error?: { code: string; message: string };
-  erp?: { entity: string; id: string };
-}
+const ALL_TYPES = ["mlc-acumatica-config", "mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-twilio-config", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-status", "mlc-twilio-email", "mlc-dedupe", "mlc-audit"];
 
 function jobIdOf(statusCallback: string | null): string {
   return new URL(String(statusCallback)).searchParams.get("j") ?? "";
@@ -47,7 +26,7 @@ describe("end to end: Acumatica examples in a real Node-RED (packed and installe
 
   before(async function () {
     root = tempDir("mlc-e2e-");
-    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", pollIntervalSec: 1, extraFlows: PROBE_TAB });
+    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", pollIntervalSec: 1, extraFlows: AUDIT_PROBE });
     exampleFlows = (await stack.nodeRed.getJson<FlowNode[]>("/flows")).filter((n) => !String(n.id).startsWith("e2e"));
   });
 
@@ -61,11 +40,7 @@ describe("end to end: Acumatica examples in a real Node-RED (packed and installe
     if (root && !process.env.MLC_KEEP_E2E) fs.rmSync(root, { recursive: true, force: true });
   });
 
-  async function audit(jobId: string): Promise<AuditRecordView[]> {
-    const r = await fetch(`${stack.nodeRed.url}/e2e/audit?jobId=${encodeURIComponent(jobId)}`);
-    assert.equal(r.status, 200);
-    return (await r.json()) as AuditRecordView[];
-  }
+  const audit = (jobId: string): Promise<AuditRecordView[]> => auditOf(stack.nodeRed.url, jobId);
 
   it("runs the expected Node-RED line", async function () {
     const settings = await stack.nodeRed.getJson<{ version: string }>("/settings");
@@ -152,8 +127,7 @@ describe("end to end: Acumatica examples in a real Node-RED (packed and installe
     await stack.pushBills([billRow(b124, "Contoso Freight LLC", "EP00000003"), billRow(b122, "Fabrikam Maintenance", "EP00000002"), billRow(b121, "Bayside Office Supply", "EP00000001")]);
     await waitFor(() => stack.twilio.messages.length >= before + 1, 15000, "second SMS");
     const failed = await waitFor(async () => {
-      const r = await fetch(`${stack.nodeRed.url}/e2e/failed`);
-      const list = (await r.json()) as AuditRecordView[];
+      const list = await auditOf(stack.nodeRed.url);
       return list.find((x) => x.erp?.id === "Bill/000124");
     }, 10000, "failed send in audit");
     await new Promise((r) => setTimeout(r, 1000));

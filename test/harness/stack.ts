@@ -7,7 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { AcumaticaSim, AcuRecord } from "../sims/acumatica";
-import { TwilioSim } from "../sims/twilio";
+import { DEFAULT_VERIFY_SERVICE_SID, TwilioSim, TwilioSimOptions } from "../sims/twilio";
+import { DEFAULT_SENDGRID_KEY, SendGridSim } from "../sims/sendgrid";
 import { NodeRed, REPO_ROOT, freePort, installInto, linkInto, packRepo } from "./nodered";
 
 /** A node of a flow file (loosely typed: flows are data). */
@@ -16,16 +17,18 @@ export type FlowNode = Record<string, unknown> & { id: string; type: string };
 /** Credentials the examples need, as `${VAR}` references resolved by Node-RED from its environment. */
 export const CREDENTIAL_REFS: Record<string, Record<string, string>> = {
   "mlc-acumatica-config": { clientId: "${ACUMATICA_CLIENT_ID}", clientSecret: "${ACUMATICA_CLIENT_SECRET}", username: "${ACUMATICA_USERNAME}", password: "${ACUMATICA_PASSWORD}" },
-  "mlc-twilio-config": { accountSid: "${TWILIO_ACCOUNT_SID}", authToken: "${TWILIO_AUTH_TOKEN}" },
+  "mlc-twilio-config": { accountSid: "${TWILIO_ACCOUNT_SID}", authToken: "${TWILIO_AUTH_TOKEN}", sendgridApiKey: "${SENDGRID_API_KEY}" },
   "mlc-acumatica-trigger": { headerSecret: "${ACUMATICA_PUSH_SECRET}" },
 };
 
 /** Read every example flow under examples/<family>/ and merge them (config nodes shared by id appear once). */
-export function loadExamples(family = "acumatica"): FlowNode[] {
-  const dir = path.join(REPO_ROOT, "examples", family);
+export function loadExamples(...families: string[]): FlowNode[] {
   const byId = new Map<string, FlowNode>();
-  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith(".json")).sort()) {
-    for (const n of JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as FlowNode[]) byId.set(n.id, n);
+  for (const family of families.length ? families : ["acumatica"]) {
+    const dir = path.join(REPO_ROOT, "examples", family);
+    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith(".json")).sort()) {
+      for (const n of JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as FlowNode[]) byId.set(n.id, n);
+    }
   }
   return [...byId.values()];
 }
@@ -42,6 +45,10 @@ export interface StackOptions {
   /** "pack": npm pack + npm install (what a palette user gets); "link": symlink the repo (fast, for the demo). */
   install: "pack" | "link";
   pollIntervalSec?: number;
+  /** Example families to deploy (examples/<family>/); default ["acumatica"]. */
+  families?: string[];
+  /** Options of the Twilio simulator (rate and concurrency limits…). */
+  twilio?: TwilioSimOptions;
   /** More flow nodes deployed together with the examples (test probes, the demo's audit viewer). */
   extraFlows?: FlowNode[];
   onLog?: (line: string) => void;
@@ -50,6 +57,7 @@ export interface StackOptions {
 export interface Stack {
   acumatica: AcumaticaSim;
   twilio: TwilioSim;
+  sendgrid: SendGridSim;
   nodeRed: NodeRed;
   env: Record<string, string>;
   pushSecret: string;
@@ -62,9 +70,11 @@ export const BILLS_QUERY = "AP-Bills-Pending-Approval";
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const acumatica = new AcumaticaSim({ maxApiUsers: 5 });
-  const twilio = new TwilioSim();
+  const twilio = new TwilioSim(opts.twilio);
+  const sendgrid = new SendGridSim();
   await acumatica.start();
   await twilio.start();
+  await sendgrid.start();
   acumatica.seedDemoData();
   const port = opts.port || (await freePort());
   const pushSecret = randomBytes(18).toString("base64url");
@@ -84,15 +94,26 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     APPROVAL_THRESHOLD: "1000",
     CONTROLLER_PHONE: "(415) 555-0199",
     POLL_INTERVAL: String(opts.pollIntervalSec ?? 2),
+    VERIFY_SERVICE_SID: DEFAULT_VERIFY_SERVICE_SID,
+    ESCALATION_PHONE_1: "(415) 555-0132",
+    ESCALATION_PHONE_2: "(212) 555-0187",
+    ESCALATION_EMAIL: "controller@acme.example",
+    MAIL_FROM: "Acme Accounts Receivable <ar@acme.example>",
+    SENDGRID_API_URL: sendgrid.url,
+    SENDGRID_API_KEY: DEFAULT_SENDGRID_KEY,
+    SENDGRID_VERIFICATION_KEY: sendgrid.publicKeyBase64,
+    REMINDER_TIMEZONE: "America/Chicago",
   };
+  sendgrid.eventWebhookUrl = `http://127.0.0.1:${port}/mlc/twilio/events/sendgrid`;
   if (opts.install === "pack") installInto(opts.userDir, packRepo(path.join(opts.userDir, "..", "pack")));
   else linkInto(opts.userDir);
   const nodeRed = new NodeRed({ userDir: opts.userDir, port, env, onLog: opts.onLog });
   await nodeRed.start();
-  await nodeRed.deploy([...withCredentialRefs(loadExamples()), ...(opts.extraFlows ?? [])]);
+  await nodeRed.deploy([...withCredentialRefs(loadExamples(...(opts.families ?? ["acumatica"]))), ...(opts.extraFlows ?? [])]);
   return {
     acumatica,
     twilio,
+    sendgrid,
     nodeRed,
     env,
     pushSecret,
@@ -105,6 +126,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     stop: async () => {
       await nodeRed.stop();
       await twilio.stop();
+      await sendgrid.stop();
       await acumatica.stop();
     },
   };
@@ -124,4 +146,38 @@ export function billRow(bill: AcuRecord, vendorName: string, approverId: string)
     ApproverID: approverId,
     LastModifiedDateTime: bill.LastModifiedDateTime,
   };
+}
+
+/**
+ * A test tab reading the audit trail through the mlc-audit node itself: GET /e2e/audit?jobId=… answers a
+ * job's records, GET /e2e/failed the failed sends.
+ */
+export const AUDIT_PROBE: FlowNode[] = [
+  { id: "e2e0000000000000", type: "tab", label: "e2e probe" },
+  { id: "e2e0000000000001", type: "http in", z: "e2e0000000000000", url: "/e2e/audit", method: "get", upload: false, swaggerDoc: "", x: 100, y: 40, wires: [["e2e0000000000002"]] },
+  { id: "e2e0000000000002", type: "change", z: "e2e0000000000000", rules: [{ t: "set", p: "payload", pt: "msg", to: "req.query.jobId", tot: "msg" }], x: 300, y: 40, wires: [["e2e0000000000003"]] },
+  { id: "e2e0000000000003", type: "mlc-audit", z: "e2e0000000000000", operation: "get", trail: "default", store: "", maxRecords: "10000", ttl: "30", x: 500, y: 40, wires: [["e2e0000000000004"]] },
+  { id: "e2e0000000000004", type: "http response", z: "e2e0000000000000", statusCode: "", headers: {}, x: 700, y: 40, wires: [] },
+  { id: "e2e0000000000005", type: "http in", z: "e2e0000000000000", url: "/e2e/failed", method: "get", upload: false, swaggerDoc: "", x: 100, y: 100, wires: [["e2e0000000000006"]] },
+  { id: "e2e0000000000006", type: "mlc-audit", z: "e2e0000000000000", operation: "failed", trail: "default", store: "", maxRecords: "10000", ttl: "30", x: 300, y: 100, wires: [["e2e0000000000004"]] },
+];
+
+/** An audit record as the probe returns it. */
+export interface AuditRecordView {
+  recordId: string;
+  jobId: string;
+  sid?: string;
+  status: string;
+  to: string;
+  channel: string;
+  history: { status: string; errorCode?: number }[];
+  error?: { code: string; message: string };
+  erp?: { entity: string; id: string };
+}
+
+/** Read the audit trail through the probe tab. */
+export async function auditOf(nodeRedUrl: string, jobId?: string): Promise<AuditRecordView[]> {
+  const r = await fetch(jobId === undefined ? `${nodeRedUrl}/e2e/failed` : `${nodeRedUrl}/e2e/audit?jobId=${encodeURIComponent(jobId)}`);
+  if (r.status !== 200) throw new Error(`audit probe: HTTP ${r.status}`);
+  return (await r.json()) as AuditRecordView[];
 }

@@ -62,6 +62,16 @@ describe("AuditTrail", () => {
     assert.equal(read.changed, true);
   });
 
+  it("orders call statuses as calls (initiated → ringing → in-progress → completed), ignoring a late ringing", async () => {
+    const trail = new AuditTrail(new MapBackend());
+    const CA = "CA" + "b".repeat(32);
+    await trail.recordSend({ jobId: "jc", channel: "voice", to: "+14155550132", sid: CA, status: "queued" });
+    for (const st of ["initiated", "ringing", "in-progress", "completed", "ringing"]) await trail.applyStatus({ sid: CA, status: st });
+    const r = await trail.findBySid(CA);
+    assert.equal(r?.status, "completed");
+    assert.deepEqual(r?.history.map((h) => h.status), ["queued", "initiated", "ringing", "in-progress", "completed"]);
+  });
+
   it("returns {record: undefined, changed: false} for an unknown sid or jobId", async () => {
     const trail = new AuditTrail(new MapBackend());
     assert.deepEqual(await trail.applyStatus({ sid: "SMnope", status: "sent" }), { record: undefined, changed: false });
