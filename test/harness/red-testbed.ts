@@ -3,6 +3,10 @@
  * node-red/red.js: one root express app with RED.httpAdmin then RED.httpNode mounted at "/", so webhooks
  * from the simulators pass the admin API's body parsers exactly as in production and reach the package
  * dispatcher at <url>/mlc/…
+ *
+ * Usage: one Testbed per test file and `bed.hooks({ sims })` inside the file's `describe` (it calls `start()`
+ * before all tests: helper init with this file's settings, restored by `stop()` after all; `unload()` after
+ * each), then `bed.load(flow)` in each test. `start`/`stop`/`unload` may also be called from hooks of one's own.
  */
 import http from "node:http";
 import helper, { TestFlowNode } from "node-red-node-test-helper";
@@ -13,6 +17,39 @@ interface ExpressApp extends Handler {
 }
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Msg = Record<string, any>;
+/** Node credentials by node id, as the runtime's credential store holds them. */
+export type Credentials = Record<string, Record<string, string>>;
+
+/**
+ * How the helper's server reaches the runtime's HTTP apps.
+ * "red": admin then node app on one root app, as node-red/red.js does (default httpAdminRoot = httpNodeRoot = "/").
+ * "nodeOnly": the node app alone serves the server (no admin body parsers in front of it).
+ */
+export type Layout = "red" | "nodeOnly";
+
+/** A simulator the tests run against (test/sims): started before the runtime, reset before each test. */
+export interface SimServer {
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+  reset(): void;
+}
+
+/** What `hooks` does besides the runtime's own start/load/unload. */
+export interface TestbedHooks {
+  /** Simulators: started (in order) before the runtime, reset before each test, stopped after it. */
+  sims?: SimServer[];
+  /** Run before each test, after the simulators are reset (e.g. clearing per-test records). */
+  beforeEach?: () => void;
+  /** Run after each test, before the flows are unloaded (e.g. "no secret in any msg" checks on `received`). */
+  afterEach?: () => void | Promise<void>;
+}
+
+export interface TestbedOptions {
+  /** Initial HTTP layout (default "red"); may be changed through `layout` before a `load`. */
+  layout?: Layout;
+  /** Credentials used by `load`/`redeploy` when none are passed (default none). */
+  credentials?: Credentials;
+}
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const express = require("express") as () => ExpressApp;
@@ -20,12 +57,26 @@ const express = require("express") as () => ExpressApp;
 export class Testbed {
   private root?: ExpressApp;
   private saved?: Record<string, unknown>;
+  /** Base URL of the helper's server, "http://127.0.0.1:<port>" (after `start`). */
   url = "";
-  /** Every message each helper node received, by node id. */
+  /** HTTP layout applied by the next `load` (the node set is registered after the apps are mounted). */
+  layout: Layout;
+  /** Every message each helper node received, by node id (emptied by `unload`). */
   readonly received: Record<string, Msg[]> = {};
+  private readonly credentials: Credentials;
 
-  /** @param nodeSets compiled node-set modules, e.g. require("../../nodes/twilio") */
-  constructor(private readonly nodeSets: ((RED: unknown) => void)[], private readonly settings: Record<string, unknown> = {}) {}
+  /**
+   * @param nodeSets compiled node-set modules, e.g. require("../../nodes/twilio")
+   * @param settings runtime settings for this file (e.g. contextStorage), merged into RED.settings
+   */
+  constructor(
+    private readonly nodeSets: ((RED: unknown) => void)[],
+    private readonly settings: Record<string, unknown> = {},
+    options: TestbedOptions = {},
+  ) {
+    this.layout = options.layout ?? "red";
+    this.credentials = options.credentials ?? {};
+  }
 
   /** Call from mocha `before`: init the helper (settings restored in `stop`), start the HTTP server. */
   async start(): Promise<void> {
@@ -37,46 +88,107 @@ export class Testbed {
     app.use((req, res, next) => (this.root ? this.root(req, res, next) : next()));
   }
 
+  /** Call from mocha `after`: stop the server and restore the helper's previous settings. */
   async stop(): Promise<void> {
     await helper.stopServer();
     if (this.saved) helper.settings(this.saved);
   }
 
-  /** Deploy `flow`; every node of type "helper" collects into `received[id]`. */
-  async load(flow: TestFlowNode[], credentials: Record<string, Record<string, string>> = {}): Promise<void> {
-    const sets = this.nodeSets;
-    const mount = (RED: never): void => {
-      const red = RED as { httpAdmin: unknown; httpNode: unknown };
-      const app = express();
-      app.use("/", red.httpAdmin);
-      app.use("/", red.httpNode);
-      this.root = app;
-      for (const s of sets) s(RED);
-    };
-    await helper.load(mount, flow, credentials);
-    for (const n of flow.filter((x) => x.type === "helper")) {
-      const list: Msg[] = (this.received[n.id] = []);
-      helper.getNode(n.id).on("input", (msg) => list.push(msg as Msg));
-    }
+  /**
+   * Register the mocha hooks of the enclosing `describe`: before all, start `sims` then the runtime (`start`);
+   * before each, reset `sims` then run `beforeEach`; after each, run `afterEach` then `unload` (also when the
+   * check fails); after all, `stop` the runtime then the `sims`.
+   */
+  hooks(opts: TestbedHooks = {}): void {
+    const sims = opts.sims ?? [];
+    before(async () => {
+      for (const s of sims) await s.start();
+      await this.start();
+    });
+    after(async () => {
+      await this.stop();
+      for (const s of [...sims].reverse()) await s.stop();
+    });
+    beforeEach(() => {
+      for (const s of sims) s.reset();
+      opts.beforeEach?.();
+    });
+    afterEach(async () => {
+      try {
+        await opts.afterEach?.();
+      } finally {
+        await this.unload();
+      }
+    });
   }
 
+  /** Deploy `flow`; every node of type "helper" collects into `received[id]` (emptied first). */
+  async load(flow: TestFlowNode[], credentials: Credentials = this.credentials): Promise<void> {
+    const mount = (RED: never): void => {
+      const red = RED as { httpAdmin: unknown; httpNode: ExpressApp };
+      if (this.layout === "red") {
+        const app = express();
+        app.use("/", red.httpAdmin);
+        app.use("/", red.httpNode);
+        this.root = app;
+      } else {
+        this.root = red.httpNode;
+      }
+      for (const s of this.nodeSets) s(RED);
+    };
+    await helper.load(mount, flow, credentials);
+    for (const n of flow.filter((x) => x.type === "helper")) this.received[n.id] = [];
+    this.collect(flow);
+  }
+
+  /**
+   * Full redeploy of the running runtime (helper.setFlows "full": every node restarted). Helper nodes of the
+   * new flow collect into `received[id]`, after what they received before the redeploy.
+   */
+  async redeploy(flow: TestFlowNode[], credentials: Credentials = this.credentials): Promise<void> {
+    await helper.setFlows(flow, "full", credentials);
+    this.collect(flow);
+  }
+
+  /** Stop the flows, detach the HTTP apps and empty `received`. */
   async unload(): Promise<void> {
     await helper.unload();
+    this.root = undefined;
+    for (const k of Object.keys(this.received)) delete this.received[k];
   }
 
   node(id: string): ReturnType<typeof helper.getNode> {
     return helper.getNode(id);
   }
+
+  /** Everything the helper nodes received, as one JSON text (for "no secret in any msg" checks). */
+  emitted(): string {
+    return JSON.stringify(Object.values(this.received).flat());
+  }
+
+  /** The runtime's log calls since the last `load` (the helper's spy on RED.log.log), each with its arguments. */
+  logCalls(): { args: unknown[] }[] {
+    return (helper as unknown as { log(): { getCalls(): { args: unknown[] }[] } }).log().getCalls();
+  }
+
+  private collect(flow: TestFlowNode[]): void {
+    for (const n of flow.filter((x) => x.type === "helper")) {
+      helper.getNode(n.id).on("input", (msg) => (this.received[n.id] ??= []).push(msg as Msg));
+    }
+  }
 }
 
-/** Wait until `cond` holds (polling every 10 ms); throws naming `what` after `timeoutMs`. */
-export async function until(cond: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+/**
+ * Wait until `cond` holds (polling every 10 ms); throws naming `what` after `timeoutMs`. `what` may be a
+ * function, evaluated at the timeout (to report the state reached).
+ */
+export async function until(cond: () => boolean, what: string | (() => string), timeoutMs = 8000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
 
-/** Let anything that would (wrongly) still be emitted arrive. */
+/** Let anything that would (wrongly) still be emitted arrive (`ms` milliseconds). */
 export const settle = (ms = 150): Promise<void> => new Promise((r) => setTimeout(r, ms));

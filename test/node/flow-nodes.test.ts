@@ -1,6 +1,6 @@
 /**
- * mlc-dedupe and mlc-audit in a real Node-RED runtime (node-red-node-test-helper), loading the COMPILED
- * node set (dist/nodes/flow.js): outputs, Catch on errors, refused store names, status, TTL expiry,
+ * mlc-dedupe and mlc-audit in a real Node-RED runtime (node-red-node-test-helper via
+ * test/harness/red-testbed.ts), loading the COMPILED node set (dist/nodes/flow.js): outputs, Catch on errors, refused store names, status, TTL expiry,
  * audit record/status/get/failed and a trail shared by two audit nodes on different tabs.
  *
  * The helper does not open context plugins (it never calls the runtime's context load), so every
@@ -8,15 +8,16 @@
  * whether a name is accepted and whether it counts as memory-only.
  */
 import assert from "node:assert/strict";
-import helper, { TestFlowNode, TestNode, NodeModule } from "node-red-node-test-helper";
-import flowSetModule = require("../../nodes/flow");
+import type { TestFlowNode, TestNode } from "node-red-node-test-helper";
+import { Testbed, settle, until } from "../harness/red-testbed";
 import { maskRecipient } from "../../nodes/lib/phone";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const flowSet = require("../../nodes/flow") as (RED: unknown) => void;
 
 type Msg = Record<string, unknown>;
 
-const flowSet = flowSetModule as unknown as NodeModule;
-
-helper.init(require.resolve("node-red"), {
+const bed = new Testbed([flowSet], {
   contextStorage: {
     default: { module: "memory" },
     file: { module: "localfilesystem" },
@@ -30,29 +31,24 @@ function erp(jobId: string, extra: Msg = {}): Msg {
   return { system: "acumatica", tenant: "Company", entity: "Bill", id: "Bill/000123", number: "000123", action: "updated", jobId, ...extra };
 }
 
-/** Collect messages arriving at helper nodes until `count` arrived in total (or fail after `ms`). */
-function collect(ids: string[], count: number, ms = 2000): Promise<Record<string, Msg[]>> {
-  return new Promise((resolve, reject) => {
-    const got: Record<string, Msg[]> = Object.fromEntries(ids.map((id) => [id, []]));
-    let total = 0;
-    const timer = setTimeout(() => reject(new Error(`timeout: ${total}/${count} messages ${JSON.stringify(Object.fromEntries(ids.map((id) => [id, got[id].length])))}`)), ms);
-    for (const id of ids) {
-      helper.getNode(id).on("input", (msg: Msg) => {
-        got[id].push(msg);
-        if (++total === count) {
-          clearTimeout(timer);
-          // Let any unexpected extra message arrive before resolving.
-          setTimeout(() => resolve(got), 30);
-        }
-      });
-    }
-  });
+/**
+ * Wait until `count` messages arrived in total at helper nodes `ids` after this call (or fail after `ms`),
+ * then let any unexpected extra message arrive; resolves the messages each node received meanwhile.
+ */
+async function collect(ids: string[], count: number, ms = 2000): Promise<Record<string, Msg[]>> {
+  const from = Object.fromEntries(ids.map((id) => [id, bed.received[id].length]));
+  const got = (): Record<string, Msg[]> => Object.fromEntries(ids.map((id) => [id, bed.received[id].slice(from[id])]));
+  const total = (): number => Object.values(got()).reduce((n, list) => n + list.length, 0);
+  const counts = (): string => `${total()}/${count} messages ${JSON.stringify(Object.fromEntries(Object.entries(got()).map(([id, list]) => [id, list.length])))}`;
+  await until(() => total() >= count, counts, ms);
+  await settle(30);
+  return got();
 }
 
 /** Send one message and wait for the next message on helper node `out`. */
 async function roundTrip(input: string, out: string, msg: Msg): Promise<Msg> {
   const p = collect([out], 1);
-  helper.getNode(input).receive(msg);
+  bed.node(input).receive(msg);
   return (await p)[out][0];
 }
 
@@ -71,18 +67,10 @@ function errorsOf(node: TestNode): unknown[] {
     .map((c) => c.args[0]);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
   this.timeout(10000);
 
-  beforeEach(async () => {
-    await helper.startServer();
-  });
-  afterEach(async () => {
-    await helper.unload();
-    await helper.stopServer();
-  });
+  bed.hooks();
 
   describe("mlc-dedupe", () => {
     function dedupeFlow(props: Msg = {}): TestFlowNode[] {
@@ -97,9 +85,9 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     }
 
     it("sends the first message of a jobId to output 1 and repeats to output 2", async () => {
-      await helper.load(flowSet, dedupeFlow());
+      await bed.load(dedupeFlow());
       const done = collect(["first", "dup"], 3);
-      const d1 = helper.getNode("d1");
+      const d1 = bed.node("d1");
       for (let i = 0; i < 3; i++) d1.receive({ payload: i, erp: erp("jA") });
       const got = await done;
       assert.equal(got.first.length, 1);
@@ -120,35 +108,35 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     });
 
     it("stores only hashed keys in node context", async () => {
-      await helper.load(flowSet, dedupeFlow({ key: "erp.number" }));
+      await bed.load(dedupeFlow({ key: "erp.number" }));
       await roundTrip("d1", "first", { erp: erp("jA", { number: "INV.001" }) });
-      const ctx = helper.getNode("d1").context() as { keys(store: undefined, cb: (err: Error | null, keys: string[]) => void): void };
+      const ctx = bed.node("d1").context() as { keys(store: undefined, cb: (err: Error | null, keys: string[]) => void): void };
       const keys = await new Promise<string[]>((resolve, reject) => ctx.keys(undefined, (err, k) => (err ? reject(err) : resolve(k))));
       assert.equal(keys.length, 1);
       assert.match(keys[0], /^dd_[0-9a-f]{40}$/);
     });
 
     it("reports a missing key to the Catch node with code missing_key, naming the property", async () => {
-      await helper.load(flowSet, dedupeFlow());
+      await bed.load(dedupeFlow());
       const caught = await roundTrip("d1", "caught", { payload: "no envelope" });
       const error = caught.error as { message: string; code?: string; source: { id: string } };
       assert.equal(error.code, "missing_key");
       assert.match(error.message, /msg\.erp\.jobId/);
       assert.equal(error.source.id, "d1");
       assert.equal((caught.errorDetails as { code: string }).code, "missing_key");
-      const last = statuses(helper.getNode("d1")).at(-1);
+      const last = statuses(bed.node("d1")).at(-1);
       assert.equal(last?.fill, "red");
     });
 
     it("treats an empty string key as missing", async () => {
-      await helper.load(flowSet, dedupeFlow());
+      await bed.load(dedupeFlow());
       const caught = await roundTrip("d1", "caught", { erp: erp("") });
       assert.equal((caught.error as { code: string }).code, "missing_key");
     });
 
     it("refuses to start with an unknown store name and fails every message", async () => {
-      await helper.load(flowSet, dedupeFlow({ store: "fiel" }));
-      const d1 = helper.getNode("d1");
+      await bed.load(dedupeFlow({ store: "fiel" }));
+      const d1 = bed.node("d1");
       const st = statuses(d1);
       assert.equal(st.at(-1)?.fill, "red");
       const errs = errorsOf(d1);
@@ -160,8 +148,8 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     });
 
     it("warns with a yellow ring when the store is memory-only", async () => {
-      await helper.load(flowSet, dedupeFlow());
-      const d1 = helper.getNode("d1");
+      await bed.load(dedupeFlow());
+      const d1 = bed.node("d1");
       assert.deepEqual(statuses(d1).at(-1), { fill: "yellow", shape: "ring", text: "memory only" });
       await roundTrip("d1", "first", { erp: erp("jA") });
       const st = statuses(d1).at(-1);
@@ -171,8 +159,8 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     });
 
     it("shows green counts without the warning on a persistent store", async () => {
-      await helper.load(flowSet, dedupeFlow({ store: "file" }));
-      const d1 = helper.getNode("d1");
+      await bed.load(dedupeFlow({ store: "file" }));
+      const d1 = bed.node("d1");
       assert.notEqual(statuses(d1).at(-1)?.fill, "yellow");
       const done = collect(["first", "dup"], 2);
       d1.receive({ erp: erp("jA") });
@@ -182,17 +170,17 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     });
 
     it("forgets a key after the TTL", async () => {
-      await helper.load(flowSet, dedupeFlow({ ttl: 0.2, ttlUnits: "s" }));
+      await bed.load(dedupeFlow({ ttl: 0.2, ttlUnits: "s" }));
       await roundTrip("d1", "first", { erp: erp("jT") });
       const dup = await roundTrip("d1", "dup", { erp: erp("jT") });
       assert.equal((dup.dedupe as { duplicate: boolean }).duplicate, true);
-      await sleep(300);
+      await settle(300);
       const again = await roundTrip("d1", "first", { erp: erp("jT") });
       assert.equal((again.dedupe as { duplicate: boolean }).duplicate, false);
     });
 
     it("forgets the oldest keys beyond maxEntries", async () => {
-      await helper.load(flowSet, dedupeFlow({ maxEntries: 2 }));
+      await bed.load(dedupeFlow({ maxEntries: 2 }));
       for (const j of ["j1", "j2", "j3"]) await roundTrip("d1", "first", { erp: erp(j) });
       const again = await roundTrip("d1", "first", { erp: erp("j1") });
       assert.equal((again.dedupe as { duplicate: boolean }).duplicate, false);
@@ -221,7 +209,7 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     }
 
     it("records a send, then applies status callbacks by sid; duplicates and late ones change nothing", async () => {
-      await helper.load(flowSet, auditFlow());
+      await bed.load(auditFlow());
       const rec = await roundTrip("a1", "out", sent("j1"));
       const record = rec.audit as { recordId: string; to: string; status: string; erp: Msg; jobId: string; history: unknown[] };
       assert.equal(record.recordId, SID);
@@ -242,11 +230,11 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
       assert.equal(late.auditChanged, false);
       assert.equal((late.audit as { status: string }).status, "delivered");
       assert.deepEqual((late.audit as { history: { status: string }[] }).history.map((h) => h.status), ["queued", "sent", "delivered"]);
-      assert.deepEqual(statuses(helper.getNode("a1")).at(-1), { fill: "green", shape: "dot", text: "delivered SM…cdef" });
+      assert.deepEqual(statuses(bed.node("a1")).at(-1), { fill: "green", shape: "dot", text: "delivered SM…cdef" });
     });
 
     it("answers get by sid, jobId, {recordId} and lists failed sends", async () => {
-      await helper.load(flowSet, auditFlow());
+      await bed.load(auditFlow());
       await roundTrip("a1", "out", sent("j1"));
       await roundTrip("a1", "out", sent("j2", "queued", "SM2"));
       await roundTrip("a1", "out", callback("undelivered", "SM2", "j2", 30003));
@@ -270,7 +258,7 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     });
 
     it("uses the configured operation and reports bad operations and queries to Catch", async () => {
-      await helper.load(flowSet, auditFlow({ operation: "failed" }));
+      await bed.load(auditFlow({ operation: "failed" }));
       const res = await roundTrip("a1", "out", { payload: "anything" });
       assert.deepEqual(res.payload, []);
       const bad = await roundTrip("a1", "caught", { operation: "drop" });
@@ -283,7 +271,7 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
 
     it("records a failed send coming from a Catch node", async () => {
       // A dedupe keyed on a missing property fails; its Catch feeds the audit node.
-      await helper.load(flowSet, [
+      await bed.load([
         TAB,
         { id: "d1", type: "mlc-dedupe", z: "t1", key: "erp.deliveryId", keyType: "msg", ttl: 1, ttlUnits: "d", maxEntries: 10, store: "", wires: [[], []] },
         { id: "c1", type: "catch", z: "t1", scope: ["d1"], uncaught: false, wires: [["a1"]] },
@@ -301,7 +289,7 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     });
 
     it("shares one trail between audit nodes on different tabs", async () => {
-      await helper.load(flowSet, [
+      await bed.load([
         TAB,
         TAB2,
         { id: "a1", type: "mlc-audit", z: "t1", operation: "auto", trail: "default", store: "", maxRecords: 100, ttl: 30, wires: [["out1"]] },
@@ -323,12 +311,12 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     });
 
     it("refuses an unknown store and a bad trail name", async () => {
-      await helper.load(flowSet, [
+      await bed.load([
         ...auditFlow({ store: "nope" }),
         { id: "a2", type: "mlc-audit", z: "t1", operation: "auto", trail: "bad-name", store: "", wires: [["out"]] },
       ]);
-      const a1 = helper.getNode("a1");
-      const a2 = helper.getNode("a2");
+      const a1 = bed.node("a1");
+      const a2 = bed.node("a2");
       assert.equal(statuses(a1).at(-1)?.fill, "red");
       assert.equal((errorsOf(a1)[0] as { code: string }).code, "unknown_store");
       assert.equal((errorsOf(a2)[0] as { code: string }).code, "invalid_trail");
@@ -337,8 +325,8 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
     });
 
     it("shows the memory-only warning when idle", async () => {
-      await helper.load(flowSet, auditFlow());
-      assert.deepEqual(statuses(helper.getNode("a1")).at(-1), { fill: "yellow", shape: "ring", text: "memory only" });
+      await bed.load(auditFlow());
+      assert.deepEqual(statuses(bed.node("a1")).at(-1), { fill: "yellow", shape: "ring", text: "memory only" });
     });
   });
 });

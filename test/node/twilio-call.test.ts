@@ -3,42 +3,25 @@
  * call's TwiML as the simulator hears it, keypress acknowledgement through the signed Gather action, final
  * call statuses through a deployed mlc-twilio-status node (or polling), AMD, forgeries and per-message errors.
  *
- * HTTP layout as in twilio-nodes.test.ts (node-red/red.js order: admin app then node app on one root app), so
+ * HTTP layout of node-red/red.js (admin app then node app on one root app, test/harness/red-testbed.ts), so
  * the simulator's signed requests travel through the same stack as in production.
  */
 import assert from "node:assert/strict";
-import http from "node:http";
-import helper, { TestFlowNode } from "node-red-node-test-helper";
+import type { TestFlowNode } from "node-red-node-test-helper";
+import { Msg, Testbed, settle, until } from "../harness/red-testbed";
 import { TwilioSim, signTwilioRequest } from "../sims/twilio";
 import { AcceptedStatus, onStatus } from "../../nodes/lib/twilio/bus";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const twilioNodes = require("../../nodes/twilio") as (RED: unknown) => void;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const express = require("express") as () => ExpressApp;
-
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse, next: (err?: unknown) => void) => void;
-interface ExpressApp extends Handler {
-  use(path: string, h: unknown): void;
-}
-type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-let root: ExpressApp | undefined;
-
-function nodeSet(RED: never): void {
-  const red = RED as { httpAdmin: unknown; httpNode: ExpressApp };
-  const app = express();
-  app.use("/", red.httpAdmin);
-  app.use("/", red.httpNode);
-  root = app;
-  twilioNodes(RED);
-}
 
 const sim = new TwilioSim();
-let url = "";
 const TAB = "t1";
 const ACCOUNT = sim.defaultAccount;
-const accountCreds = { cfg: { accountSid: ACCOUNT.accountSid, authToken: ACCOUNT.authToken } };
+const bed = new Testbed([twilioNodes], {}, { credentials: { cfg: { accountSid: ACCOUNT.accountSid, authToken: ACCOUNT.authToken } } });
+const received = bed.received;
+/** Time given to the runtime to deliver anything that would (wrongly) still be emitted. */
+const SETTLE_MS = 200;
 
 const BILL = { phone: "(415) 555-0132", Amount: 1250.5, CurrencyID: "USD", DueDate: "2025-04-09", ReferenceNbr: "INV-1042", Vendor: "Smith & Sons <Ltd>" };
 const MESSAGE =
@@ -49,7 +32,7 @@ const SPOKEN = "Bill I N V, 1 0 4 2 from Smith & Sons <Ltd> for 1,250 dollars an
 function flow(opts: { call?: Record<string, unknown>; status?: false } = {}): TestFlowNode[] {
   const nodes: TestFlowNode[] = [
     { id: TAB, type: "tab", label: "twilio call" },
-    { id: "cfg", type: "mlc-twilio-config", name: "sim", from: "+15005550006", defaultRegion: "US", publicBaseUrl: url, apiHost: sim.url, timeout: "5" },
+    { id: "cfg", type: "mlc-twilio-config", name: "sim", from: "+15005550006", defaultRegion: "US", publicBaseUrl: bed.url, apiHost: sim.url, timeout: "5" },
     {
       id: "voice",
       z: TAB,
@@ -87,29 +70,8 @@ function flow(opts: { call?: Record<string, unknown>; status?: false } = {}): Te
   return nodes;
 }
 
-const received: Record<string, Msg[]> = {};
-
-async function load(f: TestFlowNode[]): Promise<void> {
-  await helper.load(nodeSet, f, accountCreds);
-  for (const id of f.filter((n) => n.type === "helper").map((n) => n.id)) {
-    received[id] = [];
-    helper.getNode(id).on("input", (msg) => received[id].push(msg as Msg));
-  }
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Give the runtime a moment to deliver anything that would (wrongly) still be emitted. */
-const settle = (ms = 200): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 function inject(payload: Record<string, unknown>, extra: Msg = {}): void {
-  helper.getNode("voice").receive({ payload, ...extra });
+  bed.node("voice").receive({ payload, ...extra });
 }
 
 /** Inject one bill and wait for output 1; returns the placed msg. */
@@ -124,7 +86,7 @@ async function placeOne(extra: Msg = {}, payload: Record<string, unknown> = BILL
 const callCreates = (): typeof sim.requests => sim.requests.filter((r) => r.method === "POST" && /\/Calls\.json$/.test(r.path));
 
 function assertNoSecrets(): void {
-  const text = JSON.stringify(Object.values(received).flat());
+  const text = bed.emitted();
   assert.ok(!text.includes(ACCOUNT.authToken), "the Auth Token appears in an emitted msg");
   assert.ok(!/x-twilio-signature/i.test(text), "signature header leaked into a msg");
 }
@@ -147,44 +109,18 @@ async function postForm(target: string, params: Record<string, string>, signatur
 
 describe("mlc-twilio-call in Node-RED", function () {
   this.timeout(20000);
-  let savedSettings: Record<string, unknown> | undefined;
 
-  before(async () => {
-    savedSettings = helper.settings();
-    helper.init(require.resolve("node-red"));
-    await sim.start();
-    await helper.startServer();
-    url = helper.url();
-    const app = (helper as unknown as { _app: { use(h: Handler): void } })._app;
-    app.use((req, res, next) => (root ? root(req, res, next) : next()));
-  });
-
-  after(async () => {
-    await helper.stopServer();
-    await sim.stop();
-    if (savedSettings) helper.settings(savedSettings);
-  });
-
-  beforeEach(() => {
-    sim.reset();
-  });
-
-  afterEach(async () => {
-    assertNoSecrets();
-    await helper.unload();
-    root = undefined;
-    for (const k of Object.keys(received)) delete received[k];
-  });
+  bed.hooks({ sims: [sim], afterEach: assertNoSecrets });
 
   it("places a call that reads amount, date and reference naturally, with the StatusCallback of the status node", async () => {
-    await load(flow());
+    await bed.load(flow());
     const out = await placeOne({ erp: { jobId: "jcall1", id: "Bill/INV-1042" } });
 
     assert.equal(sim.calls.length, 1);
     const c = sim.calls[0];
     assert.equal(c.to, "+14155550132");
     assert.equal(c.from, "+15005550006");
-    assert.equal(c.statusCallback, `${url}/mlc/twilio/status?j=jcall1`);
+    assert.equal(c.statusCallback, `${bed.url}/mlc/twilio/status?j=jcall1`);
     assert.deepEqual([...c.statusCallbackEvents].sort(), ["answered", "completed", "initiated", "ringing"]);
     assert.equal(c.machineDetection, null);
     assert.ok(c.twiml?.includes('<Say voice="Polly.Joanna" language="en-US">'), c.twiml ?? "");
@@ -207,17 +143,17 @@ describe("mlc-twilio-call in Node-RED", function () {
     assert.equal(done.payload.ReferenceNbr, "INV-1042");
     assert.ok(!Number.isNaN(Date.parse(done.ack.at)));
     assert.ok(received.stOut.some((m) => m.twilio.sid === c.sid && m.twilio.status === "completed" && m.twilio.channel === "voice" && m.twilio.jobId === "jcall1"));
-    await settle();
+    await settle(SETTLE_MS);
     assert.equal(received.nacked.length, 0);
     assert.equal(received.acked.length, 1);
   });
 
   it("keypress 1 acknowledges: signed Gather action, thanks, output 2 with the digits", async () => {
-    await load(flow({ call: { ack: true } }));
+    await bed.load(flow({ call: { ack: true } }));
     const out = await placeOne({ erp: { jobId: "jack1" } });
     const c = sim.calls[0];
     const action = gatherAction(c.twiml as string);
-    assert.ok(action.startsWith(`${url}/mlc/twilio/call/gather?c=`), action);
+    assert.ok(action.startsWith(`${bed.url}/mlc/twilio/call/gather?c=`), action);
     assert.match(c.twiml as string, /<Gather input="dtmf" numDigits="1" timeout="8" [^>]*method="POST" actionOnEmptyResult="true">/);
 
     const r = await sim.answerCall(c.sid, { digits: "1" });
@@ -238,13 +174,13 @@ describe("mlc-twilio-call in Node-RED", function () {
     // the call ends afterwards: the completed status must not emit a second outcome
     await sim.progressCall(c.sid, "completed");
     await until(() => received.stOut.some((m) => m.twilio.status === "completed"), "completed status");
-    await settle();
+    await settle(SETTLE_MS);
     assert.equal(received.acked.length, 1);
     assert.equal(received.nacked.length, 0);
   });
 
   it("no input: output 3 with result no-input", async () => {
-    await load(flow({ call: { ack: true } }));
+    await bed.load(flow({ call: { ack: true } }));
     await placeOne();
     const c = sim.calls[0];
     const r = await sim.answerCall(c.sid, { noInput: true });
@@ -255,13 +191,13 @@ describe("mlc-twilio-call in Node-RED", function () {
     assert.equal(received.nacked[0].twilio.sid, c.sid);
     await sim.progressCall(c.sid, "completed");
     await until(() => received.stOut.some((m) => m.twilio.status === "completed"), "completed status");
-    await settle();
+    await settle(SETTLE_MS);
     assert.equal(received.nacked.length, 1);
     assert.equal(received.acked.length, 0);
   });
 
   it("a wrong key gets one retry prompt, then no-input", async () => {
-    await load(flow({ call: { ack: true } }));
+    await bed.load(flow({ call: { ack: true } }));
     await placeOne();
     const c = sim.calls[0];
     const first = await sim.answerCall(c.sid, { digits: "7" });
@@ -269,7 +205,7 @@ describe("mlc-twilio-call in Node-RED", function () {
     assert.equal(first.posted.Digits, "7");
     assert.deepEqual(first.said.slice(-1), ["Sorry, that key is not valid. Press 1 to confirm."]);
     assert.match(sim.calls[0].documents[sim.calls[0].documents.length - 1], /<Gather [^>]*action="[^"]*\/mlc\/twilio\/call\/gather\?c=/);
-    await settle();
+    await settle(SETTLE_MS);
     assert.equal(received.nacked.length + received.acked.length, 0, "no outcome after the first wrong key");
 
     const second = await sim.answerCall(c.sid, { digits: "9" });
@@ -282,7 +218,7 @@ describe("mlc-twilio-call in Node-RED", function () {
   });
 
   it("no answer, reported by the deployed status node: output 3 with result no-answer", async () => {
-    await load(flow({ call: { ack: true } }));
+    await bed.load(flow({ call: { ack: true } }));
     await placeOne({ erp: { jobId: "jna" } });
     const c = sim.calls[0];
     await sim.progressCall(c.sid, "no-answer");
@@ -294,7 +230,7 @@ describe("mlc-twilio-call in Node-RED", function () {
   });
 
   it("busy: output 3 with result busy", async () => {
-    await load(flow());
+    await bed.load(flow());
     await placeOne();
     await sim.progressCall(sim.calls[0].sid, "busy");
     await until(() => received.nacked.length === 1, "busy");
@@ -302,7 +238,7 @@ describe("mlc-twilio-call in Node-RED", function () {
   });
 
   it("refuses a forged Gather action with 403 and emits nothing; the genuine one still counts", async () => {
-    await load(flow({ call: { ack: true } }));
+    await bed.load(flow({ call: { ack: true } }));
     await placeOne();
     const c = sim.calls[0];
     const action = gatherAction(c.twiml as string);
@@ -311,7 +247,7 @@ describe("mlc-twilio-call in Node-RED", function () {
     const unsigned = await postForm(action, params);
     const otherUrl = await postForm(action, params, signTwilioRequest(ACCOUNT.authToken, action + "&x=1", params));
     assert.deepEqual([wrongKey.status, unsigned.status, otherUrl.status], [403, 403, 403]);
-    await settle();
+    await settle(SETTLE_MS);
     assert.equal(received.acked.length, 0);
     assert.equal(received.nacked.length, 0);
 
@@ -321,14 +257,14 @@ describe("mlc-twilio-call in Node-RED", function () {
   });
 
   it("the status node refuses a forged call status callback with 403", async () => {
-    await load(flow());
+    await bed.load(flow());
     await placeOne({ erp: { jobId: "jforged" } });
     const c = sim.calls[0];
     const target = c.statusCallback as string;
     const params = { CallSid: c.sid, AccountSid: ACCOUNT.accountSid, CallStatus: "completed", To: c.to, From: c.from, CallbackSource: "call-progress-events", SequenceNumber: "0" };
     const forged = await postForm(target, params, signTwilioRequest("f".repeat(32), target, params));
     assert.equal(forged.status, 403);
-    await settle();
+    await settle(SETTLE_MS);
     assert.equal(received.stOut.length, 0);
     assert.equal(received.acked.length + received.nacked.length, 0);
 
@@ -339,7 +275,7 @@ describe("mlc-twilio-call in Node-RED", function () {
   });
 
   it("with AMD, a call answered by a machine ends on output 3 as machine", async () => {
-    await load(flow({ call: { ack: true, amd: true } }));
+    await bed.load(flow({ call: { ack: true, amd: true } }));
     await placeOne();
     const c = sim.calls[0];
     assert.equal(c.machineDetection, "Enable");
@@ -347,7 +283,7 @@ describe("mlc-twilio-call in Node-RED", function () {
     await until(() => received.nacked.length === 1, "machine");
     assert.equal(received.nacked[0].ack.result, "machine");
     assert.equal(received.nacked[0].ack.answeredBy, "machine_end_beep");
-    await settle();
+    await settle(SETTLE_MS);
     assert.equal(received.nacked.length, 1);
     assert.equal(received.acked.length, 0);
   });
@@ -356,7 +292,7 @@ describe("mlc-twilio-call in Node-RED", function () {
     const seen: AcceptedStatus[] = [];
     const off = onStatus((s) => seen.push(s));
     try {
-      await load(flow({ call: { poll: true, pollInterval: 1, callback: "" }, status: false }));
+      await bed.load(flow({ call: { poll: true, pollInterval: 1, callback: "" }, status: false }));
       const out = await placeOne({ erp: { jobId: "jpoll" } });
       const c = sim.calls[0];
       assert.equal(c.statusCallback, null, "no StatusCallback in poll mode");
@@ -372,7 +308,7 @@ describe("mlc-twilio-call in Node-RED", function () {
       assert.equal(new Set(mine.map((s) => s.status)).size, mine.length, "each status published once");
       const fetches = sim.requests.filter((r) => r.method === "GET" && r.path.endsWith(`/Calls/${c.sid}.json`));
       assert.ok(fetches.length >= 1);
-      await settle();
+      await settle(SETTLE_MS);
       assert.equal(received.acked.length, 1);
       assert.equal(received.nacked.length, 0);
     } finally {
@@ -381,14 +317,14 @@ describe("mlc-twilio-call in Node-RED", function () {
   });
 
   it("gives up after pollTimeout: a call never heard of again is no-answer", async () => {
-    await load(flow({ call: { pollTimeout: 1 } }));
+    await bed.load(flow({ call: { pollTimeout: 1 } }));
     await placeOne();
     await until(() => received.nacked.length === 1, "given up");
     assert.equal(received.nacked[0].ack.result, "no-answer");
   });
 
   it("an invalid number fails only that message (invalid_phone, no call), the next one is placed", async () => {
-    await load(flow());
+    await bed.load(flow());
     inject({ ...BILL, phone: "12345" });
     inject({ ...BILL, phone: "+1 415 555 0133" });
     await until(() => received.caught.length === 1 && received.placed.length === 1, "catch and placed");
@@ -404,20 +340,20 @@ describe("mlc-twilio-call in Node-RED", function () {
 
   it("twiml and url modes pass the caller's document or URL; a long message is said once, a too long one fails", async () => {
     const doc = '<Response><Say voice="alice">Custom &amp; plain</Say></Response>';
-    await load(flow({ call: { twimlMode: "twiml", twiml: "doc", twimlType: "msg", ack: true } }));
+    await bed.load(flow({ call: { twimlMode: "twiml", twiml: "doc", twimlType: "msg", ack: true } }));
     await placeOne({ doc });
     assert.equal(sim.calls[0].twiml, doc);
     const heard = await sim.answerCall(sim.calls[0].sid, { noInput: true });
     assert.deepEqual(heard.said, ["Custom & plain"]);
-    await helper.unload();
+    await bed.unload();
 
-    await load(flow({ call: { twimlMode: "url", twiml: "https://twiml.example.test/voice.xml", twimlType: "str" } }));
+    await bed.load(flow({ call: { twimlMode: "url", twiml: "https://twiml.example.test/voice.xml", twimlType: "str" } }));
     await placeOne();
     assert.equal(sim.calls[1].url, "https://twiml.example.test/voice.xml");
     assert.equal(sim.calls[1].twiml, null);
-    await helper.unload();
+    await bed.unload();
 
-    await load(flow({ call: { message: "{{payload.text}}", ack: true } }));
+    await bed.load(flow({ call: { message: "{{payload.text}}", ack: true } }));
     await placeOne({}, { phone: "+14155550132", text: "a".repeat(2200) });
     const once = sim.calls[2].twiml as string;
     assert.ok(once.length <= 4000, String(once.length));
@@ -429,13 +365,13 @@ describe("mlc-twilio-call in Node-RED", function () {
   });
 
   it("pending calls are dropped on close: nothing is emitted after a redeploy", async () => {
-    await load(flow({ call: { ack: true } }));
+    await bed.load(flow({ call: { ack: true } }));
     await placeOne();
     const sid = sim.calls[0].sid;
-    const node = helper.getNode("voice") as unknown as { close(removed: boolean): Promise<void> };
+    const node = bed.node("voice") as unknown as { close(removed: boolean): Promise<void> };
     await node.close(true);
     await sim.progressCall(sid, "no-answer");
-    await settle();
+    await settle(SETTLE_MS);
     assert.equal(received.nacked.length, 0);
     assert.equal(received.acked.length, 0);
   });

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
-import helper, { TestFlowNode } from "node-red-node-test-helper";
+import type { TestFlowNode } from "node-red-node-test-helper";
 import { AcceptedStatus, onStatus } from "../../nodes/lib/twilio/bus";
 import { Msg, Testbed, settle, until } from "../harness/red-testbed";
 import { DEFAULT_SENDGRID_KEY, SendGridSim } from "../sims/sendgrid";
@@ -80,7 +80,7 @@ function everythingSaid(): string {
   const parts: unknown[] = [Object.values(bed.received).flat()];
   for (const id of ["em", "st", "audit"]) {
     try {
-      const n = helper.getNode(id);
+      const n = bed.node(id);
       parts.push(n.error.getCalls().map((c) => String(c.args[0]) + JSON.stringify(c.args[1] ?? null)));
       parts.push(n.warn.getCalls().map((c) => String(c.args[0])));
       parts.push(n.status.getCalls().map((c) => JSON.stringify(c.args[0])));
@@ -88,8 +88,7 @@ function everythingSaid(): string {
       /* node not deployed in this test */
     }
   }
-  const log = (helper as unknown as { log(): { getCalls(): { args: unknown[] }[] } }).log();
-  parts.push(log.getCalls().map((c) => JSON.stringify(c.args)));
+  parts.push(bed.logCalls().map((c) => JSON.stringify(c.args)));
   return JSON.stringify(parts);
 }
 
@@ -98,27 +97,21 @@ describe("mlc-twilio-email and the SendGrid Event Webhook in Node-RED", function
   let bus: AcceptedStatus[] = [];
   let unsubscribe: (() => void) | undefined;
 
-  before(async () => {
-    await sg.start();
-    await bed.start();
+  bed.hooks({
+    sims: [sg],
+    beforeEach: () => {
+      bus = [];
+    },
+    afterEach: () => {
+      const said = everythingSaid();
+      assert.ok(!said.includes(DEFAULT_SENDGRID_KEY) && !said.includes(DEFAULT_SENDGRID_KEY.split(".")[2]), "the SendGrid API key appears in a msg, status or log");
+    },
+  });
+  before(() => {
     sg.eventWebhookUrl = webhookUrl();
     unsubscribe = onStatus((s) => bus.push(s));
   });
-  after(async () => {
-    unsubscribe?.();
-    await bed.stop();
-    await sg.stop();
-  });
-  beforeEach(() => {
-    sg.reset();
-    bus = [];
-  });
-  afterEach(async () => {
-    const said = everythingSaid();
-    assert.ok(!said.includes(DEFAULT_SENDGRID_KEY) && !said.includes(DEFAULT_SENDGRID_KEY.split(".")[2]), "the SendGrid API key appears in a msg, status or log");
-    await bed.unload();
-    for (const k of Object.keys(bed.received)) delete bed.received[k];
-  });
+  after(() => unsubscribe?.());
 
   describe("sending", () => {
     it("sends through SendGrid with the rendered subject and body, the account's From and the jobId custom arg", async () => {
@@ -291,7 +284,7 @@ describe("mlc-twilio-email and the SendGrid Event Webhook in Node-RED", function
       await settle();
       assert.equal(r("stOut").length, 0);
       assert.equal(bus.length, 0);
-      assert.ok(helper.getNode("st").warn.getCalls().some((call) => /invalid signature/.test(String(call.args[0]))));
+      assert.ok(bed.node("st").warn.getCalls().some((call) => /invalid signature/.test(String(call.args[0]))));
 
       // no side effect: the genuine batch afterwards is emitted in full
       assert.equal((await sg.sendEvents(webhookUrl(), events)).status, 200);

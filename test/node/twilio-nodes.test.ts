@@ -4,53 +4,30 @@
  *
  * HTTP layout mirrors node-red/red.js: one root express app on the helper's server, with RED.httpAdmin
  * mounted at "/" first and RED.httpNode at "/" after it (the default httpAdminRoot = httpNodeRoot = "/"),
- * both mounted before the node set loads. The config node's public base URL is the helper's URL, so the
- * simulator's signed status callbacks travel through that stack to <url>/mlc/twilio/<endpoint>.
+ * both mounted before the node set loads (test/harness/red-testbed.ts). The config node's public base URL is
+ * the helper's URL, so the simulator's signed status callbacks travel through that stack to
+ * <url>/mlc/twilio/<endpoint>.
  */
 import assert from "node:assert/strict";
 import http from "node:http";
-import helper, { TestFlowNode } from "node-red-node-test-helper";
+import type { TestFlowNode } from "node-red-node-test-helper";
+import { Msg, Testbed, settle, until } from "../harness/red-testbed";
 import { TwilioSim } from "../sims/twilio";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const twilioNodes = require("../../nodes/twilio") as (RED: unknown) => void;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const express = require("express") as () => ExpressApp;
-
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse, next: (err?: unknown) => void) => void;
-interface ExpressApp extends Handler {
-  use(path: string, h: unknown): void;
-}
-type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-/** Root app of the current load (replaced on every helper.load, which creates fresh httpAdmin/httpNode apps). */
-let root: ExpressApp | undefined;
-/**
- * "red": admin then node app on one root app, as node-red/red.js does (default layout).
- * "nodeOnly": the node app alone serves the server (no admin body parsers in front, not mounted anywhere).
- */
-let layout: "red" | "nodeOnly" = "red";
-
-/** The node set as Node-RED loads it, after the HTTP apps are mounted (red.js order). */
-function nodeSet(RED: never): void {
-  const red = RED as { httpAdmin: unknown; httpNode: ExpressApp };
-  if (layout === "red") {
-    const app = express();
-    app.use("/", red.httpAdmin);
-    app.use("/", red.httpNode);
-    root = app;
-  } else {
-    root = red.httpNode;
-  }
-  twilioNodes(RED);
-}
 
 const sim = new TwilioSim();
-let url = "";
 
 const TAB = "t1";
 const ACCOUNT = sim.defaultAccount;
 const API_KEY = sim.defaultApiKey;
+const accountCreds = { cfg: { accountSid: ACCOUNT.accountSid, authToken: ACCOUNT.authToken } };
+
+/** Node-RED with the red.js HTTP layout ("nodeOnly" in one block); loads with the account's credentials by default. */
+const bed = new Testbed([twilioNodes], {}, { credentials: accountCreds });
+/** Every message a helper node receives, in order. */
+const received = bed.received;
 
 function configNode(extra: Record<string, unknown> = {}): TestFlowNode {
   return {
@@ -59,7 +36,7 @@ function configNode(extra: Record<string, unknown> = {}): TestFlowNode {
     name: "sim",
     from: "+15005550006",
     defaultRegion: "US",
-    publicBaseUrl: url,
+    publicBaseUrl: bed.url,
     apiHost: sim.url,
     timeout: "5",
     ...extra,
@@ -94,58 +71,26 @@ function flow(opts: { sms?: Record<string, unknown>; cfg?: Record<string, unknow
   return nodes;
 }
 
-const accountCreds = { cfg: { accountSid: ACCOUNT.accountSid, authToken: ACCOUNT.authToken } };
-
-/** Every message a helper node receives, in order. */
-const received: Record<string, Msg[]> = {};
-function collect(...ids: string[]): void {
-  for (const id of ids) {
-    received[id] = [];
-    helper.getNode(id).on("input", (msg) => received[id].push(msg as Msg));
-  }
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Give the runtime a moment to deliver anything that would (wrongly) still be emitted. */
-const settle = (ms = 150): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function load(f: TestFlowNode[], creds: Record<string, Record<string, string>> = accountCreds): Promise<void> {
-  await helper.load(nodeSet, f, creds);
-  const ids = f.filter((n) => n.type === "helper").map((n) => n.id);
-  collect(...ids);
-}
-
 function inject(payload: Record<string, unknown>, extra: Msg = {}): void {
-  helper.getNode("sms").receive({ payload, ...extra });
+  bed.node("sms").receive({ payload, ...extra });
 }
 
 const creates = (): typeof sim.requests => sim.requests.filter((r) => r.method === "POST" && /\/Messages\.json$/.test(r.path));
 
-function allEmitted(): string {
-  return JSON.stringify(Object.values(received).flat());
-}
-
 function assertNoSecrets(): void {
-  const text = allEmitted();
+  const text = bed.emitted();
   for (const secret of [ACCOUNT.authToken, API_KEY.secret]) assert.ok(!text.includes(secret), "a secret appears in an emitted msg");
   assert.ok(!/x-twilio-signature/i.test(text), "signature header leaked into a msg");
 }
 
 async function post(path: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Headers }> {
-  const res = await fetch(url + path, { method: "POST", body, headers: { "Content-Type": "application/x-www-form-urlencoded", ...headers } });
+  const res = await fetch(bed.url + path, { method: "POST", body, headers: { "Content-Type": "application/x-www-form-urlencoded", ...headers } });
   return { status: res.status, text: await res.text(), headers: res.headers };
 }
 
 /** POST `chunks` × 16 KB form data with chunked transfer encoding (no Content-Length); resolves the status. */
 function postChunked(path: string, chunks: number): Promise<number> {
-  const { port } = new URL(url);
+  const { port } = new URL(bed.url);
   return new Promise<number>((resolve, reject) => {
     const req = http.request(
       { host: "127.0.0.1", port, method: "POST", path, headers: { "Content-Type": "application/x-www-form-urlencoded", "Transfer-Encoding": "chunked" } },
@@ -171,40 +116,11 @@ function postChunked(path: string, chunks: number): Promise<number> {
 describe("twilio node set in Node-RED", function () {
   this.timeout(20000);
 
-  let savedSettings: Record<string, unknown> | undefined;
-
-  before(async () => {
-    // Here rather than at module load, and restored afterwards: other test files share the helper
-    // singleton and set their own runtime settings at load time.
-    savedSettings = helper.settings();
-    helper.init(require.resolve("node-red"));
-    await sim.start();
-    await helper.startServer();
-    url = helper.url();
-    const app = (helper as unknown as { _app: { use(h: Handler): void } })._app;
-    app.use((req, res, next) => (root ? root(req, res, next) : next()));
-  });
-
-  after(async () => {
-    await helper.stopServer();
-    await sim.stop();
-    if (savedSettings) helper.settings(savedSettings);
-  });
-
-  beforeEach(() => {
-    sim.reset();
-  });
-
-  afterEach(async () => {
-    assertNoSecrets();
-    await helper.unload();
-    root = undefined;
-    for (const k of Object.keys(received)) delete received[k];
-  });
+  bed.hooks({ sims: [sim], afterEach: assertNoSecrets });
 
   describe("mlc-twilio-sms", () => {
     it("sends an SMS with a rendered body, an E.164 recipient and a StatusCallback carrying the jobId", async () => {
-      await load(flow());
+      await bed.load(flow());
       inject({ phone: "(415) 555-0132", invoice: "INV-1042", vendor: "Smith & Sons <Ltd>" }, { erp: { jobId: "jabc123" } });
       await until(() => received.out.length === 1, "sms output");
 
@@ -213,7 +129,7 @@ describe("twilio node set in Node-RED", function () {
       assert.equal(m.to, "+14155550132");
       assert.equal(m.from, "+15005550006");
       assert.equal(m.body, "Invoice INV-1042 for Smith & Sons <Ltd> is overdue");
-      assert.equal(m.statusCallback, `${url}/mlc/twilio/status?j=jabc123`);
+      assert.equal(m.statusCallback, `${bed.url}/mlc/twilio/status?j=jabc123`);
       assert.ok(m.statusCallback?.includes("/mlc/twilio/status?j=jabc123"));
       assert.equal(creates()[0].auth, "account");
 
@@ -227,7 +143,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("generates a jobId when the msg has none and puts it in the StatusCallback", async () => {
-      await load(flow());
+      await bed.load(flow());
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "V" });
       await until(() => received.out.length === 1, "sms output");
       const jobId = received.out[0].twilio.jobId as string;
@@ -236,7 +152,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("an invalid number goes to Catch (invalid_phone, no request) and the next valid message is still sent", async () => {
-      await load(flow());
+      await bed.load(flow());
       inject({ phone: "12345", invoice: "INV-1", vendor: "A" });
       inject({ phone: "(415) 555-0133", invoice: "INV-2", vendor: "B" });
       await until(() => received.caught.length === 1 && received.out.length === 1, "catch and output");
@@ -256,7 +172,7 @@ describe("twilio node set in Node-RED", function () {
 
     it("an opted-out recipient (21610) goes to Catch after exactly one request (not retried)", async () => {
       sim.optOut("+14155550177");
-      await load(flow());
+      await bed.load(flow());
       inject({ phone: "415-555-0177", invoice: "INV-1", vendor: "A" });
       inject({ phone: "+15005550004", invoice: "INV-2", vendor: "B" }); // Twilio's magic opted-out number
       await until(() => received.caught.length === 2, "two catches");
@@ -278,7 +194,7 @@ describe("twilio node set in Node-RED", function () {
 
     it("429 twice then success: retried, exactly one message created", async () => {
       sim.injectFault({ status: 429 }, 2);
-      await load(flow());
+      await bed.load(flow());
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" });
       await until(() => received.out.length === 1 || received.caught.length > 0, "sms outcome");
 
@@ -290,7 +206,7 @@ describe("twilio node set in Node-RED", function () {
 
     it("a dropped connection after the create is reconciled by lookup, never re-sent", async () => {
       sim.injectFault({ dropConnection: true });
-      await load(flow());
+      await bed.load(flow());
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" });
       await until(() => received.out.length === 1 || received.caught.length > 0, "sms outcome");
       await settle(300);
@@ -305,7 +221,7 @@ describe("twilio node set in Node-RED", function () {
 
     it("a 503 on create whose message exists is reconciled; one that does not exist fails to Catch, not resent", async () => {
       sim.injectFault({ status: 503, createMessage: true });
-      await load(flow());
+      await bed.load(flow());
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" });
       await until(() => received.out.length === 1 || received.caught.length > 0, "first outcome");
       assert.equal(received.out[0]?.reconciled, true);
@@ -319,7 +235,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("authenticates REST calls with an API key", async () => {
-      await load(flow(), { cfg: { accountSid: ACCOUNT.accountSid, apiKeySid: API_KEY.sid, apiKeySecret: API_KEY.secret, authToken: ACCOUNT.authToken } });
+      await bed.load(flow(), { cfg: { accountSid: ACCOUNT.accountSid, apiKeySid: API_KEY.sid, apiKeySecret: API_KEY.secret, authToken: ACCOUNT.authToken } });
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" });
       await until(() => received.out.length === 1 || received.caught.length > 0, "sms outcome");
       assert.equal(received.caught.length, 0, JSON.stringify(received.caught[0]?.errorDetails));
@@ -330,7 +246,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("an API key alone (no Auth Token) still sends", async () => {
-      await load(flow({ sms: { callback: "" }, status: false }), { cfg: { accountSid: ACCOUNT.accountSid, apiKeySid: API_KEY.sid, apiKeySecret: API_KEY.secret } });
+      await bed.load(flow({ sms: { callback: "" }, status: false }), { cfg: { accountSid: ACCOUNT.accountSid, apiKeySid: API_KEY.sid, apiKeySecret: API_KEY.secret } });
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" });
       await until(() => received.out.length === 1 || received.caught.length > 0, "sms outcome");
       assert.equal(received.caught.length, 0, JSON.stringify(received.caught[0]?.errorDetails));
@@ -338,7 +254,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("wrong credentials go to Catch as auth_failed without the token in the error", async () => {
-      await load(flow(), { cfg: { accountSid: ACCOUNT.accountSid, authToken: "ffffffffffffffffffffffffffffffff" } });
+      await bed.load(flow(), { cfg: { accountSid: ACCOUNT.accountSid, authToken: "ffffffffffffffffffffffffffffffff" } });
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" });
       await until(() => received.caught.length === 1, "catch");
       assert.equal(received.caught[0].errorDetails.code, "auth_failed");
@@ -354,7 +270,7 @@ describe("twilio node set in Node-RED", function () {
     }
 
     it("emits sent then delivered with the jobId of the send", async () => {
-      await load(flow());
+      await bed.load(flow());
       const { sid, jobId } = await sendOne();
       const results = await sim.deliver(sid);
       assert.deepEqual(results.map((r) => r.status), [200, 200]);
@@ -372,7 +288,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("reports undelivered with its ErrorCode", async () => {
-      await load(flow());
+      await bed.load(flow());
       const { sid } = await sendOne();
       await sim.deliver(sid, "undelivered", { errorCode: 30003 });
       await until(() => received.stOut.length === 2, "two status messages");
@@ -381,7 +297,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("emits a duplicated callback once", async () => {
-      await load(flow());
+      await bed.load(flow());
       const { sid } = await sendOne();
       const results = await sim.sendStatusCallbacks(sid, ["sent"], { duplicate: true });
       assert.deepEqual(results.map((r) => r.status), [200, 200], "duplicates are acknowledged");
@@ -391,7 +307,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("does not emit a late status after a final one (out of order)", async () => {
-      await load(flow());
+      await bed.load(flow());
       const { sid } = await sendOne();
       const results = await sim.sendStatusCallbacks(sid, ["delivered", "sent"]);
       assert.deepEqual(results.map((r) => r.status), [200, 200]);
@@ -400,7 +316,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("refuses forged callbacks (tampered or unsigned) with 403 and emits nothing", async () => {
-      await load(flow());
+      await bed.load(flow());
       const { sid } = await sendOne();
       const tampered = await sim.sendStatusCallbacks(sid, ["sent"], { tamper: true });
       const unsigned = await sim.sendStatusCallbacks(sid, ["delivered"], { omitSignature: true });
@@ -416,7 +332,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("refuses a signed callback whose body was altered", async () => {
-      await load(flow());
+      await bed.load(flow());
       const { sid } = await sendOne();
       const [good] = await sim.sendStatusCallbacks(sid, ["sent"]);
       assert.equal(good.status, 200);
@@ -428,7 +344,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("answers 503 (dispatcher still mounted) when no status node serves the endpoint", async () => {
-      await load(flow({ status: false }));
+      await bed.load(flow({ status: false }));
       const { sid } = await sendOne();
       const results = await sim.deliver(sid);
       assert.deepEqual(results.map((r) => r.status), [503, 503]);
@@ -439,18 +355,17 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("keeps serving the endpoint after a redeploy (status node restarted)", async () => {
-      await load(flow());
+      await bed.load(flow());
       const { sid } = await sendOne();
-      await helper.setFlows(flow(), "full", accountCreds);
+      await bed.redeploy(flow());
       received.stOut = [];
-      helper.getNode("stOut").on("input", (msg) => received.stOut.push(msg as Msg));
       const results = await sim.deliver(sid);
       assert.deepEqual(results.map((r) => r.status), [200, 200]);
       await until(() => received.stOut.length === 2, "status after redeploy");
     });
 
     it("answers 413 to a body over 256 KB (declared length)", async () => {
-      await load(flow());
+      await bed.load(flow());
       const big = "a=" + "x".repeat(300 * 1024);
       const res = await post("/mlc/twilio/status", big, { "X-Twilio-Signature": "AAAAAAAAAAAAAAAAAAAAAAAAAAA=" });
       assert.equal(res.status, 413);
@@ -459,28 +374,28 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("answers 413 to a chunked body over 256 KB (no Content-Length)", async () => {
-      await load(flow());
+      await bed.load(flow());
       const status = await postChunked("/mlc/twilio/status", 40);
       assert.equal(status, 413);
     });
 
     it("answers 405 to a GET and emits nothing", async () => {
-      await load(flow());
-      const res = await fetch(url + "/mlc/twilio/status");
+      await bed.load(flow());
+      const res = await fetch(bed.url + "/mlc/twilio/status");
       assert.equal(res.status, 405);
     });
   });
 
   describe("mlc-twilio-status served by the node app alone", () => {
     before(() => {
-      layout = "nodeOnly";
+      bed.layout = "nodeOnly";
     });
     after(() => {
-      layout = "red";
+      bed.layout = "red";
     });
 
     it("accepts genuine callbacks and refuses forged ones", async () => {
-      await load(flow());
+      await bed.load(flow());
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" }, { erp: { jobId: "jalone" } });
       await until(() => received.out.length === 1, "sms output");
       const sid = received.out[0].twilio.sid as string;
@@ -492,7 +407,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("answers 413 to declared and streamed oversize bodies", async () => {
-      await load(flow());
+      await bed.load(flow());
       const res = await post("/mlc/twilio/status", "a=" + "x".repeat(300 * 1024));
       assert.equal(res.status, 413);
       assert.equal(await postChunked("/mlc/twilio/status", 40), 413);
@@ -501,7 +416,7 @@ describe("twilio node set in Node-RED", function () {
   });
 
   describe("mlc-twilio-config test-connection endpoint", () => {
-    const testUrl = (): string => `${url}/mlc/mlc-twilio-config/test`;
+    const testUrl = (): string => `${bed.url}/mlc/mlc-twilio-config/test`;
     async function test(body: Record<string, unknown>): Promise<{ status: number; text: string; json: Msg }> {
       const res = await fetch(testUrl(), { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
       const text = await res.text();
@@ -509,7 +424,7 @@ describe("twilio node set in Node-RED", function () {
     }
 
     it("ok true for good credentials, never echoing the token", async () => {
-      await load(flow());
+      await bed.load(flow());
       const r = await test({ config: { apiHost: sim.url }, credentials: { accountSid: ACCOUNT.accountSid, authToken: ACCOUNT.authToken } });
       assert.equal(r.status, 200);
       assert.equal(r.json.ok, true, r.text);
@@ -520,7 +435,7 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("ok false, code auth_failed for a bad token, never echoing it", async () => {
-      await load(flow());
+      await bed.load(flow());
       const bad = "badbadbadbadbadbadbadbadbadbad00";
       const r = await test({ config: { apiHost: sim.url }, credentials: { accountSid: ACCOUNT.accountSid, authToken: bad } });
       assert.equal(r.status, 200);
@@ -530,21 +445,21 @@ describe("twilio node set in Node-RED", function () {
     });
 
     it("uses the deployed node's secret for a __PWRD__ placeholder", async () => {
-      await load(flow());
+      await bed.load(flow());
       const r = await test({ id: "cfg", config: { apiHost: sim.url }, credentials: { accountSid: ACCOUNT.accountSid, authToken: "__PWRD__" } });
       assert.equal(r.json.ok, true, r.text);
       assert.ok(!r.text.includes(ACCOUNT.authToken));
     });
 
     it("ok true for a standard API key (lists messages instead of fetching the account)", async () => {
-      await load(flow());
+      await bed.load(flow());
       const r = await test({ config: { apiHost: sim.url }, credentials: { accountSid: ACCOUNT.accountSid, apiKeySid: API_KEY.sid, apiKeySecret: API_KEY.secret } });
       assert.equal(r.json.ok, true, r.text);
       assert.ok(!r.text.includes(API_KEY.secret));
     });
 
     it("ok false for an incomplete configuration", async () => {
-      await load(flow());
+      await bed.load(flow());
       const r = await test({ config: { apiHost: sim.url }, credentials: { accountSid: "nope" } });
       assert.equal(r.json.ok, false);
       assert.equal(r.json.code, "bad_config");

@@ -96,32 +96,21 @@ async function started(to: string = PHONE, raw = "(415) 555-0132"): Promise<stri
 describe("mlc-twilio-verify in Node-RED", function () {
   this.timeout(30000);
 
-  before(async () => {
-    await sim.start();
-    await bed.start();
-  });
-
-  after(async () => {
-    await bed.stop();
-    await sim.stop();
-  });
-
-  beforeEach(() => {
-    sim.reset();
-    statuses = [];
-  });
-
-  afterEach(async () => {
-    // The passcode never reaches a msg (any output, Catch), the status, or the msg.verify of any output.
-    const emitted = JSON.stringify(Object.values(bed.received).flat());
-    const codes = sim.verifications.map((v) => v.code);
-    for (const code of codes) {
-      assert.ok(!emitted.includes(code), "a passcode appears in an emitted msg");
-      assert.ok(!statuses.some((s) => s.text.includes(code)), "a passcode appears in a node status");
-    }
-    assert.ok(!emitted.includes(ACCOUNT.authToken), "the Auth Token appears in an emitted msg");
-    await bed.unload();
-    for (const k of Object.keys(bed.received)) delete bed.received[k];
+  bed.hooks({
+    sims: [sim],
+    beforeEach: () => {
+      statuses = [];
+    },
+    afterEach: () => {
+      // The passcode never reaches a msg (any output, Catch), the status, or the msg.verify of any output.
+      const emitted = bed.emitted();
+      const codes = sim.verifications.map((v) => v.code);
+      for (const code of codes) {
+        assert.ok(!emitted.includes(code), "a passcode appears in an emitted msg");
+        assert.ok(!statuses.some((s) => s.text.includes(code)), "a passcode appears in a node status");
+      }
+      assert.ok(!emitted.includes(ACCOUNT.authToken), "the Auth Token appears in an emitted msg");
+    },
   });
 
   it("start by SMS: output 2 (pending), the simulator holds the verification, msg.verify is masked", async () => {
