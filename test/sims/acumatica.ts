@@ -9,11 +9,12 @@
  * the official C# client `Acumatica/AcumaticaRESTAPIClientForCSharp` and its OpenAPI files `Default_24.200.001`).
  * Where the reference marks a fact "⚠️ verify", the simulator picks the documented guess and says so in a comment.
  *
- * Only `node:http`/`node:https`/`node:crypto` are used. The server binds to 127.0.0.1 on an ephemeral port.
+ * Only Node built-ins are used (`node:crypto`; `node:http`/`node:https` through `./http-server`). The server binds to
+ * 127.0.0.1 on an ephemeral port.
  */
-import http from "node:http";
-import https from "node:https";
+import type http from "node:http";
 import { randomBytes, randomUUID } from "node:crypto";
+import { BodyTooLargeError, SimServer, readBody, sendRequest, splitUrl, writeJson } from "./http-server";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Public constants (messages the tests and the nodes under test can recognise)
@@ -240,6 +241,8 @@ const FIELD_LABELS: Record<string, string> = {
   EmployeeID: "Employee ID",
 };
 const RESERVED = new Set(["id", "rowNumber", "note", "custom", "_links", "error", "files", "delete"]);
+/** Largest request body accepted (413 past it). */
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const EDM: Record<FType, string> = {
   string: "Edm.String",
@@ -478,27 +481,23 @@ class FilterParser {
   }
 
   private parseOr(): FExpr {
-    let a = this.parseAnd();
-    while (this.isId("or")) {
-      this.i++;
-      const b = this.parseAnd();
-      this.requireBool(a, "or");
-      this.requireBool(b, "or");
-      const l = a;
-      a = { type: "bool", ev: (r) => l.ev(r) === true || b.ev(r) === true };
-    }
-    return a;
+    return this.parseLogical("or", () => this.parseAnd());
   }
 
   private parseAnd(): FExpr {
-    let a = this.parseUnary();
-    while (this.isId("and")) {
+    return this.parseLogical("and", () => this.parseUnary());
+  }
+
+  /** `operand (op operand)*`, left-associative; both sides must be Boolean; evaluation short-circuits. */
+  private parseLogical(op: "or" | "and", operand: () => FExpr): FExpr {
+    let a = operand();
+    while (this.isId(op)) {
       this.i++;
-      const b = this.parseUnary();
-      this.requireBool(a, "and");
-      this.requireBool(b, "and");
+      const b = operand();
+      this.requireBool(a, op);
+      this.requireBool(b, op);
       const l = a;
-      a = { type: "bool", ev: (r) => l.ev(r) === true && b.ev(r) === true };
+      a = { type: "bool", ev: op === "or" ? (r) => l.ev(r) === true || b.ev(r) === true : (r) => l.ev(r) === true && b.ev(r) === true };
     }
     return a;
   }
@@ -815,8 +814,7 @@ export class AcumaticaSim {
   private readonly now: () => number;
   private readonly log?: (line: string) => void;
 
-  private server?: http.Server;
-  private baseUrl = "";
+  private readonly server = new SimServer({ name: "AcumaticaSim", handler: (req, res) => this.handle(req, res) });
   private data = new Map<string, Map<string, AcuRecord>>();
   private rowCounters = new Map<string, number>();
   private lastStampMs = 0;
@@ -854,38 +852,19 @@ export class AcumaticaSim {
   // ----------------------------------------------------------------------------------------------------------------- lifecycle
 
   /** Starts listening on 127.0.0.1:0. Resolves with the instance URL `http://127.0.0.1:<port>[virtualDirectory]`. */
-  start(): Promise<string> {
-    if (this.server) return Promise.resolve(this.baseUrl);
-    const server = http.createServer((req, res) => {
-      void this.handle(req, res);
-    });
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        const addr = server.address();
-        if (!addr || typeof addr === "string") return reject(new Error("no address"));
-        this.baseUrl = `http://127.0.0.1:${addr.port}${this.vdir}`;
-        resolve(this.baseUrl);
-      });
-    });
+  async start(): Promise<string> {
+    return `${await this.server.start()}${this.vdir}`;
   }
 
   /** Stops the server and drops open (keep-alive) connections. */
   stop(): Promise<void> {
-    const s = this.server;
-    this.server = undefined;
-    if (!s) return Promise.resolve();
-    return new Promise((resolve) => {
-      s.close(() => resolve());
-      s.closeAllConnections();
-    });
+    return this.server.stop();
   }
 
-  /** Instance URL (`http://127.0.0.1:<port>[virtualDirectory]`); throws before {@link start}. */
+  /** Instance URL (`http://127.0.0.1:<port>[virtualDirectory]`, still the last one after {@link stop}); throws before {@link start}. */
   get url(): string {
-    if (!this.baseUrl) throw new Error("AcumaticaSim not started");
-    return this.baseUrl;
+    if (!this.server.origin) throw new Error("AcumaticaSim not started");
+    return `${this.server.origin}${this.vdir}`;
   }
 
   /** Entity base URL for an endpoint version, e.g. `http://127.0.0.1:1234/entity/Default/24.200.001`. Default: the last configured version. */
@@ -1164,7 +1143,7 @@ export class AcumaticaSim {
     const statuses: number[] = [];
     for (let d = 1; d <= times; d++) {
       for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-        const status = await this.postRaw(target.url, body, headers, opts.timeoutMs ?? 5000);
+        const { status } = await sendRequest(target.url, { headers, body, timeoutMs: opts.timeoutMs ?? 5000 });
         statuses.push(status);
         this.pushDeliveries.push({ id, query: n.query, attempt, delivery: d, status, url: target.url });
         this.log?.(`push ${n.query} ${id} delivery ${d} attempt ${attempt} → ${status}`);
@@ -1175,34 +1154,10 @@ export class AcumaticaSim {
     return statuses;
   }
 
-  private postRaw(url: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<number> {
-    return new Promise((resolve) => {
-      let u: URL;
-      try {
-        u = new URL(url);
-      } catch {
-        resolve(0);
-        return;
-      }
-      const mod = u.protocol === "https:" ? https : http;
-      const req = mod.request(u, { method: "POST", headers, agent: false, timeout: timeoutMs }, (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode ?? 0));
-        res.on("error", () => resolve(res.statusCode ?? 0));
-      });
-      req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", () => resolve(0));
-      req.end(body);
-    });
-  }
-
   // ----------------------------------------------------------------------------------------------------------------- HTTP plumbing
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const rawUrl = req.url ?? "/";
-    const qi = rawUrl.indexOf("?");
-    const pathname = qi >= 0 ? rawUrl.slice(0, qi) : rawUrl;
-    const rawQuery = qi >= 0 ? rawUrl.slice(qi + 1) : "";
+    const { path: pathname, query: rawQuery } = splitUrl(req.url);
     const authz = req.headers.authorization ?? "";
     const cookies = parseCookies(req.headers.cookie);
     const auth: AcuRequestLog["auth"] = /^bearer\s/i.test(authz) ? "bearer" : cookies.has("ASP.NET_SessionId") || cookies.has(".ASPXAUTH") ? "cookie" : "none";
@@ -1210,7 +1165,9 @@ export class AcumaticaSim {
     this.requests.push(entry);
     const ctx: Ctx = { req, res, entry, path: pathname, query: new URLSearchParams(rawQuery), body: Buffer.alloc(0) };
     try {
-      ctx.body = await readBody(req);
+      ctx.body = await readBody(req, MAX_BODY_BYTES, "destroy").catch((e: unknown) => {
+        throw e instanceof BodyTooLargeError ? new HttpFail(413, "Request entity too large.") : e;
+      });
       if (this.vdir) {
         if (pathname !== this.vdir && !pathname.startsWith(`${this.vdir}/`)) throw new HttpFail(404, `No HTTP resource was found that matches the request URI '${pathname}'.`);
         ctx.path = pathname.slice(this.vdir.length) || "/";
@@ -1247,11 +1204,7 @@ export class AcumaticaSim {
       res.end();
       return;
     }
-    const text = JSON.stringify(body);
-    res.statusCode = status;
-    res.setHeader("Content-Type", "application/json; charset=utf-8");
-    res.setHeader("Content-Length", Buffer.byteLength(text));
-    res.end(text);
+    writeJson(res, status, body);
   }
 
   private takeFault(path: string): AcuFault | undefined {
@@ -1367,7 +1320,7 @@ export class AcumaticaSim {
     const header = b64url(JSON.stringify({ alg: "RS256", typ: "at+jwt", kid: "sim" }));
     const payload = b64url(
       JSON.stringify({
-        iss: `${this.baseUrl}/identity`,
+        iss: `${this.url}/identity`,
         sub: g.user,
         client_id: g.clientId,
         scope: g.scopes,
@@ -1400,7 +1353,7 @@ export class AcumaticaSim {
   }
 
   private discovery(ctx: Ctx): void {
-    const id = `${this.baseUrl}/identity`;
+    const id = `${this.url}/identity`;
     this.send(ctx, 200, {
       issuer: id,
       authorization_endpoint: `${id}/connect/authorize`,
@@ -1995,22 +1948,4 @@ function convertScalar(t: ScalarType, v: unknown, offsetMin: number, strict = fa
     case "G":
       return typeof v === "string" && GUID_RE.test(v) ? { ok: true, value: v.toLowerCase() } : { ok: false, value: v };
   }
-}
-
-function readBody(req: http.IncomingMessage, limit = 10 * 1024 * 1024): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        reject(new HttpFail(413, "Request entity too large."));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
 }

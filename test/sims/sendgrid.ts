@@ -22,9 +22,9 @@
  * Deliberately not modelled: templates, attachments, scheduling (`send_at`), sandbox mode, subusers, batch ids,
  * categories, tracking settings, account events. The simulator never writes to the console.
  */
-import http from "node:http";
+import type http from "node:http";
 import crypto from "node:crypto";
-import type { AddressInfo, Socket } from "node:net";
+import { SimServer, readBody, sendRequest, splitUrl, writeJson } from "./http-server";
 
 /** Default API key accepted by the simulator (SendGrid keys start with "SG."). */
 export const DEFAULT_SENDGRID_KEY = "SG.mlcSimKey0123456789abc.Zm9vYmFyYmF6cXV4cXV1eHNlY3JldDAxMjM0NTY3ODk";
@@ -143,9 +143,12 @@ export class SendGridSim {
 
   private readonly privateKey: crypto.KeyObject;
   private readonly faults: SendGridSimFault[] = [];
-  private readonly sockets = new Set<Socket>();
-  private server: http.Server | null = null;
-  private baseUrl = "";
+  private readonly server = new SimServer({
+    name: "SendGridSim",
+    handler: (req, res) => this.handle(req, res),
+    onError: () => ({ errors: [err("internal error", null, null)] }),
+    errorContentType: "application/json",
+  });
 
   constructor(opts: { apiKeys?: string[] } = {}) {
     this.apiKeys = [...(opts.apiKeys ?? [DEFAULT_SENDGRID_KEY])];
@@ -155,47 +158,18 @@ export class SendGridSim {
   }
 
   /** Start on 127.0.0.1, ephemeral port; resolves the base URL. Idempotent. */
-  async start(): Promise<string> {
-    if (this.server) return this.baseUrl;
-    const server = http.createServer((req, res) => {
-      this.handle(req, res).catch(() => {
-        if (!res.headersSent) {
-          res.writeHead(500, { "Content-Type": "application/json" });
-          res.end(JSON.stringify({ errors: [err("internal error", null, null)] }));
-        } else res.destroy();
-      });
-    });
-    server.on("connection", (s: Socket) => {
-      this.sockets.add(s);
-      s.on("close", () => this.sockets.delete(s));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    this.baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    return this.baseUrl;
+  start(): Promise<string> {
+    return this.server.start();
   }
 
   /** Close the server and every open socket. Idempotent. */
-  async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = null;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    await closed;
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 
   /** Base URL; throws before `start()`. */
   get url(): string {
-    if (!this.server) throw new Error("SendGridSim not started");
-    return this.baseUrl;
+    return this.server.url;
   }
 
   /** Clear ledgers and faults (keeps the key pair, the server and `eventWebhookUrl`). */
@@ -271,14 +245,9 @@ export class SendGridSim {
       headers["X-Twilio-Email-Event-Webhook-Signature"] = signature;
       headers["X-Twilio-Email-Event-Webhook-Timestamp"] = timestamp;
     }
-    const result: EventPostResult = { url, status: 0, responseBody: "", rawBody: body, signature, timestamp, events };
-    try {
-      const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(15000) });
-      result.status = res.status;
-      result.responseBody = await res.text();
-    } catch (e) {
-      result.error = (e as Error).message;
-    }
+    const answer = await sendRequest(url, { headers, body, timeoutMs: 15000 });
+    const result: EventPostResult = { url, status: answer.status, responseBody: answer.body, rawBody: body, signature, timestamp, events };
+    if (answer.error !== undefined) result.error = answer.error;
     this.eventPosts.push(result);
     return result;
   }
@@ -300,10 +269,8 @@ export class SendGridSim {
   // -------------------------------------------------------------------------------------------------------------
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString("utf8");
-    const path = (req.url ?? "/").split("?")[0];
+    const raw = (await readBody(req)).toString("utf8");
+    const { path } = splitUrl(req.url);
     const method = req.method ?? "GET";
     const authz = String(req.headers.authorization ?? "");
     const m = /^Bearer (.+)$/.exec(authz);
@@ -317,9 +284,7 @@ export class SendGridSim {
     }
     const answer = (status: number, payload: unknown, headers: Record<string, string> = {}): void => {
       this.requests.push({ method, path, status, auth, keyIndex, body });
-      const text = payload === undefined ? "" : JSON.stringify(payload);
-      res.writeHead(status, { ...(text ? { "Content-Type": "application/json" } : {}), "Content-Length": String(Buffer.byteLength(text)), ...headers });
-      res.end(text);
+      writeJson(res, status, payload, headers, "application/json");
     };
 
     if (path !== "/v3/mail/send") return answer(404, { errors: [err("resource not found", null, null)] });

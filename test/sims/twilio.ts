@@ -29,10 +29,9 @@
  *
  * The simulator is quiet: it never writes to the console. Pass `log` to see what it does.
  */
-import http from "node:http";
-import https from "node:https";
+import type http from "node:http";
 import crypto from "node:crypto";
-import type { AddressInfo, Socket } from "node:net";
+import { SimServer, readBody, sendRequest, splitUrl, writeJson } from "./http-server";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Public types
@@ -705,6 +704,9 @@ interface TwilioErrorSpec {
   message: string;
 }
 
+/** The two collections of the 2010 API the simulator serves. */
+type Collection2010 = "Messages" | "Calls";
+
 /** What a create answers: a success body, or a Twilio error (with extra headers). */
 type CreateOutcome = { status: number; payload: unknown } | { error: TwilioErrorSpec; headers?: Record<string, string> };
 
@@ -968,7 +970,6 @@ export class TwilioSim {
   private readonly optOuts = new Set<string>();
   private readonly faults: SimFault[] = [];
   private readonly inFlight = new Map<string, number>();
-  private readonly sockets = new Set<Socket>();
   private readonly opts: TwilioSimOptions;
   private readonly verifyServiceSet: Set<string>;
   /** Opt-outs recorded per account (STOP keywords through `sendInbound`, or `optOut(number, accountSid)`). */
@@ -978,8 +979,14 @@ export class TwilioSim {
   private readonly concurrencyKeys = new WeakMap<SimRequest, string>();
   private rejected429Count = 0;
   private clockOffset = 0;
-  private server: http.Server | null = null;
-  private baseUrl = "";
+  private readonly server = new SimServer({
+    name: "TwilioSim",
+    handler: (req, res) => this.handle(req, res),
+    onError: (e) => {
+      this.log(`internal error: ${String(e)}`);
+      return errorBody(err(500, 20500, "Internal Server Error"));
+    },
+  });
 
   constructor(opts: TwilioSimOptions = {}) {
     this.opts = opts;
@@ -1024,52 +1031,20 @@ export class TwilioSim {
 
   /** Start listening on 127.0.0.1, ephemeral port. Resolves the base URL `http://127.0.0.1:<port>`. Idempotent. */
   async start(): Promise<string> {
-    if (this.server) return this.baseUrl;
-    const server = http.createServer((req, res) => {
-      this.handle(req, res).catch((e: unknown) => {
-        this.log(`internal error: ${String(e)}`);
-        if (!res.headersSent) {
-          res.writeHead(500, { "Content-Type": "application/json; charset=utf-8" });
-          res.end(JSON.stringify(errorBody(err(500, 20500, "Internal Server Error"))));
-        } else {
-          res.destroy();
-        }
-      });
-    });
-    server.on("connection", (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.on("close", () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    const { port } = server.address() as AddressInfo;
-    this.baseUrl = `http://127.0.0.1:${port}`;
-    this.log(`listening on ${this.baseUrl}`);
-    return this.baseUrl;
+    if (!this.server.listening) this.log(`listening on ${await this.server.start()}`);
+    return this.server.url;
   }
 
   /** Close the server and destroy every open socket (keep-alive included). Idempotent. */
   async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = null;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    await closed;
+    if (!this.server.listening) return;
+    await this.server.stop();
     this.log("stopped");
   }
 
   /** Base URL `http://127.0.0.1:<port>`; throws before `start()`. */
   get url(): string {
-    if (!this.server) throw new Error("TwilioSim not started");
-    return this.baseUrl;
+    return this.server.url;
   }
 
   /**
@@ -1679,7 +1654,8 @@ export class TwilioSim {
     return r;
   }
 
-  private postCallback(
+  /** Send one webhook request (headers as Twilio's, body for POST) and describe it as a {@link CallbackResult}; never throws. */
+  private async postCallback(
     target: string,
     params: Record<string, string>,
     signature: string,
@@ -1689,7 +1665,7 @@ export class TwilioSim {
     kind: CallbackKind,
     method: "GET" | "POST" = "POST",
   ): Promise<CallbackResult> {
-    const body = method === "GET" ? "" : new URLSearchParams(params).toString();
+    const body = new URLSearchParams(params).toString();
     const headers: Record<string, string> = {
       "user-agent": "TwilioProxy/1.1",
       accept: "*/*",
@@ -1713,56 +1689,10 @@ export class TwilioSim {
       method,
     };
     const timeoutMs = this.opts.callbackTimeoutMs ?? 15000;
-    return new Promise<CallbackResult>((resolve) => {
-      let done = false;
-      const finish = (r: CallbackResult) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        const label = params.MessageStatus ?? params.SmsStatus ?? params.CallStatus ?? "";
-        this.log(`${kind} ${label} ${method} -> ${target}: ${r.status}${r.error ? " " + r.error : ""}`);
-        resolve(r);
-      };
-      const timer = setTimeout(() => {
-        finish({ ...base, status: 0, body: "", error: `timeout after ${timeoutMs} ms` });
-        request?.destroy();
-      }, timeoutMs);
-      let request: http.ClientRequest | undefined;
-      try {
-        const u = new URL(target);
-        // Request line from the literal URL (no re-encoding), fragment removed as every HTTP client does.
-        const afterAuthority = target.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "").split("#")[0];
-        const path = afterAuthority.startsWith("/") ? afterAuthority : "/" + afterAuthority;
-        const reqHeaders: Record<string, string> = { ...headers };
-        if (u.username || u.password) {
-          // Twilio supports Basic credentials embedded in the callback URL (they are part of the signed URL).
-          const cred = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
-          reqHeaders.authorization = "Basic " + Buffer.from(cred, "utf8").toString("base64");
-        }
-        const lib = u.protocol === "https:" ? https : http;
-        request = lib.request(
-          {
-            method,
-            hostname: u.hostname.replace(/^\[|\]$/g, ""),
-            port: u.port || (u.protocol === "https:" ? 443 : 80),
-            path,
-            headers: reqHeaders,
-            agent: false,
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on("data", (c: Buffer) => chunks.push(c));
-            res.on("end", () => finish({ ...base, status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
-            res.on("error", (e) => finish({ ...base, status: 0, body: "", error: e.message }));
-          },
-        );
-        request.on("error", (e) => finish({ ...base, status: 0, body: "", error: e.message }));
-        if (method === "POST") request.end(body);
-        else request.end();
-      } catch (e) {
-        finish({ ...base, status: 0, body: "", error: e instanceof Error ? e.message : String(e) });
-      }
-    });
+    const answer = await sendRequest(target, { method, headers, body: method === "POST" ? body : undefined, timeoutMs });
+    const label = params.MessageStatus ?? params.SmsStatus ?? params.CallStatus ?? "";
+    this.log(`${kind} ${label} ${method} -> ${target}: ${answer.status}${answer.error ? " " + answer.error : ""}`);
+    return { ...base, ...answer };
   }
 
   private authenticate(header: string | undefined): AuthResult {
@@ -1783,10 +1713,7 @@ export class TwilioSim {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const at = Date.now();
-    const rawUrl = req.url ?? "/";
-    const qIndex = rawUrl.indexOf("?");
-    const path = qIndex >= 0 ? rawUrl.slice(0, qIndex) : rawUrl;
-    const query = qIndex >= 0 ? rawUrl.slice(qIndex + 1) : "";
+    const { path, query } = splitUrl(req.url);
     const method = (req.method ?? "GET").toUpperCase();
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {
@@ -1834,41 +1761,33 @@ export class TwilioSim {
     if (this.opts.latencyMs) await sleep(this.opts.latencyMs);
 
     const base = "/" + API_VERSION + "/Accounts/";
+    const notAllowed = () => this.send(res, record, err(405, 20004, "Method not allowed"));
     let m: RegExpExecArray | null;
     if ((m = new RegExp(`^${base}([^/]+)\\.json$`).exec(path))) {
-      if (method !== "GET") return this.send(res, record, err(405, 20004, "Method not allowed"));
+      if (method !== "GET") return notAllowed();
       return this.fetchAccount(res, record, auth, decodeURIComponent(m[1]));
     }
-    if ((m = new RegExp(`^${base}([^/]+)/Messages\\.json$`).exec(path))) {
+    if ((m = new RegExp(`^${base}([^/]+)/(Messages|Calls)\\.json$`).exec(path))) {
       const accountSid = decodeURIComponent(m[1]);
-      if (method === "POST") return this.createMessage(req, res, record, auth, accountSid, form);
-      if (method === "GET") return this.listMessages(res, record, auth, accountSid, query);
-      return this.send(res, record, err(405, 20004, "Method not allowed"));
+      const kind = m[2] as Collection2010;
+      if (method === "POST") return this.create2010(req, res, record, auth, accountSid, kind, form);
+      if (method === "GET") return kind === "Messages" ? this.listMessages(res, record, auth, accountSid, query) : this.listCalls(res, record, auth, accountSid, query);
+      return notAllowed();
     }
-    if ((m = new RegExp(`^${base}([^/]+)/Messages/([^/]+)\\.json$`).exec(path))) {
-      if (method !== "GET") return this.send(res, record, err(405, 20004, "Method not allowed"));
-      return this.fetchMessage(res, record, auth, decodeURIComponent(m[1]), decodeURIComponent(m[2]));
-    }
-    if ((m = new RegExp(`^${base}([^/]+)/Calls\\.json$`).exec(path))) {
-      const accountSid = decodeURIComponent(m[1]);
-      if (method === "POST") return this.createCall(req, res, record, auth, accountSid, form);
-      if (method === "GET") return this.listCalls(res, record, auth, accountSid, query);
-      return this.send(res, record, err(405, 20004, "Method not allowed"));
-    }
-    if ((m = new RegExp(`^${base}([^/]+)/Calls/([^/]+)\\.json$`).exec(path))) {
-      if (method !== "GET") return this.send(res, record, err(405, 20004, "Method not allowed"));
-      return this.fetchCall(res, record, auth, decodeURIComponent(m[1]), decodeURIComponent(m[2]));
+    if ((m = new RegExp(`^${base}([^/]+)/(Messages|Calls)/([^/]+)\\.json$`).exec(path))) {
+      if (method !== "GET") return notAllowed();
+      return this.fetch2010(res, record, auth, decodeURIComponent(m[1]), m[2] as Collection2010, decodeURIComponent(m[3]));
     }
     if ((m = /^\/v2\/Services\/([^/]+)\/Verifications$/.exec(path))) {
-      if (method !== "POST") return this.send(res, record, err(405, 20004, "Method not allowed"));
+      if (method !== "POST") return notAllowed();
       return this.createVerification(req, res, record, auth, decodeURIComponent(m[1]), form);
     }
     if ((m = /^\/v2\/Services\/([^/]+)\/Verifications\/([^/]+)$/.exec(path))) {
-      if (method !== "GET" && method !== "POST") return this.send(res, record, err(405, 20004, "Method not allowed"));
+      if (method !== "GET" && method !== "POST") return notAllowed();
       return this.verificationInstance(res, record, auth, method, decodeURIComponent(m[1]), decodeURIComponent(m[2]), form);
     }
     if ((m = /^\/v2\/Services\/([^/]+)\/VerificationCheck$/.exec(path))) {
-      if (method !== "POST") return this.send(res, record, err(405, 20004, "Method not allowed"));
+      if (method !== "POST") return notAllowed();
       return this.checkVerification(res, record, auth, decodeURIComponent(m[1]), form);
     }
     this.send(res, record, err(404, 20404, `The requested resource ${path} was not found`));
@@ -1878,8 +1797,13 @@ export class TwilioSim {
   private authorize(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string): boolean {
     if ((auth.kind === "account" || auth.kind === "apikey") && auth.accountSid === accountSid) return true;
     if (auth.kind !== "none") record.auth = "bad";
-    this.send(res, record, err(401, 20003, "Authenticate"), { "WWW-Authenticate": 'Basic realm="Twilio API"' });
+    this.unauthorized(res, record);
     return false;
+  }
+
+  /** 401 / 20003 with Twilio's `WWW-Authenticate` challenge. */
+  private unauthorized(res: http.ServerResponse, record: SimRequest): void {
+    this.send(res, record, err(401, 20003, "Authenticate"), { "WWW-Authenticate": 'Basic realm="Twilio API"' });
   }
 
   private fetchAccount(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string): void {
@@ -1887,8 +1811,7 @@ export class TwilioSim {
     if (auth.kind === "apikey" && (auth.apiKey?.keyType ?? "standard") !== "main") {
       // Standard keys cannot access the Accounts resource.
       record.auth = "bad";
-      this.send(res, record, err(401, 20003, "Authenticate"), { "WWW-Authenticate": 'Basic realm="Twilio API"' });
-      return;
+      return this.unauthorized(res, record);
     }
     const account = this.accounts.find((a) => a.accountSid === accountSid) as TwilioSimAccount;
     const uri = `/${API_VERSION}/Accounts/${accountSid}`;
@@ -2021,33 +1944,44 @@ export class TwilioSim {
     };
   }
 
-  private async createMessage(
+  /** CreateMessage / CreateCall (`POST …/Messages.json`, `…/Calls.json`): auth, rate gate, faults, then validate and create. */
+  private async create2010(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     record: SimRequest,
     auth: AuthResult,
     accountSid: string,
+    kind: Collection2010,
     form: Record<string, string | string[]>,
   ): Promise<void> {
     if (!this.authorize(res, record, auth, accountSid)) return;
     if (!this.admitCreate(res, record, accountSid, false)) return;
-    await this.runCreate(req, res, record, "messages", () => {
-      const validation = this.validateCreate(accountSid, form);
-      if (validation) return { error: validation };
-      const msg = this.buildMessage(accountSid, form);
-      this.messages.push(msg);
-      record.messageSid = msg.sid;
-      this.log(`created ${msg.sid} to ${msg.to} (${msg.status})`);
-      return { status: 201, payload: this.toResource(msg) };
+    const messages = kind === "Messages";
+    await this.runCreate(req, res, record, messages ? "messages" : "calls", () => {
+      const invalid = messages ? this.validateCreate(accountSid, form) : this.validateCall(form);
+      if (invalid) return { error: invalid };
+      if (messages) {
+        const msg = this.buildMessage(accountSid, form);
+        this.messages.push(msg);
+        record.messageSid = msg.sid;
+        this.log(`created ${msg.sid} to ${msg.to} (${msg.status})`);
+        return { status: 201, payload: this.toResource(msg) };
+      }
+      const call = this.buildCall(accountSid, form);
+      this.calls.push(call);
+      record.callSid = call.sid;
+      this.log(`created call ${call.sid} to ${call.to}`);
+      return { status: 201, payload: this.callResource(call) };
     });
   }
 
-  private fetchMessage(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, sid: string): void {
+  /** FetchMessage / FetchCall of `accountSid` (a message may be outbound or inbound); 404 / 20404 when not that account's. */
+  private fetch2010(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, kind: Collection2010, sid: string): void {
     if (!this.authorize(res, record, auth, accountSid)) return;
-    const msg = this.getMessage(sid);
-    if (!msg || msg.accountSid !== accountSid)
-      return this.send(res, record, err(404, 20404, `The requested resource /${API_VERSION}/Accounts/${accountSid}/Messages/${sid}.json was not found`));
-    this.sendJson(res, record, 200, this.toResource(msg));
+    const found = kind === "Messages" ? this.getMessage(sid) : this.getCall(sid);
+    if (!found || found.accountSid !== accountSid)
+      return this.send(res, record, err(404, 20404, `The requested resource /${API_VERSION}/Accounts/${accountSid}/${kind}/${sid}.json was not found`));
+    this.sendJson(res, record, 200, kind === "Messages" ? this.toResource(found as SimMessage) : this.callResource(found as SimCall));
   }
 
   /**
@@ -2057,10 +1991,7 @@ export class TwilioSim {
    * (inclusive). A message not sent yet is matched on its creation time.
    */
   private listMessages(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, query: string): void {
-    if (!this.authorize(res, record, auth, accountSid)) return;
     const q = new URLSearchParams(query);
-    const to = q.get("To");
-    const from = q.get("From");
     const bound = (v: string | null, end: boolean): number | null => {
       if (!v) return null;
       if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
@@ -2073,18 +2004,44 @@ export class TwilioSim {
     const dEq = day(q.get("DateSent"));
     const dLe = bound(q.get("DateSent<"), true);
     const dGe = bound(q.get("DateSent>"), false);
-    const matches = [...this.messages, ...this.inboundMessages]
-      .filter((m) => m.accountSid === accountSid)
-      .filter((m) => !to || m.to === to)
-      .filter((m) => !from || m.from === from)
-      .filter((m) => {
-        const t = new Date(m.dateSent ?? m.dateCreated).getTime();
-        const d = new Date(t).toISOString().slice(0, 10);
-        return (!dEq || d === dEq) && (dLe === null || t <= dLe) && (dGe === null || t >= dGe);
-      })
+    const newestFirst = [...this.messages, ...this.inboundMessages]
       .sort((a, b) => new Date(a.dateCreated).getTime() - new Date(b.dateCreated).getTime())
       .reverse(); // newest first, as Twilio lists
-    this.sendJson(res, record, 200, this.page(`/${API_VERSION}/Accounts/${accountSid}/Messages.json`, "messages", matches, q, (m) => this.toResource(m)));
+    const sentInRange = (m: SimMessage) => {
+      const t = new Date(m.dateSent ?? m.dateCreated).getTime();
+      const d = new Date(t).toISOString().slice(0, 10);
+      return (!dEq || d === dEq) && (dLe === null || t <= dLe) && (dGe === null || t >= dGe);
+    };
+    this.list2010(res, record, auth, accountSid, "Messages", q, newestFirst, sentInRange, (m) => this.toResource(m));
+  }
+
+  /** List calls newest first; filters `To`, `From`, `Status` (exact); Twilio's paging envelope (`calls`). */
+  private listCalls(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, query: string): void {
+    const q = new URLSearchParams(query);
+    const status = q.get("Status");
+    this.list2010(res, record, auth, accountSid, "Calls", q, [...this.calls].reverse(), (c) => !status || c.status === status, (c) => this.callResource(c));
+  }
+
+  /**
+   * One page of `items` (already newest first) of `accountSid` under `kind`, filtered by `To`/`From` (exact) and `keep`;
+   * 401 / 20003 for credentials of another account.
+   */
+  private list2010<T extends { sid: string; accountSid: string; to: string; from: string | null }>(
+    res: http.ServerResponse,
+    record: SimRequest,
+    auth: AuthResult,
+    accountSid: string,
+    kind: Collection2010,
+    q: URLSearchParams,
+    items: T[],
+    keep: (x: T) => boolean,
+    render: (x: T) => unknown,
+  ): void {
+    if (!this.authorize(res, record, auth, accountSid)) return;
+    const to = q.get("To");
+    const from = q.get("From");
+    const matches = items.filter((x) => x.accountSid === accountSid && (!to || x.to === to) && (!from || x.from === from) && keep(x));
+    this.sendJson(res, record, 200, this.page(`/${API_VERSION}/Accounts/${accountSid}/${kind}.json`, kind.toLowerCase(), matches, q, render));
   }
 
   /** Twilio's 2010 list envelope for one page of `items` (`PageSize` default 50, max 1000; `Page`, `PageToken`). */
@@ -2212,47 +2169,6 @@ export class TwilioSim {
     };
   }
 
-  private async createCall(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    record: SimRequest,
-    auth: AuthResult,
-    accountSid: string,
-    form: Record<string, string | string[]>,
-  ): Promise<void> {
-    if (!this.authorize(res, record, auth, accountSid)) return;
-    if (!this.admitCreate(res, record, accountSid, false)) return;
-    await this.runCreate(req, res, record, "calls", () => {
-      const validation = this.validateCall(form);
-      if (validation) return { error: validation };
-      const call = this.buildCall(accountSid, form);
-      this.calls.push(call);
-      record.callSid = call.sid;
-      this.log(`created call ${call.sid} to ${call.to}`);
-      return { status: 201, payload: this.callResource(call) };
-    });
-  }
-
-  private fetchCall(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, sid: string): void {
-    if (!this.authorize(res, record, auth, accountSid)) return;
-    const call = this.calls.find((c) => c.sid === sid && c.accountSid === accountSid);
-    if (!call) return this.send(res, record, err(404, 20404, `The requested resource /${API_VERSION}/Accounts/${accountSid}/Calls/${sid}.json was not found`));
-    this.sendJson(res, record, 200, this.callResource(call));
-  }
-
-  /** List calls newest first; filters `To`, `From`, `Status` (exact); Twilio's paging envelope (`calls`). */
-  private listCalls(res: http.ServerResponse, record: SimRequest, auth: AuthResult, accountSid: string, query: string): void {
-    if (!this.authorize(res, record, auth, accountSid)) return;
-    const q = new URLSearchParams(query);
-    const to = q.get("To");
-    const from = q.get("From");
-    const status = q.get("Status");
-    const matches = this.calls
-      .filter((c) => c.accountSid === accountSid && (!to || c.to === to) && (!from || c.from === from) && (!status || c.status === status))
-      .reverse();
-    this.sendJson(res, record, 200, this.page(`/${API_VERSION}/Accounts/${accountSid}/Calls.json`, "calls", matches, q, (c) => this.callResource(c)));
-  }
-
   /** Call resource JSON in the 2010 API shape (OpenAPI `api.v2010.account.call`; strings for duration/price). */
   private callResource(c: SimCall): Record<string, unknown> {
     const uri = `/${API_VERSION}/Accounts/${c.accountSid}/Calls/${c.sid}`;
@@ -2304,10 +2220,8 @@ export class TwilioSim {
 
   /** Basic auth for Verify (no account in the path): the credentials' account, or null after answering 401 / 20003. */
   private verifyAccount(res: http.ServerResponse, record: SimRequest, auth: AuthResult): string | null {
-    if ((auth.kind === "account" || auth.kind === "apikey") && auth.accountSid) return auth.accountSid;
-    if (auth.kind !== "none") record.auth = "bad";
-    this.send(res, record, err(401, 20003, "Authenticate"), { "WWW-Authenticate": 'Basic realm="Twilio API"' });
-    return null;
+    const accountSid = auth.accountSid ?? "";
+    return this.authorize(res, record, auth, accountSid) ? accountSid : null;
   }
 
   private verifyNotFound(res: http.ServerResponse, record: SimRequest): void {
@@ -2411,13 +2325,7 @@ export class TwilioSim {
     v.dateUpdated = now;
     this.log(`verification ${v.sid} check -> ${v.status}`);
     this.sendJson(res, record, 200, {
-      sid: v.sid,
-      service_sid: v.serviceSid,
-      account_sid: v.accountSid,
-      to: v.to,
-      channel: v.channel,
-      status: v.status,
-      valid: v.valid,
+      ...verificationIdentity(v),
       amount: null,
       payee: null,
       sna_attempts_error_codes: [],
@@ -2458,13 +2366,7 @@ export class TwilioSim {
   /** Verification resource JSON (OpenAPI `verify.v2.service.verification`; ISO 8601 dates). */
   private verificationResource(v: SimVerification): Record<string, unknown> {
     return {
-      sid: v.sid,
-      service_sid: v.serviceSid,
-      account_sid: v.accountSid,
-      to: v.to,
-      channel: v.channel,
-      status: v.status,
-      valid: v.valid,
+      ...verificationIdentity(v),
       lookup: {},
       amount: null,
       payee: null,
@@ -2472,7 +2374,7 @@ export class TwilioSim {
       date_created: v.dateCreated,
       date_updated: v.dateUpdated,
       sna: null,
-      url: `${this.baseUrl}/v2/Services/${v.serviceSid}/Verifications/${v.sid}`,
+      url: `${this.server.origin}/v2/Services/${v.serviceSid}/Verifications/${v.sid}`,
     };
   }
 
@@ -2518,17 +2420,13 @@ export class TwilioSim {
     record.status = status;
     if (status === 429) this.rejected429Count += 1;
     this.requests.push(record);
-    const text = JSON.stringify(payload);
     const key = this.concurrencyKeys.get(record) ?? /^\/2010-04-01\/Accounts\/([^/.]+)/.exec(record.path)?.[1] ?? "-";
-    res.writeHead(status, {
-      "Content-Type": "application/json; charset=utf-8",
-      "Content-Length": String(Buffer.byteLength(text)),
+    writeJson(res, status, payload, {
       "Twilio-Request-Id": "RQ" + hex32(),
       "Twilio-Request-Duration": ((Date.now() - record.at) / 1000).toFixed(3),
       "Twilio-Concurrent-Requests": String(this.inFlight.get(key) ?? 0),
       ...extraHeaders,
     });
-    res.end(text);
     this.log(`${record.method} ${record.path} -> ${status}${record.code ? " (" + record.code + ")" : ""}`);
   }
 }
@@ -2536,6 +2434,11 @@ export class TwilioSim {
 // ---------------------------------------------------------------------------------------------------------------------
 // small internals
 // ---------------------------------------------------------------------------------------------------------------------
+
+/** The leading fields shared by the Verification and VerificationCheck resources, in Twilio's order. */
+function verificationIdentity(v: SimVerification): Record<string, unknown> {
+  return { sid: v.sid, service_sid: v.serviceSid, account_sid: v.accountSid, to: v.to, channel: v.channel, status: v.status, valid: v.valid };
+}
 
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a, "utf8");
@@ -2565,22 +2468,4 @@ function defaultMessageFor(status: number): string {
   if (status === 503) return "Service Unavailable";
   if (status >= 500) return "Internal Server Error";
   return "Bad Request";
-}
-
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        reject(new Error("too large"));
-        req.resume();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
 }
