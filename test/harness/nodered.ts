@@ -119,12 +119,15 @@ export class NodeRed {
     };
     this.child.stdout?.on("data", onData);
     this.child.stderr?.on("data", onData);
+    const firstLine = this.log.length;
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`Node-RED exited (${this.child.exitCode}):\n${this.log.slice(-30).join("\n")}`);
       try {
         const r = await fetch(`${this.url}/settings`);
-        if (r.ok && this.log.some((l) => /Started flows|Starting flows|Flows file/.test(l))) return;
+        // Our own process must say it listens on our port: a stale server on a reused port must not pass for it.
+        const mine = this.log.slice(firstLine);
+        if (r.ok && mine.some((l) => l.includes(`Server now running at ${this.url}/`)) && mine.some((l) => /Started flows/.test(l))) return;
       } catch {
         /* not yet listening */
       }
@@ -153,14 +156,17 @@ export class NodeRed {
     await this.start();
   }
 
-  /** Deploy a flow array (full deploy) through the Admin API. */
+  /** Deploy a flow array (full deploy) through the Admin API; resolves once the new flows have started. */
   async deploy(flows: unknown[]): Promise<void> {
+    const firstLine = this.log.length;
     const r = await fetch(`${this.url}/flows`, {
       method: "POST",
       headers: { "Content-Type": "application/json", "Node-RED-Deployment-Type": "full", "Node-RED-API-Version": "v1" },
       body: JSON.stringify(flows),
     });
     if (r.status !== 204 && r.status !== 200) throw new Error(`deploy failed: HTTP ${r.status} ${await r.text()}`);
+    // The Admin API answers before the flows are started; wait for the runtime to say so.
+    await waitFor(() => this.log.slice(firstLine).some((l) => /Started flows/.test(l)), 30000, "flows started after deploy");
   }
 
   async getJson<T>(p: string): Promise<T> {
