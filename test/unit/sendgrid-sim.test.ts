@@ -23,49 +23,17 @@ import {
   verifyEventWebhook,
 } from "../../nodes/lib/twilio/sendgrid";
 import { DEFAULT_SENDGRID_KEY, SendGridSim } from "../sims/sendgrid";
+import { useReceiver, useSim } from "../harness/sim-http";
 
 const FAST = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 5000 };
 const OTHER_KEY = "SG.secondAccountKey00000000.c2Vjb25kc2VjcmV0c2Vjb25kc2VjcmV0MDAwMDAw";
 
-/** Receives Event Webhook POSTs on 127.0.0.1:0 and keeps the raw bytes and headers. */
-class Receiver {
-  readonly got: { headers: http.IncomingHttpHeaders; raw: Buffer }[] = [];
-  private server?: http.Server;
-  url = "";
-  async start(): Promise<void> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        this.got.push({ headers: req.headers, raw: Buffer.concat(chunks) });
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/events`;
-  }
-  stop(): Promise<void> {
-    return new Promise((r) => this.server!.close(() => r()));
-  }
-}
-
 describe("SendGrid simulator and lib/twilio/sendgrid", function () {
   this.timeout(20000);
-  const sim = new SendGridSim({ apiKeys: [DEFAULT_SENDGRID_KEY, OTHER_KEY] });
-  const rx = new Receiver();
-
-  before(async () => {
-    await sim.start();
-    await rx.start();
-  });
-  after(async () => {
-    await sim.stop();
-    await rx.stop();
-  });
-  beforeEach(() => {
-    sim.reset();
-    rx.got.length = 0;
-  });
+  const sim = useSim(new SendGridSim({ apiKeys: [DEFAULT_SENDGRID_KEY, OTHER_KEY] }));
+  /** Receives the Event Webhook POSTs and keeps the raw bytes and headers. */
+  const rx = useReceiver();
+  const eventsUrl = () => rx.base + "/events";
 
   const mail = () => createMailService({ apiKey: DEFAULT_SENDGRID_KEY, apiHost: sim.url, timeoutMs: 5000 });
 
@@ -99,9 +67,9 @@ describe("SendGrid simulator and lib/twilio/sendgrid", function () {
     it("a signed batch verifies with @sendgrid/eventwebhook over the raw bytes; re-serialised JSON, tampering and a forger's key fail", async () => {
       const messageId = await sendOne();
       const events = [...sim.eventsFor(messageId, "processed"), ...sim.eventsFor(messageId, "delivered")];
-      const r = await sim.sendEvents(rx.url, events);
+      const r = await sim.sendEvents(eventsUrl(), events);
       assert.equal(r.status, 200);
-      const { headers, raw } = rx.got[0];
+      const { headers, raw } = rx.received[0];
       assert.equal(headers["content-type"], "application/json");
       assert.ok(raw.toString().endsWith("]\r\n") && raw.toString().includes("},\r\n{"), "SendGrid's body layout");
       const sig = String(headers["x-twilio-email-event-webhook-signature"]);
@@ -115,23 +83,23 @@ describe("SendGrid simulator and lib/twilio/sendgrid", function () {
       assert.equal(verifyEventWebhook(sim.publicKeyBase64, raw, sig, ts), true);
       assert.equal(verifyEventWebhook(sim.publicKeyBase64, raw, sig, String(Number(ts) + 1)), false);
 
-      await sim.sendEvents(rx.url, events, { tamper: true });
-      const t = rx.got[1];
+      await sim.sendEvents(eventsUrl(), events, { tamper: true });
+      const t = rx.received[1];
       assert.notEqual(t.headers["x-twilio-email-event-webhook-signature"], sig);
       assert.equal(verifyEventWebhook(sim.publicKeyBase64, t.raw, String(t.headers["x-twilio-email-event-webhook-signature"]), String(t.headers["x-twilio-email-event-webhook-timestamp"])), false);
 
       const forger = crypto.generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey;
-      await sim.sendEvents(rx.url, events, { signWith: forger });
-      const f = rx.got[2];
+      await sim.sendEvents(eventsUrl(), events, { signWith: forger });
+      const f = rx.received[2];
       assert.equal(verifyEventWebhook(sim.publicKeyBase64, f.raw, String(f.headers["x-twilio-email-event-webhook-signature"]), String(f.headers["x-twilio-email-event-webhook-timestamp"])), false);
 
       const altered = SendGridSim.serialise(events).replace('"delivered"', '"bounce"');
-      await sim.sendEvents(rx.url, events, { replaceBody: altered });
-      const a = rx.got[3];
+      await sim.sendEvents(eventsUrl(), events, { replaceBody: altered });
+      const a = rx.received[3];
       assert.equal(verifyEventWebhook(sim.publicKeyBase64, a.raw, String(a.headers["x-twilio-email-event-webhook-signature"]), String(a.headers["x-twilio-email-event-webhook-timestamp"])), false);
 
-      await sim.sendEvents(rx.url, events, { omitSignature: true });
-      assert.equal(rx.got[4].headers["x-twilio-email-event-webhook-signature"], undefined);
+      await sim.sendEvents(eventsUrl(), events, { omitSignature: true });
+      assert.equal(rx.received[4].headers["x-twilio-email-event-webhook-signature"], undefined);
     });
 
     it("events carry the X-Message-Id, the recipient and the custom args flattened; parseEvents reads them back", async () => {

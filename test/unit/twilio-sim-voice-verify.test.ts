@@ -7,10 +7,7 @@
  * `twilio.validateRequest`; the official twilio-node client is pointed at the simulator for calls and Verify.
  */
 import assert from "node:assert/strict";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import twilio from "twilio";
-import type TwilioRequestClient from "twilio/lib/base/RequestClient";
 import {
   TwilioSim,
   DEFAULT_MESSAGING_SERVICE_SID,
@@ -19,86 +16,11 @@ import {
   type CallbackResult,
   type SimCall,
 } from "../sims/twilio";
+import { RFC2822, basic, call, form, simTwilio, useReceiver, useSim } from "../harness/sim-http";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------------------------------------------------
-
-interface HttpResult {
-  status: number;
-  headers: Headers;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-function basic(user: string, pass: string): string {
-  return "Basic " + Buffer.from(`${user}:${pass}`).toString("base64");
-}
-
-function form(fields: Record<string, string | string[]>): string {
-  const p = new URLSearchParams();
-  for (const [k, v] of Object.entries(fields)) for (const x of Array.isArray(v) ? v : [v]) p.append(k, x);
-  return p.toString();
-}
-
-async function call(url: string, opts: { method?: string; auth?: string; body?: string } = {}): Promise<HttpResult> {
-  const headers: Record<string, string> = { Accept: "application/json" };
-  if (opts.auth) headers.Authorization = opts.auth;
-  if (opts.body !== undefined) headers["Content-Type"] = "application/x-www-form-urlencoded";
-  const res = await fetch(url, { method: opts.method ?? (opts.body !== undefined ? "POST" : "GET"), headers, body: opts.body });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : null };
-}
-
-/** One request received by the webhook receiver. */
-interface Received {
-  method: string;
-  /** Path + query as received. */
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  params: Record<string, string>;
-}
-
-/**
- * A webhook receiver on 127.0.0.1:0. `routes` maps a path (without query) to the TwiML/text it answers (status 200,
- * `text/xml`); other paths answer 200 "ok".
- */
-async function startReceiver(): Promise<{
-  base: string;
-  received: Received[];
-  routes: Map<string, { status?: number; body: string }>;
-  close: () => Promise<void>;
-}> {
-  const received: Received[] = [];
-  const routes = new Map<string, { status?: number; body: string }>();
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const raw = Buffer.concat(chunks).toString("utf8");
-      received.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, params: Object.fromEntries(new URLSearchParams(raw)) });
-      const route = routes.get((req.url ?? "").split("?")[0]);
-      if (route) {
-        res.writeHead(route.status ?? 200, { "Content-Type": "text/xml" });
-        res.end(route.body);
-      } else {
-        res.writeHead(200, { "Content-Type": "text/plain" });
-        res.end("ok");
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const { port } = server.address() as AddressInfo;
-  return {
-    base: `http://127.0.0.1:${port}`,
-    received,
-    routes,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 /** Validates a webhook the simulator sent with the official validator (POST: URL + params; GET: the URL alone). */
 function assertSigned(token: string, r: CallbackResult): void {
@@ -108,17 +30,6 @@ function assertSigned(token: string, r: CallbackResult): void {
   assert.equal(twilio.validateRequest(token, r.signature, r.signedUrl, { ...params, Extra: "x" }), false, "any change breaks it");
 }
 
-/** twilio-node has no base-URL option; its supported hook is opts.httpClient (reference §8). Covers api. and verify. hosts. */
-class SimRequestClient extends twilio.RequestClient {
-  constructor(private readonly base: string) {
-    super();
-  }
-  override request<T>(opts: TwilioRequestClient.RequestOptions<T>) {
-    return super.request<T>({ ...opts, uri: opts.uri.replace(/^https:\/\/[a-z0-9.-]+\.twilio\.com/, this.base) });
-  }
-}
-
-const RFC2822 = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} \+0000$/;
 const ISO8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -126,30 +37,15 @@ const ISO8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("TwilioSim Calls", () => {
-  let sim: TwilioSim;
-  let rx: Awaited<ReturnType<typeof startReceiver>>;
-  let ac: string;
-  let token: string;
-  let auth: string;
+  const sim = useSim(new TwilioSim());
+  const rx = useReceiver();
+  const ac = sim.defaultAccount.accountSid;
+  const token = sim.defaultAccount.authToken;
+  const auth = basic(ac, token);
   let callsUrl: string;
 
-  before(async () => {
-    sim = new TwilioSim();
-    const base = await sim.start();
-    rx = await startReceiver();
-    ac = sim.defaultAccount.accountSid;
-    token = sim.defaultAccount.authToken;
-    auth = basic(ac, token);
-    callsUrl = `${base}/2010-04-01/Accounts/${ac}/Calls.json`;
-  });
-  after(async () => {
-    await sim.stop();
-    await rx.close();
-  });
-  beforeEach(() => {
-    sim.reset();
-    rx.received.length = 0;
-    rx.routes.clear();
+  before(() => {
+    callsUrl = `${sim.url}/2010-04-01/Accounts/${ac}/Calls.json`;
   });
 
   async function createCall(extra: Record<string, string | string[]> = {}): Promise<SimCall> {
@@ -489,7 +385,7 @@ describe("TwilioSim Calls", () => {
   });
 
   it("works with the official twilio-node client: calls.create (repeated StatusCallbackEvent), fetch, list", async () => {
-    const client = twilio(ac, token, { httpClient: new SimRequestClient(sim.url) });
+    const client = simTwilio(sim.url, ac, token);
     const created = await client.calls.create({
       to: "+447700900123",
       from: "+15005550006",
@@ -528,21 +424,16 @@ describe("TwilioSim Calls", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("TwilioSim Verify v2", () => {
-  let sim: TwilioSim;
-  let clock: number;
-  let auth: string;
-  let base: string;
+  let clock = Date.UTC(2026, 2, 2, 10, 0, 0);
+  const sim = useSim(new TwilioSim({ now: () => clock }));
+  const auth = basic(sim.defaultAccount.accountSid, sim.defaultAccount.authToken);
   const svc = DEFAULT_VERIFY_SERVICE_SID;
+  let base: string;
 
-  before(async () => {
-    clock = Date.UTC(2026, 2, 2, 10, 0, 0);
-    sim = new TwilioSim({ now: () => clock });
-    base = await sim.start();
-    auth = basic(sim.defaultAccount.accountSid, sim.defaultAccount.authToken);
+  before(() => {
+    base = sim.url;
   });
-  after(() => sim.stop());
   beforeEach(() => {
-    sim.reset();
     clock = Date.UTC(2026, 2, 2, 10, 0, 0);
   });
 
@@ -701,7 +592,7 @@ describe("TwilioSim Verify v2", () => {
   });
 
   it("works with the official twilio-node client (verify.twilio.com rewritten): create, wrong check, right check, 404", async () => {
-    const client = twilio(sim.defaultAccount.accountSid, sim.defaultAccount.authToken, { httpClient: new SimRequestClient(sim.url) });
+    const client = simTwilio(sim.url, sim.defaultAccount.accountSid, sim.defaultAccount.authToken);
     const service = client.verify.v2.services(svc);
     const v = await service.verifications.create({ to: "+447700900123", channel: "sms" });
     assert.match(v.sid, /^VE/);
@@ -728,25 +619,13 @@ describe("TwilioSim Verify v2", () => {
 
 describe("TwilioSim incoming messages (sendInbound)", () => {
   const other = { accountSid: "AC" + "5".repeat(32), authToken: "5".repeat(32) };
-  let sim: TwilioSim;
-  let rx: Awaited<ReturnType<typeof startReceiver>>;
-  let token: string;
+  const sim = useSim(new TwilioSim({ accounts: [{ accountSid: "AC" + "1".repeat(32), authToken: "0f1e2d3c4b5a69788796a5b4c3d2e1f0" }, other] }));
+  const rx = useReceiver();
+  const token = sim.defaultAccount.authToken;
   let messagesUrl: string;
 
-  before(async () => {
-    sim = new TwilioSim({ accounts: [{ accountSid: "AC" + "1".repeat(32), authToken: "0f1e2d3c4b5a69788796a5b4c3d2e1f0" }, other] });
-    const base = await sim.start();
-    rx = await startReceiver();
-    token = sim.defaultAccount.authToken;
-    messagesUrl = `${base}/2010-04-01/Accounts/${sim.defaultAccount.accountSid}/Messages.json`;
-  });
-  after(async () => {
-    await sim.stop();
-    await rx.close();
-  });
-  beforeEach(() => {
-    sim.reset();
-    rx.received.length = 0;
+  before(() => {
+    messagesUrl = `${sim.url}/2010-04-01/Accounts/${sim.defaultAccount.accountSid}/Messages.json`;
   });
 
   const send = (accountSid: string, tokenFor: string, to: string) =>
@@ -827,20 +706,10 @@ describe("TwilioSim incoming messages (sendInbound)", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("TwilioSim ratePerSecond", () => {
-  let sim: TwilioSim;
-  let clock: number;
-  let auth: string;
-  let ac: string;
-
-  before(async () => {
-    clock = Date.UTC(2026, 2, 2, 10, 0, 0);
-    sim = new TwilioSim({ ratePerSecond: 2, now: () => clock });
-    await sim.start();
-    ac = sim.defaultAccount.accountSid;
-    auth = basic(ac, sim.defaultAccount.authToken);
-  });
-  after(() => sim.stop());
-  beforeEach(() => sim.reset());
+  let clock = Date.UTC(2026, 2, 2, 10, 0, 0);
+  const sim = useSim(new TwilioSim({ ratePerSecond: 2, now: () => clock }));
+  const ac = sim.defaultAccount.accountSid;
+  const auth = basic(ac, sim.defaultAccount.authToken);
 
   const msg = () => call(`${sim.url}/2010-04-01/Accounts/${ac}/Messages.json`, { auth, body: form({ To: "+447700900123", From: "+15005550006", Body: "x" }) });
   const callCreate = () =>
@@ -889,23 +758,16 @@ describe("TwilioSim ratePerSecond", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("TwilioSim Messages extras", () => {
-  let sim: TwilioSim;
-  let clock: number;
-  let auth: string;
-  let ac: string;
+  let clock = Date.UTC(2026, 2, 2, 10, 0, 0);
+  const sim = useSim(new TwilioSim({ now: () => clock, senders: ["+15005550006", "whatsapp:+15005550006"] }));
+  const ac = sim.defaultAccount.accountSid;
+  const auth = basic(ac, sim.defaultAccount.authToken);
   let messagesUrl: string;
 
-  before(async () => {
-    clock = Date.UTC(2026, 2, 2, 10, 0, 0);
-    sim = new TwilioSim({ now: () => clock, senders: ["+15005550006", "whatsapp:+15005550006"] });
-    await sim.start();
-    ac = sim.defaultAccount.accountSid;
-    auth = basic(ac, sim.defaultAccount.authToken);
+  before(() => {
     messagesUrl = `${sim.url}/2010-04-01/Accounts/${ac}/Messages.json`;
   });
-  after(() => sim.stop());
   beforeEach(() => {
-    sim.reset();
     clock = Date.UTC(2026, 2, 2, 10, 0, 0);
   });
 
@@ -994,7 +856,7 @@ describe("TwilioSim Messages extras", () => {
     assert.deepEqual(p1.json.messages.map((m: { sid: string }) => m.sid), [day1]);
     assert.equal(p1.json.next_page_uri, null);
 
-    const client = twilio(ac, sim.defaultAccount.authToken, { httpClient: new SimRequestClient(sim.url) });
+    const client = simTwilio(sim.url, ac, sim.defaultAccount.authToken);
     const viaSdk = await client.messages.list({ dateSentAfter: new Date(Date.UTC(2026, 2, 2, 10, 30)), pageSize: 1 });
     assert.deepEqual(viaSdk.map((m) => m.sid), [day2, day1b], "SDK sends DateSent> as a date-time and follows next_page_uri");
   });

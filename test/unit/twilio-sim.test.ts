@@ -5,10 +5,7 @@
  */
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import twilio from "twilio";
-import type TwilioRequestClient from "twilio/lib/base/RequestClient";
 import {
   TwilioSim,
   signTwilioRequest,
@@ -17,81 +14,8 @@ import {
   DEFAULT_MESSAGING_SERVICE_SID,
   type CallbackResult,
 } from "../sims/twilio";
+import { RFC2822, basic, call, form, simTwilio, useReceiver, useSim } from "../harness/sim-http";
 
-// ---------------------------------------------------------------------------------------------------------------------
-// helpers
-// ---------------------------------------------------------------------------------------------------------------------
-
-interface HttpResult {
-  status: number;
-  headers: Headers;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-function basic(user: string, pass: string): string {
-  return "Basic " + Buffer.from(`${user}:${pass}`).toString("base64");
-}
-
-function form(fields: Record<string, string | string[]>): string {
-  const p = new URLSearchParams();
-  for (const [k, v] of Object.entries(fields)) for (const x of Array.isArray(v) ? v : [v]) p.append(k, x);
-  return p.toString();
-}
-
-async function call(
-  url: string,
-  opts: { method?: string; auth?: string; body?: string; contentType?: string; signal?: AbortSignal } = {},
-): Promise<HttpResult> {
-  const headers: Record<string, string> = { Accept: "application/json" };
-  if (opts.auth) headers.Authorization = opts.auth;
-  if (opts.body !== undefined) headers["Content-Type"] = opts.contentType ?? "application/x-www-form-urlencoded";
-  const res = await fetch(url, { method: opts.method ?? (opts.body !== undefined ? "POST" : "GET"), headers, body: opts.body, signal: opts.signal });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : null };
-}
-
-/** A tiny callback receiver on 127.0.0.1:0 that records every request it gets. */
-interface Received {
-  method: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  rawBody: string;
-  params: Record<string, string>;
-}
-async function startReceiver(status = 200): Promise<{ base: string; received: Received[]; close: () => Promise<void>; setStatus: (s: number) => void }> {
-  const received: Received[] = [];
-  let answer = status;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const rawBody = Buffer.concat(chunks).toString("utf8");
-      received.push({
-        method: req.method ?? "",
-        url: req.url ?? "",
-        headers: req.headers,
-        rawBody,
-        params: Object.fromEntries(new URLSearchParams(rawBody)),
-      });
-      res.writeHead(answer, { "Content-Type": "text/plain" });
-      res.end("ok");
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const { port } = server.address() as AddressInfo;
-  return {
-    base: `http://127.0.0.1:${port}`,
-    received,
-    setStatus: (s) => (answer = s),
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
-
-const RFC2822 = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} \+0000$/;
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -166,23 +90,17 @@ describe("countSegments", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("TwilioSim REST API", () => {
-  let sim: TwilioSim;
+  const sim = useSim(new TwilioSim());
+  const ac = sim.defaultAccount.accountSid;
+  const token = sim.defaultAccount.authToken;
+  const auth = basic(ac, token);
   let base: string;
-  let ac: string;
-  let token: string;
-  let auth: string;
   let messagesUrl: string;
 
   before(async () => {
-    sim = new TwilioSim();
     base = await sim.start();
-    ac = sim.defaultAccount.accountSid;
-    token = sim.defaultAccount.authToken;
-    auth = basic(ac, token);
     messagesUrl = `${base}/2010-04-01/Accounts/${ac}/Messages.json`;
   });
-  after(() => sim.stop());
-  beforeEach(() => sim.reset());
 
   it("listens on 127.0.0.1 with an ephemeral port and has sane defaults", () => {
     assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -460,25 +378,12 @@ describe("TwilioSim REST API", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("TwilioSim with the official twilio-node client", () => {
-  let sim: TwilioSim;
+  const sim = useSim(new TwilioSim());
   let client: ReturnType<typeof twilio>;
 
-  /** twilio-node has no base-URL option; its supported hook is opts.httpClient (reference §8). */
-  class SimRequestClient extends twilio.RequestClient {
-    constructor(private readonly base: string) {
-      super();
-    }
-    override request<T>(opts: TwilioRequestClient.RequestOptions<T>) {
-      return super.request<T>({ ...opts, uri: opts.uri.replace(/^https:\/\/api\.twilio\.com/, this.base) });
-    }
-  }
-
-  before(async () => {
-    sim = new TwilioSim();
-    const base = await sim.start();
-    client = twilio(sim.defaultAccount.accountSid, sim.defaultAccount.authToken, { httpClient: new SimRequestClient(base) });
+  before(() => {
+    client = simTwilio(sim.url, sim.defaultAccount.accountSid, sim.defaultAccount.authToken);
   });
-  after(() => sim.stop());
 
   it("creates, fetches and lists through the SDK, which parses the sim's JSON", async () => {
     const m = await client.messages.create({
@@ -513,13 +418,13 @@ describe("TwilioSim with the official twilio-node client", () => {
     );
     sim.injectFault({ status: 429, code: 20429 });
     await assert.rejects(client.messages.create({ to: "+15558675310", from: "+15005550006", body: "x" }), (e: { code?: number; status?: number }) => e.code === 20429 && e.status === 429);
-    const bad = twilio(sim.defaultAccount.accountSid, "wrong", { httpClient: new SimRequestClient(sim.url) });
+    const bad = simTwilio(sim.url, sim.defaultAccount.accountSid, "wrong");
     await assert.rejects(bad.messages.create({ to: "+15558675310", from: "+15005550006", body: "x" }), (e: { code?: number; status?: number }) => e.code === 20003 && e.status === 401);
   });
 
   it("accepts the SDK's API-key mode (key sid/secret + accountSid option)", async () => {
     const k = sim.defaultApiKey;
-    const viaKey = twilio(k.sid, k.secret, { accountSid: k.accountSid, httpClient: new SimRequestClient(sim.url) });
+    const viaKey = simTwilio(sim.url, k.sid, k.secret, { accountSid: k.accountSid });
     const m = await viaKey.messages.create({ to: "+15558675310", from: "+15005550006", body: "key" });
     assert.match(m.sid, /^SM/);
     assert.equal(sim.requests.at(-1)!.auth, "apikey");
@@ -531,28 +436,14 @@ describe("TwilioSim with the official twilio-node client", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("TwilioSim status callbacks", () => {
-  let sim: TwilioSim;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  const sim = useSim(new TwilioSim());
+  const receiver = useReceiver();
+  const token = sim.defaultAccount.authToken;
+  const auth = basic(sim.defaultAccount.accountSid, token);
   let messagesUrl: string;
-  let auth: string;
-  let token: string;
 
-  before(async () => {
-    sim = new TwilioSim();
-    const base = await sim.start();
-    receiver = await startReceiver();
-    token = sim.defaultAccount.authToken;
-    auth = basic(sim.defaultAccount.accountSid, token);
-    messagesUrl = `${base}/2010-04-01/Accounts/${sim.defaultAccount.accountSid}/Messages.json`;
-  });
-  after(async () => {
-    await sim.stop();
-    await receiver.close();
-  });
-  beforeEach(() => {
-    sim.reset();
-    receiver.received.length = 0;
-    receiver.setStatus(200);
+  before(() => {
+    messagesUrl = `${sim.url}/2010-04-01/Accounts/${sim.defaultAccount.accountSid}/Messages.json`;
   });
 
   async function create(extra: Record<string, string> = {}, cbPath = "/mlc/twilio/status?node=abc&send=1"): Promise<string> {
@@ -728,19 +619,14 @@ describe("TwilioSim status callbacks", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("TwilioSim fault injection and rate limiting", () => {
-  let sim: TwilioSim;
-  let messagesUrl: string;
-  let auth: string;
+  const sim = useSim(new TwilioSim());
+  const auth = basic(sim.defaultAccount.accountSid, sim.defaultAccount.authToken);
   const body = form({ To: "+15558675310", From: "+15005550006", Body: "hi" });
+  let messagesUrl: string;
 
-  before(async () => {
-    sim = new TwilioSim();
-    const base = await sim.start();
-    auth = basic(sim.defaultAccount.accountSid, sim.defaultAccount.authToken);
-    messagesUrl = `${base}/2010-04-01/Accounts/${sim.defaultAccount.accountSid}/Messages.json`;
+  before(() => {
+    messagesUrl = `${sim.url}/2010-04-01/Accounts/${sim.defaultAccount.accountSid}/Messages.json`;
   });
-  after(() => sim.stop());
-  beforeEach(() => sim.reset());
 
   it("429 / 20429 with Retry-After for the next n creates, then normal service; nothing created by the 429s", async () => {
     sim.injectFault({ status: 429, code: 20429, retryAfter: 2 }, 2);
