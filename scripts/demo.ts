@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   ];
   for (const r of rows) out(`   bill ${r.ReferenceNbr}  ${String(r.Amount).padStart(9)} ${r.CurrencyID}  approver ${r.ApproverID}  ${r.Description}`);
   const answers = await stack.pushBills(rows, 3);
-  out(`   webhook answers: ${answers.join(", ")}  (503 = the flow was still starting after deploy; Acumatica retries)`);
+  out(`   webhook answers: ${answers.join(", ")}${answers.includes(503) ? "  (503 = the flow was still starting; Acumatica retries)" : ""}`);
   await waitFor(() => stack.twilio.messages.length >= 1, 15000, "bill SMS");
   await sleep(1000);
 
