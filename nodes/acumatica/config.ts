@@ -6,9 +6,8 @@
  * Vendor: MYOB-IDG IntegrationDev_RESTExample_Basic_Login, OAuthOIDC_ResourceOwner_AccessToken.
  */
 import { AcumaticaClient, AcumaticaClientOptions } from "../lib/acumatica/client";
-import { ValidationError } from "../lib/errors";
 import { registerTestEndpoint } from "../shared/admin";
-import { OwnedClient, configString } from "../shared/config";
+import { OwnedClient, configApi, configString } from "../shared/config";
 import { registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
@@ -91,7 +90,5 @@ export function registerAcumaticaConfig(RED: RedAPI): void {
  * @throws ValidationError code "no_config"
  */
 export function acumaticaConfig(RED: RedAPI, id: unknown): AcumaticaConfigApi {
-  const n = typeof id === "string" && id ? (RED.nodes.getNode(id) as AcumaticaConfigNode | null) : null;
-  if (!n || !n.mlc) throw new ValidationError("No Acumatica connection (mlc-acumatica-config) selected", { code: "no_config" });
-  return n.mlc;
+  return configApi<AcumaticaConfigApi>(RED, id, ACUMATICA_CONFIG_TYPE, "Acumatica connection");
 }

@@ -5,7 +5,7 @@
  */
 import { ValidationError } from "../lib/errors";
 import { onClose } from "./node";
-import type { RedNode } from "./types";
+import type { RedAPI, RedNode } from "./types";
 
 /**
  * A config string, trimmed. An unsubstituted `${NAME}` means the environment variable is not set.
@@ -47,4 +47,15 @@ export class OwnedClient<T extends { close(): Promise<void> }> {
     }
     return this.client;
   }
+}
+
+/**
+ * The API a config node of `type` publishes on `node.mlc`, for the dependent node that references it by id.
+ * @param label how the editor names the config ("Twilio account"), for the error text
+ * @throws ValidationError code "no_config" when nothing, or a node of another type, is selected
+ */
+export function configApi<T>(RED: RedAPI, id: unknown, type: string, label: string): T {
+  const n = typeof id === "string" && id ? (RED.nodes.getNode(id) as (RedNode & { mlc?: T }) | null) : null;
+  if (!n || n.type !== type || !n.mlc) throw new ValidationError(`No ${label} (${type}) selected`, { code: "no_config" });
+  return n.mlc;
 }

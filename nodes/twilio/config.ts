@@ -10,7 +10,7 @@ import { createMailService, MailService } from "../lib/twilio/sendgrid";
 import { OptOutList } from "../lib/twilio/optout";
 import { registerTestEndpoint } from "../shared/admin";
 import { contextBackend, resolveStore } from "../shared/context";
-import { OwnedClient, configString } from "../shared/config";
+import { OwnedClient, configApi, configString } from "../shared/config";
 import { publicEndpointUrl } from "../shared/dispatcher";
 import { num, registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
@@ -206,7 +206,5 @@ export function registerTwilioConfig(RED: RedAPI): void {
  * @throws ValidationError code "no_config" when missing or of the wrong type
  */
 export function twilioConfig(RED: RedAPI, id: unknown): TwilioConfigApi {
-  const n = typeof id === "string" && id ? (RED.nodes.getNode(id) as TwilioConfigNode | null) : null;
-  if (!n || !n.mlc) throw new ValidationError("No Twilio account (mlc-twilio-config) selected", { code: "no_config" });
-  return n.mlc;
+  return configApi<TwilioConfigApi>(RED, id, TWILIO_CONFIG_TYPE, "Twilio account");
 }

@@ -41,7 +41,6 @@ export function registerStatus(RED: RedAPI): void {
   mountDispatcher(RED.httpNode);
   registerNode<StatusProps>(RED, "mlc-twilio-status", (node, config) => {
     const endpoint = (config.endpoint || "status").trim();
-    let accepted = 0;
     let forged = 0;
     let stateStore: BoundedStore<SidState>;
     try {
@@ -75,7 +74,6 @@ export function registerStatus(RED: RedAPI): void {
 
       const advanced = await stateStore.update(sid, (prev) => (isStatusAdvance(prev?.status, status, kind) ? { status } : undefined));
       if (!advanced) return { status: 200, body: "" }; // duplicate or late: acknowledged, not emitted
-      accepted++;
       const errorCode = Number(one(fields.ErrorCode));
       const to = one(fields.To) ?? "";
       const twilioMeta: TwilioMeta = {
@@ -136,7 +134,6 @@ export function registerStatus(RED: RedAPI): void {
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });
     }
-    void accepted;
     onClose(node, () => {
       release?.();
       releaseInbound?.();
