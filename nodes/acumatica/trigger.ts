@@ -68,7 +68,7 @@ function secretMatches(expected: string, got: string | string[] | undefined): bo
 }
 
 export function registerAcumaticaTrigger(RED: RedAPI): void {
-  mountDispatcher(RED.httpNode);
+  mountDispatcher(RED.httpNode, RED);
   registerNode<TriggerProps>(
     RED,
     "mlc-acumatica-trigger",
@@ -187,7 +187,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
 
       if (mode === "push") {
         try {
-          release = registerEndpoint(RED.httpNode, `/acumatica/${endpoint}`, node.id, onPush);
+          release = registerEndpoint(RED.httpNode, `/acumatica/${endpoint}`, node.id, onPush, { contentTypes: ["application/json"] }); // 415 to a body that is not JSON
           node.status(Status.idle(t(RED, "mlc-acumatica-trigger.status.watching", { endpoint }, `watching /${endpoint}`)));
         } catch (err) {
           reportError(RED, node, err, { topic: "acumatica/trigger/start", endpoint });
