@@ -6,7 +6,7 @@
 import { ValidationError } from "../lib/errors";
 import { isValidRegion } from "../lib/phone";
 import { TwilioClient, TwilioCredentials } from "../lib/twilio/client";
-import { createMailService, MailService } from "../lib/twilio/sendgrid";
+import { createMailService, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, MailService } from "../lib/twilio/sendgrid";
 import { OptOutList } from "../lib/twilio/optout";
 import { registerTestEndpoint } from "../shared/admin";
 import { contextBackend, resolveStore } from "../shared/context";
@@ -42,6 +42,8 @@ export interface TwilioConfigProps extends Record<string, unknown> {
   sendgridFrom?: string;
   sendgridApiHost?: string;
   sendgridVerificationKey?: string;
+  /** SendGrid Event Webhook: largest age of a signed request's timestamp, s (default 300; 0 = not checked). */
+  sendgridTolerance?: string | number;
 }
 
 /**
@@ -55,6 +57,8 @@ export interface SendGridApi {
   readonly from: string;
   /** Event Webhook verification key (base64 SPKI), "" when not set. */
   readonly verificationKey: string;
+  /** Event Webhook timestamp tolerance, s (0 = not checked). */
+  readonly timestampToleranceSec: number;
 }
 
 /** What dependent nodes use. The auth token is reachable only through `validationToken()`. */
@@ -153,6 +157,7 @@ export function registerTwilioConfig(RED: RedAPI): void {
         },
         from: configString(config.sendgridFrom, "SendGrid From"),
         verificationKey: configString(config.sendgridVerificationKey, "SendGrid verification key"),
+        timestampToleranceSec: num(config.sendgridTolerance, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, 0, 86400),
       });
       const api: TwilioConfigApi = {
         get accountSid() {
