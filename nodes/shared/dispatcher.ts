@@ -17,8 +17,10 @@
  *   mount rules: case-insensitive, a slash after the mount folded, absolute-form targets reduced to their
  *   path), marks it parsed so no other body parser touches it, and starts the one bounded read of its body.
  * - Bodies are read once, raw (signatures need the exact bytes), capped before anything is parsed (413 above
- *   256 KB by default, served path or not), within a deadline (408 and the socket closed after 30 s), so a
- *   stalled body costs one socket and at most the cap in memory.
+ *   256 KB by default, served path or not), within a deadline (408 and the socket closed after 10 s), so a
+ *   stalled body costs one socket and at most the cap in memory. Before a 413 the rest of the body is read
+ *   and dropped for at most 5 s (so the sender reads the answer instead of a connection reset); a body still
+ *   arriving after that gets the 413 and the connection closed.
  * - Every refusal is a fixed short text: 400 malformed path (bad `%` escape), body or header; 404 nothing
  *   serves the path; 405 method; 408 body too slow; 413 body too large; 415 content coding, media type or
  *   charset the endpoint does not take; 503 endpoint restarting. A handler that throws gets 500 "Internal
@@ -35,8 +37,10 @@ import type { HttpApp } from "./types";
 export const ENDPOINT_PREFIX = "/mlc";
 /** Default body cap, bytes. */
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
-/** Default time for a whole request body to arrive, ms (Twilio gives up after 15 s). */
-export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+/** Default time for a whole request body to arrive, ms (Twilio's own request timeout is 15 s). */
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
+/** After a 413, how long the rest of an oversized body is read and discarded before the socket is closed, ms. */
+const LINGER_MS = 5_000;
 /** Without runtime events: how long a released path answers 503 before it is treated as gone, ms. */
 const RELEASE_GRACE_MS = 60_000;
 
@@ -269,6 +273,28 @@ function reply(res: ServerResponse, r: InboundResponse, close = false): void {
 }
 
 /**
+ * Read and drop the rest of the request body for at most LINGER_MS, then answer (closing the connection
+ * when the body still had not ended). Answering and closing while the sender is still writing makes its TCP
+ * stack reset the connection, and it may never read the answer.
+ */
+function replyAndLinger(req: IncomingMessage, res: ServerResponse, r: InboundResponse): void {
+  if (req.complete || req.readableEnded) return reply(res, r);
+  let done = false;
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    reply(res, r, !req.complete);
+  };
+  const timer = setTimeout(finish, LINGER_MS);
+  timer.unref?.();
+  req.once("end", finish);
+  req.once("close", finish);
+  req.on("error", () => undefined);
+  req.resume();
+}
+
+/**
  * Logs at most one line per `intervalMs` (ms) per key, with the count of lines suppressed since the last
  * one: refused requests anyone can send must not flood the log.
  * @param write receives the text (e.g. node.warn)
@@ -387,7 +413,7 @@ class Dispatcher {
     const first = this.routeOf(target.sub);
     const read = await readBody(req, first?.opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, first?.opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS, res);
     if (read.kind === "aborted") return void res.destroy();
-    if (read.kind === "tooLarge") return reply(res, refusal(413), true);
+    if (read.kind === "tooLarge") return replyAndLinger(req, res, refusal(413));
     if (read.kind === "timeout") return reply(res, refusal(408), true);
     if (read.kind === "consumed") return reply(res, refusal(400));
     const path = decodeSubPath(target.sub);
@@ -437,14 +463,26 @@ interface MountableApp {
   _router?: { stack: { handle: unknown }[] };
 }
 
-/** Paths Express would not route to the dispatcher but whose body parsing would still fail loudly ("//mlc/…"). */
+/**
+ * The target of a request the capture claims: what Express routes to the dispatcher, and targets that aim at
+ * the prefix but that Express routes elsewhere: repeated slashes ("//mlc/…") and an escape right after the
+ * prefix ("/mlc%2F…", "/mlc%zz"). Those are claimed only so that no body parser reads (and chokes on) their
+ * bodies; Express then answers them 404.
+ */
 function claimable(d: Dispatcher, url: string): ResolvedTarget | undefined {
   const mount = d.nodeMount();
   const direct = resolveTarget(url, mount);
   if (direct) return direct;
-  const q = url.search(/[?#]/);
-  const folded = (q === -1 ? url : url.slice(0, q)).replace(/\/{2,}/g, "/");
-  return folded.startsWith("/") ? resolveTarget(folded + (q === -1 ? "" : url.slice(q)), mount) : undefined;
+  let pathname: string | null | undefined;
+  try {
+    pathname = parseurl({ url } as IncomingMessage)?.pathname;
+  } catch {
+    return undefined;
+  }
+  if (typeof pathname !== "string") return undefined;
+  const below = stripMount(pathname.replace(/\/{2,}/g, "/"), mount);
+  if (below === undefined || !/^\/mlc(?=$|[/%])/i.test(below)) return undefined;
+  return { sub: `/${below.slice(ENDPOINT_PREFIX.length).replace(/^\/+/, "")}`, originalPath: below, rawQuery: "" };
 }
 
 /**

@@ -107,7 +107,8 @@ export class NodeRed {
     const redJs = process.env.MLC_NODE_RED || require.resolve("node-red/red.js", { paths: [REPO_ROOT] });
     const nodeBin = process.env.MLC_NODE_BIN || process.execPath;
     this.child = spawn(nodeBin, [redJs, "--userDir", this.opts.userDir, "--settings", settings, "--port", String(this.port)], {
-      env: { ...process.env, ...(this.opts.env ?? {}), NODE_ENV: "production" },
+      // NODE_ENV production unless the test asks otherwise (Node-RED's own default is development).
+      env: { ...process.env, NODE_ENV: "production", ...(this.opts.env ?? {}) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const onData = (buf: Buffer): void => {
@@ -134,6 +135,18 @@ export class NodeRed {
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new Error(`Node-RED did not start in ${timeoutMs} ms:\n${this.log.slice(-30).join("\n")}`);
+  }
+
+  /** Resident set size of the Node-RED process, bytes (Linux /proc; 0 when unknown). */
+  rssBytes(): number {
+    const pid = this.child?.pid;
+    if (!pid) return 0;
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+      return m ? Number(m[1]) * 1024 : 0;
+    } catch {
+      return 0;
+    }
   }
 
   /** Stop with SIGINT (clean shutdown: close handlers run, context is flushed). */

@@ -51,6 +51,8 @@ export interface StackOptions {
   twilio?: TwilioSimOptions;
   /** More flow nodes deployed together with the examples (test probes, the demo's audit viewer). */
   extraFlows?: FlowNode[];
+  /** More environment for the Node-RED process (e.g. NODE_ENV "development", Node-RED's own default). */
+  extraEnv?: Record<string, string>;
   onLog?: (line: string) => void;
 }
 
@@ -107,7 +109,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   sendgrid.eventWebhookUrl = `http://127.0.0.1:${port}/mlc/twilio/events/sendgrid`;
   if (opts.install === "pack") installInto(opts.userDir, packRepo(path.join(opts.userDir, "..", "pack")));
   else linkInto(opts.userDir);
-  const nodeRed = new NodeRed({ userDir: opts.userDir, port, env, onLog: opts.onLog });
+  const nodeRed = new NodeRed({ userDir: opts.userDir, port, env: { ...env, ...(opts.extraEnv ?? {}) }, onLog: opts.onLog });
   await nodeRed.start();
   await nodeRed.deploy([...withCredentialRefs(loadExamples(...(opts.families ?? ["acumatica"]))), ...(opts.extraFlows ?? [])]);
   return {
