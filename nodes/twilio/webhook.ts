@@ -93,7 +93,7 @@ export function checkTwilioWebhook(RED: RedAPI, node: RedNode, configId: unknown
   if (!params) return { ok: false, forged: false, response: { status: 400, body: "Bad request" } }; // more than MAX_FORM_PARAMS
   const signature = String(req.headers["x-twilio-signature"] ?? "");
   if (!validateTwilioWebhook({ authToken: token, signature, url, contentType: req.contentType, rawBody: req.body, params })) {
-    logRefusal(node, "forged", t(RED, "mlc-twilio-status.warn.forged", undefined, "Refused a request with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
+    logRefusal(node, "forged", t(RED, "mlc-twilio-status.warn.forged", undefined, "Refused a Twilio webhook with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
     return { ok: false, forged: true, response: { status: 403, body: "Forbidden" } };
   }
   if (!json) return { ok: true, fields: params };

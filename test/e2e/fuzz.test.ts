@@ -295,7 +295,7 @@ describe("end to end: hostile requests against every /mlc endpoint of the shippe
     const traces = log.filter((l) => /^\s+at .+:\d+:\d+\)?$/.test(l) || looksLikeStackTrace(l));
     assert.deepEqual(traces.slice(0, 10), [], "no stack trace in Node-RED's log");
     const warnOrError = log.filter((l) => /\[(warn|error)\]/.test(l));
-    process.stdout.write(`      Node-RED log during the run: ${log.length} lines, ${warnOrError.length} warn/error\n`);
+    process.stdout.write(`      Node-RED log during the run: ${log.length} lines, ${warnOrError.length} warn/error\n${warnOrError.slice(0, 8).map((l) => `        ${l.slice(0, 150)}\n`).join("")}`);
     assert.ok(warnOrError.length <= 50, `refused requests flooded the log:\n${warnOrError.slice(0, 10).join("\n")}`);
 
     assert.deepEqual(await ledger(), before, "no state changed: no SMS, call, Verify, e-mail, Acumatica write or audit record");
@@ -304,6 +304,10 @@ describe("end to end: hostile requests against every /mlc endpoint of the shippe
 
   it("afterwards a valid push still texts its approver and a signed status callback still reaches the audit trail", async function () {
     const sms0 = stack.twilio.messages.length;
+    // The push endpoint takes JSON only: the right secret with another media type is 415, and nothing is sent.
+    const notJson = await fetch(`${stack.nodeRed.url}/mlc/acumatica/bills`, { method: "POST", headers: { "Content-Type": "text/plain", "X-Notify-Secret": stack.pushSecret }, body: "Id=1" });
+    assert.equal(notJson.status, 415);
+    assert.equal(await notJson.text(), "Unsupported media type");
     const bill = stack.acumatica.get("Bill", ["Bill", "000123"]) as Record<string, unknown>;
     assert.deepEqual(await stack.pushBills([billRow(bill, "Contoso Freight LLC", "EP00000001")], 1), [200]);
     const m = await waitFor(() => stack.twilio.messages[sms0], 15000, "SMS after the fuzz");
