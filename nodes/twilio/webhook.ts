@@ -8,8 +8,9 @@
  * Twilio: https://www.twilio.com/docs/usage/webhooks/webhooks-security ; twilio.md §5
  */
 import { parseForm, validateTwilioWebhook, MAX_FORM_PARAMS } from "../lib/twilio/signature";
-import { rateLimitedLog, InboundRequest, InboundResponse } from "../shared/dispatcher";
-import { Status, reportError, t } from "../shared/node";
+import type { InboundRequest, InboundResponse } from "../shared/dispatcher";
+import { t } from "../shared/node";
+import { logRefusal, notServed } from "../shared/refusals";
 import type { RedAPI, RedNode } from "../shared/types";
 import { twilioConfig } from "./config";
 
@@ -17,43 +18,6 @@ import { twilioConfig } from "./config";
 export type WebhookFields = Record<string, string | string[]>;
 
 export type WebhookCheck = { ok: true; fields: WebhookFields } | { ok: false; response: InboundResponse; forged: boolean };
-
-interface NodeEdgeState {
-  log: (key: string, text: string) => void;
-  reported: Set<string>;
-}
-const edgeStates = new WeakMap<RedNode, NodeEdgeState>();
-
-function edgeState(node: RedNode): NodeEdgeState {
-  let s = edgeStates.get(node);
-  if (!s) {
-    s = { log: rateLimitedLog((text) => node.warn(text)), reported: new Set() };
-    edgeStates.set(node, s);
-  }
-  return s;
-}
-
-/**
- * Log a refused request for `node` (at most one line a minute per `key`, with the count suppressed since):
- * anyone can send forged requests, the log must not be theirs to flood.
- */
-export function logRefusal(node: RedNode, key: string, text: string): void {
-  edgeState(node).log(key, text);
-}
-
-/**
- * An endpoint of `node` cannot work with its configuration: report `err` to Catch and the node's status the
- * first time (per node and `key`), answer 404 as for a path nothing serves.
- */
-export function notServed(RED: RedAPI, node: RedNode, key: string, err: unknown, extra: Record<string, unknown>): InboundResponse {
-  const s = edgeState(node);
-  if (!s.reported.has(key)) {
-    s.reported.add(key);
-    reportError(RED, node, err, extra);
-    node.status(Status.warn(t(RED, "mlc-twilio-status.status.notServed", undefined, "endpoint not configured")));
-  }
-  return { status: 404, body: "Not found" };
-}
 
 /**
  * The fields of a JSON webhook body: a JSON object whose values are strings (or arrays of strings).
@@ -106,4 +70,4 @@ export function one(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-export { MAX_FORM_PARAMS };
+export { MAX_FORM_PARAMS, logRefusal, notServed };
