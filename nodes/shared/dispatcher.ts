@@ -119,7 +119,8 @@ function escapeRegExp(s: string): string {
 
 /**
  * Remove a mount path from `path` as Express 4 does for `app.use(mount, …)` (path-to-regexp 0.1,
- * `end: false`, case-insensitive, non-strict: `^<mount>\/?(?=\/|$)`; "/" matches everything).
+ * `end: false`, case-insensitive, non-strict: `^<mount>\/?(?=\/|$)`; "/" matches everything). The mount is
+ * taken literally (an httpNodeRoot using path-to-regexp syntax such as `:name` or `*` is not supported).
  * @returns the rest, starting with "/", or undefined when the mount does not match
  */
 export function stripMount(path: string, mount: string): string | undefined {

@@ -239,7 +239,7 @@ describe("shared/dispatcher: answers on a real server (red.js layout)", () => {
 
   it("bodies over the cap get 413 whether the path is served or not (declared and streamed); a stalled body gets 408 and its socket closed", async () => {
     r = await rig("/");
-    registerEndpoint(r.node, "/a", "n1", echo(r), { bodyTimeoutMs: 300 });
+    registerEndpoint(r.node, "/a", "n1", echo(r), { bodyTimeoutMs: 1000 });
     r.events.emit("flows:started");
     const big = Buffer.alloc(5 * 1024 * 1024, 0x61);
     for (const t of ["/mlc/a", "/mlc/nowhere"]) {
