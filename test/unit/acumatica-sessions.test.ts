@@ -10,6 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { AcumaticaClient, AcumaticaClientOptions, AuthCooldownError, AuthState } from "../../nodes/lib/acumatica/client";
+import { PollWindow } from "../../nodes/lib/acumatica/events";
 import { TokenFile } from "../../nodes/lib/auth/token-file";
 import { AuthError, ErpError, ValidationError } from "../../nodes/lib/errors";
 import { deriveJobId, encodeParts } from "../../nodes/lib/ids";
@@ -169,6 +170,19 @@ describe("acumatica sessions and edges (issue 6)", function () {
       const logins = sim.stats.logins;
       await assert.rejects(c.list("Vendor"), (e: unknown) => e instanceof ErpError && e.code === "client_closed");
       assert.equal(sim.stats.logins, logins);
+    });
+  });
+
+  describe("poll upper bound", () => {
+    it("filterFor adds LastModifiedDateTime le <poll start> to the window and the user filter", () => {
+      const w = new PollWindow({ overlapMs: 60_000, userFilter: "Status eq 'Open'" });
+      const s = PollWindow.initial("2025-03-10T14:22:31.117Z");
+      assert.equal(
+        w.filterFor(s, undefined, "2025-03-10T15:00:00Z"),
+        "(LastModifiedDateTime gt datetimeoffset'2025-03-10T14:21:31.117+00:00' and LastModifiedDateTime le datetimeoffset'2025-03-10T15:00:00.000+00:00') and (Status eq 'Open')",
+      );
+      assert.equal(new PollWindow().filterFor(PollWindow.initial(), 0, Date.parse("2025-03-10T15:00:00Z")), "LastModifiedDateTime le datetimeoffset'2025-03-10T15:00:00.000+00:00'");
+      assert.throws(() => w.filterFor(s, undefined, "not a time"), ValidationError);
     });
   });
 

@@ -696,7 +696,8 @@ export class AcumaticaClient {
    *   refreshed first when a refresh token exists. When the server confirmed the sign-out, `onSignedOut` is awaited
    *   (the persisted refresh token is useless now); when it did not, the persisted token is kept so that the next
    *   start can still reuse the grant.
-   * Waits for a sign-in in progress (within the bound) before signing out. After close every call throws ErpError
+   * Waits for a sign-in in progress (within the bound) before signing out; a sign-in still unanswered at the deadline
+   * is abandoned (its session, if the server opened one, is left to expire). After close every call throws ErpError
    * `client_closed`, and nothing signs in again.
    */
   close(): Promise<void> {

@@ -362,6 +362,8 @@ export class PollWindow {
    * of it (it is read by the next poll), so a change committed behind the paging cursor cannot be overtaken by a
    * later change that moves the watermark past it (which, with a poll longer than the overlap, lost it for good).
    * Rows leaving the result while it is paged are caught by the client's anchored paging (client.ts `listAll`).
+   * `until` comes from Node-RED's clock: if it runs behind Acumatica's, changes are read later by the skew; if it runs
+   * ahead, the bound excludes less (never more) than intended.
    * @param overlapMs overlap for this poll, ms (default: the window's)
    * @param until upper bound: ISO 8601 with offset or ms since the epoch (normally the poll's start time)
    * @throws ValidationError when `until` is not a valid time
