@@ -86,7 +86,10 @@ export function registerAcumaticaConfig(RED: RedAPI): void {
         warnedPersist = true;
         node.warn(text);
       };
+      let built = false;
+      let tokenFile: TokenFile | undefined;
       const owned = new OwnedClient(node, () => {
+        built = true;
         const hooks: ClientHooks = {
           onAuthState: (s: AuthState) => {
             if (s.blocked) {
@@ -106,6 +109,7 @@ export function registerAcumaticaConfig(RED: RedAPI): void {
             warnPersist(`The Acumatica refresh token is kept in memory only (${file.reason}): after a crash the next start opens a new session`);
           } else {
             const tokens: TokenFile = file;
+            tokenFile = tokens;
             hooks.refreshToken = tokens.read();
             hooks.onTokens = async ({ refreshToken }) => {
               try {
@@ -118,6 +122,24 @@ export function registerAcumaticaConfig(RED: RedAPI): void {
           }
         }
         return buildClient(config, node.credentials, hooks);
+      }, async (removed) => {
+        if (!removed) return; // redeployed or stopped: a saved token is reused by the next start
+        if (!built && config.authMode !== "cookie") {
+          // deleted before it was used since a crash: end the grant the saved token still holds (else it keeps a
+          // licensed API user until the refresh token expires), within the client's close bound
+          const file = tokenFileFor(RED, node, "acumatica", connectionIdentity(config, node.credentials));
+          const saved = "reason" in file ? undefined : file.read();
+          if (saved && !("reason" in file)) {
+            tokenFile = file;
+            try {
+              await buildClient(config, node.credentials, { refreshToken: saved }).close();
+            } catch {
+              // bad configuration: nothing can be signed out
+            }
+          }
+        }
+        // a deleted config node's token can never be reused: drop it even if the sign-out failed
+        await tokenFile?.clear();
       });
       (node as AcumaticaConfigNode).mlc = {
         client: () => owned.get(),

@@ -10,6 +10,9 @@ import os from "node:os";
 import path from "node:path";
 import type { TestFlowNode, TestNode } from "node-red-node-test-helper";
 import { Testbed, settle, until, Msg } from "../harness/red-testbed";
+import { AcumaticaClient } from "../../nodes/lib/acumatica/client";
+import { TokenFile } from "../../nodes/lib/auth/token-file";
+import { encodeParts } from "../../nodes/lib/ids";
 import { AcumaticaSim } from "../sims/acumatica";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -124,5 +127,19 @@ describe("acumatica sessions in Node-RED (issue 6)", function () {
     } finally {
       sim.beforeList = undefined;
     }
+  });
+
+  // Last in this file: after a deploy that drops the config node the runtime keeps its credentials encrypted with
+  // this file's credentialSecret, and later helper.load calls here would no longer see the plain test credentials.
+  it("a config node deleted after a crash, before any use, signs out the grant its saved token holds", async () => {
+    // what a crashed process left behind: a live grant and its saved (rotated) refresh token
+    const tokens = new TokenFile({ dir: path.join(userDir, ".mlc-tokens"), name: "acumatica-cfg", secret: "node-test-secret", binding: encodeParts(["acumatica", sim.url, CREDS.clientId, CREDS.username]) });
+    const crashed = new AcumaticaClient({ instanceUrl: sim.url, tenant: "AcmeProd", auth: { mode: "oauth", ...CREDS }, onTokens: ({ refreshToken }) => tokens.write(refreshToken) });
+    await crashed.list("Vendor", { top: 1 });
+    assert.equal(sim.stats.activeSessions, 1);
+    await bed.load(fetchFlow());
+    await bed.redeploy([TAB, { id: "out", type: "helper", z: "t1" }]); // the connection is deleted
+    assert.deepEqual({ logins: sim.stats.logins, active: sim.stats.activeSessions }, { logins: 1, active: 0 });
+    assert.equal(tokens.read(), undefined);
   });
 });
