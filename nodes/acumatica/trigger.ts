@@ -5,7 +5,7 @@
  *   constant time; missing/wrong → 401 with no side effect); a notification is journaled by (Query, Id)
  *   so the at-least-once redeliveries are answered 200 and dropped; Inserted/Deleted rows become
  *   created/updated/deleted events. Optionally a catch-up poll runs too.
- * - poll mode: lists an entity with `LastModifiedDateTime gt <watermark − overlap>` (+ the user's
+ * - poll mode: lists an entity with `LastModifiedDateTime gt <watermark − overlap>` and `le <poll start>` (+ the user's
  *   `$filter`), pages with $top/$skip, emits only events not seen before (tie-breaking on equal
  *   timestamps) and stores the watermark in the context store, so a restart neither misses nor repeats.
  * Vendor: MYOB-IDG IS__con_Push_Notification_Format, IntegrationDev_RESTExample_Parameter_filter.
@@ -127,7 +127,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
         }
         let result: ReturnType<typeof pushToEvents>;
         try {
-          result = pushToEvents(body, { tenant: acumaticaConfig(RED, config.acumatica).tenant, keyFields: keyFields.length ? keyFields : undefined, modifiedField, entity: entity || undefined });
+          result = pushToEvents(body, { tenant: acumaticaConfig(RED, config.acumatica, node).tenant, keyFields: keyFields.length ? keyFields : undefined, modifiedField, entity: entity || undefined });
         } catch (err) {
           reportError(RED, node, err, { topic: "acumatica/push", endpoint });
           return { status: 400, body: "Bad request" };
@@ -144,7 +144,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
       };
 
       const pollOnce = async (): Promise<void> => {
-        const acu = acumaticaConfig(RED, config.acumatica);
+        const acu = acumaticaConfig(RED, config.acumatica, node);
         if (!entity) throw new ValidationError("Poll mode needs an entity (e.g. Bill)", { code: "bad_config" });
         let state = (await backend.get(POLL_STATE_KEY)) as PollState | undefined;
         if (!state || typeof state.watermark !== "string") {
@@ -155,7 +155,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
           await backend.set(POLL_STATE_KEY, state);
         }
         node.status(Status.busy(t(RED, "mlc-acumatica-trigger.status.polling", undefined, "polling")));
-        const filter = pollWindow.filterFor(state);
+        const filter = pollWindow.filterFor(state, undefined, Date.now()); // bounded above: paging cannot skip rows
         const events: ErpEventMsg[] = [];
         for await (const record of acu.client().listAll(entity, { filter, select: config.select || undefined, expand: config.expand || undefined }, pageSize)) {
           try {

@@ -163,6 +163,17 @@ export class NodeRed {
     });
   }
 
+  /** Crash: SIGKILL (no close handlers, no context flush), resolved once the process is gone. */
+  async kill(): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill("SIGKILL");
+    });
+    this.log.push("---- killed (SIGKILL) ----");
+  }
+
   async restart(): Promise<void> {
     await this.stop();
     this.log.push("---- restart ----");

@@ -32,6 +32,12 @@ export const DEFAULT_ENDPOINT_VERSION = "24.200.001";
 export const DEFAULT_OAUTH_SCOPE = "api offline_access";
 /** How long before the access token's expiry it is refreshed, ms (reference §8: ~60 s). */
 export const DEFAULT_REFRESH_SKEW_MS = 60_000;
+/** How long a refused sign-in is remembered before signing in again, ms (5 min). */
+export const DEFAULT_AUTH_COOLDOWN_MS = 300_000;
+/** Upper bound of {@link AcumaticaClient.close}, ms: below Node-RED's 15 s close timeout. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+/** How many times {@link AcumaticaClient.listAll} restarts a listing whose rows moved between pages. */
+export const LIST_ALL_MAX_PASSES = 5;
 
 /**
  * Key fields per entity of the Default endpoint, in URL key order (`GET /Bill/{Type}/{ReferenceNbr}`), from the
@@ -91,14 +97,65 @@ export interface AcumaticaClientOptions {
   /** Transport options (timeouts in ms, pool size, retry policy). */
   http?: HttpClientOptions;
   /**
-   * Called synchronously with every refresh token the server returns (password grant and each refresh), before
-   * the new access token is used, so the owner can persist it. Exceptions thrown by the callback are ignored.
+   * Called with every refresh token the server returns (password grant and each refresh) and awaited before the new
+   * access token is used, so the owner can persist it durably first (reference §8.3: the server rotates refresh
+   * tokens; an unsaved one is lost with the process). Errors thrown or rejected by the callback are ignored.
    */
-  onTokens?: (t: { refreshToken: string }) => void;
+  onTokens?: (t: { refreshToken: string }) => unknown;
+  /**
+   * Called (and awaited, within the close bound) after {@link AcumaticaClient.close} ended the grant or session on
+   * the server: a persisted refresh token is now useless and can be forgotten. Not called when the sign-out failed, so
+   * a persisted token can still reuse the grant after a restart. Errors are ignored.
+   */
+  onSignedOut?: () => void | Promise<void>;
+  /**
+   * A refresh token saved by an earlier process (see `onTokens`): the first sign-in tries the refresh grant with it,
+   * reusing that grant's server session, and falls back to the password grant when it is refused (`invalid_grant`).
+   */
+  refreshToken?: string;
+  /**
+   * How long a refused sign-in (AuthError: wrong password, client or scope; ErpError `api_login_limit`) is remembered,
+   * ms; default 300000. Meanwhile every call fails at once with {@link AuthCooldownError} instead of signing in again
+   * (each attempt counts towards the tenant's lockout threshold and the licence). 0 disables.
+   */
+  authCooldownMs?: number;
+  /** Called when a refused sign-in starts a cool-down (`blocked: true`) and when a later sign-in succeeds (`blocked: false`). */
+  onAuthState?: (s: AuthState) => void;
+  /** Upper bound of {@link AcumaticaClient.close} (sign-out included), ms; default 10000 (Node-RED allows 15 s). */
+  closeTimeoutMs?: number;
   /** Refresh the access token this long before it expires, ms; default 60000 (capped at half the token lifetime). */
   refreshSkewMs?: number;
   /** Clock in ms since the epoch (tests); default `Date.now`. */
   now?: () => number;
+}
+
+/** Sign-in state reported through `onAuthState`. */
+export interface AuthState {
+  /** True while sign-in is paused after a refusal. */
+  blocked: boolean;
+  /** Until when, ms since the epoch (blocked only). */
+  until?: number;
+  /** The refusal (blocked only); its message holds no secret. */
+  error?: MlcError;
+}
+
+/**
+ * Thrown by every call while sign-in is paused after a refusal ({@link AcumaticaClientOptions.authCooldownMs}).
+ * `code` is the refusal's code (`auth_failed`, `api_login_limit`), `until` the end of the pause (ms since the epoch),
+ * `cause` the refusal itself.
+ */
+export class AuthCooldownError extends MlcError {
+  readonly until: number;
+  constructor(refusal: MlcError, until: number) {
+    super(`${refusal.message} — not signing in again until ${new Date(until).toISOString()} (sign-in paused after a refusal, so a wrong password cannot lock the user out)`, {
+      code: refusal.code,
+      status: refusal.status,
+      vendorCode: refusal.vendorCode,
+      retryable: false,
+      cause: refusal,
+    });
+    this.until = until;
+  }
 }
 
 /** Query options shared by reads and writes (reference §4). Lists may be given as arrays or comma-separated text. */
@@ -283,6 +340,21 @@ function keyText(v: unknown): string | undefined {
   return undefined;
 }
 
+/** What identifies a row of a listing: its session `id` GUID, else the whole row (canonical JSON). */
+function rowIdentity(r: PlainRecord): string {
+  if (typeof r.id === "string" && r.id) return `id:${r.id}`;
+  const canon = (v: unknown): string =>
+    Array.isArray(v)
+      ? `[${v.map(canon).join(",")}]`
+      : isObj(v)
+        ? `{${Object.keys(v)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${canon(v[k])}`)
+            .join(",")}}`
+        : (JSON.stringify(v) ?? "null");
+  return `row:${canon(r)}`;
+}
+
 /** Record key `Type/ReferenceNbr` (or `id`) of a plain record, when it has one; used as `recordId` in errors. */
 export function recordKeyOf(entity: string, record: PlainRecord | undefined): string | undefined {
   if (!record) return undefined;
@@ -332,7 +404,11 @@ export class AcumaticaClient {
 
   private readonly auth: AcumaticaAuth;
   private readonly http: HttpClient;
-  private readonly onTokens?: (t: { refreshToken: string }) => void;
+  private readonly onTokens?: (t: { refreshToken: string }) => unknown;
+  private readonly onSignedOut?: () => void | Promise<void>;
+  private readonly onAuthState?: (s: AuthState) => void;
+  private readonly authCooldownMs: number;
+  private readonly closeTimeoutMs: number;
   private readonly refreshSkewMs: number;
   private readonly now: () => number;
   private readonly entityBase: string;
@@ -351,6 +427,8 @@ export class AcumaticaClient {
   private renewing?: Promise<void>;
   private closed = false;
   private closing?: Promise<void>;
+  /** A refused sign-in and until when it stands (ms since the epoch). */
+  private refusal?: { error: MlcError; until: number };
 
   /**
    * @throws ValidationError when the instance URL does not parse (http/https only), the endpoint name/version are
@@ -399,6 +477,11 @@ export class AcumaticaClient {
 
     this.entityBase = `${this.instanceUrl}/entity/${encodeURIComponent(this.endpointName)}/${this.endpointVersion}`;
     this.onTokens = opts.onTokens;
+    this.onSignedOut = opts.onSignedOut;
+    this.onAuthState = opts.onAuthState;
+    this.authCooldownMs = opts.authCooldownMs ?? DEFAULT_AUTH_COOLDOWN_MS;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    if (this.auth.mode === "oauth" && typeof opts.refreshToken === "string" && opts.refreshToken) this.refreshToken = opts.refreshToken;
     this.refreshSkewMs = opts.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS;
     this.now = opts.now ?? Date.now;
     this.http = new HttpClient(opts.http);
@@ -433,24 +516,57 @@ export class AcumaticaClient {
   }
 
   /**
-   * Every record matching `opts`, page by page (`$top = pageSize`, `$skip` advancing) until a page comes back
-   * shorter than asked (there is no next link; reference §4). Records are yielded one at a time.
-   * Ordering across pages is not guaranteed by Acumatica: incremental reads must dedupe (see events.ts PollWindow).
+   * Every record matching `opts`, page by page (`$top`/`$skip`; there is no next link, reference §4) until a page
+   * comes back shorter than asked. Records are yielded one at a time.
+   *
+   * Rows that move between pages are caught: every page after the first re-reads the last row of the page before
+   * (`$skip` one lower, `$top` one higher) and checks that it is still there. When records leave or join the result
+   * while it is being paged (a record modified past the filter's upper bound, a late commit), that row is elsewhere
+   * and the listing starts again from the first page, so no row is skipped; records already yielded (same `id` and
+   * `LastModifiedDateTime`) are not yielded again. After {@link LIST_ALL_MAX_PASSES} passes that all moved, it gives up.
+   * Ordering across pages is not documented by Acumatica: incremental reads still dedupe (see events.ts PollWindow).
    * @param opts `top` caps the total number of records, `skip` is the starting offset
-   * @param pageSize rows per request, 1…10000 (default 100)
-   * @throws as {@link list}
+   * @param pageSize new rows per request, 1…10000 (default 100)
+   * @throws as {@link list}; ErpError `unstable_paging` (retryable) when the rows kept moving in every pass
    */
   async *listAll(entity: string, opts: ListOptions = {}, pageSize = 100): AsyncGenerator<PlainRecord, void, undefined> {
     if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000) throw new ValidationError(`pageSize must be an integer 1…10000, got ${String(pageSize)}`);
-    let skip = nonNegInt("skip", opts.skip) ?? 0;
-    let remaining = nonNegInt("top", opts.top) ?? Number.POSITIVE_INFINITY;
-    while (remaining > 0) {
-      const top = Math.min(pageSize, remaining);
-      const page = await this.list(entity, { ...opts, top, skip });
-      for (const r of page) yield r;
-      skip += page.length;
-      remaining -= page.length;
-      if (page.length < top) return;
+    const start = nonNegInt("skip", opts.skip) ?? 0;
+    const cap = nonNegInt("top", opts.top) ?? Number.POSITIVE_INFINITY;
+    const yielded = new Set<string>();
+    let count = 0;
+    for (let pass = 1; ; pass++) {
+      let skip = start;
+      let anchor: string | undefined;
+      let moved = false;
+      while (count < cap) {
+        const overlap = anchor === undefined ? 0 : 1;
+        const want = Math.min(pageSize, cap - count);
+        const page = await this.list(entity, { ...opts, top: want + overlap, skip: skip - overlap });
+        if (overlap && (page.length === 0 || rowIdentity(page[0]) !== anchor)) {
+          moved = true;
+          break;
+        }
+        const rows = overlap ? page.slice(1) : page;
+        for (const r of rows) {
+          const key = `${rowIdentity(r)}|${keyText(r.LastModifiedDateTime) ?? ""}`;
+          if (yielded.has(key)) continue;
+          yielded.add(key);
+          yield r;
+          count++;
+          if (count >= cap) return;
+        }
+        skip += rows.length;
+        if (rows.length < want) return;
+        anchor = rowIdentity(page[page.length - 1]);
+      }
+      if (!moved) return;
+      if (pass >= LIST_ALL_MAX_PASSES) {
+        throw new ErpError(`Acumatica ${entity} rows kept moving between pages in ${pass} passes (records changing while they are listed); try again later`, {
+          code: "unstable_paging",
+          retryable: true,
+        });
+      }
     }
   }
 
@@ -550,6 +666,12 @@ export class AcumaticaClient {
     return { ok: true, endpoint: this.endpointName, version: this.endpointVersion };
   }
 
+  /** The current sign-in pause after a refusal, if any: `{ blocked: true, until, error }`, else `{ blocked: false }`. */
+  authState(): AuthState {
+    const r = this.refusal;
+    return r && this.now() < r.until ? { blocked: true, until: r.until, error: r.error } : { blocked: false };
+  }
+
   /** Diagnostic snapshot (no secret values). */
   sessionInfo(): AcumaticaSessionInfo {
     const info: AcumaticaSessionInfo = {
@@ -564,31 +686,47 @@ export class AcumaticaClient {
   }
 
   /**
-   * Sign out and close the connection pool. Idempotent; never throws.
+   * Sign out and close the connection pool. Idempotent; never throws; resolves within `closeTimeoutMs` (default
+   * 10 s, below Node-RED's 15 s close timeout): at the deadline the sign-out requests are aborted.
    * - cookie mode: `POST /entity/auth/logout` whenever a session (or any session cookie) is held
    *   (MYOB-IDG `IntegrationDev_RESTExample_Basic_Logout.html`: leaked sessions count against the licence and cannot
    *   be force-closed).
    * - OAuth: when a grant is held, `POST /entity/auth/logout` with the Bearer token ends the server session
    *   (MYOB-IDG `OAuthOIDC_GettingStarted_SignOut.html`: the licence counts API users); an expired access token is
-   *   refreshed first when a refresh token exists. Tokens are then dropped (a persisted refresh token is no longer
-   *   useful after sign-out; the next client signs in with the password grant).
-   * Waits for a sign-in in progress before signing out. After close every call throws ErpError `client_closed`.
+   *   refreshed first when a refresh token exists. When the server confirmed the sign-out, `onSignedOut` is awaited
+   *   (the persisted refresh token is useless now); when it did not, the persisted token is kept so that the next
+   *   start can still reuse the grant.
+   * Waits for a sign-in in progress (within the bound) before signing out; a sign-in still unanswered at the deadline
+   * is abandoned (its session, if the server opened one, is left to expire). After close every call throws ErpError
+   * `client_closed`, and nothing signs in again.
    */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
     this.closing = (async () => {
+      const abort = new AbortController();
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          abort.abort();
+          resolve();
+        }, this.closeTimeoutMs);
+      });
       try {
-        if (this.renewing) await this.renewing.catch(() => undefined);
-        await this.signOut();
-      } catch {
-        // sign-out is best effort; the pool is closed regardless
+        const work = (async () => {
+          if (this.renewing) await Promise.race([this.renewing.catch(() => undefined), expired]);
+          if (abort.signal.aborted) return;
+          if (await this.signOut(abort.signal)) await Promise.resolve().then(() => this.onSignedOut?.());
+        })().catch(() => undefined); // sign-out is best effort; the pool is closed regardless
+        await Promise.race([work, expired]);
       } finally {
         this.accessToken = undefined;
         this.refreshToken = undefined;
         this.jar.clear();
         this.signedIn = false;
-        await this.http.close().catch(() => undefined);
+        // the pool waits for busy sockets; never longer than the bound
+        await Promise.race([this.http.close().catch(() => undefined), expired]);
+        clearTimeout(timer);
       }
     })();
     return this.closing;
@@ -653,6 +791,8 @@ export class AcumaticaClient {
     if (this.renewing) return this.renewing;
     if (this.generation !== seenGen && this.authValid()) return Promise.resolve();
     if (this.closed) return Promise.reject(new ErpError("Acumatica client is closed (its config node was stopped or redeployed)", { code: "client_closed" }));
+    const refusal = this.refusal;
+    if (refusal && this.now() < refusal.until) return Promise.reject(new AuthCooldownError(refusal.error, refusal.until));
     // current credentials are known bad (401) or about to expire: nobody may use them any more
     this.accessToken = undefined;
     this.signedIn = false;
@@ -661,12 +801,32 @@ export class AcumaticaClient {
         if (this.auth.mode === "oauth") await this.oauthRenew(this.auth);
         else await this.cookieLogin(this.auth);
         this.generation++;
+        if (this.refusal) {
+          this.refusal = undefined;
+          this.reportAuthState({ blocked: false });
+        }
+      } catch (err) {
+        // a refused sign-in is not repeated per call: each attempt counts towards lockout and the licence
+        if (this.authCooldownMs > 0 && !this.closed && (err instanceof AuthError || (err instanceof ErpError && err.code === "api_login_limit"))) {
+          const until = this.now() + this.authCooldownMs;
+          this.refusal = { error: err, until };
+          this.reportAuthState({ blocked: true, until, error: err });
+        }
+        throw err;
       } finally {
         this.renewing = undefined;
       }
     })();
     this.renewing = p;
     return p;
+  }
+
+  private reportAuthState(s: AuthState): void {
+    try {
+      this.onAuthState?.(s);
+    } catch {
+      // the owner's display must not break sign-in
+    }
   }
 
   // ------------------------------------------------------------------------------------------------------------ OAuth
@@ -686,7 +846,7 @@ export class AcumaticaClient {
   }
 
   /** `POST /identity/connect/token` (form body, never logged). Stores the tokens or throws a typed error. */
-  private async tokenRequest(auth: AcumaticaOAuthAuth, form: Record<string, string>): Promise<void> {
+  private async tokenRequest(auth: AcumaticaOAuthAuth, form: Record<string, string>, signal?: AbortSignal): Promise<void> {
     const grant = form.grant_type;
     const body = new URLSearchParams({ ...form, client_id: auth.clientId, client_secret: auth.clientSecret }).toString();
     const res = await this.http.request({
@@ -695,6 +855,7 @@ export class AcumaticaClient {
       headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
       body,
       idempotent: false,
+      signal,
     });
     const parsed = parseJson(res.body);
     if (res.status === 200 && isObj(parsed) && typeof parsed.access_token === "string" && parsed.access_token) {
@@ -703,11 +864,11 @@ export class AcumaticaClient {
       if (typeof parsed.refresh_token === "string" && parsed.refresh_token) {
         // always keep the newest refresh token (rotation ⚠️ unverified; the official client overwrites it too)
         this.refreshToken = parsed.refresh_token;
-        try {
-          this.onTokens?.({ refreshToken: parsed.refresh_token });
-        } catch {
-          // persisting is the owner's concern; never let it break sign-in
-        }
+        // persisted before the new access token is used; a failure to persist is the owner's to report
+        const refreshToken = parsed.refresh_token;
+        await Promise.resolve()
+          .then(() => this.onTokens?.({ refreshToken }))
+          .catch(() => undefined);
       }
       const now = this.now();
       this.accessToken = parsed.access_token;
@@ -831,30 +992,34 @@ export class AcumaticaClient {
     }
   }
 
-  private async signOut(): Promise<void> {
+  /** Ends the session or grant on the server; true when the server confirmed it (2xx). */
+  private async signOut(signal: AbortSignal): Promise<boolean> {
     if (this.auth.mode === "cookie") {
-      if (!this.signedIn && this.jar.size === 0) return;
-      await this.http.request({
+      if (!this.signedIn && this.jar.size === 0) return false;
+      const res = await this.http.request({
         method: "POST",
         url: `${this.instanceUrl}/entity/auth/logout`,
         headers: { Accept: "application/json", Cookie: this.cookieHeader() },
         idempotent: true,
-        timeoutMs: 10_000,
+        timeoutMs: this.closeTimeoutMs,
+        signal,
       });
-      return;
+      return res.status >= 200 && res.status < 300;
     }
-    if (!this.accessToken && !this.refreshToken) return;
+    if (!this.accessToken && !this.refreshToken) return false;
     if (!this.accessToken || this.now() >= this.expiresAt) {
-      if (!this.refreshToken) return;
-      await this.tokenRequest(this.auth, { grant_type: "refresh_token", refresh_token: this.refreshToken });
+      if (!this.refreshToken) return false;
+      await this.tokenRequest(this.auth, { grant_type: "refresh_token", refresh_token: this.refreshToken }, signal);
     }
-    await this.http.request({
+    const res = await this.http.request({
       method: "POST",
       url: `${this.instanceUrl}/entity/auth/logout`,
       headers: { Accept: "application/json", Authorization: `Bearer ${this.accessToken}` },
       idempotent: true,
-      timeoutMs: 10_000,
+      timeoutMs: this.closeTimeoutMs,
+      signal,
     });
+    return res.status >= 200 && res.status < 300;
   }
 
   // ------------------------------------------------------------------------------------------------------- errors

@@ -353,18 +353,38 @@ export class PollWindow {
 
   /**
    * The `$filter` text for the next poll: `LastModifiedDateTime gt datetimeoffset'<watermark − overlapMs>'`
-   * (with overlap 0: `ge datetimeoffset'<watermark>'`, so records sharing the watermark instant are re-read),
-   * ANDed with the user filter as `(<time condition>) and (<user filter>)`. Empty watermark → only the user filter
-   * (or ""). Unencoded: pass it as `list(…, { filter })`, which URL-encodes it.
+   * (with overlap 0: `ge datetimeoffset'<watermark>'`, so records sharing the watermark instant are re-read), bounded
+   * above by `LastModifiedDateTime le datetimeoffset'<until>'` when `until` is given, ANDed with the user filter as
+   * `(<time condition>) and (<user filter>)`. Empty watermark → only the upper bound and the user filter (or "").
+   * Unencoded: pass it as `list(…, { filter })`, which URL-encodes it.
+   *
+   * Pass the poll's start time as `until`: a record modified while the poll pages through the result then stays out
+   * of it (it is read by the next poll), so a change committed behind the paging cursor cannot be overtaken by a
+   * later change that moves the watermark past it (which, with a poll longer than the overlap, lost it for good).
+   * Rows leaving the result while it is paged are caught by the client's anchored paging (client.ts `listAll`).
+   * `until` comes from Node-RED's clock: if it runs behind Acumatica's, changes are read later by the skew; if it runs
+   * ahead, the bound excludes less (never more) than intended.
    * @param overlapMs overlap for this poll, ms (default: the window's)
+   * @param until upper bound: ISO 8601 with offset or ms since the epoch (normally the poll's start time)
+   * @throws ValidationError when `until` is not a valid time
    */
-  filterFor(state: PollState, overlapMs: number = this.overlapMs): string {
+  filterFor(state: PollState, overlapMs: number = this.overlapMs, until?: string | number): string {
     const wm = state?.watermark ? instant(state.watermark) : Number.NaN;
-    if (Number.isNaN(wm)) return this.userFilter ?? "";
-    const cond =
-      overlapMs > 0
-        ? `${this.modifiedField} gt ${datetimeOffsetLiteral(new Date(wm - overlapMs).toISOString())}`
-        : `${this.modifiedField} ge ${datetimeOffsetLiteral(new Date(wm).toISOString())}`;
+    const conds: string[] = [];
+    if (!Number.isNaN(wm)) {
+      conds.push(
+        overlapMs > 0
+          ? `${this.modifiedField} gt ${datetimeOffsetLiteral(new Date(wm - overlapMs).toISOString())}`
+          : `${this.modifiedField} ge ${datetimeOffsetLiteral(new Date(wm).toISOString())}`,
+      );
+    }
+    if (until !== undefined) {
+      const u = typeof until === "number" ? until : instant(until);
+      if (!Number.isFinite(u)) throw new ValidationError(`Poll upper bound is not a valid time: ${String(until)}`);
+      conds.push(`${this.modifiedField} le ${datetimeOffsetLiteral(new Date(u).toISOString())}`);
+    }
+    const cond = conds.join(" and ");
+    if (!cond) return this.userFilter ?? "";
     return this.userFilter ? `(${cond}) and (${this.userFilter})` : cond;
   }
 
