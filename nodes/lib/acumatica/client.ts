@@ -22,10 +22,19 @@
 import { AuthError, ErpError, HttpError, MlcError, RateLimitedError, ValidationError } from "../errors";
 import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse } from "../http";
 import { parseRetryAfter } from "../retry";
+import { OAuthGrant, PasswordGrantSource } from "../auth/oauth";
+import { AuthManager } from "../auth/renewal";
+import { CookieSessionSource } from "../auth/session";
+import { AuthSource, AuthState } from "../auth/source";
 import { PlainRecord, unwrapValues, wrapValues } from "./values";
 
 /** Default web-service endpoint name (Web Service Endpoints, SM207060). */
 export const DEFAULT_ENDPOINT_NAME = "Default";
+/** The error every call throws once the client is closed. */
+function closedError(): ErpError {
+  return new ErpError("Acumatica client is closed (its config node was stopped or redeployed)", { code: "client_closed" });
+}
+
 /** Default endpoint version pinned in every URL. */
 export const DEFAULT_ENDPOINT_VERSION = "24.200.001";
 /** Default OAuth scope: `api` for the REST API, `offline_access` for a refresh token (one server session per grant). */
@@ -129,34 +138,10 @@ export interface AcumaticaClientOptions {
   now?: () => number;
 }
 
-/** Sign-in state reported through `onAuthState`. */
-export interface AuthState {
-  /** True while sign-in is paused after a refusal. */
-  blocked: boolean;
-  /** Until when, ms since the epoch (blocked only). */
-  until?: number;
-  /** The refusal (blocked only); its message holds no secret. */
-  error?: MlcError;
-}
-
-/**
- * Thrown by every call while sign-in is paused after a refusal ({@link AcumaticaClientOptions.authCooldownMs}).
- * `code` is the refusal's code (`auth_failed`, `api_login_limit`), `until` the end of the pause (ms since the epoch),
- * `cause` the refusal itself.
- */
-export class AuthCooldownError extends MlcError {
-  readonly until: number;
-  constructor(refusal: MlcError, until: number) {
-    super(`${refusal.message} — not signing in again until ${new Date(until).toISOString()} (sign-in paused after a refusal, so a wrong password cannot lock the user out)`, {
-      code: refusal.code,
-      status: refusal.status,
-      vendorCode: refusal.vendorCode,
-      retryable: false,
-      cause: refusal,
-    });
-    this.until = until;
-  }
-}
+/** Sign-in state reported through `onAuthState` (nodes/lib/auth/source.ts). */
+export type { AuthState } from "../auth/source";
+/** Thrown by every call while sign-in is paused after a refusal (nodes/lib/auth/source.ts). */
+export { AuthCooldownError } from "../auth/source";
 
 /** Query options shared by reads and writes (reference §4). Lists may be given as arrays or comma-separated text. */
 export interface QueryShapeOptions {
@@ -404,31 +389,16 @@ export class AcumaticaClient {
 
   private readonly auth: AcumaticaAuth;
   private readonly http: HttpClient;
-  private readonly onTokens?: (t: { refreshToken: string }) => unknown;
   private readonly onSignedOut?: () => void | Promise<void>;
-  private readonly onAuthState?: (s: AuthState) => void;
-  private readonly authCooldownMs: number;
   private readonly closeTimeoutMs: number;
-  private readonly refreshSkewMs: number;
   private readonly now: () => number;
   private readonly entityBase: string;
-
-  // OAuth state
-  private accessToken?: string;
-  private refreshAt = 0;
-  private expiresAt = 0;
-  private refreshToken?: string;
-  // cookie state
-  private readonly jar = new Map<string, string>();
-  private signedIn = false;
-  // shared
-  /** Incremented after each successful sign-in / refresh; lets a 401 tell whether someone already renewed. */
-  private generation = 0;
-  private renewing?: Promise<void>;
+  /** Single-flight renewal over the OAuth grant or the cookie session (nodes/lib/auth). */
+  private readonly authMgr: AuthManager;
+  private readonly oauth?: PasswordGrantSource;
+  private readonly session?: CookieSessionSource;
   private closed = false;
   private closing?: Promise<void>;
-  /** A refused sign-in and until when it stands (ms since the epoch). */
-  private refusal?: { error: MlcError; until: number };
 
   /**
    * @throws ValidationError when the instance URL does not parse (http/https only), the endpoint name/version are
@@ -476,15 +446,19 @@ export class AcumaticaClient {
     }
 
     this.entityBase = `${this.instanceUrl}/entity/${encodeURIComponent(this.endpointName)}/${this.endpointVersion}`;
-    this.onTokens = opts.onTokens;
     this.onSignedOut = opts.onSignedOut;
-    this.onAuthState = opts.onAuthState;
-    this.authCooldownMs = opts.authCooldownMs ?? DEFAULT_AUTH_COOLDOWN_MS;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    if (this.auth.mode === "oauth" && typeof opts.refreshToken === "string" && opts.refreshToken) this.refreshToken = opts.refreshToken;
-    this.refreshSkewMs = opts.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS;
     this.now = opts.now ?? Date.now;
     this.http = new HttpClient(opts.http);
+    if (this.auth.mode === "oauth") this.oauth = this.oauthSource(this.auth, opts);
+    else this.session = this.cookieSource(this.auth);
+    this.authMgr = new AuthManager((this.oauth ?? this.session) as AuthSource, {
+      cooldownMs: opts.authCooldownMs ?? DEFAULT_AUTH_COOLDOWN_MS,
+      isRefusal: (err) => err instanceof AuthError || (err instanceof ErpError && err.code === "api_login_limit"),
+      onState: opts.onAuthState,
+      closedError: closedError,
+      now: this.now,
+    });
   }
 
   // ------------------------------------------------------------------------------------------------------------- reads
@@ -668,20 +642,19 @@ export class AcumaticaClient {
 
   /** The current sign-in pause after a refusal, if any: `{ blocked: true, until, error }`, else `{ blocked: false }`. */
   authState(): AuthState {
-    const r = this.refusal;
-    return r && this.now() < r.until ? { blocked: true, until: r.until, error: r.error } : { blocked: false };
+    return this.authMgr.state();
   }
 
   /** Diagnostic snapshot (no secret values). */
   sessionInfo(): AcumaticaSessionInfo {
     const info: AcumaticaSessionInfo = {
       mode: this.auth.mode,
-      signedIn: this.auth.mode === "oauth" ? this.accessToken !== undefined : this.signedIn,
-      cookieNames: [...this.jar.keys()],
-      hasRefreshToken: this.refreshToken !== undefined,
+      signedIn: this.oauth ? this.oauth.hasAccessToken : (this.session?.isSignedIn ?? false),
+      cookieNames: this.session ? this.session.jar.names() : [],
+      hasRefreshToken: this.oauth?.hasRefreshToken ?? false,
       closed: this.closed,
     };
-    if (this.accessToken) info.accessTokenExpiresAt = this.expiresAt;
+    if (this.oauth?.hasAccessToken) info.accessTokenExpiresAt = this.oauth.expiresAt;
     return info;
   }
 
@@ -703,6 +676,7 @@ export class AcumaticaClient {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
+    this.authMgr.close();
     this.closing = (async () => {
       const abort = new AbortController();
       let timer: NodeJS.Timeout | undefined;
@@ -714,16 +688,14 @@ export class AcumaticaClient {
       });
       try {
         const work = (async () => {
-          if (this.renewing) await Promise.race([this.renewing.catch(() => undefined), expired]);
+          const pending = this.authMgr.pending;
+          if (pending) await Promise.race([pending.catch(() => undefined), expired]);
           if (abort.signal.aborted) return;
           if (await this.signOut(abort.signal)) await Promise.resolve().then(() => this.onSignedOut?.());
         })().catch(() => undefined); // sign-out is best effort; the pool is closed regardless
         await Promise.race([work, expired]);
       } finally {
-        this.accessToken = undefined;
-        this.refreshToken = undefined;
-        this.jar.clear();
-        this.signedIn = false;
+        this.authMgr.source.clear();
         // the pool waits for busy sockets; never longer than the bound
         await Promise.race([this.http.close().catch(() => undefined), expired]);
         clearTimeout(timer);
@@ -735,151 +707,49 @@ export class AcumaticaClient {
   // ------------------------------------------------------------------------------------------------ request plumbing
 
   private checkEntity(entity: string): void {
-    if (this.closed) throw new ErpError("Acumatica client is closed (its config node was stopped or redeployed)", { code: "client_closed" });
+    if (this.closed) throw closedError();
     if (typeof entity !== "string" || !ENTITY_RE.test(entity)) throw new ValidationError(`Not a valid Acumatica entity name: ${JSON.stringify(entity)}`);
   }
 
-  private authHeaders(): Record<string, string> {
-    if (this.auth.mode === "oauth") return this.accessToken ? { Authorization: `Bearer ${this.accessToken}` } : {};
-    return this.jar.size ? { Cookie: this.cookieHeader() } : {};
-  }
-
-  private cookieHeader(): string {
-    return [...this.jar].map(([k, v]) => `${k}=${v}`).join("; ");
-  }
-
   private async send(spec: CallSpec): Promise<HttpResponse> {
-    const headers: Record<string, string> = { Accept: "application/json", ...(spec.headers ?? {}), ...this.authHeaders() };
+    const headers: Record<string, string> = { Accept: "application/json", ...(spec.headers ?? {}), ...this.authMgr.headers(spec.url) };
     if (spec.body !== undefined) headers["Content-Type"] = "application/json";
     const res = await this.http.request({ method: spec.method, url: spec.url, headers, body: spec.body, idempotent: spec.idempotent });
-    if (this.auth.mode === "cookie") this.absorbCookies(res);
+    this.session?.absorb(spec.url, res);
     return res;
   }
 
-  /** Authenticated call: sign in if needed, send, and on 401 renew once and replay once. */
+  /** Authenticated call: sign in if needed, send, and on 401 renew once and replay once (nodes/lib/auth/renewal.ts). */
   private async call(spec: CallSpec, ctx: FailContext): Promise<HttpResponse> {
-    const gen = await this.ensureAuth();
-    const first = await this.send(spec);
-    if (first.status !== 401) return first;
-    if (this.closed) return first;
-    await this.renew(gen);
-    const second = await this.send(spec);
-    if (second.status === 401) {
-      // the caller maps it; make the message say a renewal was already tried
-      ctx.op = `${ctx.op} (after signing in again)`;
-    }
-    return second;
-  }
-
-  private authValid(): boolean {
-    if (this.auth.mode === "oauth") return this.accessToken !== undefined && this.now() < this.refreshAt;
-    return this.signedIn;
-  }
-
-  /** Ensure a usable token/session; returns the generation it belongs to. */
-  private async ensureAuth(): Promise<number> {
-    if (this.renewing) await this.renewing;
-    if (!this.authValid()) await this.renew(this.generation);
-    return this.generation;
-  }
-
-  /**
-   * Single-flight renewal. `seenGen` is the generation the caller used: if a renewal finished since, the caller
-   * just replays with the new credentials; if one is running, the caller awaits it; otherwise this call starts it.
-   */
-  private renew(seenGen: number): Promise<void> {
-    if (this.renewing) return this.renewing;
-    if (this.generation !== seenGen && this.authValid()) return Promise.resolve();
-    if (this.closed) return Promise.reject(new ErpError("Acumatica client is closed (its config node was stopped or redeployed)", { code: "client_closed" }));
-    const refusal = this.refusal;
-    if (refusal && this.now() < refusal.until) return Promise.reject(new AuthCooldownError(refusal.error, refusal.until));
-    // current credentials are known bad (401) or about to expire: nobody may use them any more
-    this.accessToken = undefined;
-    this.signedIn = false;
-    const p = (async () => {
-      try {
-        if (this.auth.mode === "oauth") await this.oauthRenew(this.auth);
-        else await this.cookieLogin(this.auth);
-        this.generation++;
-        if (this.refusal) {
-          this.refusal = undefined;
-          this.reportAuthState({ blocked: false });
-        }
-      } catch (err) {
-        // a refused sign-in is not repeated per call: each attempt counts towards lockout and the licence
-        if (this.authCooldownMs > 0 && !this.closed && (err instanceof AuthError || (err instanceof ErpError && err.code === "api_login_limit"))) {
-          const until = this.now() + this.authCooldownMs;
-          this.refusal = { error: err, until };
-          this.reportAuthState({ blocked: true, until, error: err });
-        }
-        throw err;
-      } finally {
-        this.renewing = undefined;
-      }
-    })();
-    this.renewing = p;
-    return p;
-  }
-
-  private reportAuthState(s: AuthState): void {
-    try {
-      this.onAuthState?.(s);
-    } catch {
-      // the owner's display must not break sign-in
-    }
+    const { res, replayed } = await this.authMgr.call(() => this.send(spec));
+    // the caller maps a second 401; make the message say a renewal was already tried
+    if (replayed && res.status === 401) ctx.op = `${ctx.op} (after signing in again)`;
+    return res;
   }
 
   // ------------------------------------------------------------------------------------------------------------ OAuth
 
-  private async oauthRenew(auth: AcumaticaOAuthAuth): Promise<void> {
-    if (this.refreshToken) {
-      try {
-        await this.tokenRequest(auth, { grant_type: "refresh_token", refresh_token: this.refreshToken });
-        return;
-      } catch (err) {
-        // an expired / revoked / already rotated refresh token: start a new grant with the password
-        if (!(err instanceof AuthError && err.vendorCode === "invalid_grant")) throw err;
-        this.refreshToken = undefined;
-      }
-    }
-    await this.tokenRequest(auth, { grant_type: "password", username: auth.username, password: auth.password, scope: auth.scope ?? DEFAULT_OAUTH_SCOPE });
-  }
-
-  /** `POST /identity/connect/token` (form body, never logged). Stores the tokens or throws a typed error. */
-  private async tokenRequest(auth: AcumaticaOAuthAuth, form: Record<string, string>, signal?: AbortSignal): Promise<void> {
-    const grant = form.grant_type;
-    const body = new URLSearchParams({ ...form, client_id: auth.clientId, client_secret: auth.clientSecret }).toString();
-    const res = await this.http.request({
-      method: "POST",
-      url: `${this.instanceUrl}/identity/connect/token`,
-      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
-      body,
-      idempotent: false,
-      signal,
+  /** The password + refresh grant on `POST {instance}/identity/connect/token` (MYOB-IDG `OAuthOIDC_*`). */
+  private oauthSource(auth: AcumaticaOAuthAuth, opts: AcumaticaClientOptions): PasswordGrantSource {
+    const onTokens = opts.onTokens;
+    return new PasswordGrantSource({
+      http: this.http,
+      tokenUrl: `${this.instanceUrl}/identity/connect/token`,
+      clientId: auth.clientId,
+      clientSecret: auth.clientSecret,
+      username: auth.username,
+      password: auth.password,
+      scope: auth.scope ?? DEFAULT_OAUTH_SCOPE,
+      refreshToken: typeof opts.refreshToken === "string" && opts.refreshToken ? opts.refreshToken : undefined,
+      // persisted before the new access token is used; a failure to persist is the owner's to report
+      onRefreshToken: onTokens ? (refreshToken) => onTokens({ refreshToken }) : undefined,
+      refreshSkewMs: opts.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS,
+      mapError: (res, grant) => this.tokenError(res, parseJson(res.body), grant),
+      now: this.now,
     });
-    const parsed = parseJson(res.body);
-    if (res.status === 200 && isObj(parsed) && typeof parsed.access_token === "string" && parsed.access_token) {
-      const ttlSec = typeof parsed.expires_in === "number" && parsed.expires_in > 0 ? parsed.expires_in : 3600;
-      const ttlMs = ttlSec * 1000;
-      if (typeof parsed.refresh_token === "string" && parsed.refresh_token) {
-        // always keep the newest refresh token (rotation ⚠️ unverified; the official client overwrites it too)
-        this.refreshToken = parsed.refresh_token;
-        // persisted before the new access token is used; a failure to persist is the owner's to report
-        const refreshToken = parsed.refresh_token;
-        await Promise.resolve()
-          .then(() => this.onTokens?.({ refreshToken }))
-          .catch(() => undefined);
-      }
-      const now = this.now();
-      this.accessToken = parsed.access_token;
-      this.expiresAt = now + ttlMs;
-      this.refreshAt = now + ttlMs - Math.min(this.refreshSkewMs, ttlMs / 2);
-      return;
-    }
-    throw this.tokenError(res, parsed, grant);
   }
 
-  private tokenError(res: HttpResponse, parsed: unknown, grant: string): MlcError {
+  private tokenError(res: HttpResponse, parsed: unknown, grant: OAuthGrant): MlcError {
     const obj = isObj(parsed) ? parsed : {};
     const error = typeof obj.error === "string" ? obj.error : undefined;
     const description = typeof obj.error_description === "string" && !hasPathLikeText(obj.error_description) ? safeText(obj.error_description, 200) : undefined;
@@ -924,24 +794,28 @@ export class AcumaticaClient {
 
   // ----------------------------------------------------------------------------------------------------------- cookie
 
-  private async cookieLogin(auth: AcumaticaCookieAuth): Promise<void> {
-    this.jar.clear();
+  /** The legacy cookie session `POST /entity/auth/login` … `POST /entity/auth/logout` (MYOB-IDG `…_Basic_Login.html`). */
+  private cookieSource(auth: AcumaticaCookieAuth): CookieSessionSource {
     const payload: Record<string, string> = { name: auth.username, password: auth.password, tenant: this.tenant };
     if (auth.branch) payload.branch = auth.branch;
     if (auth.locale) payload.locale = auth.locale;
-    const res = await this.http.request({
-      method: "POST",
-      url: `${this.instanceUrl}/entity/auth/login`,
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(payload),
-      idempotent: false,
+    const loginUrl = `${this.instanceUrl}/entity/auth/login`;
+    const logoutUrl = `${this.instanceUrl}/entity/auth/logout`;
+    return new CookieSessionSource({
+      loginUrl,
+      login: () =>
+        this.http.request({ method: "POST", url: loginUrl, headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(payload), idempotent: false }),
+      checkLogin: (res) => this.checkCookieLogin(res),
+      logoutUrl,
+      logout: (cookie, signal) =>
+        this.http.request({ method: "POST", url: logoutUrl, headers: { Accept: "application/json", Cookie: cookie }, idempotent: true, timeoutMs: this.closeTimeoutMs, signal }),
+      now: this.now,
     });
-    this.absorbCookies(res);
-    if (res.status === 204 || res.status === 200) {
-      this.signedIn = true;
-      return;
-    }
-    this.jar.clear();
+  }
+
+  /** Throws the typed error of a refused cookie sign-in; returns when the session is open (200/204). */
+  private checkCookieLogin(res: HttpResponse): void {
+    if (res.status === 204 || res.status === 200) return;
     if (/API Login Limit/i.test(res.body)) throw this.loginLimitError(res.status);
     if (/Invalid credentials/i.test(res.body)) {
       throw new AuthError(`Acumatica sign-in refused: invalid credentials (check user name, password and tenant "${this.tenant}")`, { status: res.status, vendorCode: "invalid_credentials" });
@@ -966,62 +840,25 @@ export class AcumaticaClient {
     );
   }
 
-  /** Tiny cookie jar: `Set-Cookie: name=value; …` → stored; an empty value, `Max-Age=0` or a past `Expires` deletes. */
-  private absorbCookies(res: HttpResponse): void {
-    const raw = res.headers["set-cookie"];
-    if (!raw) return;
-    for (const line of Array.isArray(raw) ? raw : [raw]) {
-      const [pair, ...attrs] = line.split(";");
-      const eq = pair.indexOf("=");
-      if (eq <= 0) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      let expired = value === "";
-      for (const a of attrs) {
-        const [k, ...rest] = a.split("=");
-        const key = k.trim().toLowerCase();
-        const v = rest.join("=").trim();
-        if (key === "max-age" && Number(v) <= 0) expired = true;
-        if (key === "expires") {
-          const t = Date.parse(v);
-          if (!Number.isNaN(t) && t <= Date.now()) expired = true;
-        }
-      }
-      if (expired) this.jar.delete(name);
-      else this.jar.set(name, value);
-    }
-  }
-
   /** Ends the session or grant on the server; true when the server confirmed it (2xx). */
   private async signOut(signal: AbortSignal): Promise<boolean> {
-    if (this.auth.mode === "cookie") {
-      if (!this.signedIn && this.jar.size === 0) return false;
-      const res = await this.http.request({
-        method: "POST",
-        url: `${this.instanceUrl}/entity/auth/logout`,
-        headers: { Accept: "application/json", Cookie: this.cookieHeader() },
-        idempotent: true,
-        timeoutMs: this.closeTimeoutMs,
-        signal,
-      });
-      return res.status >= 200 && res.status < 300;
-    }
-    if (!this.accessToken && !this.refreshToken) return false;
-    if (!this.accessToken || this.now() >= this.expiresAt) {
-      if (!this.refreshToken) return false;
-      await this.tokenRequest(this.auth, { grant_type: "refresh_token", refresh_token: this.refreshToken }, signal);
+    if (this.session) return this.session.signOut(signal);
+    const oauth = this.oauth;
+    if (!oauth || (!oauth.hasAccessToken && !oauth.hasRefreshToken)) return false;
+    if (oauth.expired(this.now())) {
+      if (!oauth.hasRefreshToken) return false;
+      await oauth.refresh(signal);
     }
     const res = await this.http.request({
       method: "POST",
       url: `${this.instanceUrl}/entity/auth/logout`,
-      headers: { Accept: "application/json", Authorization: `Bearer ${this.accessToken}` },
+      headers: { Accept: "application/json", ...oauth.headers() },
       idempotent: true,
       timeoutMs: this.closeTimeoutMs,
       signal,
     });
     return res.status >= 200 && res.status < 300;
   }
-
   // ------------------------------------------------------------------------------------------------------- errors
 
   /** Map a non-success answer to a typed error (reference §6). */
