@@ -24,6 +24,7 @@ import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse } from "../http
 import { parseRetryAfter } from "../retry";
 import { OAuthGrant, PasswordGrantSource } from "../auth/oauth";
 import { AuthManager } from "../auth/renewal";
+import { topSkipPages } from "../poll/pages";
 import { CookieSessionSource } from "../auth/session";
 import { AuthSource, AuthState } from "../auth/source";
 import { PlainRecord, unwrapValues, wrapValues } from "./values";
@@ -504,44 +505,19 @@ export class AcumaticaClient {
    * @throws as {@link list}; ErpError `unstable_paging` (retryable) when the rows kept moving in every pass
    */
   async *listAll(entity: string, opts: ListOptions = {}, pageSize = 100): AsyncGenerator<PlainRecord, void, undefined> {
-    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000) throw new ValidationError(`pageSize must be an integer 1…10000, got ${String(pageSize)}`);
-    const start = nonNegInt("skip", opts.skip) ?? 0;
-    const cap = nonNegInt("top", opts.top) ?? Number.POSITIVE_INFINITY;
-    const yielded = new Set<string>();
-    let count = 0;
-    for (let pass = 1; ; pass++) {
-      let skip = start;
-      let anchor: string | undefined;
-      let moved = false;
-      while (count < cap) {
-        const overlap = anchor === undefined ? 0 : 1;
-        const want = Math.min(pageSize, cap - count);
-        const page = await this.list(entity, { ...opts, top: want + overlap, skip: skip - overlap });
-        if (overlap && (page.length === 0 || rowIdentity(page[0]) !== anchor)) {
-          moved = true;
-          break;
-        }
-        const rows = overlap ? page.slice(1) : page;
-        for (const r of rows) {
-          const key = `${rowIdentity(r)}|${keyText(r.LastModifiedDateTime) ?? ""}`;
-          if (yielded.has(key)) continue;
-          yielded.add(key);
-          yield r;
-          count++;
-          if (count >= cap) return;
-        }
-        skip += rows.length;
-        if (rows.length < want) return;
-        anchor = rowIdentity(page[page.length - 1]);
-      }
-      if (!moved) return;
-      if (pass >= LIST_ALL_MAX_PASSES) {
-        throw new ErpError(`Acumatica ${entity} rows kept moving between pages in ${pass} passes (records changing while they are listed); try again later`, {
+    yield* topSkipPages((top, skip) => this.list(entity, { ...opts, top, skip }), {
+      pageSize,
+      skip: nonNegInt("skip", opts.skip),
+      cap: nonNegInt("top", opts.top),
+      identity: rowIdentity,
+      versionKey: (r) => `${rowIdentity(r)}|${keyText(r.LastModifiedDateTime) ?? ""}`,
+      maxPasses: LIST_ALL_MAX_PASSES,
+      unstable: (pass) =>
+        new ErpError(`Acumatica ${entity} rows kept moving between pages in ${pass} passes (records changing while they are listed); try again later`, {
           code: "unstable_paging",
           retryable: true,
-        });
-      }
-    }
+        }),
+    });
   }
 
   /**
