@@ -80,6 +80,7 @@ export interface KitPollOptions {
   emit: (e: ErpEventMsg) => void;
   onError: (err: unknown) => void;
   onSlice?: (r: PollSliceResult) => void;
+  now?: () => number;
 }
 
 /** The family's poll trigger: the generic poller with the family's pieces. */
@@ -98,5 +99,6 @@ export function kitPollTrigger(o: KitPollOptions): Poller {
     deliver: (events) => events.forEach(o.emit),
     onError: o.onError,
     onSlice: o.onSlice,
+    now: o.now,
   });
 }

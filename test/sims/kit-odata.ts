@@ -42,6 +42,8 @@ export class KitSim {
   expiresIn = 3600;
   /** Rows per page unless `$top` says otherwise. */
   pageSize = 2;
+  /** When set, the next list request answers this status (once), e.g. 400. */
+  failNextList?: number;
   private readonly access = new Set<string>();
   private readonly refresh = new Set<string>();
   private readonly server = new SimServer({ name: "KitSim", handler: (req, res) => this.handle(req, res) });
@@ -106,6 +108,12 @@ export class KitSim {
     if (!this.access.has(token)) {
       this.log.push({ kind: "api", accessToken: token, status: 401, filter });
       return writeJson(res, 401, { error: { code: "Unauthorized", message: "The access token is missing or invalid" } }, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
+    }
+    if (this.failNextList) {
+      const status = this.failNextList;
+      this.failNextList = undefined;
+      this.log.push({ kind: "api", accessToken: token, status, filter });
+      return writeJson(res, status, { error: { code: "Injected", message: "Injected failure" } });
     }
     const conds: ((t: number) => boolean)[] = [];
     for (const part of filter ? filter.split(" and ").map((p) => p.replace(/^\((.*)\)$/, "$1")) : []) {

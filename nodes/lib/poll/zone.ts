@@ -47,16 +47,19 @@ export function zoneOffsetMs(ms: number, timeZone: string): number {
   return Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second, w.ms) - ms;
 }
 
+const DAY_MS = 86_400_000;
+
 /**
- * The instant whose wall clock in `timeZone` is `w`. In a gap (spring forward) the later offset applies; in an
- * overlap (fall back) the earlier instant is returned.
+ * The instant whose wall clock in `timeZone` is `w`, disambiguated like Temporal's "compatible": in an overlap (fall
+ * back) the earlier instant; in a gap (spring forward) the wall time is read with the offset before the transition
+ * (02:30 in Amsterdam's 02:00–03:00 gap → 01:30Z, i.e. 03:30 summer time).
  * @throws ValidationError for an unknown time zone
  */
 export function instantOf(w: WallClock, timeZone: string): number {
   const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second, w.ms);
-  const first = asUtc - zoneOffsetMs(asUtc, timeZone);
-  const second = asUtc - zoneOffsetMs(first, timeZone);
-  return Math.min(first, second);
+  const offsets = [zoneOffsetMs(asUtc - DAY_MS, timeZone), zoneOffsetMs(asUtc + DAY_MS, timeZone)];
+  const valid = offsets.map((o) => asUtc - o).filter((c) => zoneOffsetMs(c, timeZone) === asUtc - c);
+  return valid.length ? Math.min(...valid) : asUtc - offsets[0];
 }
 
 /** `n` zero-padded to `width` digits. */
