@@ -80,12 +80,15 @@ export class Poller {
     this.schedule(firstDelayMs);
   }
 
-  /** Stop ticking and wait for a tick in progress (it finishes its current slice and saves). Idempotent. */
+  /**
+   * Stop ticking and wait for a tick in progress (it finishes its current slice and saves). Idempotent; never
+   * rejects (a failing tick is reported through `onError` by the timer, or to the caller of {@link tick}).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.running) await this.running;
+    if (this.running) await this.running.catch(() => undefined);
   }
 
   /**
