@@ -10,9 +10,10 @@
  * - A create first needs a concurrency slot, then its turn in the rate budget; both are checked at the same
  *   instant and the request leaves right then, so the instant counted is the instant the request leaves
  *   (a slot wait can never bunch up requests that were spaced earlier).
- * - Each rate (account, sender) is a sliding window: at most N starts in any window of `windowMs` (+ a
- *   safety margin `marginMs` for the time a request takes to reach Twilio), checked against the log of the
- *   last N actual start instants. This is what makes "no second ever sees more than N starts" exact.
+ * - Each rate (account, sender) is a sliding window: at most N requests reach Twilio in any window of
+ *   `windowMs` (+ a small margin `marginMs`), counting each request at the latest instant it can have reached
+ *   Twilio (see {@link SlidingWindow}), so neither the network nor a stalled event loop can squeeze N + 1
+ *   arrivals into one second.
  * - Inside the window, starts are spread evenly (GCRA, emission interval (window + margin) / N) with a small
  *   burst tolerance `burstMs`, so a late timer is caught up instead of lost, and at high rates one timer
  *   wake-up grants every start that is due (no sub-millisecond setTimeout per request).
@@ -26,6 +27,7 @@
  * Twilio: https://support.twilio.com/hc/en-us/articles/115002943027 (sender throughput);
  * https://www.twilio.com/docs/api/errors/20429 ; WhatsApp: https://www.twilio.com/docs/whatsapp/best-practices-and-faqs
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { MlcError, RateLimitedError } from "../errors";
 
 /** Sender types with their own rate. */
@@ -65,9 +67,8 @@ export interface PacingOptions {
   /** Length of the rate window, ms. Default 1000 (rates are per second). */
   windowMs?: number;
   /**
-   * Safety margin added to every window, ms: the N-th start before this one is at least `windowMs + marginMs`
-   * earlier, so variations in the time a request takes to reach Twilio cannot put N + 1 arrivals into one window.
-   * Costs `marginMs / windowMs` of throughput (1 % by default). Default 10.
+   * Margin added to every window, ms, for clock-rate and header-rounding differences between Twilio and us.
+   * Costs `marginMs / windowMs` of throughput (0.5 % by default). Default 5.
    */
   marginMs?: number;
   /** How far ahead of its even-spacing slot a start may go to catch up a late timer, ms. Default 25. */
@@ -97,6 +98,8 @@ export interface PacingStats {
   queued: number;
   /** Requests (creates and others) in flight now. */
   inFlight: number;
+  /** Requests allowed in flight now (≤ maxConcurrent; lowered after 429s, raised again by successes). */
+  allowed: number;
 }
 
 /** Classify a sender: "MG…" service, "whatsapp:" channel, 5–6 digit short code, +1 8xx toll-free, else long code. */
@@ -121,42 +124,69 @@ export function senderRate(from: string | undefined, rates: SenderRates = {}): n
 }
 
 /**
- * At most `limit` starts in any window of `windowMs + marginMs` (log of the last `limit` start instants), spread
- * evenly by a GCRA with emission interval (windowMs + marginMs) / limit and tolerance `burstMs`.
+ * At most `limit` requests reaching the vendor in any window of `windowMs + marginMs`, however long each takes to
+ * get there; starts spread evenly by a GCRA with emission interval (windowMs + marginMs) / limit and tolerance `burstMs`.
+ *
+ * A request reaches the vendor somewhere between the instant it leaves and the instant its answer comes back (minus the
+ * time the vendor says it spent, Twilio-Request-Duration). The window counts each request at that latest possible
+ * arrival, and a request still in flight as "now" for as long as it is in flight, so no window of the vendor's
+ * arrivals can hold more than `limit`, whatever the network, a cold first connection or a stalled event loop does.
+ * Proof sketch: at every start t, fewer than `limit` earlier requests can have arrived after t − window; a window
+ * holding `limit` + 1 arrivals would contradict this for the one of them that started last.
  */
 export class SlidingWindow {
-  private readonly log: Float64Array;
+  /** Latest-possible arrival instants of settled requests younger than the window, sorted. */
+  private times: number[] = [];
   private head = 0;
-  private count = 0;
+  private open = 0;
   private tat = -Infinity;
   private readonly span: number;
   private readonly interval: number;
 
   constructor(readonly limit: number, windowMs: number, marginMs: number, private readonly burstMs: number) {
-    this.log = new Float64Array(limit);
     this.span = windowMs + marginMs;
     this.interval = this.span / limit;
   }
 
-  /** Earliest instant (ms, same clock as `now`) at or after `now` when one more start is allowed. */
+  /** Earliest instant (ms, same clock as `now`) at or after `now` when one more start is allowed; Infinity = after a settle. */
   nextAt(now: number): number {
+    this.prune(now);
+    const room = this.limit - this.open;
+    if (room <= 0) return Infinity;
     let at = Math.max(now, this.tat - this.burstMs);
-    if (this.count === this.limit) at = Math.max(at, this.log[this.head] + this.span);
+    const size = this.times.length - this.head;
+    // at most room − 1 settled requests may have arrived after at − span
+    if (size >= room) at = Math.max(at, this.times[this.head + size - room] + this.span);
     return at;
   }
 
-  /** Count a start at `t`. */
-  record(t: number): void {
-    this.log[this.head] = t;
-    this.head = (this.head + 1) % this.limit;
-    if (this.count < this.limit) this.count++;
+  /** A request starts at `t` (counted as arriving "now" until it settles). */
+  begin(t: number): void {
+    this.open++;
     this.tat = Math.max(this.tat, t) + this.interval;
   }
 
-  /** True when the window holds no start newer than `now - span` (the limiter can be forgotten). */
+  /** The request started by {@link begin} settled; it reached the vendor at `latestArrival` at the latest. */
+  end(latestArrival: number): void {
+    this.open = Math.max(0, this.open - 1);
+    let i = this.times.length;
+    while (i > this.head && this.times[i - 1] > latestArrival) i--;
+    if (i === this.times.length) this.times.push(latestArrival);
+    else this.times.splice(i, 0, latestArrival);
+  }
+
+  /** True when nothing is in flight or left in the window (the limiter can be forgotten). */
   idle(now: number): boolean {
-    const newest = this.log[(this.head + this.limit - 1) % this.limit];
-    return this.count === 0 || newest + this.span <= now;
+    this.prune(now);
+    return this.open === 0 && this.times.length === this.head && this.tat <= now;
+  }
+
+  private prune(now: number): void {
+    while (this.head < this.times.length && this.times[this.head] <= now - this.span) this.head++;
+    if (this.head > 256 && this.head * 2 > this.times.length) {
+      this.times = this.times.slice(this.head);
+      this.head = 0;
+    }
   }
 }
 
@@ -170,6 +200,10 @@ interface Job {
   since: number;
   /** 429s met so far. */
   rateLimited: number;
+  /** Instant the current attempt started. */
+  startedAt: number;
+  /** Time the vendor said it spent on the current attempt, ms (Twilio-Request-Duration), when it said. */
+  serverMs?: number;
 }
 
 /** A FIFO queue with O(1) push, shift and unshift. */
@@ -232,7 +266,15 @@ export class RateBudget {
   private readonly queues = new Map<string, Fifo<Job>>();
   private readonly pausedUntil = new Map<string, number>();
   private readonly otherWaiters: (() => void)[] = [];
+  /** The create whose `fn` is running (for {@link noteServerTime}). */
+  private readonly context = new AsyncLocalStorage<Job>();
   private inFlight = 0;
+  /**
+   * Requests allowed in flight now (AIMD): halves on a 429 (Twilio's 20429 means too many concurrent requests), at
+   * most once per round of requests, and grows by one per round of successes back to `maxConcurrent`.
+   */
+  private allowed: number;
+  private lastCutAt = -Infinity;
   private waiting = 0;
   private seq = 0;
   private starts = 0;
@@ -245,7 +287,7 @@ export class RateBudget {
   constructor(opts: PacingOptions = {}) {
     const rate = opts.ratePerSec ?? 10;
     this.windowMs = opts.windowMs ?? 1000;
-    this.marginMs = opts.marginMs ?? 10;
+    this.marginMs = opts.marginMs ?? 5;
     this.burstMs = opts.burstMs ?? 25;
     this.maxRequeueMs = opts.maxRequeueMs ?? 600000;
     this.quantumMs = Math.max(0, opts.quantumMs ?? 4);
@@ -254,6 +296,7 @@ export class RateBudget {
     this.random = opts.random ?? Math.random;
     this.senderRates = { ...(opts.senderRates ?? {}) };
     this.maxConcurrent = Math.max(1, Math.floor(opts.maxConcurrent ?? 5));
+    this.allowed = this.maxConcurrent;
     if (rate > 0) this.account = this.window(rate);
   }
 
@@ -272,7 +315,7 @@ export class RateBudget {
 
   /** Counters so far. */
   get stats(): PacingStats {
-    return { starts: this.starts, requeued: this.requeued, queued: this.waiting, inFlight: this.inFlight };
+    return { starts: this.starts, requeued: this.requeued, queued: this.waiting, inFlight: this.inFlight, allowed: this.slots() };
   }
 
   /** The per-sender rate that applies to `sender`, per second (0 = none). */
@@ -292,7 +335,7 @@ export class RateBudget {
     return new Promise<T>((resolve, reject) => {
       let q = this.queues.get(key);
       if (!q) this.queues.set(key, (q = new Fifo<Job>()));
-      q.push({ seq: this.seq++, key, fn, resolve: resolve as (v: unknown) => void, reject, since: this.now(), rateLimited: 0 });
+      q.push({ seq: this.seq++, key, fn, resolve: resolve as (v: unknown) => void, reject, since: this.now(), rateLimited: 0, startedAt: 0 });
       this.waiting++;
       this.pump();
     });
@@ -301,7 +344,7 @@ export class RateBudget {
   /** Run any other request (fetch, list) within the concurrency limit only. Waiting reads go before waiting creates. */
   async other<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw closedError();
-    if (this.inFlight >= this.maxConcurrent) await new Promise<void>((r) => this.otherWaiters.push(r));
+    if (this.inFlight >= this.slots()) await new Promise<void>((r) => this.otherWaiters.push(r));
     else this.inFlight++;
     try {
       return await fn();
@@ -320,8 +363,12 @@ export class RateBudget {
     this.queues.clear();
   }
 
+  private slots(): number {
+    return Math.max(1, Math.floor(this.allowed));
+  }
+
   private release(): void {
-    const next = this.otherWaiters.shift();
+    const next = this.inFlight <= this.slots() ? this.otherWaiters.shift() : undefined;
     if (next) return next(); // the slot passes straight to a waiting read
     this.inFlight--;
     this.pump();
@@ -343,7 +390,7 @@ export class RateBudget {
     this.pumping = true;
     try {
       for (;;) {
-        if (this.inFlight >= this.maxConcurrent || this.waiting === 0) return;
+        if (this.inFlight >= this.slots() || this.waiting === 0) return;
         const now = this.now();
         const accountAt = this.account ? this.account.nextAt(now) : now;
         let best: Job | undefined;
@@ -365,8 +412,10 @@ export class RateBudget {
         }
         this.queues.get(best.key)?.shift();
         this.waiting--;
-        this.account?.record(now);
-        this.limiterFor(best.key)?.record(now);
+        this.account?.begin(now);
+        this.limiterFor(best.key)?.begin(now);
+        best.startedAt = now;
+        best.serverMs = undefined;
         this.inFlight++;
         this.starts++;
         this.run(best);
@@ -387,19 +436,41 @@ export class RateBudget {
     this.pausedUntil.delete(key);
   }
 
+  /**
+   * Called by the transport inside `fn` of {@link create} when the answer carries the time the vendor spent on the
+   * request (Twilio-Request-Duration, in ms): the request reached the vendor at least that long before the answer
+   * came back, which narrows the instant the window counts. No effect outside a create.
+   */
+  noteServerTime(ms: number): void {
+    const job = this.context.getStore();
+    if (job && Number.isFinite(ms) && ms > 0) job.serverMs = ms;
+  }
+
+  /** The create settled: count it in its windows at its latest possible arrival (see {@link SlidingWindow}). */
+  private settle(job: Job): void {
+    const now = this.now();
+    // the header has millisecond resolution: keep 2 ms of it as slack
+    const arrival = Math.max(job.startedAt, now - Math.max(0, (job.serverMs ?? 0) - 2));
+    this.account?.end(arrival);
+    this.senders.get(job.key)?.end(arrival);
+  }
+
   private run(job: Job): void {
     let p: Promise<unknown>;
     try {
-      p = job.fn();
+      p = this.context.run(job, job.fn);
     } catch (err) {
       p = Promise.reject(err);
     }
     p.then(
       (v) => {
+        this.settle(job);
+        this.allowed = Math.min(this.maxConcurrent, this.allowed + 1 / this.allowed);
         this.release();
         job.resolve(v);
       },
       (err: unknown) => {
+        this.settle(job);
         if (err instanceof RateLimitedError && !this.closed && this.now() - job.since < this.maxRequeueMs) {
           this.requeue(job, err);
           this.release();
@@ -417,6 +488,10 @@ export class RateBudget {
       err.retryAfterMs !== undefined && err.retryAfterMs >= 0 ? err.retryAfterMs : Math.floor(this.random() * Math.min(8000, 250 * 2 ** Math.min(job.rateLimited, 10)));
     job.rateLimited++;
     this.requeued++;
+    if (job.startedAt >= this.lastCutAt) {
+      this.allowed = Math.max(1, this.allowed / 2);
+      this.lastCutAt = this.now();
+    }
     const until = this.now() + delay;
     if (until > (this.pausedUntil.get(job.key) ?? -Infinity)) this.pausedUntil.set(job.key, until);
     let q = this.queues.get(job.key);
