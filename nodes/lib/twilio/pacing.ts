@@ -204,6 +204,8 @@ interface Job {
   startedAt: number;
   /** Time the vendor said it spent on the current attempt, ms (Twilio-Request-Duration), when it said. */
   serverMs?: number;
+  /** When the transport had the answer of the current attempt (before the SDK's own processing). */
+  answeredAt?: number;
 }
 
 /** A FIFO queue with O(1) push, shift and unshift. */
@@ -416,6 +418,7 @@ export class RateBudget {
         this.limiterFor(best.key)?.begin(now);
         best.startedAt = now;
         best.serverMs = undefined;
+        best.answeredAt = undefined;
         this.inFlight++;
         this.starts++;
         this.run(best);
@@ -437,20 +440,22 @@ export class RateBudget {
   }
 
   /**
-   * Called by the transport inside `fn` of {@link create} when the answer carries the time the vendor spent on the
-   * request (Twilio-Request-Duration, in ms): the request reached the vendor at least that long before the answer
-   * came back, which narrows the instant the window counts. No effect outside a create.
+   * Called by the transport inside `fn` of {@link create} as soon as the answer is in, with the time the vendor says it
+   * spent on the request (Twilio-Request-Duration, in ms; NaN when absent): the request reached the vendor at least
+   * that long before the answer came back, which narrows the instant the window counts. No effect outside a create.
    */
   noteServerTime(ms: number): void {
     const job = this.context.getStore();
-    if (job && Number.isFinite(ms) && ms > 0) job.serverMs = ms;
+    if (!job) return;
+    job.answeredAt = this.now();
+    if (Number.isFinite(ms) && ms > 0) job.serverMs = ms;
   }
 
   /** The create settled: count it in its windows at its latest possible arrival (see {@link SlidingWindow}). */
   private settle(job: Job): void {
-    const now = this.now();
+    const answered = job.answeredAt ?? this.now();
     // the header has millisecond resolution: keep 2 ms of it as slack
-    const arrival = Math.max(job.startedAt, now - Math.max(0, (job.serverMs ?? 0) - 2));
+    const arrival = Math.max(job.startedAt, answered - Math.max(0, (job.serverMs ?? 0) - 2));
     this.account?.end(arrival);
     this.senders.get(job.key)?.end(arrival);
   }
