@@ -68,7 +68,7 @@ export interface PacingOptions {
   windowMs?: number;
   /**
    * Margin added to every window, ms, for clock-rate and header-rounding differences between Twilio and us.
-   * Costs `marginMs / windowMs` of throughput (0.5 % by default). Default 5.
+   * Costs `marginMs / windowMs` of throughput (0.2 % by default). Default 2.
    */
   marginMs?: number;
   /** How far ahead of its even-spacing slot a start may go to catch up a late timer, ms. Default 25. */
@@ -289,7 +289,7 @@ export class RateBudget {
   constructor(opts: PacingOptions = {}) {
     const rate = opts.ratePerSec ?? 10;
     this.windowMs = opts.windowMs ?? 1000;
-    this.marginMs = opts.marginMs ?? 5;
+    this.marginMs = opts.marginMs ?? 2;
     this.burstMs = opts.burstMs ?? 25;
     this.maxRequeueMs = opts.maxRequeueMs ?? 600000;
     this.quantumMs = Math.max(0, opts.quantumMs ?? 4);
