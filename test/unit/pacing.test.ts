@@ -137,6 +137,27 @@ describe("pacing: RateBudget on a virtual clock", () => {
     });
   }
 
+  it("counts a request until its answer is back, less the time Twilio says it spent (Twilio-Request-Duration)", async () => {
+    for (const serverMs of [undefined, 450]) {
+      const vt = new VirtualTime(() => 0);
+      const budget = budgetOn(vt, { ratePerSec: 1, maxConcurrent: 5, quantumMs: 0 });
+      const starts: number[] = [];
+      let done = 0;
+      for (let i = 0; i < 2; i++) {
+        void budget.create(undefined, async () => {
+          const attempt = budget.currentAttempt(); // what the transport does, synchronously
+          starts.push(vt.now);
+          await vt.sleep(500); // 500 ms until the answer is back
+          budget.noteServerTime(attempt, serverMs ?? NaN);
+        }).then(() => done++);
+      }
+      await vt.runUntil(() => done === 2);
+      // window 1000 + margin 2; without the header the first request may have arrived as late as 500, with it as late as 52
+      assert.equal(starts[1] - starts[0], serverMs === undefined ? 1502 : 1054, `serverMs ${serverMs}`);
+    }
+    assert.equal(new RateBudget().currentAttempt(), undefined, "no attempt outside a create");
+  });
+
   it("takes the slot first, then spaces: slow requests never bunch the starts that follow them", async () => {
     const vt = new VirtualTime();
     const budget = budgetOn(vt, { ratePerSec: 10, maxConcurrent: 2 });

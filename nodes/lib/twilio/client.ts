@@ -152,9 +152,10 @@ export class TwilioClient {
     // the create, so the retry is counted against the account's and the sender's rate like the first attempt.
     const post = method === "POST";
     const isFinal = post ? (r: { status: number; body: string }) => r.status === 429 || isAttemptLimit(r) : isAttemptLimit;
+    const attempt = post ? this.budget.currentAttempt() : undefined; // read synchronously, before the first await
     const res = await this.http.request({ method, url: url.toString(), headers, body, idempotent: !post, isFinal });
     // How long Twilio spent on it tells the budget how late the request can have reached Twilio (see pacing.ts).
-    if (post) this.budget.noteServerTime(Number(res.headers["twilio-request-duration"]) * 1000);
+    this.budget.noteServerTime(attempt, Number(res.headers["twilio-request-duration"]) * 1000);
     if (res.status === 429 && !isAttemptLimit(res)) {
       throw new RateLimitedError(post ? "Twilio rate limit (429), not processed" : "Twilio rate limit (too many concurrent requests); retries exhausted", {
         vendorCode: parseTwilioCode(res.body) ?? 20429,

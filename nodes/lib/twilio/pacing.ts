@@ -27,7 +27,6 @@
  * Twilio: https://support.twilio.com/hc/en-us/articles/115002943027 (sender throughput);
  * https://www.twilio.com/docs/api/errors/20429 ; WhatsApp: https://www.twilio.com/docs/whatsapp/best-practices-and-faqs
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { MlcError, RateLimitedError } from "../errors";
 
 /** Sender types with their own rate. */
@@ -190,6 +189,9 @@ export class SlidingWindow {
   }
 }
 
+/** An opaque handle on one create attempt (see {@link RateBudget.currentAttempt}). */
+export type PacingAttempt = object;
+
 interface Job {
   seq: number;
   key: string;
@@ -268,8 +270,8 @@ export class RateBudget {
   private readonly queues = new Map<string, Fifo<Job>>();
   private readonly pausedUntil = new Map<string, number>();
   private readonly otherWaiters: (() => void)[] = [];
-  /** The create whose `fn` is running (for {@link noteServerTime}). */
-  private readonly context = new AsyncLocalStorage<Job>();
+  /** The create whose `fn` is being called (set only during the synchronous part of the call, see {@link currentAttempt}). */
+  private current?: Job;
   private inFlight = 0;
   /**
    * Requests allowed in flight now (AIMD): halves on a 429 (Twilio's 20429 means too many concurrent requests), at
@@ -440,13 +442,22 @@ export class RateBudget {
   }
 
   /**
-   * Called by the transport inside `fn` of {@link create} as soon as the answer is in, with the time the vendor says it
-   * spent on the request (Twilio-Request-Duration, in ms; NaN when absent): the request reached the vendor at least
-   * that long before the answer came back, which narrows the instant the window counts. No effect outside a create.
+   * The create attempt whose `fn` is being called, for the transport to hand back to {@link noteServerTime}. Only
+   * defined during the synchronous part of `fn` (the twilio SDK reaches the transport synchronously); elsewhere
+   * undefined. An opaque token; no AsyncLocalStorage, so no async_hooks cost for the rest of Node-RED.
    */
-  noteServerTime(ms: number): void {
-    const job = this.context.getStore();
-    if (!job) return;
+  currentAttempt(): PacingAttempt | undefined {
+    return this.current;
+  }
+
+  /**
+   * Called by the transport as soon as the answer of `attempt` is in, with the time the vendor says it spent on the
+   * request (Twilio-Request-Duration, in ms; NaN when absent): the request reached the vendor at least that long before
+   * the answer came back, which narrows the instant the window counts. Without it the settle instant is counted.
+   */
+  noteServerTime(attempt: PacingAttempt | undefined, ms: number): void {
+    const job = attempt as Job | undefined;
+    if (!job || job.answeredAt !== undefined) return;
     job.answeredAt = this.now();
     if (Number.isFinite(ms) && ms > 0) job.serverMs = ms;
   }
@@ -463,9 +474,12 @@ export class RateBudget {
   private run(job: Job): void {
     let p: Promise<unknown>;
     try {
-      p = this.context.run(job, job.fn);
+      this.current = job;
+      p = job.fn();
     } catch (err) {
       p = Promise.reject(err);
+    } finally {
+      this.current = undefined;
     }
     p.then(
       (v) => {
