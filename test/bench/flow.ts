@@ -12,8 +12,9 @@
  * 100 events/s (push sent → create arrived at the simulator); Node-RED RSS over a long pipeline run.
  *
  * Environment:
- * - MLC_BENCH_EVENTS (default 2000): events per throughput run and in the long run. 100,000 events:
- *   `MLC_BENCH_EVENTS=100000 npm run bench` (about 5–10 minutes more on two cores).
+ * - MLC_BENCH_EVENTS (default 2000): events per throughput run, and in the long run unless MLC_BENCH_LONG_EVENTS
+ *   is set. 100,000 events in the long run: `MLC_BENCH_LONG_EVENTS=100000 npm run bench` (at ~300 events/s about
+ *   6 minutes more); `MLC_BENCH_EVENTS=100000` makes the throughput runs that long too.
  * - MLC_BENCH_LATENCY_SECONDS (default 10): length of the 100 events/s latency run.
  * - MLC_BENCH_CONCURRENCY (default 16): requests the driver keeps in flight in the throughput runs.
  * - MLC_BENCH_CONTEXT_STORAGE: see {@link BENCH_CONTEXT_STORAGE}.
@@ -162,6 +163,7 @@ async function latency(d: Driver, sim: TwilioSim, rate: number, seconds: number,
 /** Runs the side-by-side benchmark and prints its figures. */
 export async function flowBench(): Promise<void> {
   const events = Number(process.env.MLC_BENCH_EVENTS) || 2000;
+  const longEvents = Number(process.env.MLC_BENCH_LONG_EVENTS) || events;
   const latencySeconds = Number(process.env.MLC_BENCH_LATENCY_SECONDS) || 10;
   const concurrency = Number(process.env.MLC_BENCH_CONCURRENCY) || 16;
   const twilio = new TwilioSim({ senders: [FROM] });
@@ -203,10 +205,10 @@ export async function flowBench(): Promise<void> {
     process.stdout.write(`  pipeline: p50 ${lp.p50.toFixed(1)} ms, p99 ${lp.p99.toFixed(1)} ms, max ${lp.max.toFixed(1)} ms (${lp.n} events)\n`);
     process.stdout.write(`  core:     p50 ${lc.p50.toFixed(1)} ms, p99 ${lc.p99.toFixed(1)} ms, max ${lc.max.toFixed(1)} ms (${lc.n} events)\n`);
 
-    // long run: RSS of Node-RED while the pipeline takes `events` more events; the simulator's ledger is cleared as it goes
+    // long run: RSS of Node-RED while the pipeline takes `longEvents` more events; the simulator's ledger is cleared as it goes
     const d = pipeline("R");
     const samples: number[] = [rssMb(pid)];
-    const every = Math.max(1, Math.floor(events / 10));
+    const every = Math.max(1, Math.floor(longEvents / 10));
     let created = 0;
     let next = 0;
     const sampler = setInterval(() => {
@@ -218,19 +220,19 @@ export async function flowBench(): Promise<void> {
     try {
       await Promise.all(
         Array.from({ length: concurrency }, async () => {
-          while (next < events) {
+          while (next < longEvents) {
             const i = next++;
             await d.send(i).catch(() => 0);
             if ((i + 1) % every === 0) samples.push(rssMb(pid));
           }
         }),
       );
-      await waitFor(() => created + twilio.messages.length >= events, 600000, "long-run messages");
+      await waitFor(() => created + twilio.messages.length >= longEvents, 600000, "long-run messages");
     } finally {
       clearInterval(sampler);
     }
     samples.push(rssMb(pid));
-    process.stdout.write(`Node-RED RSS over ${events} pipeline events (MB, every ${every}): ${samples.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...samples).toFixed(0)}\n`);
+    process.stdout.write(`Node-RED RSS over ${longEvents} pipeline events (MB, every ${every}): ${samples.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...samples).toFixed(0)}\n`);
   } finally {
     await agent.close();
     await nodeRed.stop();
