@@ -212,7 +212,8 @@ describe("pacing: one budget per Twilio account", function () {
     await withSim({}, async (sim) => {
       await burst(sim, { rate: 10, concurrency: 5, rateLongCode: 0 }, 40);
       const busiest = assertAllSentOnce(sim, 40);
-      assert.equal(busiest, 10, `exactly the budget in the busiest second, saw ${busiest}`);
+      assert.ok(busiest <= 10, `at most 10 creates in any second, saw ${busiest}`);
+      assert.ok(busiest >= 8, `and the budget is used (busiest second ${busiest})`);
     });
   });
 
