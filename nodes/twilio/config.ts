@@ -32,7 +32,7 @@ export interface TwilioConfigProps extends Record<string, unknown> {
   /** Account-wide creates per second (default 10) and concurrent requests (default 5). */
   rate?: string | number;
   concurrency?: string | number;
-  /** Per sender type, creates per second ("" = account rate only). */
+  /** Per sender type, creates per second ("" = Twilio's default for the type, see DEFAULT_SENDER_RATES; 0 = account rate only). */
   rateLongCode?: string | number;
   rateTollFree?: string | number;
   rateShortCode?: string | number;
@@ -102,6 +102,12 @@ function credsFrom(c: Record<string, string | undefined>): TwilioCredentials {
   };
 }
 
+/** A per-sender rate field: "" (or unset) = undefined, Twilio's default for the type; else 0–1000 per second (0 = no per-sender limit). */
+function senderRateProp(v: unknown): number | undefined {
+  const n = num(v, NaN, 0, 1000);
+  return Number.isNaN(n) ? undefined : n;
+}
+
 function buildClient(config: TwilioConfigProps, credentials: Record<string, string | undefined>): TwilioClient {
   const timeout = Number(config.timeout);
   return new TwilioClient({
@@ -114,11 +120,11 @@ function buildClient(config: TwilioConfigProps, credentials: Record<string, stri
       ratePerSec: num(config.rate, 10, 0, 1000),
       maxConcurrent: num(config.concurrency, 5, 1, 100),
       senderRates: {
-        longCode: num(config.rateLongCode, 0, 0, 1000),
-        tollFree: num(config.rateTollFree, 0, 0, 1000),
-        shortCode: num(config.rateShortCode, 0, 0, 1000),
-        messagingService: num(config.rateMessagingService, 0, 0, 1000),
-        whatsapp: num(config.rateWhatsapp, 0, 0, 1000),
+        longCode: senderRateProp(config.rateLongCode),
+        tollFree: senderRateProp(config.rateTollFree),
+        shortCode: senderRateProp(config.rateShortCode),
+        messagingService: senderRateProp(config.rateMessagingService),
+        whatsapp: senderRateProp(config.rateWhatsapp),
       },
     },
   });

@@ -23,6 +23,8 @@ export interface NodeRedOptions {
   env?: Record<string, string>;
   /** Echo Node-RED's log lines to this function. */
   onLog?: (line: string) => void;
+  /** settings.js `contextStorage` as JavaScript source (may `require(...)` a store module); default see writeSettings. */
+  contextStorage?: string;
 }
 
 /** A free TCP port on 127.0.0.1 (bind port 0, read it, release it). */
@@ -38,7 +40,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Write the settings file used by tests and demo: localfilesystem context as default, memory as "memory". */
-export function writeSettings(userDir: string, port: number): string {
+export function writeSettings(userDir: string, port: number, contextStorage?: string): string {
   fs.mkdirSync(userDir, { recursive: true });
   const file = path.join(userDir, "settings.js");
   fs.writeFileSync(
@@ -48,11 +50,11 @@ export function writeSettings(userDir: string, port: number): string {
   uiPort: ${port},
   flowFile: "flows.json",
   credentialSecret: process.env.MLC_CREDENTIAL_SECRET || "ml-connector-local-secret",
-  contextStorage: {
+  contextStorage: ${contextStorage ?? `{
     default: "file",
     file: { module: "localfilesystem", config: { flushInterval: 1 } },
     memory: { module: "memory" }
-  },
+  }`},
   logging: { console: { level: "info", metrics: false, audit: false } },
   editorTheme: { tours: false, projects: { enabled: false } },
   diagnostics: { enabled: false },
@@ -100,10 +102,15 @@ export class NodeRed {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** Process id of the running Node-RED (for CPU and memory readings), undefined when not running. */
+  get pid(): number | undefined {
+    return this.child && this.child.exitCode === null ? this.child.pid : undefined;
+  }
+
   /** Start and wait until the Admin API answers and flows have started. */
   async start(timeoutMs = 60000): Promise<void> {
     if (!this.port) this.port = this.opts.port || (await freePort());
-    const settings = writeSettings(this.opts.userDir, this.port);
+    const settings = writeSettings(this.opts.userDir, this.port, this.opts.contextStorage);
     const redJs = process.env.MLC_NODE_RED || require.resolve("node-red/red.js", { paths: [REPO_ROOT] });
     const nodeBin = process.env.MLC_NODE_BIN || process.execPath;
     this.child = spawn(nodeBin, [redJs, "--userDir", this.opts.userDir, "--settings", settings, "--port", String(this.port)], {

@@ -92,6 +92,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     TWILIO_ACCOUNT_SID: twilio.defaultAccount.accountSid,
     TWILIO_AUTH_TOKEN: twilio.defaultAccount.authToken,
     TWILIO_FROM: "+15005550006",
+    // What Twilio allows the sender per second (the examples' per-sender pacing fields read it); unset, a long code
+    // is paced at Twilio's default 1/s and a burst of reminders would take minutes.
+    TWILIO_SENDER_RATE: "100",
     PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
     APPROVAL_THRESHOLD: "1000",
     CONTROLLER_PHONE: "(415) 555-0199",
