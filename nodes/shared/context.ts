@@ -110,13 +110,13 @@ const warnedStores = new Set<string>();
 /**
  * Say when a node's store can lose acknowledged work (memory, or localfilesystem with its cache):
  * a yellow status on the node, and one log line per store name and process. Call it after the node has
- * set its own start status.
+ * set its own start status ("ready", "watching /bills"), which would hide it.
  * @returns true when the store is lossy (the status was set)
  */
 export function warnIfLossy(RED: RedAPI, node: RedNode, info: StoreInfo | undefined): boolean {
   if (!info?.lossy) return false;
   const memory = info.module === "memory";
-  node.status(Status.warn(memory ? t(RED, "mlc-store.status.memory", undefined, "not durable (memory)") : t(RED, "mlc-store.status.cached", undefined, "not durable (cache)")));
+  node.status(Status.warn(memory ? t(RED, "mlc-store.status.memory", undefined, "memory only") : t(RED, "mlc-store.status.cached", undefined, "not durable (cache)")));
   const label = info.name ?? "default";
   if (!warnedStores.has(label)) {
     warnedStores.add(label);
