@@ -274,32 +274,38 @@ export class StoreEngine {
     });
   }
 
+  /**
+   * Queue the puts/removes of one change. lmdb-js runs them on its write thread and commits every
+   * operation queued in one event turn in one transaction (lmdb-js README, "Batching"), so the row, its
+   * expiry and its index entry are committed together; nothing runs on the main thread meanwhile.
+   */
   private writeJson(scope: string, key: string, json: string | undefined, at: number): Promise<void> {
     const ck = this.ck(scope, key);
+    const k: Key = [scope, key];
+    // The expiry in force: the latest uncommitted write's, else the committed one.
+    const prev = this.overlay.get(ck);
+    const oldAt = prev ? (prev.at > 0 ? prev.at : undefined) : this.exp.get(k);
     const pending: Pending = { json, at };
     this.overlay.set(ck, pending);
-    const newScope = json !== undefined && !this.scopes.has(scope);
-    if (newScope) this.scopes.add(scope);
-    const done = this.root.transaction(() => {
-      const k: Key = [scope, key];
-      const oldAt = this.exp.get(k);
-      if (oldAt !== undefined) this.due.remove([oldAt, scope, key]);
-      if (json === undefined) {
-        this.kv.remove(k);
-        if (oldAt !== undefined) this.exp.remove(k);
-      } else {
-        this.kv.put(k, json);
-        if (at > 0) {
-          this.exp.put(k, at);
-          this.due.put([at, scope, key], 1);
-        } else if (oldAt !== undefined) this.exp.remove(k);
-        if (newScope) this.scopesDb.put(scope, 1);
+    const ops: Promise<unknown>[] = [];
+    if (oldAt !== undefined && oldAt !== at) ops.push(this.due.remove([oldAt, scope, key]));
+    if (json === undefined) {
+      ops.push(this.kv.remove(k));
+      if (oldAt !== undefined) ops.push(this.exp.remove(k));
+    } else {
+      ops.push(this.kv.put(k, json));
+      if (at > 0) {
+        if (oldAt !== at) ops.push(this.exp.put(k, at), this.due.put([at, scope, key], 1));
+      } else if (oldAt !== undefined) ops.push(this.exp.remove(k));
+      if (!this.scopes.has(scope)) {
+        this.scopes.add(scope);
+        ops.push(this.scopesDb.put(scope, 1));
       }
-    });
+    }
     const settle = (): void => {
       if (this.overlay.get(ck) === pending) this.overlay.delete(ck);
     };
-    return Promise.resolve(done).then(
+    return Promise.all(ops).then(
       () => settle(),
       (err: unknown) => {
         settle();

@@ -15,6 +15,8 @@ import { EngineKvStore } from "../../nodes/store/kv";
 import { getPath, parsePath, setPath } from "../../nodes/store/path";
 import { DurableContextStore } from "../../nodes/store/plugin";
 import mlcStore = require("../../nodes/store");
+import { kvStore, resolveStore, warnIfLossy } from "../../nodes/shared/context";
+import type { RedAPI, RedNode } from "../../nodes/shared/types";
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -386,5 +388,78 @@ describe("lib/store BoundedStore on the durable seam", () => {
     assert.equal(await s2.claim("INV-1", 2), false);
     assert.equal(await s2.get("INV-1"), 1);
     await e2.close();
+  });
+});
+
+describe("shared/context: which store a node gets (kvStore, resolveStore, warnIfLossy)", () => {
+  type Status = { fill?: string; text?: string };
+  function fakeNode(): RedNode & { statuses: Status[]; ctx: Map<string, unknown> } {
+    const ctx = new Map<string, unknown>();
+    const scope = {
+      get: (k: string, _s: string | undefined, cb: (e: Error | null, v?: unknown) => void) => setImmediate(() => cb(null, ctx.get(k))),
+      set: (k: string, v: unknown, _s: string | undefined, cb: (e?: Error | null) => void) => setImmediate(() => (v === undefined ? ctx.delete(k) : ctx.set(k, v), cb(null))),
+      keys: (_s: string | undefined, cb: (e: Error | null, k?: string[]) => void) => setImmediate(() => cb(null, [...ctx.keys()])),
+    };
+    const statuses: Status[] = [];
+    return { id: "n1", z: "f1", statuses, ctx, status: (s: Status) => statuses.push(s), context: () => ({ ...scope, flow: scope, global: scope }) } as unknown as RedNode & { statuses: Status[]; ctx: Map<string, unknown> };
+  }
+  function fakeRed(contextStorage: Record<string, unknown> | undefined, userDir?: string): RedAPI & { warnings: string[] } {
+    const warnings: string[] = [];
+    return {
+      settings: { contextStorage, userDir },
+      log: { warn: (m: unknown) => warnings.push(String(m)), info: () => undefined, error: () => undefined, debug: () => undefined },
+      _: (k: string) => k,
+      warnings,
+    } as unknown as RedAPI & { warnings: string[] };
+  }
+
+  it("classifies stores: memory and cached localfilesystem are lossy; ours and cache:false are durable", () => {
+    const red = fakeRed({ default: "lfs", lfs: { module: "localfilesystem" }, nocache: { module: "localfilesystem", config: { cache: false } }, mem: { module: "memory" }, ours: { module: mlcStore }, other: { module: () => undefined } });
+    assert.deepEqual([resolveStore(red, undefined).lossy, resolveStore(red, undefined).module], [true, "localfilesystem"]);
+    assert.deepEqual([resolveStore(red, "nocache").lossy, resolveStore(red, "nocache").durable], [false, true]);
+    assert.deepEqual([resolveStore(red, "mem").lossy, resolveStore(red, "mem").memoryOnly], [true, true]);
+    assert.deepEqual([resolveStore(red, "ours").module, resolveStore(red, "ours").lossy, resolveStore(red, "ours").durable], ["mlc-store", false, true]);
+    assert.deepEqual([resolveStore(red, "other").module, resolveStore(red, "other").lossy, resolveStore(red, "other").durable], ["custom", false, false]);
+    assert.equal(resolveStore(fakeRed(undefined), undefined).lossy, true);
+    assert.throws(() => resolveStore(red, "typo"), /not defined/);
+  });
+
+  it("warnIfLossy: yellow status on each node, one log line per store name", () => {
+    const red = fakeRed({ default: { module: "localfilesystem" }, mem: { module: "memory" }, ours: { module: mlcStore } });
+    const a = fakeNode();
+    const b = fakeNode();
+    assert.equal(warnIfLossy(red, a, resolveStore(red, undefined)), true);
+    assert.equal(warnIfLossy(red, b, resolveStore(red, undefined)), true);
+    assert.deepEqual(a.statuses.at(-1), { fill: "yellow", shape: "ring", text: "not durable (cache)" });
+    assert.deepEqual(b.statuses.at(-1), { fill: "yellow", shape: "ring", text: "not durable (cache)" });
+    assert.equal(red.warnings.filter((w) => w.includes('"default"')).length, 1);
+    assert.equal(warnIfLossy(red, a, resolveStore(red, "mem")), true);
+    assert.deepEqual(a.statuses.at(-1), { fill: "yellow", shape: "ring", text: "memory only" });
+    const c = fakeNode();
+    assert.equal(warnIfLossy(red, c, resolveStore(red, "ours")), false);
+    assert.deepEqual(c.statuses, []);
+  });
+
+  it("kvStore: our open store gives the committed direct API on the node's context scope; others the context API", async () => {
+    const dir = tmp();
+    const plugin = mlcStore({ dir });
+    await plugin.open();
+    const red = fakeRed({ default: { module: mlcStore, config: { dir } }, mem: { module: "memory" } });
+    const node = fakeNode();
+    const direct = kvStore(red, node, "node", undefined);
+    assert.ok(direct instanceof EngineKvStore);
+    assert.equal(direct.durable, true);
+    assert.equal(await direct.claim("dd_x", 1, 60000), true);
+    // the same row Node-RED's context API reads for node n1 on flow f1
+    assert.equal(plugin.get("n1:f1", "dd_x"), 1);
+    assert.equal((kvStore(red, node, "global", undefined) as EngineKvStore).scope, "global");
+    const viaContext = kvStore(red, node, "node", "mem");
+    assert.equal(viaContext instanceof EngineKvStore, false);
+    assert.equal(viaContext.durable, false);
+    assert.equal(await viaContext.claim("dd_y", 2, 60000), true);
+    assert.equal(await viaContext.claim("dd_y", 3, 60000), false);
+    assert.equal(await viaContext.get("dd_y"), 2);
+    assert.ok(node.ctx.has("dd_y"), "written through the node's context");
+    await plugin.close();
   });
 });
