@@ -3,7 +3,8 @@
  * directory, holding Node-RED context values row by row. A write's promise resolves only once LMDB has
  * committed it (and, by default, flushed it to disk), so "acknowledged" means "survives a crash".
  *
- * Layout (four named databases in one environment, all written in one transaction per change):
+ * Layout (four named databases in one environment; the operations of one change are queued in one event
+ * turn, so lmdb-js commits them in one transaction):
  * - `kv`     [scope, key] → JSON text of the value (values are JSON-serialisable, like Node-RED's stores)
  * - `exp`    [scope, key] → expiry, ms since epoch (only for rows written with a TTL)
  * - `due`    [expiry, scope, key] → 1 (expiry index, so a sweep reads only what has expired)

@@ -7,7 +7,7 @@
  * - Keys are property paths (`a.b[0]`); a top-level key is one row, a nested set rewrites that row only.
  * - `get` returns a fresh copy (mutating it does not change the store; `set` it back).
  * - Synchronous `get`/`keys` (no callback) work; a synchronous `set` is applied at once and committed in
- *   the background (its error, if any, is returned by the next call with a callback).
+ *   the background (its error, if any, is returned by the next `set` that has a callback).
  * - Values are stored as JSON: what JSON cannot hold (functions, `undefined` members, cycles) is not
  *   stored; a cycle or a BigInt makes `set` fail with a TypeError instead of losing data silently.
  */
@@ -85,8 +85,6 @@ export class DurableContextStore {
   get(scope: string, key: string | string[], callback?: Cb): unknown {
     let values: unknown[];
     try {
-      const pendingErr = callback ? this.engine?.takeUnawaitedError() : undefined;
-      if (pendingErr) throw pendingErr;
       values = Array.isArray(key) ? key.map((k) => this.getOne(scope, k)) : [this.getOne(scope, key)];
     } catch (err) {
       if (!callback) throw err;
