@@ -17,6 +17,7 @@ import { DurableContextStore } from "../../nodes/store/plugin";
 import mlcStore = require("../../nodes/store");
 import { kvStore, resolveStore, warnIfLossy } from "../../nodes/shared/context";
 import type { RedAPI, RedNode } from "../../nodes/shared/types";
+import { REPO_ROOT, writeSettings } from "../harness/nodered";
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -461,5 +462,19 @@ describe("shared/context: which store a node gets (kvStore, resolveStore, warnIf
     assert.equal(await viaContext.get("dd_y"), 2);
     assert.ok(node.ctx.has("dd_y"), "written through the node's context");
     await plugin.close();
+  });
+});
+
+describe("README settings = e2e harness settings", () => {
+  it("the contextStorage lines of 'What survives a crash' are the ones the e2e harness writes", () => {
+    const readme = fs.readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## What survives a crash"));
+    const block = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(block && block.includes("contextStorage"), "README shows a settings.js block");
+    const userDir = tmp();
+    const settings = fs.readFileSync(writeSettings(userDir, 1880), "utf8");
+    const norm = (s: string): string[] => s.split("\n").map((l) => l.trim().replace(/,$/, "")).filter(Boolean);
+    const harness = norm(settings);
+    for (const line of norm(block)) assert.ok(harness.includes(line), `harness settings lack README line: ${line}`);
   });
 });
