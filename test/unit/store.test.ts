@@ -5,12 +5,13 @@
  * plugin's `set`, is killed with SIGKILL part-way, and every value whose callback fired is read back.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BoundedStore, KvBackend, KvStore, MapBackend, backendStore } from "../../nodes/lib/store";
-import { StoreEngine, acquireEngine, openEngine, releaseEngine } from "../../nodes/store/engine";
+import { StoreEngine, acquireEngine, releaseEngine } from "../../nodes/store/engine";
+import { openEngine } from "../../nodes/store/registry";
 import { EngineKvStore } from "../../nodes/store/kv";
 import { getPath, parsePath, setPath } from "../../nodes/store/path";
 import { DurableContextStore } from "../../nodes/store/plugin";
@@ -476,5 +477,17 @@ describe("README settings = e2e harness settings", () => {
     const norm = (s: string): string[] => s.split("\n").map((l) => l.trim().replace(/,$/, "")).filter(Boolean);
     const harness = norm(settings);
     for (const line of norm(block)) assert.ok(harness.includes(line), `harness settings lack README line: ${line}`);
+  });
+});
+
+describe("node sets do not load LMDB", () => {
+  it("requiring the three node sets leaves lmdb unloaded (a platform without its binary keeps every node)", () => {
+    const sets = ["flow", "acumatica", "twilio"].map((s) => path.join(REPO_ROOT, "dist", "nodes", `${s}.js`));
+    const script = `for (const f of ${JSON.stringify(sets)}) require(f); process.stdout.write(JSON.stringify(Object.keys(require.cache).filter((p) => /[\\\\/]lmdb[\\\\/]|[\\\\/]@lmdb[\\\\/]/.test(p))));`;
+    const loaded = JSON.parse(execFileSync(process.execPath, ["-e", script], { encoding: "utf8" })) as string[];
+    assert.deepEqual(loaded, []);
+    // and the store module itself does load it
+    const viaStore = execFileSync(process.execPath, ["-e", `require(${JSON.stringify(path.join(REPO_ROOT, "dist", "nodes", "store", "index.js"))}); process.stdout.write(String(Object.keys(require.cache).some((p) => p.includes("lmdb"))))`], { encoding: "utf8" });
+    assert.equal(viaStore, "true");
   });
 });
