@@ -90,7 +90,16 @@ export class DurableContextStore {
       if (pendingErr) throw pendingErr;
       if (Array.isArray(key)) {
         const vals = Array.isArray(value) ? value : [value];
-        done = Promise.all(key.map((k, i) => this.setOne(scope, k, i < vals.length ? vals[i] : null)));
+        // A key that fails at once must not leave the writes already queued for the others unhandled.
+        done = Promise.all(
+          key.map((k, i) => {
+            try {
+              return this.setOne(scope, k, i < vals.length ? vals[i] : null);
+            } catch (err) {
+              return Promise.reject(err);
+            }
+          }),
+        );
       } else {
         done = this.setOne(scope, key, value);
       }

@@ -204,6 +204,14 @@ describe("store plugin: Node-RED's context-store contract", () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     await assert.rejects(cbSet(s, "n1:f1", "c", cyclic), TypeError);
+    // several keys, one malformed: the callback gets the error; nothing is left unhandled
+    const unhandled: unknown[] = [];
+    const onUnhandled = (r: unknown): void => void unhandled.push(r);
+    process.on("unhandledRejection", onUnhandled);
+    await assert.rejects(cbSet(s, "n1:f1", ["fine", "bad..key"], [1, 2]), /Invalid property expression/);
+    await new Promise((r) => setTimeout(r, 50));
+    process.off("unhandledRejection", onUnhandled);
+    assert.deepEqual(unhandled, []);
     await s.clean(["f1"]);
     assert.deepEqual(await cbKeys(s, "n1:f1"), []);
     await cbSet(s, "global", "g", 1);
