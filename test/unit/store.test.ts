@@ -234,41 +234,43 @@ describe("store plugin: Node-RED's context-store contract", () => {
     assert.throws(() => mlcStore({}), /config\.dir/);
   });
 
-  it("a set whose callback fired survives SIGKILL of the writing process", async function () {
-    this.timeout(60000);
-    const dir = tmp();
-    const writer = path.join(__dirname, "store-writer.js");
-    const acked: number[] = [];
-    const child = spawn(process.execPath, [writer, dir, "1000000", "32"], { stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    let buf = "";
-    const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once("exit", (code, sig) => resolve(sig ?? code)));
-    child.stdout.on("data", (b: Buffer) => {
-      buf += b.toString();
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const m = /^ack (\d+)$/.exec(line);
-        if (m) acked.push(Number(m[1]));
-        if (acked.length === 2000 && child.exitCode === null) child.kill("SIGKILL");
+  for (const durability of ["flush", "commit"]) {
+    it(`a set whose callback fired survives SIGKILL of the writing process (durability ${durability})`, async function () {
+      this.timeout(60000);
+      const dir = tmp();
+      const writer = path.join(__dirname, "store-writer.js");
+      const acked: number[] = [];
+      const child = spawn(process.execPath, [writer, dir, "1000000", "32", durability], { stdio: ["ignore", "pipe", "pipe"] });
+      let err = "";
+      child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+      let buf = "";
+      const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once("exit", (code, sig) => resolve(sig ?? code)));
+      child.stdout.on("data", (b: Buffer) => {
+        buf += b.toString();
+        let nl: number;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          const m = /^ack (\d+)$/.exec(line);
+          if (m) acked.push(Number(m[1]));
+          if (acked.length === 2000 && child.exitCode === null) child.kill("SIGKILL");
+        }
+      });
+      const how = await exited;
+      assert.equal(how, "SIGKILL", `writer was killed, not finished (stderr: ${err})`);
+      assert.ok(acked.length >= 2000 && acked.length < 1000000, `killed part-way (${acked.length} acknowledged)`);
+      const s = mlcStore({ dir });
+      await s.open();
+      const missing: number[] = [];
+      for (const i of acked) {
+        const key = i % 10 === 9 ? `nested.k${i}` : `k${i}`;
+        const v = s.get("writer:flow", key) as { i: number } | undefined;
+        if (!v || v.i !== i) missing.push(i);
       }
+      await s.close();
+      assert.deepEqual(missing.slice(0, 10), [], `${missing.length} of ${acked.length} acknowledged writes lost`);
     });
-    const how = await exited;
-    assert.equal(how, "SIGKILL", `writer was killed, not finished (stderr: ${err})`);
-    assert.ok(acked.length >= 2000 && acked.length < 1000000, `killed part-way (${acked.length} acknowledged)`);
-    const s = mlcStore({ dir });
-    await s.open();
-    const missing: number[] = [];
-    for (const i of acked) {
-      const key = i % 10 === 9 ? `nested.k${i}` : `k${i}`;
-      const v = s.get("writer:flow", key) as { i: number } | undefined;
-      if (!v || v.i !== i) missing.push(i);
-    }
-    await s.close();
-    assert.deepEqual(missing.slice(0, 10), [], `${missing.length} of ${acked.length} acknowledged writes lost`);
-  });
+  }
 });
 
 // The seam contract, run on every implementation.
