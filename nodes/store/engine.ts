@@ -159,9 +159,25 @@ export class StoreEngine {
     return had;
   }
 
-  /** Top-level keys of a scope (live rows only), in key order. */
+  /** Top-level keys of a scope (live rows only), in key order. Reads keys only, not values. */
   keys(scope: string): string[] {
-    return this.entries(scope, "").map(([k]) => k);
+    this.assertOpen();
+    const now = this.now();
+    const out = new Set<string>();
+    for (const key of this.kv.getKeys({ start: [scope, ""] })) {
+      const [s, k] = key as Key;
+      if (s !== scope) break;
+      const at = this.exp.get([s, k]);
+      if (at === undefined || at > now) out.add(k);
+    }
+    for (const [ck, p] of this.overlay) {
+      const i = ck.indexOf(SEP);
+      if (ck.slice(0, i) !== scope) continue;
+      const k = ck.slice(i + 1);
+      if (p.json === undefined || (p.at !== 0 && p.at <= now)) out.delete(k);
+      else out.add(k);
+    }
+    return [...out].sort();
   }
 
   /** Live rows of a scope whose key starts with `prefix`, in key order, values parsed. */
