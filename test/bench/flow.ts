@@ -28,11 +28,11 @@ import { TwilioSim } from "../sims/twilio";
 
 /**
  * settings.js `contextStorage` of the benchmark's Node-RED, as JavaScript source: the one place to change it.
- * Default: Node-RED's `localfilesystem` store with its default flush (what a user gets by enabling it), as the
- * issue measured. To measure another store (e.g. the package's durable store once merged), set
- * MLC_BENCH_CONTEXT_STORAGE to the object literal, e.g. `{ default: { module: require("<path to store module>") } }`.
+ * Default (undefined): what the README tells users to configure, the package's durable store
+ * (test/harness/nodered.ts writeSettings). To compare another store, set MLC_BENCH_CONTEXT_STORAGE to an
+ * object literal, e.g. `{ default: { module: "localfilesystem" } }` for Node-RED's file store with its default flush.
  */
-export const BENCH_CONTEXT_STORAGE = process.env.MLC_BENCH_CONTEXT_STORAGE || `{ default: { module: "localfilesystem" } }`;
+export const BENCH_CONTEXT_STORAGE: string | undefined = process.env.MLC_BENCH_CONTEXT_STORAGE || undefined;
 
 const FROM = "+15005550006";
 const PUSH_HEADER = "X-Notify-Secret";
@@ -182,7 +182,7 @@ export async function flowBench(): Promise<void> {
     const pid = nodeRed.pid as number;
     const pipeline = (run: string): Driver => driver(agent, `${nodeRed.url}/mlc/acumatica/bench-bills`, { [PUSH_HEADER]: PUSH_SECRET }, run);
     const core = (run: string): Driver => driver(agent, `${nodeRed.url}/bench/core`, {}, run);
-    process.stdout.write(`\nflow: packed install in Node-RED (pid ${pid}), contextStorage ${BENCH_CONTEXT_STORAGE.replace(/\s+/g, " ")}\n`);
+    process.stdout.write(`\nflow: packed install in Node-RED (pid ${pid}), contextStorage ${(BENCH_CONTEXT_STORAGE ?? "the README's (package durable store)").replace(/\s+/g, " ")}\n`);
 
     // warm-up both paths (JIT, connections), then one throughput run each, alternated so both see the same machine
     await throughput(pipeline("W"), twilio, 200, concurrency, pid);

@@ -39,7 +39,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Write the settings file used by tests and demo: localfilesystem context as default, memory as "memory". */
+/**
+ * Write the settings file used by tests and demo. Its context storage is exactly what the README's
+ * "What survives a crash" tells users to put in settings.js: this package's store as default, memory
+ * as "memory". A benchmark may pass another `contextStorage` literal to compare stores.
+ */
 export function writeSettings(userDir: string, port: number, contextStorage?: string): string {
   fs.mkdirSync(userDir, { recursive: true });
   const file = path.join(userDir, "settings.js");
@@ -51,8 +55,7 @@ export function writeSettings(userDir: string, port: number, contextStorage?: st
   flowFile: "flows.json",
   credentialSecret: process.env.MLC_CREDENTIAL_SECRET || "ml-connector-local-secret",
   contextStorage: ${contextStorage ?? `{
-    default: "file",
-    file: { module: "localfilesystem", config: { flushInterval: 1 } },
+    default: { module: require("node-red-contrib-ml-connector/store") },
     memory: { module: "memory" }
   }`},
   logging: { console: { level: "info", metrics: false, audit: false } },
@@ -159,7 +162,7 @@ export class NodeRed {
   /** Stop with SIGINT (clean shutdown: close handlers run, context is flushed). */
   async stop(): Promise<void> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => c.kill("SIGKILL"), 20000);
       c.once("exit", () => {
@@ -170,15 +173,15 @@ export class NodeRed {
     });
   }
 
-  /** Crash: SIGKILL (no close handlers, no context flush), resolved once the process is gone. */
-  async kill(): Promise<void> {
+  /** Kill the process with `signal` (default SIGKILL: no close handlers, no context flush) and wait for it to exit. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const c = this.child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       c.once("exit", () => resolve());
-      c.kill("SIGKILL");
+      c.kill(signal);
     });
-    this.log.push("---- killed (SIGKILL) ----");
+    this.log.push(`---- killed (${signal}) ----`);
   }
 
   async restart(): Promise<void> {
