@@ -82,6 +82,23 @@ function acquireTrail(node: RedNode, store: StoreInfo, name: string, maxRecords:
   };
 }
 
+/**
+ * The trail named `name` that an mlc-audit node of this runtime uses (any store), for send nodes that write their
+ * record before the create (claim before send) and for the status endpoint (audit before the callback's 200).
+ * @returns undefined when no mlc-audit node uses a trail of that name
+ */
+export function sharedAuditTrail(node: RedNode, name: string): Promise<AuditTrail> | undefined {
+  const byKey = trails.get(node.context().global);
+  if (!byKey) return undefined;
+  for (const [key, cached] of byKey) {
+    if (key.slice(key.indexOf("|") + 1) === name) return cached.trail.then(async (t) => {
+      await t.ready;
+      return t;
+    });
+  }
+  return undefined;
+}
+
 function obj(v: unknown): Record<string, unknown> | undefined {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
