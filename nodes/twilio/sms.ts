@@ -74,7 +74,7 @@ export interface SmsProps extends Record<string, unknown> {
   store?: string;
   /**
    * Audit trail written before each create (claim before send), so every send has a record with its ERP link even
-   * when Node-RED dies mid-send. Unset: the trail "default" when an mlc-audit node uses it; "" = none.
+   * when Node-RED dies mid-send; written only when an mlc-audit node uses a trail of that name. Default "default".
    */
   auditTrail?: string;
   /** How long a create whose outcome is unknown is looked up before it counts as absent, s (default 30). */
@@ -189,8 +189,8 @@ export function registerSms(RED: RedAPI): void {
 
     /** The audit trail this node writes before each create, if any (see SmsProps.auditTrail). */
     const auditTrail = (): Promise<AuditTrail> | undefined => {
-      const name = config.auditTrail === undefined ? "default" : String(config.auditTrail).trim();
-      return name ? sharedAuditTrail(node, name) : undefined;
+      const name = String(config.auditTrail ?? "").trim() || "default";
+      return sharedAuditTrail(node, name);
     };
 
     /** Look a message up until Twilio has had `windowMs` to finish it (lib/twilio/ledger.ts reconcileSend). */
