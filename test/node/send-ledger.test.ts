@@ -199,6 +199,20 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     assert.equal(recs[0].erp.id, "Bill/000123");
   });
 
+  it("a status callback is in the audit trail before Twilio gets its 200 (no mlc-audit after the status node needed)", async () => {
+    const nodes = flow().map((n) => (n.id === "st" ? { ...n, wires: [[]] } : n));
+    await bed.load(nodes, creds());
+    send("jack");
+    await until(() => r("audited").length === 1, "send audited");
+    const results = await sim.deliver(r("out")[0].twilio.sid, "delivered");
+    assert.deepEqual(results.map((x) => x.status), [200, 200]);
+    // Read right after the 200s: nothing downstream of the status node writes the trail in this flow.
+    const recs = await records("jack");
+    assert.equal(recs.length, 1);
+    assert.deepEqual(recs[0].history.map((h: { status: string }) => h.status), ["pending", "queued", "sent", "delivered"]);
+    assert.equal(recs[0].erp.id, "Bill/000123");
+  });
+
   it("a body over 1,600 characters fails locally: one error, no request", async () => {
     await bed.load(flow({ sms: { body: "" } }), creds());
     bed.node("sms").receive({ payload: "x".repeat(1601), to: `${TO},+14155550133`, erp: { ...ERP, jobId: "jlong" } });
