@@ -139,7 +139,7 @@ export class NodeRed {
   /** Stop with SIGINT (clean shutdown: close handlers run, context is flushed). */
   async stop(): Promise<void> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => c.kill("SIGKILL"), 20000);
       c.once("exit", () => {
@@ -148,6 +148,19 @@ export class NodeRed {
       });
       c.kill("SIGINT");
     });
+  }
+
+  /**
+   * `kill -9`: SIGKILL is sent synchronously, before this returns its promise (so a simulator hook can kill at an
+   * exact point); resolves when the process has exited. No close handler runs, nothing is flushed.
+   */
+  kill(): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+    const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
+    c.kill("SIGKILL");
+    this.log.push("---- kill -9 ----");
+    return exited;
   }
 
   async restart(): Promise<void> {
