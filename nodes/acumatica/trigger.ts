@@ -17,7 +17,7 @@ import { PollState, PollWindow, pushToEvents, recordToEvent } from "../lib/acuma
 import type { ErpEventMsg } from "../lib/envelope";
 import { MlcError, ValidationError, errorDetails } from "../lib/errors";
 import { PushJournal, onJobSettled } from "../lib/journal";
-import { contextBackend, resolveStore } from "../shared/context";
+import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { mountDispatcher, registerEndpoint, InboundRequest, InboundResponse } from "../shared/dispatcher";
 import { Status, num, onClose, registerNode, reportError, t } from "../shared/node";
 import type { KvBackend } from "../lib/store";
@@ -222,6 +222,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
         }
       }
       if (mode === "poll" || config.catchUp) schedule(mode === "poll" ? 250 : intervalMs);
+      warnIfLossy(RED, node, resolveStore(RED, config.store));
 
       onClose(node, async () => {
         closed = true;

@@ -10,7 +10,7 @@
 import { AuditTrail, AuditRecord, SendInput, isValidTrailName, shortSid, DEFAULT_MAX_RECORDS } from "../lib/audit";
 import { ValidationError } from "../lib/errors";
 import { FAILED_STATUSES, isFinalStatus } from "../lib/twilio/status";
-import { contextBackend, resolveStore, StoreInfo } from "../shared/context";
+import { contextBackend, resolveStore, StoreInfo, warnIfLossy } from "../shared/context";
 import { Status, errorStatusText, num, onInput, registerNode, t } from "../shared/node";
 import type { ContextScope, NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 
@@ -196,6 +196,7 @@ export function registerAudit(RED: RedAPI): void {
     }
     if (!startError) {
       node.status(info.memoryOnly ? Status.warn(t(RED, "mlc-audit.status.memoryOnly", undefined, "memory only")) : Status.idle(t(RED, "mlc-audit.status.ready", undefined, "ready")));
+      warnIfLossy(RED, node, info);
     }
 
     onInput(RED, node, async (msg: NodeMessage, { send, status }) => {

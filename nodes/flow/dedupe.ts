@@ -9,7 +9,7 @@
 import { ValidationError } from "../lib/errors";
 import { hashedKey } from "../lib/ids";
 import { BoundedStore } from "../lib/store";
-import { contextBackend, resolveStore, StoreInfo } from "../shared/context";
+import { contextBackend, resolveStore, StoreInfo, warnIfLossy } from "../shared/context";
 import { Status, errorStatusText, evaluate, num, onInput, registerNode, t } from "../shared/node";
 import type { NodeMessage, RedAPI } from "../shared/types";
 
@@ -100,6 +100,7 @@ export function registerDedupe(RED: RedAPI): void {
 
     const memoryText = (): string => t(RED, "mlc-dedupe.status.memoryOnly", undefined, "memory only");
     if (!startError) node.status(info.memoryOnly ? Status.warn(memoryText()) : Status.idle(t(RED, "mlc-dedupe.status.ready", undefined, "ready")));
+    if (!startError) warnIfLossy(RED, node, info);
 
     onInput(RED, node, async (msg: NodeMessage, { send, status }) => {
       if (startError || !store) throw startError ?? new ValidationError("Dedupe store not available", { code: "unknown_store" });

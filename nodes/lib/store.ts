@@ -18,6 +18,103 @@ export interface KvBackend {
   keys(): Promise<string[]>;
 }
 
+/**
+ * The store seam every node's state goes through: get, set (optionally expiring), an atomic claim with
+ * expiry, delete and a scan by key prefix, over one scope (a node's or the global context). Values are
+ * JSON-serialisable. Shaped so that a shared store can back it: on Redis, `claim` is
+ * `SET key value NX PX ttlMs`, `set` with a TTL is `SET key value PX ttlMs`, `scan` is `SCAN MATCH prefix*`.
+ *
+ * Implementations: {@link MapBackend} (process memory, unit tests), {@link backendStore} (any Node-RED
+ * context store through the context API, best effort), and the package's durable store
+ * (nodes/store/kv.ts: committed before each promise resolves).
+ */
+export interface KvStore extends KvBackend {
+  /** True when a write whose promise has resolved survives a crash (kill -9) of the process. */
+  readonly durable: boolean;
+  /** The live value, or undefined (absent or expired). */
+  get(key: string): Promise<unknown>;
+  /**
+   * Write a value (`undefined` deletes). Resolves once the store has accepted it (committed, for a durable store).
+   * @param ttlMs lifetime in ms; 0 or absent = no expiry
+   * @throws TypeError when the value is not JSON-serialisable (durable store)
+   */
+  set(key: string, value: unknown, ttlMs?: number): Promise<void>;
+  /**
+   * Insert `value` only if `key` is free or expired; atomic against every other claim through the same
+   * store in this process (and across processes for a shared store).
+   * @param ttlMs lifetime of the claim in ms; 0 = until deleted
+   * @returns true when this call took the key
+   */
+  claim(key: string, value: unknown, ttlMs: number): Promise<boolean>;
+  /** Delete a key. @returns whether a live value was there */
+  delete(key: string): Promise<boolean>;
+  /** Live entries whose key starts with `prefix` (order unspecified; expired entries skipped). */
+  scan(prefix: string): AsyncIterable<[string, unknown]>;
+  /** All live keys of the scope. */
+  keys(): Promise<string[]>;
+}
+
+/** Envelope of an expiring value in a store that has no expiry of its own (the context-API adapter). */
+interface Expiring {
+  $mlcExp: number;
+  v: unknown;
+}
+function isExpiring(x: unknown): x is Expiring {
+  return x !== null && typeof x === "object" && typeof (x as Expiring).$mlcExp === "number" && "v" in (x as object) && Object.keys(x as object).length === 2;
+}
+
+/**
+ * A {@link KvStore} over any {@link KvBackend} (a Node-RED context store through the context API).
+ * Best effort: durable only as far as that store is (`durable` says what the caller was told); claims are
+ * serialised through this adapter, so they are atomic among its users in this process only. Expiring
+ * values are kept as `{ $mlcExp, v }` and unwrapped on read.
+ */
+export function backendStore(backend: KvBackend, opts: { durable?: boolean; now?: () => number } = {}): KvStore {
+  const now = opts.now ?? Date.now;
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = chain.then(fn, fn);
+    chain = run.catch(() => undefined);
+    return run;
+  };
+  const unwrap = (raw: unknown): unknown => {
+    if (!isExpiring(raw)) return raw;
+    return raw.$mlcExp > now() ? raw.v : undefined;
+  };
+  const wrap = (value: unknown, ttlMs?: number): unknown => (value !== undefined && ttlMs && ttlMs > 0 ? { $mlcExp: now() + ttlMs, v: value } : value);
+  return {
+    durable: opts.durable ?? false,
+    get: async (key) => unwrap(await backend.get(key)),
+    set: (key, value, ttlMs) => serial(() => backend.set(key, wrap(value, ttlMs))),
+    claim: (key, value, ttlMs) =>
+      serial(async () => {
+        if (unwrap(await backend.get(key)) !== undefined) return false;
+        await backend.set(key, wrap(value ?? null, ttlMs));
+        return true;
+      }),
+    delete: (key) =>
+      serial(async () => {
+        const had = unwrap(await backend.get(key)) !== undefined;
+        await backend.set(key, undefined);
+        return had;
+      }),
+    keys: async () => {
+      const out: string[] = [];
+      for (const k of await backend.keys()) if (unwrap(await backend.get(k)) !== undefined) out.push(k);
+      return out;
+    },
+    scan: (prefix) => ({
+      async *[Symbol.asyncIterator]() {
+        for (const k of await backend.keys()) {
+          if (!k.startsWith(prefix)) continue;
+          const v = unwrap(await backend.get(k));
+          if (v !== undefined) yield [k, v] as [string, unknown];
+        }
+      },
+    }),
+  };
+}
+
 /** What is stored per key: value, creation time (ms since epoch), expiry (ms since epoch, 0 = never). */
 export interface StoredEntry<T> {
   v: T;
@@ -39,18 +136,55 @@ export interface BoundedStoreOptions {
   now?: () => number;
 }
 
-/** A Map-backed KvBackend, for unit tests and memory-only use. */
-export class MapBackend implements KvBackend {
+/**
+ * A Map-backed {@link KvStore}, for unit tests and memory-only use (not durable). `map` holds the values
+ * as stored; expiries are kept beside them.
+ */
+export class MapBackend implements KvStore {
+  readonly durable = false;
   readonly map = new Map<string, unknown>();
-  async get(key: string): Promise<unknown> {
-    return this.map.get(key);
+  private readonly expiries = new Map<string, number>();
+  constructor(private readonly now: () => number = Date.now) {}
+  private live(key: string): boolean {
+    const at = this.expiries.get(key);
+    if (at !== undefined && at <= this.now()) {
+      this.map.delete(key);
+      this.expiries.delete(key);
+    }
+    return this.map.has(key);
   }
-  async set(key: string, value: unknown): Promise<void> {
-    if (value === undefined) this.map.delete(key);
-    else this.map.set(key, value);
+  async get(key: string): Promise<unknown> {
+    return this.live(key) ? this.map.get(key) : undefined;
+  }
+  async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
+    this.expiries.delete(key);
+    if (value === undefined) {
+      this.map.delete(key);
+      return;
+    }
+    this.map.set(key, value);
+    if (ttlMs && ttlMs > 0) this.expiries.set(key, this.now() + ttlMs);
+  }
+  async claim(key: string, value: unknown, ttlMs: number): Promise<boolean> {
+    if (this.live(key)) return false;
+    await this.set(key, value ?? null, ttlMs);
+    return true;
+  }
+  async delete(key: string): Promise<boolean> {
+    const had = this.live(key);
+    await this.set(key, undefined);
+    return had;
   }
   async keys(): Promise<string[]> {
-    return [...this.map.keys()];
+    return [...this.map.keys()].filter((k) => this.live(k));
+  }
+  scan(prefix: string): AsyncIterable<[string, unknown]> {
+    const self = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        for (const k of [...self.map.keys()]) if (k.startsWith(prefix) && self.live(k)) yield [k, self.map.get(k)] as [string, unknown];
+      },
+    };
   }
 }
 
@@ -95,29 +229,49 @@ export class BoundedStore<T> {
     return this.index.size;
   }
 
-  private live(key: string): StoredEntry<T> | undefined {
+  /**
+   * The live entry under `key`, or undefined. An expired entry leaves the index at once; its row is
+   * deleted by the caller: through `drops` (then awaited with {@link drop}), or by overwriting it.
+   */
+  private live(key: string, drops?: string[]): StoredEntry<T> | undefined {
     const e = this.index.get(key);
     if (!e) return undefined;
     if (e.e && e.e <= this.opts.now()) {
       this.index.delete(key);
-      void this.backend.set(key, undefined);
+      drops?.push(key);
       return undefined;
     }
     return e;
   }
 
+  /**
+   * Delete the rows of keys that left the index. Every delete is issued before this returns (so a later
+   * write of the same key is ordered after it); a key written again meanwhile is skipped.
+   */
+  private drop(keys: string[]): Promise<void> {
+    const issued = keys.filter((k) => !this.index.has(k)).map((k) => this.backend.set(k, undefined));
+    return issued.length === 0 ? Promise.resolve() : Promise.all(issued).then(() => undefined);
+  }
+
   async get(id: string): Promise<T | undefined> {
     await this.ready;
-    return this.live(this.keyOf(id))?.v;
+    const drops: string[] = [];
+    const v = this.live(this.keyOf(id), drops)?.v;
+    await this.drop(drops);
+    return v;
   }
 
   async has(id: string): Promise<boolean> {
     await this.ready;
-    return this.live(this.keyOf(id)) !== undefined;
+    const drops: string[] = [];
+    const found = this.live(this.keyOf(id), drops) !== undefined;
+    await this.drop(drops);
+    return found;
   }
 
   /**
-   * Insert `value` under `id` unless a live entry exists. Atomic within the process.
+   * Insert `value` under `id` unless a live entry exists. Atomic within the process. Resolves once the
+   * backend has accepted the write (committed, for a durable store) and any eviction it caused.
    * @returns true when this call inserted (first time), false when `id` was already present
    */
   async claim(id: string, value: T): Promise<boolean> {
@@ -139,9 +293,13 @@ export class BoundedStore<T> {
   async update(id: string, fn: (current: T | undefined) => T | undefined): Promise<boolean> {
     await this.ready;
     const key = this.keyOf(id);
-    const prev = this.live(key);
+    const drops: string[] = [];
+    const prev = this.live(key, drops);
     const next = fn(prev?.v);
-    if (next === undefined) return false;
+    if (next === undefined) {
+      await this.drop(drops);
+      return false;
+    }
     const entry: StoredEntry<T> = prev ? { ...prev, v: next } : this.newEntry(id, next);
     this.index.set(key, entry);
     await this.backend.set(key, entry);
@@ -161,6 +319,7 @@ export class BoundedStore<T> {
     await this.evict();
   }
 
+  /** Delete an entry; resolves once the backend has deleted its row. @returns whether it was present */
   async delete(id: string): Promise<boolean> {
     await this.ready;
     const key = this.keyOf(id);
@@ -169,37 +328,40 @@ export class BoundedStore<T> {
     return had;
   }
 
-  /** Live entries, oldest first. */
+  /** Live entries, oldest first (expired ones found on the way are deleted before this resolves). */
   async entries(): Promise<StoredEntry<T>[]> {
     await this.ready;
     const out: StoredEntry<T>[] = [];
+    const drops: string[] = [];
     for (const k of [...this.index.keys()]) {
-      const e = this.live(k);
+      const e = this.live(k, drops);
       if (e) out.push(e);
     }
+    await this.drop(drops);
     return out;
   }
 
-  /** Drop expired entries now (also happens lazily on access). @returns how many were removed */
+  /** Drop expired entries now (also happens lazily on access); resolves once their rows are deleted. @returns how many were removed */
   async sweep(): Promise<number> {
     await this.ready;
     const now = this.opts.now();
-    let n = 0;
+    const drops: string[] = [];
     for (const [k, e] of [...this.index]) {
       if (e.e && e.e <= now) {
         this.index.delete(k);
-        await this.backend.set(k, undefined);
-        n++;
+        drops.push(k);
       }
     }
-    return n;
+    await this.drop(drops);
+    return drops.length;
   }
 
-  /** Remove every entry of this store. */
+  /** Remove every entry of this store; resolves once every row is deleted. */
   async clear(): Promise<void> {
     await this.ready;
-    for (const k of [...this.index.keys()]) await this.backend.set(k, undefined);
+    const keys = [...this.index.keys()];
     this.index.clear();
+    await this.drop(keys);
   }
 
   private newEntry(id: string, value: T): StoredEntry<T> {
@@ -209,11 +371,14 @@ export class BoundedStore<T> {
     return entry;
   }
 
+  /** Evict the oldest entries above `maxEntries`; resolves once their rows are deleted. */
   private async evict(): Promise<void> {
+    const drops: string[] = [];
     while (this.index.size > this.opts.maxEntries) {
       const oldest = this.index.keys().next().value as string;
       this.index.delete(oldest);
-      await this.backend.set(oldest, undefined);
+      drops.push(oldest);
     }
+    await this.drop(drops);
   }
 }

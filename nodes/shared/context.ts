@@ -5,16 +5,34 @@
  * (Node-RED: https://nodered.org/docs/user-guide/context#using-multiple-context-stores)
  */
 import { ValidationError } from "../lib/errors";
-import type { KvBackend } from "../lib/store";
+import { backendStore, type KvBackend, type KvStore } from "../lib/store";
+import mlcStore = require("../store");
+import { EngineKvStore } from "../store/kv";
+import type { StoreConfig } from "../store/plugin";
+import { Status, t } from "./node";
 import type { ContextScope, RedAPI, RedNode } from "./types";
 
 export type ContextScopeName = "node" | "flow" | "global";
+
+/** Which kind of context store a name resolves to. */
+export type StoreModuleKind = "memory" | "localfilesystem" | "mlc-store" | "custom";
 
 export interface StoreInfo {
   /** Store name to pass to context calls (undefined = default store). */
   name: string | undefined;
   /** The resolved store is the in-memory one: nothing survives a restart. */
   memoryOnly: boolean;
+  /** The module behind the name (absent on infos built by hand: treat as unknown). */
+  module?: StoreModuleKind;
+  /**
+   * The store can lose writes it has acknowledged (its `set` callback fired before the write reached
+   * disk): memory, or localfilesystem with its cache on (the default; flushed every `flushInterval`).
+   */
+  lossy?: boolean;
+  /** The store commits a write before acknowledging it (this package's store, localfilesystem with `cache: false`). */
+  durable?: boolean;
+  /** The store's `config` from settings.js (used to find this package's open store). */
+  config?: Record<string, unknown>;
 }
 
 /**
@@ -28,7 +46,7 @@ export function resolveStore(RED: RedAPI, storeName: string | undefined): StoreI
     if (name && name !== "default" && name !== "memory") {
       throw new ValidationError(`Context store "${name}" is not defined: settings.contextStorage is not set`, { code: "unknown_store" });
     }
-    return { name: undefined, memoryOnly: true };
+    return { name: undefined, memoryOnly: true, module: "memory", lossy: true, durable: false };
   }
   if (name && !(name in storage)) {
     throw new ValidationError(`Context store "${name}" is not defined in settings.contextStorage (defined: ${Object.keys(storage).join(", ")})`, { code: "unknown_store" });
@@ -36,9 +54,78 @@ export function resolveStore(RED: RedAPI, storeName: string | undefined): StoreI
   // Follow "default" aliases to the store actually used.
   let key: string = name ?? ("default" in storage ? "default" : Object.keys(storage)[0]);
   for (let i = 0; i < 4 && typeof storage[key] === "string"; i++) key = storage[key] as string;
-  const def = storage[key] as { module?: unknown } | undefined;
-  const module = typeof def?.module === "string" ? def.module : "memory";
-  return { name, memoryOnly: module === "memory" };
+  const def = storage[key] as { module?: unknown; config?: Record<string, unknown> } | undefined;
+  const config = def?.config && typeof def.config === "object" ? def.config : {};
+  const kind: StoreModuleKind =
+    def?.module === undefined || def.module === "memory"
+      ? "memory"
+      : def.module === "localfilesystem"
+        ? "localfilesystem"
+        : mlcStore.isStoreModule(def.module)
+          ? "mlc-store"
+          : "custom";
+  // localfilesystem acknowledges from its cache (flushed every flushInterval s) unless cache is false.
+  const lfsCached = kind === "localfilesystem" && config.cache !== false;
+  return {
+    name,
+    memoryOnly: kind === "memory",
+    module: kind,
+    lossy: kind === "memory" || lfsCached,
+    durable: kind === "mlc-store" || (kind === "localfilesystem" && !lfsCached),
+    config,
+  };
+}
+
+/** Node-RED's id of a context scope (`@node-red/runtime/lib/nodes/context/index.js` getContext). */
+export function scopeId(node: RedNode, scope: ContextScopeName): string {
+  if (scope === "global") return "global";
+  const z = node.z;
+  if (scope === "flow") {
+    if (!z) throw new ValidationError("A node outside a flow has no flow context", { code: "no_flow_context" });
+    return z;
+  }
+  const id = (node as RedNode & { _alias?: string })._alias ?? node.id;
+  return z ? `${id}:${z}` : id;
+}
+
+/**
+ * The store seam for a node's configured store name: the one way nodes reach their state.
+ * - This package's store (`node-red-contrib-ml-connector/store`): its direct, committed API on the
+ *   same rows the context API shows (atomic claims, native expiry, `durable: true`).
+ * - Any other store: Node-RED's context API wrapped as a {@link KvStore} (best effort: `durable` true
+ *   only for localfilesystem with `cache: false`; claims atomic among this adapter's callers).
+ * @throws ValidationError code "unknown_store" when the name is not defined in settings.contextStorage
+ */
+export function kvStore(RED: RedAPI, node: RedNode, scope: ContextScopeName, storeName: string | undefined): KvStore {
+  const info = resolveStore(RED, storeName);
+  if (info.module === "mlc-store") {
+    const engine = mlcStore.engineFor(info.config as StoreConfig, typeof RED.settings.userDir === "string" ? RED.settings.userDir : undefined);
+    if (engine) return new EngineKvStore(engine, scopeId(node, scope));
+  }
+  return backendStore(contextBackend(node, scope, info.name), { durable: info.durable === true });
+}
+
+const warnedStores = new Set<string>();
+
+/**
+ * Say when a node's store can lose acknowledged work (memory, or localfilesystem with its cache):
+ * a yellow status on the node, and one log line per store name and process. Call it after the node has
+ * set its own start status ("ready", "watching /bills"), which would hide it.
+ * @returns true when the store is lossy (the status was set)
+ */
+export function warnIfLossy(RED: RedAPI, node: RedNode, info: StoreInfo | undefined): boolean {
+  if (!info?.lossy) return false;
+  const memory = info.module === "memory";
+  node.status(Status.warn(memory ? t(RED, "mlc-store.status.memory", undefined, "memory only") : t(RED, "mlc-store.status.cached", undefined, "not durable (cache)")));
+  const label = info.name ?? "default";
+  if (!warnedStores.has(label)) {
+    warnedStores.add(label);
+    const why = memory
+      ? `context store "${label}" keeps state in memory only: acknowledged events, dedupe claims and audit records are lost on a restart or crash`
+      : `context store "${label}" (localfilesystem with cache) acknowledges writes before they reach disk: a crash loses up to flushInterval seconds of acknowledged work`;
+    RED.log.warn(`ml-connector: ${why}. Use node-red-contrib-ml-connector/store (see the README, "What survives a crash").`);
+  }
+  return true;
 }
 
 function scopeOf(node: RedNode, scope: ContextScopeName): ContextScope {

@@ -37,7 +37,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Write the settings file used by tests and demo: localfilesystem context as default, memory as "memory". */
+/**
+ * Write the settings file used by tests and demo. Its context storage is exactly what the README's
+ * "What survives a crash" tells users to put in settings.js: this package's store as default, memory
+ * as "memory".
+ */
 export function writeSettings(userDir: string, port: number): string {
   fs.mkdirSync(userDir, { recursive: true });
   const file = path.join(userDir, "settings.js");
@@ -49,8 +53,7 @@ export function writeSettings(userDir: string, port: number): string {
   flowFile: "flows.json",
   credentialSecret: process.env.MLC_CREDENTIAL_SECRET || "ml-connector-local-secret",
   contextStorage: {
-    default: "file",
-    file: { module: "localfilesystem", config: { flushInterval: 1 } },
+    default: { module: require("node-red-contrib-ml-connector/store") },
     memory: { module: "memory" }
   },
   logging: { console: { level: "info", metrics: false, audit: false } },
@@ -150,17 +153,14 @@ export class NodeRed {
     });
   }
 
-  /**
-   * `kill -9`: SIGKILL is sent synchronously, before this returns its promise (so a simulator hook can kill at an
-   * exact point); resolves when the process has exited. No close handler runs, nothing is flushed.
-   */
-  kill(): Promise<void> {
+  /** Kill the process with `signal` (default SIGKILL: no close handlers, no context flush) and wait for it to exit. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-    const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
-    c.kill("SIGKILL");
-    this.log.push("---- kill -9 ----");
-    return exited;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill(signal);
+    });
   }
 
   async restart(): Promise<void> {

@@ -21,6 +21,9 @@ const bed = new Testbed([flowSet], {
   contextStorage: {
     default: { module: "memory" },
     file: { module: "localfilesystem" },
+    // This package's store: the helper never opens it, but it decides that the name counts as durable.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    durable: { module: require("../../nodes/store") },
   },
 });
 
@@ -171,8 +174,13 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
       assert.match(String(st?.text), /1 new \/ 0 dup/);
     });
 
-    it("shows green counts without the warning on a persistent store", async () => {
+    it("warns with a yellow ring when the store acknowledges from a cache (localfilesystem's default)", async () => {
       await bed.load(dedupeFlow({ store: "file" }));
+      assert.deepEqual(statuses(bed.node("d1")).at(-1), { fill: "yellow", shape: "ring", text: "not durable (cache)" });
+    });
+
+    it("shows green counts without the warning on a store that commits each write", async () => {
+      await bed.load(dedupeFlow({ store: "durable" }));
       const d1 = bed.node("d1");
       assert.notEqual(statuses(d1).at(-1)?.fill, "yellow");
       const done = collect(["first", "dup"], 2);

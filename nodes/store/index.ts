@@ -1,0 +1,49 @@
+/**
+ * `node-red-contrib-ml-connector/store`: a Node-RED context store that commits each write before its
+ * `set` callback fires (LMDB through lmdb-js). In settings.js:
+ *
+ * ```js
+ * contextStorage: {
+ *   default: { module: require("node-red-contrib-ml-connector/store") },   // <userDir>/mlc-store
+ *   memory: { module: "memory" }
+ * }
+ * ```
+ *
+ * `config` (optional): `dir` (default `<userDir>/mlc-store`; relative to userDir), `durability`
+ * ("flush" = after fsync, the default; "commit" = survives kill -9 but not power loss), `sweepIntervalMs`.
+ * Follows Node-RED's context store plugin API (https://nodered.org/docs/api/context/).
+ */
+import { openEngine, type StoreEngine } from "./engine";
+import { DurableContextStore, storeDir, type StoreConfig } from "./plugin";
+
+/** Marks this module so nodes recognise it in settings.contextStorage (`module` is kept by reference). */
+const MARK = Symbol.for("node-red-contrib-ml-connector.store");
+
+function mlcStore(config?: StoreConfig): DurableContextStore {
+  return new DurableContextStore(config ?? {});
+}
+
+// eslint-disable-next-line @typescript-eslint/no-namespace
+namespace mlcStore {
+  /** Node-RED logs this as the store's module name ("Context store : 'default' [module=…]"). */
+  export const toString = (): string => "node-red-contrib-ml-connector/store";
+  /** True when `mod` is this store module (any copy of it). */
+  export function isStoreModule(mod: unknown): boolean {
+    return typeof mod === "function" && (mod as unknown as Record<symbol, unknown>)[MARK] === true;
+  }
+  /**
+   * The engine Node-RED opened for a store configured with `config` (as written in settings.js), or
+   * undefined when it is not open (yet).
+   */
+  export function engineFor(config: StoreConfig | undefined, userDir: string | undefined): StoreEngine | undefined {
+    try {
+      return openEngine(storeDir(config, userDir));
+    } catch {
+      return undefined;
+    }
+  }
+}
+Object.defineProperty(mlcStore, MARK, { value: true });
+Object.defineProperty(mlcStore, "toString", { value: mlcStore.toString, enumerable: false });
+
+export = mlcStore;
