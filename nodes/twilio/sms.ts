@@ -30,7 +30,7 @@ import type { SendMessageParams, TwilioMessage } from "../lib/twilio/client";
 import { isFinalStatus, isStatusAdvance } from "../lib/twilio/status";
 import { contextBackend, resolveStore } from "../shared/context";
 import { Status, evaluate, firstSet, messageJobId, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
-import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
+import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { sharedAuditTrail } from "../flow/audit";
 import { TwilioConfigApi, twilioConfig } from "./config";
 
@@ -103,6 +103,11 @@ interface HeldMessage {
   jobId: string;
   channel: TwilioChannel;
   msg: NodeMessage;
+}
+
+/** Whether a failed send may still go out later (a replay retries it): unknown outcome, or a retryable error. */
+function mayRetry(err: unknown): boolean {
+  return (err instanceof TimeoutError && err.outcomeUnknown) || (err instanceof MlcError && err.retryable);
 }
 
 function channelOf(to: string, media: string[]): TwilioChannel {
@@ -196,7 +201,7 @@ export function registerSms(RED: RedAPI): void {
     /** Look a message up until Twilio has had `windowMs` to finish it (lib/twilio/ledger.ts reconcileSend). */
     const reconcile = (cfg: TwilioConfigApi, params: SendMessageParams, since: number, windowFrom: number) =>
       reconcileSend(
-        async () => cfg.client().findRecentMessage({ to: params.to, body: params.body, from: params.from ?? params.messagingServiceSid, since: new Date(since) }),
+        async () => cfg.client().findRecentMessage({ to: params.to, body: params.body, from: params.from ?? params.messagingServiceSid, since: new Date(since), skip: (sid) => ledger?.knows(sid) === true }),
         { since: windowFrom, windowMs, aborted: () => closed },
       );
 
@@ -275,7 +280,6 @@ export function registerSms(RED: RedAPI): void {
       const claim = await ledger.claim(key);
       if (claim.outcome === "sent" && claim.entry.sid) {
         await audit(claim.entry.status ?? "queued", { sid: claim.entry.sid });
-        jobSettled(jobId);
         emit({ sid: claim.entry.sid, status: claim.entry.status ?? "queued", to: params.to }, { duplicate: true });
         return;
       }
@@ -286,7 +290,6 @@ export function registerSms(RED: RedAPI): void {
         if (r.outcome === "found") {
           await ledger.settle(key, r.message.sid, r.message.status);
           await audit(r.message.status, { sid: r.message.sid });
-          jobSettled(jobId);
           emit({ sid: r.message.sid, status: r.message.status, to: params.to }, { reconciled: true });
           return;
         }
@@ -307,13 +310,11 @@ export function registerSms(RED: RedAPI): void {
           // Same code and text as a Catch → mlc-audit would record, so both land on one record.
           const code = err instanceof MlcError ? err.code : "error";
           await audit("failed", { error: { code, message: err instanceof Error ? err.message : String(err) } });
-          if (!(err instanceof MlcError && err.retryable)) jobSettled(jobId);
         }
         throw err;
       }
       await ledger.settle(key, m.sid, m.status);
       await audit(m.status, { sid: m.sid });
-      jobSettled(jobId);
       emit(m, m.reconciled ? { reconciled: true } : {});
     };
 
@@ -347,7 +348,20 @@ export function registerSms(RED: RedAPI): void {
       loop();
     }
 
-    onInput(RED, node, async (msg, { status }) => {
+    /** Recipient failures already counted in the journal decision of their input. */
+    const accounted = new WeakSet<object>();
+    onInput(RED, node, async (msg, ctx) => {
+      try {
+        await handleInput(msg, ctx.status);
+      } catch (err) {
+        // A refusal no retry can fix (bad number, body too long…) also finishes the event for the push journal.
+        const erpJob = (msg.erp as { jobId?: unknown } | undefined)?.jobId;
+        if (typeof erpJob === "string" && !mayRetry(err) && !(err instanceof Object && accounted.has(err))) jobSettled(erpJob);
+        throw err;
+      }
+    });
+
+    const handleInput = async (msg: NodeMessage, status: (s: NodeStatus) => void): Promise<void> => {
       const cfg = twilioConfig(RED, config.twilio);
       const jobId = messageJobId(msg);
       const recipients = asStringList(firstSet(config.to ? await evaluate(RED, node, config.to, config.toType, msg) : undefined, msg.to), /[,;\n]+/);
@@ -427,13 +441,17 @@ export function registerSms(RED: RedAPI): void {
         }
       }
       showCounts();
+      // The event is finished for the push journal (lib/journal.ts) once no recipient is left to a retry or a replay:
+      // sent, held durably, or refused for good. An unknown outcome or a retryable failure leaves it to the replay.
+      if (!failures.some((f) => mayRetry(f.err))) jobSettled(jobId);
+      for (const f of failures) if (f.err instanceof Object) accounted.add(f.err);
       if (recipients.length === 1 && failures.length === 1) throw failures[0].err;
       // Several recipients: each failure reaches Catch on its own; the others were sent.
       for (const f of failures) {
         f.out.errorDetails = f.err instanceof MlcError ? f.err.toDetails() : { message: String(f.err) };
         node.error(f.err, f.out);
       }
-    });
+    };
 
     onClose(node, () => {
       closed = true;

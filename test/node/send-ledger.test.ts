@@ -14,6 +14,7 @@ import { TwilioSim } from "../sims/twilio";
 import { Testbed, until, settle } from "../harness/red-testbed";
 import { hashedKey } from "../../nodes/lib/ids";
 import { ledgerKey } from "../../nodes/lib/twilio/ledger";
+import { onJobSettled } from "../../nodes/lib/journal";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const twilioNodes = require("../../nodes/twilio") as (RED: unknown) => void;
@@ -211,6 +212,28 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     assert.equal(recs.length, 1);
     assert.deepEqual(recs[0].history.map((h: { status: string }) => h.status), ["pending", "queued", "sent", "delivered"]);
     assert.equal(recs[0].erp.id, "Bill/000123");
+  });
+
+  it("tells the push journal an event is finished only when no recipient is left to a retry or a replay", async () => {
+    const settled: string[] = [];
+    const off = onJobSettled((j) => settled.push(j));
+    try {
+      await bed.load(flow({ sms: { reconcileWindow: "1" } }), creds());
+      send("jdone"); // sent
+      await until(() => r("out").length === 1, "sent");
+      bed.node("sms").receive({ payload: { ref: "1" }, to: "+15005550001", erp: { ...ERP, jobId: "jrefused" } }); // Twilio refuses (21211)
+      await until(() => r("caught").length === 1, "refused");
+      sim.injectFault({ status: 503 }); // outcome unknown, not created: proven absent after the window, retryable
+      send("jlater");
+      await until(() => r("caught").length === 2, () => `not sent: ${JSON.stringify(r("caught").map((c) => c.errorDetails))} out ${r("out").length}`, 20000);
+      await settle(100);
+      assert.equal(r("caught")[1].errorDetails.code, "not_sent");
+      // jlater has the same To, From and body as jdone: the lookup must not take jdone's message for it.
+      assert.equal(r("out").length, 1);
+      assert.deepEqual(settled.filter((j) => j.startsWith("j")).sort(), ["jdone", "jrefused"]);
+    } finally {
+      off();
+    }
   });
 
   it("a body over 1,600 characters fails locally: one error, no request", async () => {

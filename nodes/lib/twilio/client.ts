@@ -195,10 +195,11 @@ export class TwilioClient {
    * no DateSent yet. Vendor: https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources
    * @param q.skewMs allowed clock difference between us and Twilio, ms (default 60000)
    * @param q.maxPages pages read at most (default 10)
+   * @param q.skip sids to pass over (messages already recorded for other sends with the same To, From and body)
    * @returns the message, or null when Twilio has none (now)
    * @throws AuthError, RateLimitedError, TwilioError, TimeoutError as every read
    */
-  async findRecentMessage(q: { to: string; body?: string; from?: string; since: Date; skewMs?: number; maxPages?: number }): Promise<TwilioMessage | null> {
+  async findRecentMessage(q: { to: string; body?: string; from?: string; since: Date; skewMs?: number; maxPages?: number; skip?: (sid: string) => boolean }): Promise<TwilioMessage | null> {
     try {
       const after = q.since.getTime() - (q.skewMs ?? 60000);
       const byNumber = q.from && !/^MG/.test(q.from) ? q.from : undefined;
@@ -211,6 +212,7 @@ export class TwilioClient {
           if (Number.isFinite(created) && created < after) return null; // newest first: nothing older can match
           if (q.body !== undefined && String(raw.body ?? "") !== q.body) continue;
           if (q.from && m.from && m.from !== q.from && m.messagingServiceSid !== q.from) continue;
+          if (q.skip?.(m.sid)) continue; // already accounted for by another send with the same text
           return m;
         }
         const current: Page = page;

@@ -64,7 +64,17 @@ export class SendLedger {
   constructor(backend: KvBackend, opts: SendLedgerOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.store = new BoundedStore<LedgerEntry>(backend, { prefix: "sl", ttlMs: opts.ttlMs ?? DEFAULT_LEDGER_TTL_MS, maxEntries: opts.maxEntries ?? 100000, now: this.now });
-    this.ready = this.store.ready;
+    this.ready = this.store.ready.then(async () => {
+      for (const e of await this.store.entries()) if (e.v.sid) this.sids.add(e.v.sid);
+    });
+  }
+
+  /** Sids recorded for some key (a lookup that finds one of them found another send, not the unknown one). */
+  private readonly sids = new Set<string>();
+
+  /** Whether `sid` is already recorded for a key of this ledger. */
+  knows(sid: string): boolean {
+    return this.sids.has(sid);
   }
 
   /**
@@ -97,6 +107,7 @@ export class SendLedger {
   /** Record the sid Twilio answered (committed before this resolves). */
   async settle(key: string, sid: string, status: string): Promise<void> {
     await this.store.update(key, (cur) => ({ state: "sent", at: cur?.at ?? this.now(), sid, status }));
+    this.sids.add(sid);
   }
 
   /** Forget a claim whose create was refused (Twilio created nothing), so a later attempt may send. */
