@@ -6,9 +6,8 @@
  */
 import { ValidationError } from "../lib/errors";
 import { backendStore, type KvBackend, type KvStore } from "../lib/store";
-import mlcStore = require("../store");
 import { EngineKvStore } from "../store/kv";
-import type { StoreConfig } from "../store/plugin";
+import { engineFor, isStoreModule, type StoreConfig } from "../store/registry";
 import { Status, t } from "./node";
 import type { ContextScope, RedAPI, RedNode } from "./types";
 
@@ -61,7 +60,7 @@ export function resolveStore(RED: RedAPI, storeName: string | undefined): StoreI
       ? "memory"
       : def.module === "localfilesystem"
         ? "localfilesystem"
-        : mlcStore.isStoreModule(def.module)
+        : isStoreModule(def.module)
           ? "mlc-store"
           : "custom";
   // localfilesystem acknowledges from its cache (flushed every flushInterval s) unless cache is false.
@@ -99,7 +98,7 @@ export function scopeId(node: RedNode, scope: ContextScopeName): string {
 export function kvStore(RED: RedAPI, node: RedNode, scope: ContextScopeName, storeName: string | undefined): KvStore {
   const info = resolveStore(RED, storeName);
   if (info.module === "mlc-store") {
-    const engine = mlcStore.engineFor(info.config as StoreConfig, typeof RED.settings.userDir === "string" ? RED.settings.userDir : undefined);
+    const engine = engineFor(info.config as StoreConfig, typeof RED.settings.userDir === "string" ? RED.settings.userDir : undefined);
     if (engine) return new EngineKvStore(engine, scopeId(node, scope));
   }
   return backendStore(contextBackend(node, scope, info.name), { durable: info.durable === true });

@@ -3,7 +3,8 @@
  * directory, holding Node-RED context values row by row. A write's promise resolves only once LMDB has
  * committed it (and, by default, flushed it to disk), so "acknowledged" means "survives a crash".
  *
- * Layout (four named databases in one environment, all written in one transaction per change):
+ * Layout (four named databases in one environment; the operations of one change are queued in one event
+ * turn, so lmdb-js commits them in one transaction):
  * - `kv`     [scope, key] → JSON text of the value (values are JSON-serialisable, like Node-RED's stores)
  * - `exp`    [scope, key] → expiry, ms since epoch (only for rows written with a TTL)
  * - `due`    [expiry, scope, key] → 1 (expiry index, so a sweep reads only what has expired)
@@ -21,6 +22,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
+import { engines } from "./registry";
 
 /** How far a write has gone when its promise resolves. */
 export type Durability = "flush" | "commit";
@@ -332,53 +334,29 @@ export class StoreEngine {
   }
 }
 
-/** One engine per directory per process (Node-RED may configure the module under several store names). */
-interface Registry {
-  engines: Map<string, { engine: StoreEngine; users: number }>;
-}
-const REGISTRY_KEY = Symbol.for("node-red-contrib-ml-connector.store.registry");
-
-function registry(): Registry {
-  const g = globalThis as unknown as Record<symbol, Registry | undefined>;
-  let r = g[REGISTRY_KEY];
-  if (!r) {
-    r = { engines: new Map() };
-    g[REGISTRY_KEY] = r;
-  }
-  return r;
-}
-
 /** Open (or share) the engine of a directory; pair every call with {@link releaseEngine}. */
 export function acquireEngine(opts: EngineOptions): StoreEngine {
   const dir = path.resolve(opts.dir);
-  const r = registry();
-  const cur = r.engines.get(dir);
+  const cur = engines().get(dir);
   if (cur && !cur.engine.isClosed) {
     cur.users++;
-    return cur.engine;
+    return cur.engine as StoreEngine;
   }
   const engine = new StoreEngine({ ...opts, dir });
-  r.engines.set(dir, { engine, users: 1 });
+  engines().set(dir, { engine, users: 1 });
   return engine;
 }
 
 /** Release one user of an engine; the last one closes it. */
 export async function releaseEngine(engine: StoreEngine): Promise<void> {
-  const r = registry();
-  const cur = r.engines.get(engine.dir);
+  const cur = engines().get(engine.dir);
   if (!cur || cur.engine !== engine) {
     await engine.close();
     return;
   }
   cur.users--;
   if (cur.users <= 0) {
-    r.engines.delete(engine.dir);
+    engines().delete(engine.dir);
     await engine.close();
   }
-}
-
-/** The open engine of a directory, if any (how nodes find the store Node-RED opened from settings.js). */
-export function openEngine(dir: string): StoreEngine | undefined {
-  const cur = registry().engines.get(path.resolve(dir));
-  return cur && !cur.engine.isClosed ? cur.engine : undefined;
 }

@@ -13,11 +13,9 @@
  * ("flush" = after fsync, the default; "commit" = survives kill -9 but not power loss), `sweepIntervalMs`.
  * Follows Node-RED's context store plugin API (https://nodered.org/docs/api/context/).
  */
-import { openEngine, type StoreEngine } from "./engine";
-import { DurableContextStore, storeDir, type StoreConfig } from "./plugin";
-
-/** Marks this module so nodes recognise it in settings.contextStorage (`module` is kept by reference). */
-const MARK = Symbol.for("node-red-contrib-ml-connector.store");
+import type { StoreEngine } from "./engine";
+import { DurableContextStore } from "./plugin";
+import { STORE_MARK, engineFor as registryEngineFor, isStoreModule as registryIsStoreModule, type StoreConfig } from "./registry";
 
 function mlcStore(config?: StoreConfig): DurableContextStore {
   return new DurableContextStore(config ?? {});
@@ -29,21 +27,17 @@ namespace mlcStore {
   export const toString = (): string => "node-red-contrib-ml-connector/store";
   /** True when `mod` is this store module (any copy of it). */
   export function isStoreModule(mod: unknown): boolean {
-    return typeof mod === "function" && (mod as unknown as Record<symbol, unknown>)[MARK] === true;
+    return registryIsStoreModule(mod);
   }
   /**
    * The engine Node-RED opened for a store configured with `config` (as written in settings.js), or
    * undefined when it is not open (yet).
    */
   export function engineFor(config: StoreConfig | undefined, userDir: string | undefined): StoreEngine | undefined {
-    try {
-      return openEngine(storeDir(config, userDir));
-    } catch {
-      return undefined;
-    }
+    return registryEngineFor(config, userDir);
   }
 }
-Object.defineProperty(mlcStore, MARK, { value: true });
+Object.defineProperty(mlcStore, STORE_MARK, { value: true });
 Object.defineProperty(mlcStore, "toString", { value: mlcStore.toString, enumerable: false });
 
 export = mlcStore;

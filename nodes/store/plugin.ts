@@ -7,39 +7,15 @@
  * - Keys are property paths (`a.b[0]`); a top-level key is one row, a nested set rewrites that row only.
  * - `get` returns a fresh copy (mutating it does not change the store; `set` it back).
  * - Synchronous `get`/`keys` (no callback) work; a synchronous `set` is applied at once and committed in
- *   the background (its error, if any, is returned by the next call with a callback).
+ *   the background (its error, if any, is returned by the next `set` that has a callback).
  * - Values are stored as JSON: what JSON cannot hold (functions, `undefined` members, cycles) is not
  *   stored; a cycle or a BigInt makes `set` fail with a TypeError instead of losing data silently.
  */
-import path from "node:path";
-import { acquireEngine, releaseEngine, type Durability, type StoreEngine } from "./engine";
+import { acquireEngine, releaseEngine, type StoreEngine } from "./engine";
 import { getPath, parsePath, setPath } from "./path";
+import { storeDir, type StoreConfig } from "./registry";
 
-/** `config` of the store in settings.js (`contextStorage.<name>.config`); Node-RED adds `settings.userDir`. */
-export interface StoreConfig {
-  /** Directory of the store; relative paths are resolved against userDir. Default `<userDir>/mlc-store`. */
-  dir?: string;
-  /** "flush" (default): set callback after fsync; "commit": after commit (survives kill -9, not power loss). */
-  durability?: Durability;
-  /** Expiry sweep interval, ms (default 60000). */
-  sweepIntervalMs?: number;
-  settings?: { userDir?: string };
-}
-
-/** Default directory name under Node-RED's userDir. */
-export const DEFAULT_DIR_NAME = "mlc-store";
-
-/**
- * The directory a store config resolves to.
- * @throws Error when neither `dir` is absolute nor a userDir is known
- */
-export function storeDir(config: StoreConfig | undefined, userDir?: string): string {
-  const base = config?.settings?.userDir ?? userDir;
-  const dir = config?.dir;
-  if (dir && path.isAbsolute(dir)) return path.resolve(dir);
-  if (!base) throw new Error("ml-connector store: set config.dir (an absolute path) or run under a Node-RED userDir");
-  return path.resolve(base, dir ?? DEFAULT_DIR_NAME);
-}
+export { storeDir, type StoreConfig };
 
 type Cb = (err?: Error | null, ...values: unknown[]) => void;
 
@@ -85,8 +61,6 @@ export class DurableContextStore {
   get(scope: string, key: string | string[], callback?: Cb): unknown {
     let values: unknown[];
     try {
-      const pendingErr = callback ? this.engine?.takeUnawaitedError() : undefined;
-      if (pendingErr) throw pendingErr;
       values = Array.isArray(key) ? key.map((k) => this.getOne(scope, k)) : [this.getOne(scope, key)];
     } catch (err) {
       if (!callback) throw err;

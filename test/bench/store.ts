@@ -1,18 +1,21 @@
 /**
- * `node dist/test/bench/store.js` (part of `npm run bench`): the context store under a steady stream of
+ * `npm run bench:store` (`node dist/test/bench/store.js` after a build): the context store under a steady stream of
  * writes, as Node-RED's context API drives it (`set(scope, key, value, callback)`), one child process
  * per store so that RSS figures do not mix. Printed, never asserted:
  *
  * - set latency (call → callback) p50 / p99 / max, ms;
- * - the longest event-loop stall, ms (perf_hooks.monitorEventLoopDelay): a synchronous whole-store
+ * - CPU time per 1,000 writes, ms (all threads: LMDB commits on its own thread);
+ * - the longest event-loop stall and how many times the loop was held for more than 50 ms, ms (perf_hooks.monitorEventLoopDelay): a synchronous whole-store
  *   rewrite shows up here;
- * - RSS and heap at the start, every 20% and at the end, MB; the store's size on disk, MB.
+ * - RSS and its anonymous part (RSS less the file pages LMDB maps, which the OS may drop at any time)
+ *   at the start, every 20% and at the end, heap at the end, MB; the store's size on disk, MB.
  *
  * Workload (issue 6: "3,000 pushes, default localfilesystem store: every 30 s the store rewrites ~14 MB
  * synchronously, RSS 128→392 MB"): BENCH_STORE_WRITES (default 100,000) distinct ~300-byte audit-like
  * records into one scope at BENCH_STORE_RATE writes/s (default 2,500, so a run lasts 40 s and crosses
  * localfilesystem's 30 s flush), each store with the settings a user gets by default.
- * Cases: this package's store ("flush": callback after fsync; "commit": after commit), Node-RED's
+ * Cases: a baseline with no store (what the machine itself adds: on a shared machine the stall column
+ * is mostly other processes), this package's store ("flush": callback after fsync; "commit": after commit), Node-RED's
  * localfilesystem (cache on, flushInterval 30 s: its default) and localfilesystem with `cache: false`
  * (commits each set by rewriting the scope file; BENCH_STORE_NOCACHE_WRITES, default 2,000, as its cost
  * grows with the store).
@@ -36,15 +39,38 @@ interface CaseResult {
   p50: number;
   p99: number;
   max: number;
+  /** CPU time of the whole process (all threads) per 1,000 writes, ms: steadier than latency on a busy machine. */
+  cpuPer1k: number;
   stallMs: number;
+  /** How many times the event loop was held for more than 50 ms. */
+  gaps50: number;
   closeMs: number;
   rss: number[];
+  /** RSS less file-backed pages (LMDB maps its file: those pages are the OS page cache, reclaimable). */
+  anon: number[];
   heap: number[];
   diskMb: number;
   errors: number;
 }
 
+/** No store at all: the callback fires on the next turn. Its stall and latency are the machine's noise floor. */
+function nullStore(): ContextStore {
+  return {
+    open: async () => undefined,
+    close: async () => undefined,
+    set: (_s, _k, value, cb) => {
+      JSON.stringify(value);
+      setImmediate(() => cb(null));
+    },
+  };
+}
+
 const CASES: Record<string, { label: string; make: (dir: string) => ContextStore; writes: () => number }> = {
+  baseline: {
+    label: "baseline: no store (noise floor of this machine)",
+    make: () => nullStore(),
+    writes: () => Number(process.env.BENCH_STORE_WRITES ?? 100000),
+  },
   "mlc-flush": {
     label: "ml-connector store (durability flush, default)",
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -95,6 +121,16 @@ function pct(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
+/** RssAnon from /proc/self/status in MB (Linux), else -1. */
+function rssAnonMb(): number {
+  try {
+    const m = /RssAnon:\s+(\d+) kB/.exec(fs.readFileSync("/proc/self/status", "utf8"));
+    return m ? Math.round(Number(m[1]) / 1024) : -1;
+  } catch {
+    return -1;
+  }
+}
+
 function duMb(dir: string): number {
   let bytes = 0;
   for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) {
@@ -114,13 +150,23 @@ async function runCase(id: string): Promise<CaseResult> {
   await store.open();
   const mb = (n: number): number => Math.round(n / 1048576);
   const rss = [mb(process.memoryUsage().rss)];
+  const anon = [rssAnonMb()];
   const heap = [mb(process.memoryUsage().heapUsed)];
   const lat = new Float64Array(writes);
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
+  // Count the times the event loop was held for more than 50 ms (a 10 ms probe that came back late).
+  let gaps50 = 0;
+  let lastProbe = performance.now();
+  const probe = setInterval(() => {
+    const now = performance.now();
+    if (now - lastProbe > 60) gaps50++;
+    lastProbe = now;
+  }, 10);
   let issued = 0;
   let done = 0;
   let errors = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await new Promise<void>((resolve) => {
     const tick = (): void => {
@@ -134,6 +180,7 @@ async function runCase(id: string): Promise<CaseResult> {
           done++;
           if (done % Math.max(1, Math.floor(writes / 5)) === 0) {
             rss.push(mb(process.memoryUsage().rss));
+            anon.push(rssAnonMb());
             heap.push(mb(process.memoryUsage().heapUsed));
           }
           if (done === writes) resolve();
@@ -144,7 +191,10 @@ async function runCase(id: string): Promise<CaseResult> {
     tick();
   });
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuPer1k = ((cpu.user + cpu.system) / 1000 / writes) * 1000;
   loop.disable();
+  clearInterval(probe);
   const stallMs = loop.max / 1e6;
   const c0 = performance.now();
   await store.close(); // localfilesystem writes its cache here
@@ -152,7 +202,7 @@ async function runCase(id: string): Promise<CaseResult> {
   const diskMb = duMb(dir);
   fs.rmSync(dir, { recursive: true, force: true });
   const sorted = Float64Array.from(lat).sort();
-  return { name: c.label, writes, seconds, p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), max: sorted[sorted.length - 1], stallMs, closeMs, rss, heap, diskMb, errors };
+  return { name: c.label, writes, seconds, p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), max: sorted[sorted.length - 1], cpuPer1k, stallMs, gaps50, closeMs, rss, anon, heap, diskMb, errors };
 }
 
 function main(): void {
@@ -170,7 +220,7 @@ function main(): void {
   const rate = Number(process.env.BENCH_STORE_RATE ?? 2500);
   process.stdout.write(`\ncontext store under ${rate} writes/s of ~300-byte records into one scope; node ${process.version}, ${os.cpus().length} cores, ${new Date().toISOString()}\n`);
   process.stdout.write(
-    "store".padEnd(52) + "writes".padStart(8) + "s".padStart(7) + "p50 ms".padStart(9) + "p99 ms".padStart(9) + "max ms".padStart(9) + "stall ms".padStart(10) + "close ms".padStart(10) + "disk MB".padStart(9) + "  RSS MB (start → every 20% → end) / heap MB at end\n",
+    "store".padEnd(52) + "writes".padStart(8) + "s".padStart(7) + "p50 ms".padStart(9) + "p99 ms".padStart(9) + "max ms".padStart(9) + "cpu/1k ms".padStart(11) + "stall ms".padStart(10) + ">50ms".padStart(7) + "close ms".padStart(10) + "disk MB".padStart(9) + "  RSS MB (start → every 20% → end) | of which anonymous | heap MB at end\n",
   );
   for (const id of Object.keys(CASES)) {
     const out = execFileSync(process.execPath, [__filename, id], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 });
@@ -182,10 +232,12 @@ function main(): void {
         r.p50.toFixed(2).padStart(9) +
         r.p99.toFixed(2).padStart(9) +
         r.max.toFixed(1).padStart(9) +
+        r.cpuPer1k.toFixed(0).padStart(11) +
         r.stallMs.toFixed(1).padStart(10) +
+        String(r.gaps50).padStart(7) +
         r.closeMs.toFixed(0).padStart(10) +
         r.diskMb.toFixed(1).padStart(9) +
-        `  ${r.rss.join(" → ")} / ${r.heap.at(-1)}` +
+        `  ${r.rss.join(" → ")} | ${r.anon.join(" → ")} | ${r.heap.at(-1)}` +
         (r.errors ? `  (${r.errors} errors)` : "") +
         "\n",
     );

@@ -53,6 +53,11 @@ const flows = [
   { id: "5707e00000000002", type: "http in", z: TAB, url: "/ctx", method: "post", upload: false, x: 100, y: 40, wires: [["5707e00000000003"]] },
   { id: "5707e00000000003", type: "function", z: TAB, name: "context", func: FN, outputs: 1, x: 260, y: 40, wires: [["5707e00000000004"]] },
   { id: "5707e00000000004", type: "http response", z: TAB, statusCode: "", headers: {}, x: 420, y: 40, wires: [] },
+  // mlc-dedupe on the default store: first → {first: true}, duplicate → {first: false}
+  { id: "5707e00000000005", type: "http in", z: TAB, url: "/dedupe", method: "post", upload: false, x: 100, y: 100, wires: [["5707e00000000006"]] },
+  { id: "5707e00000000006", type: "mlc-dedupe", z: TAB, name: "", key: "payload.job", keyType: "msg", ttl: 7, ttlUnits: "d", maxEntries: 10000, store: "", x: 260, y: 100, wires: [["5707e00000000007"], ["5707e00000000008"]] },
+  { id: "5707e00000000007", type: "function", z: TAB, func: "msg.payload = { first: true }; return msg;", outputs: 1, x: 420, y: 80, wires: [["5707e00000000004"]] },
+  { id: "5707e00000000008", type: "function", z: TAB, func: "msg.payload = { first: false }; return msg;", outputs: 1, x: 420, y: 120, wires: [["5707e00000000004"]] },
 ];
 
 describe("durable store in a real Node-RED process (context API)", function () {
@@ -60,8 +65,8 @@ describe("durable store in a real Node-RED process (context API)", function () {
   let userDir: string;
   let red: NodeRed;
 
-  async function call(body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const r = await fetch(`${red.url}/ctx`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  async function call(body: Record<string, unknown>, route = "/ctx"): Promise<Record<string, unknown>> {
+    const r = await fetch(`${red.url}${route}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     const json = (await r.json()) as Record<string, unknown>;
     if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${JSON.stringify(json)}`);
     return json;
@@ -131,5 +136,16 @@ describe("durable store in a real Node-RED process (context API)", function () {
     const values = got.values as ({ k: string } | null)[];
     const lost = answered.filter((k, i) => values[i]?.k !== k);
     assert.equal(lost.length, 0, `${lost.length} of ${answered.length} acknowledged writes lost, e.g. ${lost.slice(0, 5).join(", ")}`);
+  });
+
+  it("mlc-dedupe on this store: no durability warning, and a claim made before SIGKILL still stops the duplicate after it", async () => {
+    assert.equal(red.log.filter((l) => /ml-connector: context store/.test(l)).length, 0, "no 'store can lose work' warning for this store");
+    const jobs = Array.from({ length: 50 }, (_x, i) => `job-${i}`);
+    for (const job of jobs) assert.deepEqual(await call({ job }, "/dedupe"), { first: true });
+    await red.kill("SIGKILL");
+    await red.start();
+    const again = await Promise.all(jobs.map((job) => call({ job }, "/dedupe")));
+    assert.deepEqual(again.filter((r) => r.first !== false), [], "every job claimed before the crash is a duplicate after it");
+    assert.deepEqual(await call({ job: "job-new" }, "/dedupe"), { first: true });
   });
 });

@@ -5,18 +5,20 @@
  * plugin's `set`, is killed with SIGKILL part-way, and every value whose callback fired is read back.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BoundedStore, KvBackend, KvStore, MapBackend, backendStore } from "../../nodes/lib/store";
-import { StoreEngine, acquireEngine, openEngine, releaseEngine } from "../../nodes/store/engine";
+import { StoreEngine, acquireEngine, releaseEngine } from "../../nodes/store/engine";
+import { openEngine } from "../../nodes/store/registry";
 import { EngineKvStore } from "../../nodes/store/kv";
 import { getPath, parsePath, setPath } from "../../nodes/store/path";
 import { DurableContextStore } from "../../nodes/store/plugin";
 import mlcStore = require("../../nodes/store");
 import { kvStore, resolveStore, warnIfLossy } from "../../nodes/shared/context";
 import type { RedAPI, RedNode } from "../../nodes/shared/types";
+import { REPO_ROOT, writeSettings } from "../harness/nodered";
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -461,5 +463,31 @@ describe("shared/context: which store a node gets (kvStore, resolveStore, warnIf
     assert.equal(await viaContext.get("dd_y"), 2);
     assert.ok(node.ctx.has("dd_y"), "written through the node's context");
     await plugin.close();
+  });
+});
+
+describe("README settings = e2e harness settings", () => {
+  it("the contextStorage lines of 'What survives a crash' are the ones the e2e harness writes", () => {
+    const readme = fs.readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## What survives a crash"));
+    const block = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(block && block.includes("contextStorage"), "README shows a settings.js block");
+    const userDir = tmp();
+    const settings = fs.readFileSync(writeSettings(userDir, 1880), "utf8");
+    const norm = (s: string): string[] => s.split("\n").map((l) => l.trim().replace(/,$/, "")).filter(Boolean);
+    const harness = norm(settings);
+    for (const line of norm(block)) assert.ok(harness.includes(line), `harness settings lack README line: ${line}`);
+  });
+});
+
+describe("node sets do not load LMDB", () => {
+  it("requiring the three node sets leaves lmdb unloaded (a platform without its binary keeps every node)", () => {
+    const sets = ["flow", "acumatica", "twilio"].map((s) => path.join(REPO_ROOT, "dist", "nodes", `${s}.js`));
+    const script = `for (const f of ${JSON.stringify(sets)}) require(f); process.stdout.write(JSON.stringify(Object.keys(require.cache).filter((p) => /[\\\\/]lmdb[\\\\/]|[\\\\/]@lmdb[\\\\/]/.test(p))));`;
+    const loaded = JSON.parse(execFileSync(process.execPath, ["-e", script], { encoding: "utf8" })) as string[];
+    assert.deepEqual(loaded, []);
+    // and the store module itself does load it
+    const viaStore = execFileSync(process.execPath, ["-e", `require(${JSON.stringify(path.join(REPO_ROOT, "dist", "nodes", "store", "index.js"))}); process.stdout.write(String(Object.keys(require.cache).some((p) => p.includes("lmdb"))))`], { encoding: "utf8" });
+    assert.equal(viaStore, "true");
   });
 });
