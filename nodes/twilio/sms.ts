@@ -28,7 +28,7 @@ import { isTemplate, renderTemplate } from "../lib/template";
 import { publishStatus } from "../lib/twilio/bus";
 import type { SendMessageParams, TwilioMessage } from "../lib/twilio/client";
 import { isFinalStatus, isStatusAdvance } from "../lib/twilio/status";
-import { contextBackend, resolveStore } from "../shared/context";
+import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { Status, evaluate, firstSet, messageJobId, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { sharedAuditTrail } from "../flow/audit";
@@ -187,6 +187,7 @@ export function registerSms(RED: RedAPI): void {
     try {
       const info = resolveStore(RED, config.store);
       ledger = new SendLedger(contextBackend(node, "node", info.name));
+      warnIfLossy(RED, node, info); // the ledger is what stops a double after a crash
       ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-sms/ledger" }));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-sms/start" });
