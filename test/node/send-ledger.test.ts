@@ -124,9 +124,9 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
 
   it("writes the audit record with the ERP link before the create, and the sid after it", async () => {
     let seenAtCreate: Record<string, any>[] | undefined;
-    sim.injectFault({ delayMs: 300 });
+    sim.injectFault({ delayMs: 2000 });
     sim.onFault = () => {
-      // The create has reached Twilio: read the trail now (the answer is 300 ms away).
+      // The create has reached Twilio: read the trail now (the answer is 2 s away).
       void records("jaudit").then((x) => (seenAtCreate = x));
     };
     try {
@@ -164,10 +164,10 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
   });
 
   it("a claim left by a crash before the create: after the window proves it absent, sent once; audit says outcome_unknown until then", async () => {
-    await bed.load(flow({ sms: { reconcileWindow: "2" } }), creds());
+    await bed.load(flow({ sms: { reconcileWindow: "5" } }), creds());
     await loadConfiguredStores();
     await leaveClaim("jcrash2", Date.now());
-    await bed.redeploy(flow({ sms: { reconcileWindow: "2" } }), creds());
+    await bed.redeploy(flow({ sms: { reconcileWindow: "5" } }), creds());
     send("jcrash2");
     const unknown = await (async () => {
       for (;;) {
