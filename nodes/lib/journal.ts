@@ -105,7 +105,14 @@ export class PushJournal {
    */
   async accept(key: string, events: ErpEventMsg[]): Promise<boolean> {
     await this.ready;
-    const first = await this.store.claim(key, events.length ? { k: key, t: this.now(), pending: events.map(plain), replays: 0 } : this.now());
+    let first: boolean;
+    try {
+      first = await this.store.claim(key, events.length ? { k: key, t: this.now(), pending: events.map(plain), replays: 0 } : this.now());
+    } catch (err) {
+      // Not committed: forget the in-memory claim too, so the sender's retry is journaled rather than dropped.
+      await this.store.delete(key).catch(() => undefined);
+      throw err;
+    }
     if (first) for (const ev of events) if (ev.erp?.jobId) this.byJob.set(ev.erp.jobId, key);
     return first;
   }

@@ -31,6 +31,24 @@ describe("push journal", () => {
     assert.equal(j.pendingCount, 2);
   });
 
+  it("a write that fails is not acknowledged, and the sender's retry is journaled rather than dropped as a redelivery", async () => {
+    const backend = new MapBackend();
+    const j = new PushJournal(backend);
+    await j.ready;
+    const set = backend.set.bind(backend);
+    let failNext = true;
+    backend.set = async (k, v, ttl) => {
+      if (failNext && v !== undefined) {
+        failNext = false;
+        throw new Error("disk full");
+      }
+      return set(k, v, ttl);
+    };
+    await assert.rejects(j.accept("Q|1", [ev("ja")]), /disk full/);
+    assert.equal(await j.accept("Q|1", [ev("ja")]), true);
+    assert.equal((await new PushJournal(backend).replay()).events.length, 1);
+  });
+
   it("replays after a restart only the events not settled, marked erp.replay, and counts replays", async () => {
     const backend = new MapBackend();
     const j = new PushJournal(backend);
