@@ -1,10 +1,11 @@
 /**
  * `mlc-acumatica-fetch`: reads and writes Acumatica records for a flow, through the config node's
  * client: get one record by key or id, list with `$filter/$select/$expand/$top/$skip` (value objects
- * unwrapped), or update (PUT) a record, e.g. to write a delivery status into a document's note.
+ * unwrapped; values templated into `$filter` are escaped as OData literals), or update (PUT) a record, e.g. to write a delivery status into a document's note.
  * Vendor: MYOB-IDG IntegrationDev_RESTExample_Parameter_filter / _expand; contract-based REST PUT.
  */
 import { ErpError, ValidationError } from "../lib/errors";
+import { renderODataFilter } from "../lib/odata";
 import { isTemplate, renderTemplate } from "../lib/template";
 import { Status, evaluate, firstSet, num, onInput, registerNode, t } from "../shared/node";
 import type { NodeMessage, RedAPI } from "../shared/types";
@@ -33,6 +34,12 @@ function text(template: string | undefined, msg: NodeMessage): string | undefine
   return isTemplate(template) ? renderTemplate(template, msg) : template;
 }
 
+/** The `$filter`: a template's values are OData-escaped (inside quotes) or must be plain numbers (see lib/odata.ts). */
+function filterText(template: string | undefined, msg: NodeMessage): string | undefined {
+  if (!template || template.trim() === "") return undefined;
+  return isTemplate(template) ? renderODataFilter(template, msg) : template;
+}
+
 function keyParts(v: unknown): string[] {
   if (Array.isArray(v)) return v.map((x) => String(x));
   if (typeof v === "number") return [String(v)];
@@ -46,8 +53,13 @@ export function registerAcumaticaFetch(RED: RedAPI): void {
     const property = (config.property || "payload").trim();
     let calls = 0;
     node.status(Status.idle(operation));
+    try {
+      acumaticaConfig(RED, config.acumatica, node); // shown the connection's sign-in problems from the start
+    } catch {
+      // no connection selected: reported on the first message
+    }
     onInput(RED, node, async (msg, { send, status }) => {
-      const acu = acumaticaConfig(RED, config.acumatica);
+      const acu = acumaticaConfig(RED, config.acumatica, node);
       const entity = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity) ?? "").trim();
       if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(entity)) throw new ValidationError(`"${entity}" is not an Acumatica entity name`, { code: "bad_entity" });
       const select = text(config.select, msg);
@@ -63,7 +75,7 @@ export function registerAcumaticaFetch(RED: RedAPI): void {
       } else if (operation === "list") {
         const top = config.top === undefined || config.top === "" ? undefined : num(config.top, 100, 1, 100000);
         const skip = config.skip === undefined || config.skip === "" ? undefined : num(config.skip, 0, 0, 1e9);
-        result = await acu.client().list(entity, { filter: text(config.filter, msg), select, expand, top, skip });
+        result = await acu.client().list(entity, { filter: filterText(config.filter, msg), select, expand, top, skip });
       } else {
         const record = msg.payload;
         if (!record || typeof record !== "object" || Array.isArray(record)) throw new ValidationError("Update needs msg.payload to be the record (key fields and the fields to change)", { code: "bad_record" });

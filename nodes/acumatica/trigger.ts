@@ -7,7 +7,7 @@
  *   answered 200 and dropped and a crash after the 200 replays them at the next start (msg.erp.replay);
  *   an event is finished when a send node settles its jobId. Inserted/Deleted rows become
  *   created/updated/deleted events. Optionally a catch-up poll runs too.
- * - poll mode: lists an entity with `LastModifiedDateTime gt <watermark − overlap>` (+ the user's
+ * - poll mode: lists an entity with `LastModifiedDateTime gt <watermark − overlap>` and `le <poll start>` (+ the user's
  *   `$filter`), pages with $top/$skip, emits only events not seen before (tie-breaking on equal
  *   timestamps) and stores the watermark in the context store, so a restart neither misses nor repeats.
  * Vendor: MYOB-IDG IS__con_Push_Notification_Format, IntegrationDev_RESTExample_Parameter_filter.
@@ -70,7 +70,7 @@ function secretMatches(expected: string, got: string | string[] | undefined): bo
 }
 
 export function registerAcumaticaTrigger(RED: RedAPI): void {
-  mountDispatcher(RED.httpNode);
+  mountDispatcher(RED.httpNode, RED);
   registerNode<TriggerProps>(
     RED,
     "mlc-acumatica-trigger",
@@ -130,7 +130,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
         }
         let result: ReturnType<typeof pushToEvents>;
         try {
-          result = pushToEvents(body, { tenant: acumaticaConfig(RED, config.acumatica).tenant, keyFields: keyFields.length ? keyFields : undefined, modifiedField, entity: entity || undefined });
+          result = pushToEvents(body, { tenant: acumaticaConfig(RED, config.acumatica, node).tenant, keyFields: keyFields.length ? keyFields : undefined, modifiedField, entity: entity || undefined });
         } catch (err) {
           reportError(RED, node, err, { topic: "acumatica/push", endpoint });
           return { status: 400, body: "Bad request" };
@@ -155,7 +155,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
       };
 
       const pollOnce = async (): Promise<void> => {
-        const acu = acumaticaConfig(RED, config.acumatica);
+        const acu = acumaticaConfig(RED, config.acumatica, node);
         if (!entity) throw new ValidationError("Poll mode needs an entity (e.g. Bill)", { code: "bad_config" });
         let state = (await backend.get(POLL_STATE_KEY)) as PollState | undefined;
         if (!state || typeof state.watermark !== "string") {
@@ -166,7 +166,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
           await backend.set(POLL_STATE_KEY, state);
         }
         node.status(Status.busy(t(RED, "mlc-acumatica-trigger.status.polling", undefined, "polling")));
-        const filter = pollWindow.filterFor(state);
+        const filter = pollWindow.filterFor(state, undefined, Date.now()); // bounded above: paging cannot skip rows
         const events: ErpEventMsg[] = [];
         for await (const record of acu.client().listAll(entity, { filter, select: config.select || undefined, expand: config.expand || undefined }, pageSize)) {
           try {
@@ -215,7 +215,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
           })
           .catch((err: unknown) => reportError(RED, node, err, { topic: "acumatica/journal" }));
         try {
-          release = registerEndpoint(RED.httpNode, `/acumatica/${endpoint}`, node.id, onPush);
+          release = registerEndpoint(RED.httpNode, `/acumatica/${endpoint}`, node.id, onPush, { contentTypes: ["application/json"] }); // 415 to a body that is not JSON
           node.status(Status.idle(t(RED, "mlc-acumatica-trigger.status.watching", { endpoint }, `watching /${endpoint}`)));
         } catch (err) {
           reportError(RED, node, err, { topic: "acumatica/trigger/start", endpoint });

@@ -12,8 +12,9 @@
  *   `outcomeUnknown: true` is thrown so the caller reconciles instead of sending twice.
  * Any other status is returned to the caller, which maps it to its vendor's typed error.
  */
+import { PeerCertificate, checkServerIdentity } from "node:tls";
 import { Agent, request as undiciRequest } from "undici";
-import { TimeoutError } from "./errors";
+import { MlcError, TimeoutError, ValidationError } from "./errors";
 import { DEFAULT_RETRY_POLICY, RetryPolicy, backoffDelay, parseRetryAfter, sleep } from "./retry";
 
 export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -58,6 +59,58 @@ export interface HttpClientOptions {
   retry?: Partial<RetryPolicy>;
   /** Called before each retry (for node status / logs). Never receives headers or bodies. */
   onRetry?: (info: { attempt: number; delayMs: number; reason: string; url: string }) => void;
+  /** TLS trust for this client only (never process-wide); verification always stays on. */
+  tls?: HttpTlsOptions;
+}
+
+/**
+ * Per-client TLS trust, passed to this client's undici `Agent` as `connect` options (Node `tls.connect`), like
+ * Node-RED's `tls-config` node: nothing process-wide (`NODE_TLS_REJECT_UNAUTHORIZED`, global agents) is touched.
+ * Chain and host-name verification always stay on; a pin is checked in addition, never instead.
+ */
+export interface HttpTlsOptions {
+  /**
+   * PEM CA certificate(s) to trust, e.g. an on-premises SAP Business One Service Layer's self-signed certificate.
+   * Replaces Node's built-in root CAs for this client (as `tls.connect({ ca })` does).
+   */
+  ca?: string | string[];
+  /**
+   * SHA-256 fingerprint(s) of the server's leaf certificate, hex with or without colons (as `openssl x509
+   * -fingerprint -sha256` prints it); the connection is refused when the certificate matches none.
+   */
+  pinSha256?: string | string[];
+}
+
+/** Error codes of a refused TLS handshake (Node / OpenSSL verification and our pin check): never retried. */
+const TLS_REFUSED_RE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|^ERR_TLS_/;
+
+/** Normalised fingerprint: 64 lower-case hex digits. @throws ValidationError when it is not a SHA-256 fingerprint */
+function normalisePin(pin: string): string {
+  const hex = String(pin).replace(/[:\s]/g, "").toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new ValidationError("TLS pin must be a SHA-256 certificate fingerprint (64 hex digits, colons allowed)");
+  return hex;
+}
+
+/** undici `connect` options for {@link HttpTlsOptions}. @throws ValidationError for a malformed pin or an empty CA */
+function tlsConnectOptions(tls: HttpTlsOptions | undefined): Record<string, unknown> {
+  if (!tls) return {};
+  const out: Record<string, unknown> = { rejectUnauthorized: true };
+  if (tls.ca !== undefined) {
+    const ca = (Array.isArray(tls.ca) ? tls.ca : [tls.ca]).filter((c) => typeof c === "string" && c.includes("-----BEGIN CERTIFICATE-----"));
+    if (!ca.length) throw new ValidationError("TLS CA must be PEM text (-----BEGIN CERTIFICATE-----)");
+    out.ca = ca;
+  }
+  if (tls.pinSha256 !== undefined) {
+    const pins = new Set((Array.isArray(tls.pinSha256) ? tls.pinSha256 : [tls.pinSha256]).map(normalisePin));
+    out.checkServerIdentity = (host: string, cert: PeerCertificate): Error | undefined => {
+      const err = checkServerIdentity(host, cert);
+      if (err) return err;
+      const got = String(cert.fingerprint256 ?? "").replace(/:/g, "").toLowerCase();
+      if (pins.has(got)) return undefined;
+      return Object.assign(new Error("server certificate does not match the pinned SHA-256 fingerprint"), { code: "ERR_TLS_PIN_MISMATCH" });
+    };
+  }
+  return out;
 }
 
 const CONNECT_PHASE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT", "EHOSTUNREACH", "ENETUNREACH"]);
@@ -82,6 +135,10 @@ export function safeUrl(url: string): string {
   }
 }
 
+/**
+ * One keep-alive pool with the retry rules above. `new HttpClient(opts)` throws ValidationError for malformed TLS
+ * settings ({@link HttpTlsOptions}: a pin that is not 64 hex digits, a CA that is not PEM).
+ */
 export class HttpClient {
   private readonly agent: Agent;
   private readonly policy: RetryPolicy;
@@ -96,7 +153,7 @@ export class HttpClient {
     this.agent = new Agent({
       connections: opts.connections ?? 8,
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30000,
-      connect: { timeout: opts.connectTimeoutMs ?? 10000 },
+      connect: { timeout: opts.connectTimeoutMs ?? 10000, ...tlsConnectOptions(opts.tls) },
     });
   }
 
@@ -128,6 +185,14 @@ export class HttpClient {
       }
       if (req.signal?.aborted) throw failure;
       const code = errorCodeOf(failure) ?? "unknown";
+      if (TLS_REFUSED_RE.test(code)) {
+        // the request never left; repeating cannot change the certificate
+        throw new MlcError(`TLS refused for ${safeUrl(req.url)}: the server certificate is not trusted by this connection's settings (${code})`, {
+          code: "tls_refused",
+          retryable: false,
+          cause: failure,
+        });
+      }
       const beforeSend = CONNECT_PHASE_CODES.has(code);
       if (!(beforeSend || idempotent) || last || this.closed) {
         throw new TimeoutError(

@@ -30,12 +30,27 @@ export interface JobIdParts {
 }
 
 /**
+ * Join text parts into one string that names exactly one list of parts: `\` is written `\\`, `|` is written `\|`,
+ * and parts are separated by a bare `|`. So `["T|", "Bill"]` → `T\||Bill` and `["T", "|Bill"]` → `T|\|Bill` differ
+ * (the 0.1.0 encoding, `|` doubled, made both `T|||Bill`). Parts without `\` or `|` are joined unchanged, so keys of
+ * ordinary values keep the text (and hash) they had in 0.1.0.
+ * @param parts any strings (non-strings are converted with String())
+ * @returns the encoded text
+ */
+export function encodeParts(parts: readonly unknown[]): string {
+  return parts.map((s) => String(s).replace(/[\\|]/g, (c) => `\\${c}`)).join("|");
+}
+
+/**
  * Derive the stable `jobId` for "this event on this record".
+ * The parts are encoded with {@link encodeParts} (unambiguous). Compared with 0.1.0, jobIds are unchanged unless a
+ * part contains `|` or `\`; for those the 0.1.0 jobId could collide with another record's and is now different (a
+ * dedupe entry written by 0.1.0 for such a record does not match).
  * @returns "j" + 32 lowercase hex chars (128 bits of SHA-256), safe in URLs and context keys
  */
 export function deriveJobId(p: JobIdParts): string {
   const canonicalVersion = normaliseVersion(p.version);
-  const text = [p.system, p.tenant, p.entity, p.id, canonicalVersion, p.action === "deleted" ? "deleted" : ""].map((s) => s.replace(/\|/g, "||")).join("|");
+  const text = encodeParts([p.system, p.tenant, p.entity, p.id, canonicalVersion, p.action === "deleted" ? "deleted" : ""]);
   return "j" + sha256hex(text).slice(0, 32);
 }
 

@@ -4,7 +4,9 @@
  * credentials the user did not retype arrive as "__PWRD__" and are taken from the deployed node.
  * The answer is `{ ok, message, code? }` with HTTP 200 either way; no secret is ever echoed.
  */
+import type { IncomingMessage } from "node:http";
 import { errorDetails } from "../lib/errors";
+import { readRawBody } from "./dispatcher";
 import type { RedAPI } from "./types";
 
 export interface TestRequest {
@@ -21,17 +23,21 @@ export interface TestResult {
 
 const PLACEHOLDER = "__PWRD__";
 
+const MAX_TEST_BODY_BYTES = 64 * 1024;
+
+/**
+ * The posted form as an object: the admin app's JSON parser's result, or (when httpAdminRoot and httpNodeRoot
+ * coincide, so the package's capture claimed the body below /mlc) the raw body read once and parsed here.
+ * @throws Error when the body is larger than 64 KB, unavailable, not JSON or not an object
+ */
 async function readJson(req: unknown): Promise<Record<string, unknown>> {
-  const r = req as { body?: unknown } & AsyncIterable<Buffer>;
+  const r = req as { body?: unknown };
   if (r.body && typeof r.body === "object") return r.body as Record<string, unknown>;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of r) {
-    size += c.length;
-    if (size > 64 * 1024) throw new Error("request too large");
-    chunks.push(c);
-  }
-  return chunks.length ? (JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>) : {};
+  const raw = await readRawBody(req as IncomingMessage, MAX_TEST_BODY_BYTES);
+  if (!raw.length) return {};
+  const parsed: unknown = JSON.parse(raw.toString("utf8"));
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("request body is not a JSON object");
+  return parsed as Record<string, unknown>;
 }
 
 /** Register the test endpoint for a config type. `test` makes one harmless vendor call. */

@@ -147,7 +147,7 @@ const TWIML = { "Content-Type": "text/xml; charset=utf-8" };
  * msg.ack as {@link CallAck}). Serves `/mlc/twilio/<endpoint>/gather` while acknowledgement is on.
  */
 export function registerCall(RED: RedAPI): void {
-  mountDispatcher(RED.httpNode);
+  mountDispatcher(RED.httpNode, RED);
   registerNode<CallProps>(RED, "mlc-twilio-call", (node, config) => {
     const endpoint = (config.endpoint || "call").trim();
     const callback = (config.callback ?? "status").trim();
@@ -277,7 +277,6 @@ export function registerCall(RED: RedAPI): void {
     const gatherHandler = async (req: InboundRequest): Promise<InboundResponse> => {
       const check = checkTwilioWebhook(RED, node, config.twilio, req);
       if (!check.ok) {
-        if (check.forged) node.warn(t(RED, "mlc-twilio-call.warn.forged", undefined, "Refused a Gather request with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
         return check.response;
       }
       const f = check.fields;

@@ -6,7 +6,7 @@
 import { ValidationError } from "../lib/errors";
 import { isValidRegion } from "../lib/phone";
 import { TwilioClient, TwilioCredentials } from "../lib/twilio/client";
-import { createMailService, MailService } from "../lib/twilio/sendgrid";
+import { createMailService, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, MailService } from "../lib/twilio/sendgrid";
 import { OptOutList } from "../lib/twilio/optout";
 import { registerTestEndpoint } from "../shared/admin";
 import { contextBackend, resolveStore } from "../shared/context";
@@ -32,7 +32,7 @@ export interface TwilioConfigProps extends Record<string, unknown> {
   /** Account-wide creates per second (default 10) and concurrent requests (default 5). */
   rate?: string | number;
   concurrency?: string | number;
-  /** Per sender type, creates per second ("" = account rate only). */
+  /** Per sender type, creates per second ("" = Twilio's default for the type, see DEFAULT_SENDER_RATES; 0 = account rate only). */
   rateLongCode?: string | number;
   rateTollFree?: string | number;
   rateShortCode?: string | number;
@@ -42,6 +42,8 @@ export interface TwilioConfigProps extends Record<string, unknown> {
   sendgridFrom?: string;
   sendgridApiHost?: string;
   sendgridVerificationKey?: string;
+  /** SendGrid Event Webhook: largest age of a signed request's timestamp, s (default 300; 0 = not checked). */
+  sendgridTolerance?: string | number;
 }
 
 /**
@@ -55,6 +57,8 @@ export interface SendGridApi {
   readonly from: string;
   /** Event Webhook verification key (base64 SPKI), "" when not set. */
   readonly verificationKey: string;
+  /** Event Webhook timestamp tolerance, s (0 = not checked). */
+  readonly timestampToleranceSec: number;
 }
 
 /** What dependent nodes use. The auth token is reachable only through `validationToken()`. */
@@ -99,6 +103,12 @@ function credsFrom(c: Record<string, string | undefined>): TwilioCredentials {
   };
 }
 
+/** A per-sender rate field: "" (or unset) = undefined, Twilio's default for the type; else 0–1000 per second (0 = no per-sender limit). */
+function senderRateProp(v: unknown): number | undefined {
+  const n = num(v, NaN, 0, 1000);
+  return Number.isNaN(n) ? undefined : n;
+}
+
 function buildClient(config: TwilioConfigProps, credentials: Record<string, string | undefined>): TwilioClient {
   const timeout = Number(config.timeout);
   return new TwilioClient({
@@ -111,11 +121,11 @@ function buildClient(config: TwilioConfigProps, credentials: Record<string, stri
       ratePerSec: num(config.rate, 10, 0, 1000),
       maxConcurrent: num(config.concurrency, 5, 1, 100),
       senderRates: {
-        longCode: num(config.rateLongCode, 0, 0, 1000),
-        tollFree: num(config.rateTollFree, 0, 0, 1000),
-        shortCode: num(config.rateShortCode, 0, 0, 1000),
-        messagingService: num(config.rateMessagingService, 0, 0, 1000),
-        whatsapp: num(config.rateWhatsapp, 0, 0, 1000),
+        longCode: senderRateProp(config.rateLongCode),
+        tollFree: senderRateProp(config.rateTollFree),
+        shortCode: senderRateProp(config.rateShortCode),
+        messagingService: senderRateProp(config.rateMessagingService),
+        whatsapp: senderRateProp(config.rateWhatsapp),
       },
     },
   });
@@ -153,6 +163,7 @@ export function registerTwilioConfig(RED: RedAPI): void {
         },
         from: configString(config.sendgridFrom, "SendGrid From"),
         verificationKey: configString(config.sendgridVerificationKey, "SendGrid verification key"),
+        timestampToleranceSec: num(config.sendgridTolerance, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, 0, 86400),
       });
       const api: TwilioConfigApi = {
         get accountSid() {

@@ -19,9 +19,10 @@ import { emailStatusOf, parseEvents, SendGridEvent, SIGNATURE_HEADER, TIMESTAMP_
 import { FAILED_STATUSES, isFinalStatus, isStatusAdvance } from "../lib/twilio/status";
 import { contextBackend, resolveStore } from "../shared/context";
 import type { InboundRequest, InboundResponse } from "../shared/dispatcher";
-import { Status, reportError, t } from "../shared/node";
+import { Status, t } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 import { twilioConfig } from "./config";
+import { logRefusal, notServed } from "./webhook";
 
 /** `msg.twilio` of an e-mail status: a TwilioMeta whose errorCode is SendGrid's outcome as text ("sendgrid_bounce"). */
 export type EmailStatusMeta = Omit<TwilioMeta, "errorCode"> & { errorCode?: string };
@@ -69,9 +70,11 @@ function busFields(raw: Record<string, unknown>): Record<string, string | string
 /**
  * Handle one Event Webhook request for the status node `node` (account `cfgId`).
  * @param opts.store context store of the ordering/dedupe state (the status node's `store` property)
- * @returns 405 for another method, 500 when the account has no usable verification key (reported to Catch),
- *   403 for a missing or invalid signature (nothing recorded or emitted), 400 for a body that is not a JSON
- *   array, else 200 (also when every event was ignored, so SendGrid does not retry)
+ * @returns 405 for another method; 404 when the account has no usable verification key (the endpoint cannot
+ *   work: reported to Catch and the node's status once, then answered quietly); 403 for a missing or invalid
+ *   signature or a timestamp outside the account's tolerance (nothing recorded or emitted; logged at most once a
+ *   minute); 400 for a body that is not a JSON array; else 200 (also when every event was ignored, so SendGrid
+ *   does not retry)
  */
 export async function handleSendGridEvents(RED: RedAPI, node: RedNode, cfgId: unknown, req: InboundRequest, opts: { store?: string } = {}): Promise<InboundResponse> {
   if (req.method !== "POST") return { status: 405, headers: { Allow: "POST" }, body: "Method not allowed" };
@@ -79,17 +82,16 @@ export async function handleSendGridEvents(RED: RedAPI, node: RedNode, cfgId: un
   let valid: boolean;
   try {
     state = stateOf(RED, node, opts.store);
-    const key = twilioConfig(RED, cfgId).sendgrid().verificationKey;
-    if (!key) throw new ValidationError("No SendGrid Event Webhook verification key in the Twilio account: signed events cannot be checked", { code: "no_verification_key" });
-    valid = verifyEventWebhook(key, req.body, header(req, SIGNATURE_HEADER), header(req, TIMESTAMP_HEADER));
+    const sg = twilioConfig(RED, cfgId).sendgrid();
+    if (!sg.verificationKey) throw new ValidationError("No SendGrid Event Webhook verification key in the Twilio account: signed events cannot be checked", { code: "no_verification_key" });
+    valid = verifyEventWebhook(sg.verificationKey, req.body, header(req, SIGNATURE_HEADER), header(req, TIMESTAMP_HEADER), { toleranceSec: sg.timestampToleranceSec });
   } catch (err) {
-    reportError(RED, node, err, { topic: "mlc-twilio-status/sendgrid", path: req.path });
-    return { status: 500, body: "Endpoint not configured" };
+    return notServed(RED, node, "sendgrid-config", err, { topic: "mlc-twilio-status/sendgrid", path: req.path });
   }
   if (!valid) {
     state.forged++;
     node.status(Status.warn(t(RED, "mlc-twilio-status.status.forged", { n: state.forged }, `refused ${state.forged} forged`)));
-    node.warn(t(RED, "mlc-twilio-email.warn.forged", undefined, "Refused a SendGrid Event Webhook request with a missing or invalid signature (check the verification key in the Twilio account)"));
+    logRefusal(node, "sendgrid-forged", t(RED, "mlc-twilio-email.warn.forged", undefined, "Refused a SendGrid Event Webhook request with a missing or invalid signature, or a timestamp older than the tolerance (check the verification key in the Twilio account)"));
     return { status: 403, body: "Forbidden" };
   }
   let events: SendGridEvent[];

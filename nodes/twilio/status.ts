@@ -12,7 +12,7 @@ import { isStatusAdvance, isFinalStatus, FAILED_STATUSES } from "../lib/twilio/s
 import { publishStatus } from "../lib/twilio/bus";
 import { BoundedStore } from "../lib/store";
 import { contextBackend, resolveStore } from "../shared/context";
-import { mountDispatcher, registerEndpoint, InboundRequest, InboundResponse } from "../shared/dispatcher";
+import { mountDispatcher, registerEndpoint, EndpointOptions, InboundRequest, InboundResponse } from "../shared/dispatcher";
 import { Status, onClose, registerNode, reportError, t } from "../shared/node";
 import type { RedAPI } from "../shared/types";
 import { auditCallback } from "../flow/audit";
@@ -37,9 +37,14 @@ interface SidState {
 
 const STATE_TTL_MS = 7 * 24 * 3600 * 1000;
 
+/** Twilio posts webhooks as forms, or JSON with bodySHA256 (twilio.md §5.3, §6.1). */
+const TWILIO_WEBHOOK: EndpointOptions = { contentTypes: ["application/x-www-form-urlencoded", "application/json"] };
+/** SendGrid posts the Event Webhook as a JSON array. */
+const SENDGRID_WEBHOOK: EndpointOptions = { contentTypes: ["application/json"] };
+
 
 export function registerStatus(RED: RedAPI): void {
-  mountDispatcher(RED.httpNode);
+  mountDispatcher(RED.httpNode, RED);
   registerNode<StatusProps>(RED, "mlc-twilio-status", (node, config) => {
     const endpoint = (config.endpoint || "status").trim();
     let forged = 0;
@@ -52,10 +57,10 @@ export function registerStatus(RED: RedAPI): void {
       return;
     }
 
+    // checkTwilioWebhook logs refusals (at most once a minute); the status counts every one.
     const refuse = (): void => {
       forged++;
       node.status(Status.warn(t(RED, "mlc-twilio-status.status.forged", { n: forged }, `refused ${forged} forged`)));
-      node.warn(t(RED, "mlc-twilio-status.warn.forged", undefined, "Refused a request with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
     };
 
     const handler = async (req: InboundRequest): Promise<InboundResponse> => {
@@ -130,9 +135,9 @@ export function registerStatus(RED: RedAPI): void {
     let releaseInbound: (() => void) | undefined;
     let releaseSendGrid: (() => void) | undefined;
     try {
-      release = registerEndpoint(RED.httpNode, `/twilio/${endpoint}`, node.id, handler);
-      releaseInbound = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/inbound`, node.id, inbound);
-      releaseSendGrid = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/sendgrid`, node.id, (req) => handleSendGridEvents(RED, node, config.twilio, req, { store: config.store }));
+      release = registerEndpoint(RED.httpNode, `/twilio/${endpoint}`, node.id, handler, TWILIO_WEBHOOK);
+      releaseInbound = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/inbound`, node.id, inbound, TWILIO_WEBHOOK);
+      releaseSendGrid = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/sendgrid`, node.id, (req) => handleSendGridEvents(RED, node, config.twilio, req, { store: config.store }), SENDGRID_WEBHOOK);
       node.status(Status.idle(t(RED, "mlc-twilio-status.status.listening", { endpoint }, `listening /${endpoint}`)));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });

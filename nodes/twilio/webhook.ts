@@ -1,16 +1,44 @@
 /**
  * Shared check for every Twilio webhook the package serves (status callbacks, inbound messages, call
- * Gather actions): the account's Auth Token, the URL rebuilt from the public base URL, and the
- * `X-Twilio-Signature` over form or JSON (bodySHA256) bodies. Forgeries get 403 with no side effect.
- * Twilio: https://www.twilio.com/docs/usage/webhooks/webhooks-security
+ * Gather actions): the account's Auth Token, the URL rebuilt from the public base URL + httpNodeRoot + the
+ * path and query exactly as received, and the `X-Twilio-Signature` over form or JSON (bodySHA256) bodies.
+ * Forgeries get 403 with no side effect (logged at most once a minute per node); a signed request whose
+ * parameters are not an object of strings gets 400; an endpoint that cannot work with its configuration
+ * (no Auth Token, no public base URL) answers 404 and its node says why once.
+ * Twilio: https://www.twilio.com/docs/usage/webhooks/webhooks-security ; twilio.md §5
  */
-import { parseForm, validateTwilioWebhook } from "../lib/twilio/signature";
+import { parseForm, validateTwilioWebhook, MAX_FORM_PARAMS } from "../lib/twilio/signature";
 import type { InboundRequest, InboundResponse } from "../shared/dispatcher";
-import { reportError } from "../shared/node";
+import { t } from "../shared/node";
+import { logRefusal, notServed } from "../shared/refusals";
 import type { RedAPI, RedNode } from "../shared/types";
 import { twilioConfig } from "./config";
 
-export type WebhookCheck = { ok: true; fields: Record<string, string | string[]> } | { ok: false; response: InboundResponse; forged: boolean };
+/** Parameters of a Twilio webhook: form fields (repeated keys as arrays) or the string fields of a JSON object. */
+export type WebhookFields = Record<string, string | string[]>;
+
+export type WebhookCheck = { ok: true; fields: WebhookFields } | { ok: false; response: InboundResponse; forged: boolean };
+
+/**
+ * The fields of a JSON webhook body: a JSON object whose values are strings (or arrays of strings).
+ * @returns undefined for anything else (null, an array, numbers or booleans where Twilio sends strings, bad JSON)
+ */
+export function jsonFields(raw: Buffer): WebhookFields | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return undefined;
+  const out: WebhookFields = {};
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+    if (typeof v === "string" || (Array.isArray(v) && v.every((x) => typeof x === "string"))) {
+      Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true }); // "__proto__" stays a plain key
+    } else return undefined;
+  }
+  return out;
+}
 
 /** Validate a Twilio webhook for the account `configId`; on success the parsed parameters. */
 export function checkTwilioWebhook(RED: RedAPI, node: RedNode, configId: unknown, req: InboundRequest): WebhookCheck {
@@ -22,24 +50,24 @@ export function checkTwilioWebhook(RED: RedAPI, node: RedNode, configId: unknown
     token = cfg.validationToken();
     url = cfg.publicRoot() + req.originalPath;
   } catch (err) {
-    reportError(RED, node, err, { topic: `${node.type}/config`, path: req.path });
-    return { ok: false, forged: false, response: { status: 500, body: "Endpoint not configured" } };
+    return { ok: false, forged: false, response: notServed(RED, node, "twilio-config", err, { topic: `${node.type}/config`, path: req.path }) };
   }
   const json = /^application\/json/i.test(req.contentType);
   const params = json ? {} : parseForm(req.body);
+  if (!params) return { ok: false, forged: false, response: { status: 400, body: "Bad request" } }; // more than MAX_FORM_PARAMS
   const signature = String(req.headers["x-twilio-signature"] ?? "");
   if (!validateTwilioWebhook({ authToken: token, signature, url, contentType: req.contentType, rawBody: req.body, params })) {
+    logRefusal(node, "forged", t(RED, "mlc-twilio-status.warn.forged", undefined, "Refused a Twilio webhook with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
     return { ok: false, forged: true, response: { status: 403, body: "Forbidden" } };
   }
   if (!json) return { ok: true, fields: params };
-  try {
-    return { ok: true, fields: JSON.parse(req.body.toString("utf8")) as Record<string, string> };
-  } catch {
-    return { ok: false, forged: false, response: { status: 400, body: "Bad request" } };
-  }
+  const fields = jsonFields(req.body);
+  return fields ? { ok: true, fields } : { ok: false, forged: false, response: { status: 400, body: "Bad request" } };
 }
 
 /** First value of a form field. */
 export function one(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
+
+export { MAX_FORM_PARAMS, logRefusal, notServed };

@@ -23,6 +23,8 @@ export interface NodeRedOptions {
   env?: Record<string, string>;
   /** Echo Node-RED's log lines to this function. */
   onLog?: (line: string) => void;
+  /** settings.js `contextStorage` as JavaScript source (may `require(...)` a store module); default see writeSettings. */
+  contextStorage?: string;
 }
 
 /** A free TCP port on 127.0.0.1 (bind port 0, read it, release it). */
@@ -39,10 +41,10 @@ export function freePort(): Promise<number> {
 
 /**
  * Write the settings file used by tests and demo. Its context storage is exactly what the README's
- * "What survives a crash" tells users to put in settings.js: this package's store as default, memory
- * as "memory".
+ * "What survives a crash" tells users to put in settings.js (this package's store as default, memory
+ * as "memory"), unless `contextStorage` (JavaScript source) replaces it.
  */
-export function writeSettings(userDir: string, port: number): string {
+export function writeSettings(userDir: string, port: number, contextStorage?: string): string {
   fs.mkdirSync(userDir, { recursive: true });
   const file = path.join(userDir, "settings.js");
   fs.writeFileSync(
@@ -52,10 +54,10 @@ export function writeSettings(userDir: string, port: number): string {
   uiPort: ${port},
   flowFile: "flows.json",
   credentialSecret: process.env.MLC_CREDENTIAL_SECRET || "ml-connector-local-secret",
-  contextStorage: {
+  contextStorage: ${contextStorage ?? `{
     default: { module: require("node-red-contrib-ml-connector/store") },
     memory: { module: "memory" }
-  },
+  }`},
   logging: { console: { level: "info", metrics: false, audit: false } },
   editorTheme: { tours: false, projects: { enabled: false } },
   diagnostics: { enabled: false },
@@ -103,14 +105,20 @@ export class NodeRed {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** Process id of the running Node-RED (for CPU and memory readings), undefined when not running. */
+  get pid(): number | undefined {
+    return this.child && this.child.exitCode === null ? this.child.pid : undefined;
+  }
+
   /** Start and wait until the Admin API answers and flows have started. */
   async start(timeoutMs = 60000): Promise<void> {
     if (!this.port) this.port = this.opts.port || (await freePort());
-    const settings = writeSettings(this.opts.userDir, this.port);
+    const settings = writeSettings(this.opts.userDir, this.port, this.opts.contextStorage);
     const redJs = process.env.MLC_NODE_RED || require.resolve("node-red/red.js", { paths: [REPO_ROOT] });
     const nodeBin = process.env.MLC_NODE_BIN || process.execPath;
     this.child = spawn(nodeBin, [redJs, "--userDir", this.opts.userDir, "--settings", settings, "--port", String(this.port)], {
-      env: { ...process.env, ...(this.opts.env ?? {}), NODE_ENV: "production" },
+      // NODE_ENV production unless the test asks otherwise (Node-RED's own default is development).
+      env: { ...process.env, NODE_ENV: "production", ...(this.opts.env ?? {}) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const onData = (buf: Buffer): void => {
@@ -139,6 +147,18 @@ export class NodeRed {
     throw new Error(`Node-RED did not start in ${timeoutMs} ms:\n${this.log.slice(-30).join("\n")}`);
   }
 
+  /** Resident set size of the Node-RED process, bytes (Linux /proc; 0 when unknown). */
+  rssBytes(): number {
+    const pid = this.child?.pid;
+    if (!pid) return 0;
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+      return m ? Number(m[1]) * 1024 : 0;
+    } catch {
+      return 0;
+    }
+  }
+
   /** Stop with SIGINT (clean shutdown: close handlers run, context is flushed). */
   async stop(): Promise<void> {
     const c = this.child;
@@ -161,6 +181,7 @@ export class NodeRed {
       c.once("exit", () => resolve());
       c.kill(signal);
     });
+    this.log.push(`---- killed (${signal}) ----`);
   }
 
   async restart(): Promise<void> {

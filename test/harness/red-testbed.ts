@@ -49,6 +49,8 @@ export interface TestbedOptions {
   layout?: Layout;
   /** Credentials used by `load`/`redeploy` when none are passed (default none). */
   credentials?: Credentials;
+  /** Where the "red" layout mounts RED.httpNode (default "/"); give the same value as settings.httpNodeRoot. */
+  httpNodeRoot?: string;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -64,6 +66,7 @@ export class Testbed {
   /** Every message each helper node received, by node id (emptied by `unload`). */
   readonly received: Record<string, Msg[]> = {};
   private readonly credentials: Credentials;
+  private readonly httpNodeRoot: string;
 
   /**
    * @param nodeSets compiled node-set modules, e.g. require("../../nodes/twilio")
@@ -76,6 +79,7 @@ export class Testbed {
   ) {
     this.layout = options.layout ?? "red";
     this.credentials = options.credentials ?? {};
+    this.httpNodeRoot = options.httpNodeRoot ?? "/";
   }
 
   /** Call from mocha `before`: init the helper (settings restored in `stop`), start the HTTP server. */
@@ -129,7 +133,7 @@ export class Testbed {
       if (this.layout === "red") {
         const app = express();
         app.use("/", red.httpAdmin);
-        app.use("/", red.httpNode);
+        app.use(this.httpNodeRoot, red.httpNode);
         this.root = app;
       } else {
         this.root = red.httpNode;

@@ -51,6 +51,8 @@ export interface StackOptions {
   twilio?: TwilioSimOptions;
   /** More flow nodes deployed together with the examples (test probes, the demo's audit viewer). */
   extraFlows?: FlowNode[];
+  /** More environment for the Node-RED process (e.g. NODE_ENV "development", Node-RED's own default). */
+  extraEnv?: Record<string, string>;
   onLog?: (line: string) => void;
 }
 
@@ -90,6 +92,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     TWILIO_ACCOUNT_SID: twilio.defaultAccount.accountSid,
     TWILIO_AUTH_TOKEN: twilio.defaultAccount.authToken,
     TWILIO_FROM: "+15005550006",
+    // What Twilio allows the sender per second (the examples' per-sender pacing fields read it); unset, a long code
+    // is paced at Twilio's default 1/s and a burst of reminders would take minutes.
+    TWILIO_SENDER_RATE: "100",
     PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
     APPROVAL_THRESHOLD: "1000",
     CONTROLLER_PHONE: "(415) 555-0199",
@@ -107,7 +112,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   sendgrid.eventWebhookUrl = `http://127.0.0.1:${port}/mlc/twilio/events/sendgrid`;
   if (opts.install === "pack") installInto(opts.userDir, packRepo(path.join(opts.userDir, "..", "pack")));
   else linkInto(opts.userDir);
-  const nodeRed = new NodeRed({ userDir: opts.userDir, port, env, onLog: opts.onLog });
+  const nodeRed = new NodeRed({ userDir: opts.userDir, port, env: { ...env, ...(opts.extraEnv ?? {}) }, onLog: opts.onLog });
   await nodeRed.start();
   await nodeRed.deploy([...withCredentialRefs(loadExamples(...(opts.families ?? ["acumatica"]))), ...(opts.extraFlows ?? [])]);
   return {

@@ -333,13 +333,16 @@ describe("mlc-twilio-email and the SendGrid Event Webhook in Node-RED", function
       assert.equal(r("stOut").length, 0);
     });
 
-    it("without a verification key in the account: 500 and the configuration error reaches Catch", async () => {
+    it("without a verification key in the account: 404 (not served), and the configuration error reaches Catch once", async () => {
       await bed.load(flow({ cfg: { sendgridVerificationKey: "" } }), creds);
       const { sid } = await sendOne("jNOKEY");
       const res = await sg.deliver(sid, "delivered");
-      assert.equal(res.status, 500);
-      assert.ok(!/at .*\.js/.test(res.responseBody), "no stack trace");
+      assert.equal(res.status, 404);
+      assert.equal(res.responseBody, "Not found");
+      for (let i = 0; i < 5; i++) assert.equal((await fetch(webhookUrl(), { method: "POST", headers: { "Content-Type": "application/json" }, body: "[]" })).status, 404);
       await until(() => r("caught").length === 1, "catch");
+      await settle();
+      assert.equal(r("caught").length, 1, "reported once, not once per request");
       assert.equal(r("caught")[0].errorDetails.code, "no_verification_key");
       assert.equal(r("caught")[0].error.source.id, "st");
       assert.equal(r("stOut").length, 0);

@@ -344,14 +344,16 @@ describe("twilio node set in Node-RED", function () {
       assert.deepEqual(received.stOut.map((m) => m.twilio.status), ["sent"]);
     });
 
-    it("answers 503 (dispatcher still mounted) when no status node serves the endpoint", async () => {
+    // Was 503 for any unserved path; since issue 6 §5 a path nothing serves is 404 once the flows have started
+    // (503 stays for a node being restarted, see webhook-edge.test.ts).
+    it("answers 404 with a fixed text (dispatcher still mounted) when no status node serves the endpoint", async () => {
       await bed.load(flow({ status: false }));
       const { sid } = await sendOne();
       const results = await sim.deliver(sid);
-      assert.deepEqual(results.map((r) => r.status), [503, 503]);
+      assert.deepEqual(results.map((r) => r.status), [404, 404]);
       const direct = await post("/mlc/twilio/nowhere", "a=1");
-      assert.equal(direct.status, 503);
-      assert.ok(direct.headers.get("retry-after"));
+      assert.equal(direct.status, 404);
+      assert.equal(direct.text, "Not found");
       assert.ok(!/at .*\.js/.test(direct.text), "no stack trace");
     });
 

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { TestFlowNode } from "node-red-node-test-helper";
-import { DEFAULT_MESSAGING_SERVICE_SID, TwilioSim, signTwilioRequest } from "../sims/twilio";
+import { DEFAULT_MESSAGING_SERVICE_SID, TwilioSim, maxInWindow, signTwilioRequest } from "../sims/twilio";
 import { Testbed, until, settle } from "../harness/red-testbed";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -181,36 +181,78 @@ describe("pacing: one budget per Twilio account", function () {
     await until(() => r("out").length + r("caught").length === n, `${n} outcomes`, 100000);
   }
 
-  it("control: without a budget a burst of 200 meets Twilio's 429s (concurrency limit 5)", async () => {
-    const sim = new TwilioSim({ concurrencyLimit: 5, latencyMs: 30 });
+  /** Run `fn` against a simulator started with `opts`, stopped afterwards. */
+  async function withSim(opts: ConstructorParameters<typeof TwilioSim>[0], fn: (sim: TwilioSim) => Promise<void>): Promise<void> {
+    const sim = new TwilioSim(opts);
     await sim.start();
     try {
-      await burst(sim, { rate: 0, concurrency: 100 }, 200);
-      assert.ok(sim.requests.filter((q) => q.status === 429).length > 0, "the simulator did refuse some requests");
+      await fn(sim);
     } finally {
       await sim.stop();
     }
+  }
+
+  /** Every message created once, nothing lost, no 429; returns the busiest second of create starts (sim ledger). */
+  function assertAllSentOnce(sim: TwilioSim, n: number): number {
+    assert.equal(r("caught").length, 0, "nothing failed");
+    assert.equal(r("out").length, n, "every message reported sent");
+    assert.equal(sim.messages.length, n, "every message created");
+    assert.equal(new Set(sim.messages.map((m) => m.to)).size, n, "each recipient once: nothing sent twice");
+    assert.equal(creates(sim).filter((q) => q.status === 429).length, 0, "no 429");
+    return maxInWindow(sim.createStarts());
+  }
+
+  it("control: without a budget a burst of 200 meets Twilio's 429s (concurrency limit 5)", async () => {
+    await withSim({ concurrencyLimit: 5, latencyMs: 30 }, async (sim) => {
+      await burst(sim, { rate: 0, concurrency: 100, rateLongCode: 0 }, 200);
+      assert.ok(sim.requests.filter((q) => q.status === 429).length > 0, "the simulator did refuse some requests");
+    });
   });
 
-  it("a burst of 200 messages at a 10 per second budget meets no 429 and never exceeds the budget", async () => {
-    const sim = new TwilioSim({ concurrencyLimit: 5, latencyMs: 30 });
-    await sim.start();
-    try {
-      await burst(sim, { rate: 10, concurrency: 5 }, 200);
-      assert.equal(r("caught").length, 0);
-      assert.equal(sim.messages.length, 200);
-      const created = creates(sim);
-      assert.equal(created.filter((q) => q.status === 429).length, 0, "no 429");
-      // starts seen by Twilio per sliding second (1 of tolerance for loopback scheduling jitter)
-      const at = created.map((q) => q.at).sort((a, b) => a - b);
-      let worst = 0;
-      for (let i = 0, j = 0; i < at.length; i++) {
-        while (at[i] - at[j] >= 1000) j++;
-        worst = Math.max(worst, i - j + 1);
-      }
-      assert.ok(worst <= 11, `at most 10 (+1) creates in any second, saw ${worst}`);
-    } finally {
-      await sim.stop();
-    }
+  it("200 bills at once, Twilio allows the sender 10/s, budget 10/s: 200 SMS, 0 × 429, at most 10 starts in any second", async () => {
+    await withSim({ concurrencyLimit: 5, latencyMs: 30, senderRatePerSecond: 10 }, async (sim) => {
+      await burst(sim, { rate: 10, concurrency: 5, rateLongCode: 10 }, 200);
+      const busiest = assertAllSentOnce(sim, 200);
+      assert.ok(busiest <= 10, `at most 10 creates in any second, saw ${busiest}`);
+    });
+  });
+
+  it("300 SMS at the account's budget (100/s) against per-sender and account limits of 100/s: 300 sent, 0 lost, 0 × 429", async () => {
+    await withSim({ senderRatePerSecond: 100, ratePerSecond: 100, concurrencyLimit: 10 }, async (sim) => {
+      await burst(sim, { rate: 100, concurrency: 10, rateLongCode: 100 }, 300);
+      const busiest = assertAllSentOnce(sim, 300);
+      assert.ok(busiest <= 100, `at most 100 creates in any second, saw ${busiest}`);
+    });
+  });
+
+  it("a budget of 10/s against a Twilio with no sender limit: at most 10 creates in any second", async () => {
+    await withSim({}, async (sim) => {
+      await burst(sim, { rate: 10, concurrency: 5, rateLongCode: 0 }, 40);
+      const busiest = assertAllSentOnce(sim, 40);
+      assert.ok(busiest <= 10, `at most 10 creates in any second, saw ${busiest}`);
+      assert.ok(busiest >= 8, `and the budget is used (busiest second ${busiest})`);
+    });
+  });
+
+  it("an empty per-sender rate takes Twilio's default for the type: a long code sends 1 per second", async () => {
+    await withSim({ senderRatePerSecond: 1 }, async (sim) => {
+      await burst(sim, { rate: 10, concurrency: 5, rateLongCode: "" }, 4);
+      assert.equal(assertAllSentOnce(sim, 4), 1);
+    });
+  });
+
+  it("a 429 puts the message back in the queue (after Retry-After) and the retry counts against the budget: nothing lost", async () => {
+    await withSim({}, async (sim) => {
+      sim.injectFault({ status: 429, code: 20429, retryAfter: 1 }, 3);
+      sim.injectFault({ status: 429, code: 20429 }, 3);
+      await burst(sim, { rate: 10, concurrency: 5, rateLongCode: 0 }, 20);
+      assert.equal(r("caught").length, 0, "nothing failed");
+      assert.equal(sim.messages.length, 20, "every message created");
+      assert.equal(new Set(sim.messages.map((m) => m.to)).size, 20, "none twice");
+      assert.equal(creates(sim).filter((q) => q.status === 429).length, 6, "the six refusals happened");
+      assert.equal(creates(sim).length, 26, "each refused create went again once");
+      const busiest = maxInWindow(sim.createStarts());
+      assert.ok(busiest <= 10, `retries included, at most 10 creates in any second, saw ${busiest}`);
+    });
   });
 });

@@ -132,6 +132,8 @@ export interface AcuStats {
 /** A fault to return instead of the normal response (see {@link AcumaticaSim.injectFault}). */
 export interface AcuFault {
   status: 429 | 500 | 401;
+  /** Never answer (the request stays open until {@link AcumaticaSim.stop}): a server or network that hangs. */
+  hang?: boolean;
   /** Response body; default an `HttpError` matching the status. */
   body?: unknown;
   /** Only requests whose path (after the virtual directory) starts with this prefix consume the fault, e.g. "/entity/Default/24.200.001/Bill". Default: any request. */
@@ -796,6 +798,11 @@ export class AcumaticaSim {
   readonly requests: AcuRequestLog[] = [];
   /** Every push attempt made by {@link pushNotification}. */
   readonly pushDeliveries: AcuPushDelivery[] = [];
+  /**
+   * Test hook run before a list (`GET /{Entity}`) is answered, with its `$skip`: lets a test change records between
+   * the pages of one listing, as users of a live tenant do. Not cleared by {@link reset}.
+   */
+  beforeList?: (entity: string, skip: number) => void;
 
   private readonly tenant: string;
   private readonly endpoint: { name: string; versions: string[] };
@@ -1173,6 +1180,7 @@ export class AcumaticaSim {
         ctx.path = pathname.slice(this.vdir.length) || "/";
       }
       const fault = this.takeFault(ctx.path);
+      if (fault?.hang) return; // left unanswered; stop() destroys the socket
       if (fault) return this.sendFault(ctx, fault);
       await this.route(ctx);
     } catch (e) {
@@ -1558,6 +1566,7 @@ export class AcumaticaSim {
     const o = this.parseOpts(ctx, entity);
     const top = this.intParam(ctx, "$top");
     const skip = this.intParam(ctx, "$skip") ?? 0;
+    this.beforeList?.(entity, skip);
     const rawFilter = ctx.query.get("$filter");
     const filter = rawFilter ? new FilterParser(rawFilter, entity, this.offsetMin).parse() : undefined;
     let rows = this.sorted(entity);

@@ -110,6 +110,16 @@ export interface TwilioSimOptions {
    */
   ratePerSecond?: number;
   /**
+   * Per-sender create rate of Messages (the strict carrier-style limit of a sender, e.g. 10 for a number allowed
+   * 10 messages/s): a `POST …/Messages.json` that would be the (N+1)th admitted create of the same `From` (or of the
+   * `MessagingServiceSid` when no `From` is given) within any sliding 1000 ms window is answered 429 / 20429 (no
+   * `Retry-After`) and nothing is created. A number applies to every sender; a record sets it per sender (senders not
+   * in it are unlimited). Measured on the request's arrival instant {@link SimRequest.startedAt}, like `ratePerSecond`;
+   * rejected creates do not count. (Real Twilio queues a sender's excess instead; this is the strict model a pacer must
+   * satisfy exactly.) Default: no per-sender limit.
+   */
+  senderRatePerSecond?: number | Record<string, number>;
+  /**
    * The simulator clock, in ms since the epoch: a function (called whenever the simulator needs "now"), or a number
    * (a frozen clock starting there). Default `Date.now`. {@link TwilioSim.advanceClock} moves either forward. It dates
    * resources and callbacks, and drives Verify expiry (10 min), `SendAt` windows, `DateSent` filters and `ratePerSecond`.
@@ -192,6 +202,12 @@ export interface SimRequest {
   verificationSid?: string;
   /** Time the request arrived, ms since epoch. */
   at: number;
+  /**
+   * Arrival instant on the rate clock, ms since epoch with sub-millisecond resolution (`performance.timeOrigin +
+   * performance.now()`, monotonic) unless the `now` option is given (then the simulator clock); `advanceClock` offsets
+   * included. The rate limits count this instant; {@link maxInWindow} over these gives the busiest second.
+   */
+  startedAt: number;
 }
 
 /**
@@ -549,6 +565,20 @@ const MIN_SCHEDULE_S = 300;
 const MAX_BODY_CHARS = 1600;
 const MAX_MEDIA = 10;
 const MAX_REQUEST_BYTES = 1024 * 1024;
+
+/**
+ * The most instants of `times` (ms, any order) inside one window of `windowMs` (default 1000): max over i of
+ * #{ t : times[i] ≤ t < times[i] + windowMs }, i.e. the busiest sliding second. 0 for no instants.
+ */
+export function maxInWindow(times: readonly number[], windowMs = 1000): number {
+  const t = [...times].sort((a, b) => a - b);
+  let best = 0;
+  for (let i = 0, j = 0; i < t.length; i++) {
+    while (t[i] - t[j] >= windowMs) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Signature
@@ -981,8 +1011,10 @@ export class TwilioSim {
   private readonly verifyServiceSet: Set<string>;
   /** Opt-outs recorded per account (STOP keywords through `sendInbound`, or `optOut(number, accountSid)`). */
   private readonly accountOptOuts = new Map<string, Set<string>>();
-  /** Admitted create times (simulator clock, ms) per account, for `ratePerSecond`. */
+  /** Admitted create times (rate clock, ms) per account, for `ratePerSecond`. */
   private readonly createTimes = new Map<string, number[]>();
+  /** Admitted Messages create times (rate clock, ms) per account and sender, for `senderRatePerSecond`. */
+  private readonly senderTimes = new Map<string, number[]>();
   private readonly concurrencyKeys = new WeakMap<SimRequest, string>();
   private rejected429Count = 0;
   private clockOffset = 0;
@@ -1132,6 +1164,7 @@ export class TwilioSim {
     this.verifications.length = 0;
     this.inboundMessages.length = 0;
     this.createTimes.clear();
+    this.senderTimes.clear();
     this.accountOptOuts.clear();
     this.rejected429Count = 0;
     this.clockOffset = 0;
@@ -1565,20 +1598,60 @@ export class TwilioSim {
     return i < 0 ? undefined : this.faults.splice(i, 1)[0];
   }
 
-  /** `ratePerSecond` gate for a create of `accountSid`: true = admitted (and counted); false = answered 429 / 20429. */
-  private admitCreate(res: http.ServerResponse, record: SimRequest, accountSid: string, verify: boolean): boolean {
+  /** The rate clock: sub-millisecond monotonic time unless the `now` option drives the simulator clock. */
+  private rateNow(): number {
+    if (this.opts.now !== undefined) return this.now();
+    return performance.timeOrigin + performance.now() + this.clockOffset;
+  }
+
+  /** The per-sender limit for `sender` (option `senderRatePerSecond`), undefined = none. */
+  private senderLimit(sender: string): number | undefined {
+    const o = this.opts.senderRatePerSecond;
+    const limit = typeof o === "number" ? o : o?.[sender];
+    return limit !== undefined && limit > 0 ? limit : undefined;
+  }
+
+  /**
+   * Rate gates for a create of `accountSid` (`ratePerSecond`) and, for Messages, of its sender (`senderRatePerSecond`),
+   * both at the request's arrival instant: true = admitted (counted by both); false = answered 429 / 20429 (counted by neither).
+   */
+  private admitCreate(res: http.ServerResponse, record: SimRequest, accountSid: string, verify: boolean, sender?: string): boolean {
+    const now = record.startedAt;
+    const inWindow = (map: Map<string, number[]>, key: string): number[] => {
+      const times = (map.get(key) ?? []).filter((t) => t > now - 1000);
+      map.set(key, times);
+      return times;
+    };
     const limit = this.opts.ratePerSecond;
-    if (limit === undefined || !(limit > 0)) return true;
-    const now = this.now();
-    const times = (this.createTimes.get(accountSid) ?? []).filter((t) => t > now - 1000);
-    this.createTimes.set(accountSid, times);
-    if (times.length >= limit) {
+    const accountTimes = limit !== undefined && limit > 0 ? inWindow(this.createTimes, accountSid) : undefined;
+    if (accountTimes && limit !== undefined && accountTimes.length >= limit) {
       this.log(`rate limit ${limit}/s reached for ${accountSid}`);
       this.send(res, record, err(429, 20429, "Too Many Requests"), verify ? { "Retry-After": "1" } : {});
       return false;
     }
-    times.push(now);
+    const senderMax = sender ? this.senderLimit(sender) : undefined;
+    const senderTimes = sender && senderMax !== undefined ? inWindow(this.senderTimes, `${accountSid}|${sender}`) : undefined;
+    if (senderTimes && senderMax !== undefined && senderTimes.length >= senderMax) {
+      this.log(`sender rate limit ${senderMax}/s reached for ${sender}`);
+      this.send(res, record, err(429, 20429, "Too Many Requests"));
+      return false;
+    }
+    accountTimes?.push(now);
+    senderTimes?.push(now);
     return true;
+  }
+
+  /**
+   * Arrival instants ({@link SimRequest.startedAt}) of create requests (`POST` Messages, Calls, Verifications), in
+   * arrival order. `admittedOnly` (default false) keeps those not answered 429; `from` keeps Messages of that sender.
+   */
+  createStarts(opts: { admittedOnly?: boolean; from?: string } = {}): number[] {
+    return this.requests
+      .filter((r) => r.method === "POST" && /\/(Messages|Calls)\.json$|\/Verifications$/.test(r.path))
+      .filter((r) => !opts.admittedOnly || r.status !== 429)
+      .filter((r) => opts.from === undefined || first(r.form ?? {}, "From") === opts.from)
+      .map((r) => r.startedAt)
+      .sort((a, b) => a - b);
   }
 
   /**
@@ -1739,6 +1812,7 @@ export class TwilioSim {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const startedAt = this.rateNow();
     const at = Date.now();
     const { path, query } = splitUrl(req.url);
     const method = (req.method ?? "GET").toUpperCase();
@@ -1748,7 +1822,7 @@ export class TwilioSim {
       headers[k] = k === "authorization" ? "[redacted]" : Array.isArray(v) ? v.join(", ") : v;
     }
     const auth = this.authenticate(req.headers.authorization);
-    const record: SimRequest = { method, path, status: 0, auth: auth.kind, query, headers, at };
+    const record: SimRequest = { method, path, status: 0, auth: auth.kind, query, headers, at, startedAt };
     if (auth.credentialSid) record.credentialSid = auth.credentialSid;
 
     // Per-account concurrency accounting (the account named in the path).
@@ -1982,8 +2056,9 @@ export class TwilioSim {
     form: Record<string, string | string[]>,
   ): Promise<void> {
     if (!this.authorize(res, record, auth, accountSid)) return;
-    if (!this.admitCreate(res, record, accountSid, false)) return;
     const messages = kind === "Messages";
+    const sender = messages ? first(form, "From") || first(form, "MessagingServiceSid") || undefined : undefined;
+    if (!this.admitCreate(res, record, accountSid, false, sender)) return;
     await this.runCreate(req, res, record, messages ? "messages" : "calls", () => {
       const invalid = messages ? this.validateCreate(accountSid, form) : this.validateCall(form);
       if (invalid) return { error: invalid };

@@ -304,13 +304,14 @@ describe("acumatica client (against the simulator)", function () {
       assert.equal(new Set(refs).size, 29);
       assert.deepEqual(refs.slice(0, 5), ["000121", "000122", "000123", "000124", "000900"]);
       const pages = reqs((r) => r.path === `${EP}/Bill`).map((r) => new URLSearchParams(r.query));
-      assert.deepEqual(pages.map((q) => [q.get("$skip"), q.get("$top")]), [["0", "10"], ["10", "10"], ["20", "10"]]);
+      // each later page re-reads the previous page's last row (anchor) to prove no row moved between pages
+      assert.deepEqual(pages.map((q) => [q.get("$skip"), q.get("$top")]), [["0", "10"], ["9", "11"], ["19", "11"]]);
 
       sim.requests.length = 0;
       const capped: string[] = [];
       for await (const r of c.listAll("Bill", { top: 15 }, 10)) capped.push(String(r.ReferenceNbr));
       assert.equal(capped.length, 15);
-      assert.deepEqual(reqs((r) => r.path === `${EP}/Bill`).map((r) => new URLSearchParams(r.query).get("$top")), ["10", "5"]);
+      assert.deepEqual(reqs((r) => r.path === `${EP}/Bill`).map((r) => new URLSearchParams(r.query).get("$top")), ["10", "6"]);
     });
 
     it("URL-encodes a $filter with a datetimeoffset literal containing +02:00", async () => {

@@ -19,19 +19,35 @@
  * official C# client `Acumatica/AcumaticaRESTAPIClientForCSharp` (`AuthApi.cs`, `ApiClient.cs`,
  * `ApiClientExtensions.cs` for `If-Match`/`If-None-Match`).
  */
-import { AuthError, ErpError, HttpError, MlcError, RateLimitedError, ValidationError } from "../errors";
+import { AuthError, ErpError, ValidationError } from "../errors";
 import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse } from "../http";
-import { parseRetryAfter } from "../retry";
+import { PasswordGrantSource } from "../auth/oauth";
+import { AuthManager } from "../auth/renewal";
+import { topSkipPages } from "../poll/pages";
+import { CookieSessionSource } from "../auth/session";
+import { AuthSource, AuthState } from "../auth/source";
+import { AcumaticaTarget, FailContext, checkCookieLogin, describeHttpError, failError, hasPathLikeText, safeText, tokenError } from "./answers";
 import { PlainRecord, unwrapValues, wrapValues } from "./values";
 
 /** Default web-service endpoint name (Web Service Endpoints, SM207060). */
 export const DEFAULT_ENDPOINT_NAME = "Default";
+/** The error every call throws once the client is closed. */
+function closedError(): ErpError {
+  return new ErpError("Acumatica client is closed (its config node was stopped or redeployed)", { code: "client_closed" });
+}
+
 /** Default endpoint version pinned in every URL. */
 export const DEFAULT_ENDPOINT_VERSION = "24.200.001";
 /** Default OAuth scope: `api` for the REST API, `offline_access` for a refresh token (one server session per grant). */
 export const DEFAULT_OAUTH_SCOPE = "api offline_access";
 /** How long before the access token's expiry it is refreshed, ms (reference §8: ~60 s). */
 export const DEFAULT_REFRESH_SKEW_MS = 60_000;
+/** How long a refused sign-in is remembered before signing in again, ms (5 min). */
+export const DEFAULT_AUTH_COOLDOWN_MS = 300_000;
+/** Upper bound of {@link AcumaticaClient.close}, ms: below Node-RED's 15 s close timeout. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+/** How many times {@link AcumaticaClient.listAll} restarts a listing whose rows moved between pages. */
+export const LIST_ALL_MAX_PASSES = 5;
 
 /**
  * Key fields per entity of the Default endpoint, in URL key order (`GET /Bill/{Type}/{ReferenceNbr}`), from the
@@ -91,15 +107,42 @@ export interface AcumaticaClientOptions {
   /** Transport options (timeouts in ms, pool size, retry policy). */
   http?: HttpClientOptions;
   /**
-   * Called synchronously with every refresh token the server returns (password grant and each refresh), before
-   * the new access token is used, so the owner can persist it. Exceptions thrown by the callback are ignored.
+   * Called with every refresh token the server returns (password grant and each refresh) and awaited before the new
+   * access token is used, so the owner can persist it durably first (reference §8.3: the server rotates refresh
+   * tokens; an unsaved one is lost with the process). Errors thrown or rejected by the callback are ignored.
    */
-  onTokens?: (t: { refreshToken: string }) => void;
+  onTokens?: (t: { refreshToken: string }) => unknown;
+  /**
+   * Called (and awaited, within the close bound) after {@link AcumaticaClient.close} ended the grant or session on
+   * the server: a persisted refresh token is now useless and can be forgotten. Not called when the sign-out failed, so
+   * a persisted token can still reuse the grant after a restart. Errors are ignored.
+   */
+  onSignedOut?: () => void | Promise<void>;
+  /**
+   * A refresh token saved by an earlier process (see `onTokens`): the first sign-in tries the refresh grant with it,
+   * reusing that grant's server session, and falls back to the password grant when it is refused (`invalid_grant`).
+   */
+  refreshToken?: string;
+  /**
+   * How long a refused sign-in (AuthError: wrong password, client or scope; ErpError `api_login_limit`) is remembered,
+   * ms; default 300000. Meanwhile every call fails at once with {@link AuthCooldownError} instead of signing in again
+   * (each attempt counts towards the tenant's lockout threshold and the licence). 0 disables.
+   */
+  authCooldownMs?: number;
+  /** Called when a refused sign-in starts a cool-down (`blocked: true`) and when a later sign-in succeeds (`blocked: false`). */
+  onAuthState?: (s: AuthState) => void;
+  /** Upper bound of {@link AcumaticaClient.close} (sign-out included), ms; default 10000 (Node-RED allows 15 s). */
+  closeTimeoutMs?: number;
   /** Refresh the access token this long before it expires, ms; default 60000 (capped at half the token lifetime). */
   refreshSkewMs?: number;
   /** Clock in ms since the epoch (tests); default `Date.now`. */
   now?: () => number;
 }
+
+/** Sign-in state reported through `onAuthState` (nodes/lib/auth/source.ts). */
+export type { AuthState } from "../auth/source";
+/** Thrown by every call while sign-in is paused after a refusal (nodes/lib/auth/source.ts). */
+export { AuthCooldownError } from "../auth/source";
 
 /** Query options shared by reads and writes (reference §4). Lists may be given as arrays or comma-separated text. */
 export interface QueryShapeOptions {
@@ -223,39 +266,6 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** Looks like a server path, a source file or a stack frame: never surfaced. */
-function hasPathLikeText(s: string): boolean {
-  return /[A-Za-z]:\\|\\\\|\.(cs|dll|aspx|ashx|config|vb)\b|\bat [\w.`<>]+\(|\bline \d+\b|(^|[\s'"(])\/(?:[\w.-]+\/){2,}/i.test(s);
-}
-
-/** Vendor text made safe for an error message: one line, paths scrubbed, bounded length. */
-function safeText(s: unknown, max = 400): string | undefined {
-  if (typeof s !== "string") return undefined;
-  let t = s.replace(/\s+/g, " ").trim();
-  t = t.replace(/[A-Za-z]:\\[^\s'"]*/g, "<path>").replace(/\\\\[^\s'"]+/g, "<path>");
-  if (t.length > max) t = `${t.slice(0, max - 1)}…`;
-  return t || undefined;
-}
-
-/** Safe message and exception type out of an Acumatica `HttpError` body (reference §6). */
-function describeHttpError(body: string): { text?: string; exceptionType?: string } {
-  const parsed = parseJson(body);
-  if (!isObj(parsed)) return {};
-  const message = safeText(parsed.message);
-  const rawEx = typeof parsed.exceptionMessage === "string" ? parsed.exceptionMessage : undefined;
-  const ex = rawEx && !hasPathLikeText(rawEx) ? safeText(rawEx) : undefined;
-  let text = message;
-  if (ex && ex !== message) {
-    if (!message) text = ex;
-    else if (ex.startsWith(message)) text = ex;
-    else if (!message.includes(ex)) text = `${message} (${ex})`;
-  }
-  const messageDetail = safeText(parsed.messageDetail);
-  if (!text && messageDetail && !hasPathLikeText(messageDetail)) text = messageDetail;
-  const exceptionType = typeof parsed.exceptionType === "string" && /^[\w.`]+$/.test(parsed.exceptionType) ? parsed.exceptionType : undefined;
-  return { text, exceptionType };
-}
-
 function joinList(v: string | string[] | undefined): string | undefined {
   if (v === undefined) return undefined;
   const s = (Array.isArray(v) ? v : [v])
@@ -283,6 +293,21 @@ function keyText(v: unknown): string | undefined {
   return undefined;
 }
 
+/** What identifies a row of a listing: its session `id` GUID, else the whole row (canonical JSON). */
+function rowIdentity(r: PlainRecord): string {
+  if (typeof r.id === "string" && r.id) return `id:${r.id}`;
+  const canon = (v: unknown): string =>
+    Array.isArray(v)
+      ? `[${v.map(canon).join(",")}]`
+      : isObj(v)
+        ? `{${Object.keys(v)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${canon(v[k])}`)
+            .join(",")}}`
+        : (JSON.stringify(v) ?? "null");
+  return `row:${canon(r)}`;
+}
+
 /** Record key `Type/ReferenceNbr` (or `id`) of a plain record, when it has one; used as `recordId` in errors. */
 export function recordKeyOf(entity: string, record: PlainRecord | undefined): string | undefined {
   if (!record) return undefined;
@@ -300,14 +325,6 @@ interface CallSpec {
   body?: string;
   headers?: Record<string, string>;
   idempotent?: boolean;
-}
-
-interface FailContext {
-  /** Short description of the operation for messages, e.g. "GET Bill". */
-  op: string;
-  entity?: string;
-  recordId?: string;
-  idempotent: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -332,23 +349,14 @@ export class AcumaticaClient {
 
   private readonly auth: AcumaticaAuth;
   private readonly http: HttpClient;
-  private readonly onTokens?: (t: { refreshToken: string }) => void;
-  private readonly refreshSkewMs: number;
+  private readonly onSignedOut?: () => void | Promise<void>;
+  private readonly closeTimeoutMs: number;
   private readonly now: () => number;
   private readonly entityBase: string;
-
-  // OAuth state
-  private accessToken?: string;
-  private refreshAt = 0;
-  private expiresAt = 0;
-  private refreshToken?: string;
-  // cookie state
-  private readonly jar = new Map<string, string>();
-  private signedIn = false;
-  // shared
-  /** Incremented after each successful sign-in / refresh; lets a 401 tell whether someone already renewed. */
-  private generation = 0;
-  private renewing?: Promise<void>;
+  /** Single-flight renewal over the OAuth grant or the cookie session (nodes/lib/auth). */
+  private readonly authMgr: AuthManager;
+  private readonly oauth?: PasswordGrantSource;
+  private readonly session?: CookieSessionSource;
   private closed = false;
   private closing?: Promise<void>;
 
@@ -398,10 +406,19 @@ export class AcumaticaClient {
     }
 
     this.entityBase = `${this.instanceUrl}/entity/${encodeURIComponent(this.endpointName)}/${this.endpointVersion}`;
-    this.onTokens = opts.onTokens;
-    this.refreshSkewMs = opts.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS;
+    this.onSignedOut = opts.onSignedOut;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.now = opts.now ?? Date.now;
     this.http = new HttpClient(opts.http);
+    if (this.auth.mode === "oauth") this.oauth = this.oauthSource(this.auth, opts);
+    else this.session = this.cookieSource(this.auth);
+    this.authMgr = new AuthManager((this.oauth ?? this.session) as AuthSource, {
+      cooldownMs: opts.authCooldownMs ?? DEFAULT_AUTH_COOLDOWN_MS,
+      isRefusal: (err) => err instanceof AuthError || (err instanceof ErpError && err.code === "api_login_limit"),
+      onState: opts.onAuthState,
+      closedError: closedError,
+      now: this.now,
+    });
   }
 
   // ------------------------------------------------------------------------------------------------------------- reads
@@ -426,32 +443,40 @@ export class AcumaticaClient {
     ])}`;
     const ctx: FailContext = { op: `list ${entity}`, entity, idempotent: true };
     const res = await this.call({ method: "GET", url }, ctx);
-    if (res.status !== 200) throw this.fail(res, ctx);
+    if (res.status !== 200) throw failError(this.target(), res, ctx);
     const data = parseJson(res.body);
     if (!Array.isArray(data)) throw new ErpError(`Acumatica answered list ${entity} with something other than a JSON array`, { code: "unexpected_response", status: res.status });
     return data.map((r) => unwrapValues(r));
   }
 
   /**
-   * Every record matching `opts`, page by page (`$top = pageSize`, `$skip` advancing) until a page comes back
-   * shorter than asked (there is no next link; reference §4). Records are yielded one at a time.
-   * Ordering across pages is not guaranteed by Acumatica: incremental reads must dedupe (see events.ts PollWindow).
+   * Every record matching `opts`, page by page (`$top`/`$skip`; there is no next link, reference §4) until a page
+   * comes back shorter than asked. Records are yielded one at a time.
+   *
+   * Rows that move between pages are caught: every page after the first re-reads the last row of the page before
+   * (`$skip` one lower, `$top` one higher) and checks that it is still there. When records leave or join the result
+   * while it is being paged (a record modified past the filter's upper bound, a late commit), that row is elsewhere
+   * and the listing starts again from the first page, so no row is skipped; records already yielded (same `id` and
+   * `LastModifiedDateTime`) are not yielded again. After {@link LIST_ALL_MAX_PASSES} passes that all moved, it gives up.
+   * Ordering across pages is not documented by Acumatica: incremental reads still dedupe (see events.ts PollWindow).
    * @param opts `top` caps the total number of records, `skip` is the starting offset
-   * @param pageSize rows per request, 1…10000 (default 100)
-   * @throws as {@link list}
+   * @param pageSize new rows per request, 1…10000 (default 100)
+   * @throws as {@link list}; ErpError `unstable_paging` (retryable) when the rows kept moving in every pass
    */
   async *listAll(entity: string, opts: ListOptions = {}, pageSize = 100): AsyncGenerator<PlainRecord, void, undefined> {
-    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000) throw new ValidationError(`pageSize must be an integer 1…10000, got ${String(pageSize)}`);
-    let skip = nonNegInt("skip", opts.skip) ?? 0;
-    let remaining = nonNegInt("top", opts.top) ?? Number.POSITIVE_INFINITY;
-    while (remaining > 0) {
-      const top = Math.min(pageSize, remaining);
-      const page = await this.list(entity, { ...opts, top, skip });
-      for (const r of page) yield r;
-      skip += page.length;
-      remaining -= page.length;
-      if (page.length < top) return;
-    }
+    yield* topSkipPages((top, skip) => this.list(entity, { ...opts, top, skip }), {
+      pageSize,
+      skip: nonNegInt("skip", opts.skip),
+      cap: nonNegInt("top", opts.top),
+      identity: rowIdentity,
+      versionKey: (r) => `${rowIdentity(r)}|${keyText(r.LastModifiedDateTime) ?? ""}`,
+      maxPasses: LIST_ALL_MAX_PASSES,
+      unstable: (pass) =>
+        new ErpError(`Acumatica ${entity} rows kept moving between pages in ${pass} passes (records changing while they are listed); try again later`, {
+          code: "unstable_paging",
+          retryable: true,
+        }),
+    });
   }
 
   /**
@@ -475,11 +500,11 @@ export class AcumaticaClient {
     const ctx: FailContext = { op: `get ${entity}`, entity, recordId, idempotent: true };
     const res = await this.call({ method: "GET", url }, ctx);
     if (res.status === 404) {
-      const err = this.fail(res, ctx);
+      const err = failError(this.target(), res, ctx);
       if (err.code === "not_found") return null;
       throw err;
     }
-    if (res.status !== 200) throw this.fail(res, ctx);
+    if (res.status !== 200) throw failError(this.target(), res, ctx);
     const data = parseJson(res.body);
     if (!isObj(data)) throw new ErpError(`Acumatica answered get ${entity} with something other than an entity object`, { code: "unexpected_response", status: res.status, recordId });
     return unwrapValues(data);
@@ -534,7 +559,7 @@ export class AcumaticaClient {
       });
     }
     if (res.status === 422) throw this.validationError(res, entity, mode, recordId);
-    throw this.fail(res, ctx);
+    throw failError(this.target(), res, ctx);
   }
 
   // ------------------------------------------------------------------------------------------------------- connection
@@ -550,45 +575,65 @@ export class AcumaticaClient {
     return { ok: true, endpoint: this.endpointName, version: this.endpointVersion };
   }
 
+  /** The current sign-in pause after a refusal, if any: `{ blocked: true, until, error }`, else `{ blocked: false }`. */
+  authState(): AuthState {
+    return this.authMgr.state();
+  }
+
   /** Diagnostic snapshot (no secret values). */
   sessionInfo(): AcumaticaSessionInfo {
     const info: AcumaticaSessionInfo = {
       mode: this.auth.mode,
-      signedIn: this.auth.mode === "oauth" ? this.accessToken !== undefined : this.signedIn,
-      cookieNames: [...this.jar.keys()],
-      hasRefreshToken: this.refreshToken !== undefined,
+      signedIn: this.oauth ? this.oauth.hasAccessToken : (this.session?.isSignedIn ?? false),
+      cookieNames: this.session ? this.session.jar.names() : [],
+      hasRefreshToken: this.oauth?.hasRefreshToken ?? false,
       closed: this.closed,
     };
-    if (this.accessToken) info.accessTokenExpiresAt = this.expiresAt;
+    if (this.oauth?.hasAccessToken) info.accessTokenExpiresAt = this.oauth.expiresAt;
     return info;
   }
 
   /**
-   * Sign out and close the connection pool. Idempotent; never throws.
+   * Sign out and close the connection pool. Idempotent; never throws; resolves within `closeTimeoutMs` (default
+   * 10 s, below Node-RED's 15 s close timeout): at the deadline the sign-out requests are aborted.
    * - cookie mode: `POST /entity/auth/logout` whenever a session (or any session cookie) is held
    *   (MYOB-IDG `IntegrationDev_RESTExample_Basic_Logout.html`: leaked sessions count against the licence and cannot
    *   be force-closed).
    * - OAuth: when a grant is held, `POST /entity/auth/logout` with the Bearer token ends the server session
    *   (MYOB-IDG `OAuthOIDC_GettingStarted_SignOut.html`: the licence counts API users); an expired access token is
-   *   refreshed first when a refresh token exists. Tokens are then dropped (a persisted refresh token is no longer
-   *   useful after sign-out; the next client signs in with the password grant).
-   * Waits for a sign-in in progress before signing out. After close every call throws ErpError `client_closed`.
+   *   refreshed first when a refresh token exists. When the server confirmed the sign-out, `onSignedOut` is awaited
+   *   (the persisted refresh token is useless now); when it did not, the persisted token is kept so that the next
+   *   start can still reuse the grant.
+   * Waits for a sign-in in progress (within the bound) before signing out; a sign-in still unanswered at the deadline
+   * is abandoned (its session, if the server opened one, is left to expire). After close every call throws ErpError
+   * `client_closed`, and nothing signs in again.
    */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
+    this.authMgr.close();
     this.closing = (async () => {
+      const abort = new AbortController();
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          abort.abort();
+          resolve();
+        }, this.closeTimeoutMs);
+      });
       try {
-        if (this.renewing) await this.renewing.catch(() => undefined);
-        await this.signOut();
-      } catch {
-        // sign-out is best effort; the pool is closed regardless
+        const work = (async () => {
+          const pending = this.authMgr.pending;
+          if (pending) await Promise.race([pending.catch(() => undefined), expired]);
+          if (abort.signal.aborted) return;
+          if (await this.signOut(abort.signal)) await Promise.resolve().then(() => this.onSignedOut?.());
+        })().catch(() => undefined); // sign-out is best effort; the pool is closed regardless
+        await Promise.race([work, expired]);
       } finally {
-        this.accessToken = undefined;
-        this.refreshToken = undefined;
-        this.jar.clear();
-        this.signedIn = false;
-        await this.http.close().catch(() => undefined);
+        this.authMgr.source.clear();
+        // the pool waits for busy sockets; never longer than the bound
+        await Promise.race([this.http.close().catch(() => undefined), expired]);
+        clearTimeout(timer);
       }
     })();
     return this.closing;
@@ -597,307 +642,94 @@ export class AcumaticaClient {
   // ------------------------------------------------------------------------------------------------ request plumbing
 
   private checkEntity(entity: string): void {
-    if (this.closed) throw new ErpError("Acumatica client is closed (its config node was stopped or redeployed)", { code: "client_closed" });
+    if (this.closed) throw closedError();
     if (typeof entity !== "string" || !ENTITY_RE.test(entity)) throw new ValidationError(`Not a valid Acumatica entity name: ${JSON.stringify(entity)}`);
   }
 
-  private authHeaders(): Record<string, string> {
-    if (this.auth.mode === "oauth") return this.accessToken ? { Authorization: `Bearer ${this.accessToken}` } : {};
-    return this.jar.size ? { Cookie: this.cookieHeader() } : {};
-  }
-
-  private cookieHeader(): string {
-    return [...this.jar].map(([k, v]) => `${k}=${v}`).join("; ");
-  }
-
   private async send(spec: CallSpec): Promise<HttpResponse> {
-    const headers: Record<string, string> = { Accept: "application/json", ...(spec.headers ?? {}), ...this.authHeaders() };
+    const headers: Record<string, string> = { Accept: "application/json", ...(spec.headers ?? {}), ...this.authMgr.headers(spec.url) };
     if (spec.body !== undefined) headers["Content-Type"] = "application/json";
     const res = await this.http.request({ method: spec.method, url: spec.url, headers, body: spec.body, idempotent: spec.idempotent });
-    if (this.auth.mode === "cookie") this.absorbCookies(res);
+    this.session?.absorb(spec.url, res);
     return res;
   }
 
-  /** Authenticated call: sign in if needed, send, and on 401 renew once and replay once. */
+  /** Authenticated call: sign in if needed, send, and on 401 renew once and replay once (nodes/lib/auth/renewal.ts). */
   private async call(spec: CallSpec, ctx: FailContext): Promise<HttpResponse> {
-    const gen = await this.ensureAuth();
-    const first = await this.send(spec);
-    if (first.status !== 401) return first;
-    if (this.closed) return first;
-    await this.renew(gen);
-    const second = await this.send(spec);
-    if (second.status === 401) {
-      // the caller maps it; make the message say a renewal was already tried
-      ctx.op = `${ctx.op} (after signing in again)`;
-    }
-    return second;
-  }
-
-  private authValid(): boolean {
-    if (this.auth.mode === "oauth") return this.accessToken !== undefined && this.now() < this.refreshAt;
-    return this.signedIn;
-  }
-
-  /** Ensure a usable token/session; returns the generation it belongs to. */
-  private async ensureAuth(): Promise<number> {
-    if (this.renewing) await this.renewing;
-    if (!this.authValid()) await this.renew(this.generation);
-    return this.generation;
-  }
-
-  /**
-   * Single-flight renewal. `seenGen` is the generation the caller used: if a renewal finished since, the caller
-   * just replays with the new credentials; if one is running, the caller awaits it; otherwise this call starts it.
-   */
-  private renew(seenGen: number): Promise<void> {
-    if (this.renewing) return this.renewing;
-    if (this.generation !== seenGen && this.authValid()) return Promise.resolve();
-    if (this.closed) return Promise.reject(new ErpError("Acumatica client is closed (its config node was stopped or redeployed)", { code: "client_closed" }));
-    // current credentials are known bad (401) or about to expire: nobody may use them any more
-    this.accessToken = undefined;
-    this.signedIn = false;
-    const p = (async () => {
-      try {
-        if (this.auth.mode === "oauth") await this.oauthRenew(this.auth);
-        else await this.cookieLogin(this.auth);
-        this.generation++;
-      } finally {
-        this.renewing = undefined;
-      }
-    })();
-    this.renewing = p;
-    return p;
+    const { res, replayed } = await this.authMgr.call(() => this.send(spec));
+    // the caller maps a second 401; make the message say a renewal was already tried
+    if (replayed && res.status === 401) ctx.op = `${ctx.op} (after signing in again)`;
+    return res;
   }
 
   // ------------------------------------------------------------------------------------------------------------ OAuth
 
-  private async oauthRenew(auth: AcumaticaOAuthAuth): Promise<void> {
-    if (this.refreshToken) {
-      try {
-        await this.tokenRequest(auth, { grant_type: "refresh_token", refresh_token: this.refreshToken });
-        return;
-      } catch (err) {
-        // an expired / revoked / already rotated refresh token: start a new grant with the password
-        if (!(err instanceof AuthError && err.vendorCode === "invalid_grant")) throw err;
-        this.refreshToken = undefined;
-      }
-    }
-    await this.tokenRequest(auth, { grant_type: "password", username: auth.username, password: auth.password, scope: auth.scope ?? DEFAULT_OAUTH_SCOPE });
-  }
-
-  /** `POST /identity/connect/token` (form body, never logged). Stores the tokens or throws a typed error. */
-  private async tokenRequest(auth: AcumaticaOAuthAuth, form: Record<string, string>): Promise<void> {
-    const grant = form.grant_type;
-    const body = new URLSearchParams({ ...form, client_id: auth.clientId, client_secret: auth.clientSecret }).toString();
-    const res = await this.http.request({
-      method: "POST",
-      url: `${this.instanceUrl}/identity/connect/token`,
-      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
-      body,
-      idempotent: false,
+  /** The password + refresh grant on `POST {instance}/identity/connect/token` (MYOB-IDG `OAuthOIDC_*`). */
+  private oauthSource(auth: AcumaticaOAuthAuth, opts: AcumaticaClientOptions): PasswordGrantSource {
+    const onTokens = opts.onTokens;
+    return new PasswordGrantSource({
+      http: this.http,
+      tokenUrl: `${this.instanceUrl}/identity/connect/token`,
+      clientId: auth.clientId,
+      clientSecret: auth.clientSecret,
+      username: auth.username,
+      password: auth.password,
+      scope: auth.scope ?? DEFAULT_OAUTH_SCOPE,
+      refreshToken: typeof opts.refreshToken === "string" && opts.refreshToken ? opts.refreshToken : undefined,
+      // persisted before the new access token is used; a failure to persist is the owner's to report
+      onRefreshToken: onTokens ? (refreshToken) => onTokens({ refreshToken }) : undefined,
+      refreshSkewMs: opts.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS,
+      mapError: (res, grant) => tokenError(this.target(), res, grant),
+      now: this.now,
     });
-    const parsed = parseJson(res.body);
-    if (res.status === 200 && isObj(parsed) && typeof parsed.access_token === "string" && parsed.access_token) {
-      const ttlSec = typeof parsed.expires_in === "number" && parsed.expires_in > 0 ? parsed.expires_in : 3600;
-      const ttlMs = ttlSec * 1000;
-      if (typeof parsed.refresh_token === "string" && parsed.refresh_token) {
-        // always keep the newest refresh token (rotation ⚠️ unverified; the official client overwrites it too)
-        this.refreshToken = parsed.refresh_token;
-        try {
-          this.onTokens?.({ refreshToken: parsed.refresh_token });
-        } catch {
-          // persisting is the owner's concern; never let it break sign-in
-        }
-      }
-      const now = this.now();
-      this.accessToken = parsed.access_token;
-      this.expiresAt = now + ttlMs;
-      this.refreshAt = now + ttlMs - Math.min(this.refreshSkewMs, ttlMs / 2);
-      return;
-    }
-    throw this.tokenError(res, parsed, grant);
-  }
-
-  private tokenError(res: HttpResponse, parsed: unknown, grant: string): MlcError {
-    const obj = isObj(parsed) ? parsed : {};
-    const error = typeof obj.error === "string" ? obj.error : undefined;
-    const description = typeof obj.error_description === "string" && !hasPathLikeText(obj.error_description) ? safeText(obj.error_description, 200) : undefined;
-    const grantText = grant === "refresh_token" ? "OAuth token refresh" : "OAuth sign-in";
-    if (/API Login Limit/i.test(res.body)) return this.loginLimitError(res.status);
-    if (res.status === 429) {
-      return new RateLimitedError(`Acumatica rate limit hit on ${grantText} (HTTP 429, after retries)`, { retryAfterMs: parseRetryAfter(res.headers["retry-after"]) });
-    }
-    const detail = description ? ` (${description})` : "";
-    switch (error) {
-      case "invalid_client":
-        return new AuthError(
-          `Acumatica refused the OAuth client (invalid_client)${detail}: check the client secret and that the client ID is the full <generated ID>@<Tenant> form exactly as shown on Connected Applications (SM303010)`,
-          { status: res.status, vendorCode: error },
-        );
-      case "invalid_grant":
-        return new AuthError(
-          grant === "refresh_token"
-            ? `Acumatica refused the refresh token (invalid_grant)${detail}: it expired or was revoked; sign in again`
-            : `Acumatica refused the OAuth sign-in (invalid_grant)${detail}: check the user name and password and that the user may use this connected application`,
-          { status: res.status, vendorCode: error },
-        );
-      case "invalid_scope":
-        return new AuthError(`Acumatica refused the OAuth scope (invalid_scope)${detail}: request only scopes enabled for the application on Connected Applications (SM303010), normally "api offline_access"`, {
-          status: res.status,
-          vendorCode: error,
-        });
-      case undefined:
-        break;
-      default:
-        return new AuthError(`Acumatica refused the ${grantText} (${safeText(error, 60)})${detail}`, { status: res.status, vendorCode: safeText(error, 60) });
-    }
-    if (res.status >= 500) return new HttpError(`Acumatica token endpoint failed (HTTP ${res.status}) on ${grantText}`, res.status, { retryable: false });
-    if (res.status === 404) {
-      return new ErpError(`Acumatica token endpoint not found at ${this.instanceUrl}/identity/connect/token (HTTP 404): check the instance URL (including any virtual directory)`, {
-        code: "endpoint_mismatch",
-        status: 404,
-      });
-    }
-    return new AuthError(`Acumatica refused the ${grantText} (HTTP ${res.status})`, { status: res.status });
   }
 
   // ----------------------------------------------------------------------------------------------------------- cookie
 
-  private async cookieLogin(auth: AcumaticaCookieAuth): Promise<void> {
-    this.jar.clear();
+  /** The legacy cookie session `POST /entity/auth/login` … `POST /entity/auth/logout` (MYOB-IDG `…_Basic_Login.html`). */
+  private cookieSource(auth: AcumaticaCookieAuth): CookieSessionSource {
     const payload: Record<string, string> = { name: auth.username, password: auth.password, tenant: this.tenant };
     if (auth.branch) payload.branch = auth.branch;
     if (auth.locale) payload.locale = auth.locale;
+    const loginUrl = `${this.instanceUrl}/entity/auth/login`;
+    const logoutUrl = `${this.instanceUrl}/entity/auth/logout`;
+    return new CookieSessionSource({
+      loginUrl,
+      login: () =>
+        this.http.request({ method: "POST", url: loginUrl, headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(payload), idempotent: false }),
+      checkLogin: (res) => checkCookieLogin(this.target(), res),
+      logoutUrl,
+      logout: (cookie, signal) =>
+        this.http.request({ method: "POST", url: logoutUrl, headers: { Accept: "application/json", Cookie: cookie }, idempotent: true, timeoutMs: this.closeTimeoutMs, signal }),
+      now: this.now,
+    });
+  }
+
+  /** What error messages name (answers.ts). */
+  private target(): AcumaticaTarget {
+    return { instanceUrl: this.instanceUrl, endpointName: this.endpointName, endpointVersion: this.endpointVersion, tenant: this.tenant, mode: this.auth.mode };
+  }
+
+  /** Ends the session or grant on the server; true when the server confirmed it (2xx). */
+  private async signOut(signal: AbortSignal): Promise<boolean> {
+    if (this.session) return this.session.signOut(signal);
+    const oauth = this.oauth;
+    if (!oauth || (!oauth.hasAccessToken && !oauth.hasRefreshToken)) return false;
+    if (oauth.expired(this.now())) {
+      if (!oauth.hasRefreshToken) return false;
+      await oauth.refresh(signal);
+    }
     const res = await this.http.request({
       method: "POST",
-      url: `${this.instanceUrl}/entity/auth/login`,
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(payload),
-      idempotent: false,
-    });
-    this.absorbCookies(res);
-    if (res.status === 204 || res.status === 200) {
-      this.signedIn = true;
-      return;
-    }
-    this.jar.clear();
-    if (/API Login Limit/i.test(res.body)) throw this.loginLimitError(res.status);
-    if (/Invalid credentials/i.test(res.body)) {
-      throw new AuthError(`Acumatica sign-in refused: invalid credentials (check user name, password and tenant "${this.tenant}")`, { status: res.status, vendorCode: "invalid_credentials" });
-    }
-    if (res.status === 429) throw new RateLimitedError("Acumatica rate limit hit on sign-in (HTTP 429, after retries)", { retryAfterMs: parseRetryAfter(res.headers["retry-after"]) });
-    const { text } = describeHttpError(res.body);
-    if (res.status === 404) {
-      throw new ErpError(`Acumatica sign-in endpoint not found at ${this.instanceUrl}/entity/auth/login (HTTP 404): check the instance URL (including any virtual directory)`, {
-        code: "endpoint_mismatch",
-        status: 404,
-      });
-    }
-    if (res.status >= 500) throw new HttpError(`Acumatica sign-in failed (HTTP ${res.status})${text ? `: ${text}` : ""}`, res.status, { retryable: false });
-    throw new AuthError(`Acumatica sign-in refused (HTTP ${res.status})${text ? `: ${text}` : ""}`, { status: res.status });
-  }
-
-  private loginLimitError(status: number): ErpError {
-    return new ErpError(
-      "Acumatica refused the sign-in: API Login Limit reached — every licensed API user slot (concurrent API sessions and OAuth grants, see License Monitoring Console SM604000) is taken. " +
-        "Sessions were leaked by clients that did not sign out (they expire only after the idle timeout) or the licence has too few API users.",
-      { code: "api_login_limit", status, vendorCode: "API Login Limit", retryable: false },
-    );
-  }
-
-  /** Tiny cookie jar: `Set-Cookie: name=value; …` → stored; an empty value, `Max-Age=0` or a past `Expires` deletes. */
-  private absorbCookies(res: HttpResponse): void {
-    const raw = res.headers["set-cookie"];
-    if (!raw) return;
-    for (const line of Array.isArray(raw) ? raw : [raw]) {
-      const [pair, ...attrs] = line.split(";");
-      const eq = pair.indexOf("=");
-      if (eq <= 0) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      let expired = value === "";
-      for (const a of attrs) {
-        const [k, ...rest] = a.split("=");
-        const key = k.trim().toLowerCase();
-        const v = rest.join("=").trim();
-        if (key === "max-age" && Number(v) <= 0) expired = true;
-        if (key === "expires") {
-          const t = Date.parse(v);
-          if (!Number.isNaN(t) && t <= Date.now()) expired = true;
-        }
-      }
-      if (expired) this.jar.delete(name);
-      else this.jar.set(name, value);
-    }
-  }
-
-  private async signOut(): Promise<void> {
-    if (this.auth.mode === "cookie") {
-      if (!this.signedIn && this.jar.size === 0) return;
-      await this.http.request({
-        method: "POST",
-        url: `${this.instanceUrl}/entity/auth/logout`,
-        headers: { Accept: "application/json", Cookie: this.cookieHeader() },
-        idempotent: true,
-        timeoutMs: 10_000,
-      });
-      return;
-    }
-    if (!this.accessToken && !this.refreshToken) return;
-    if (!this.accessToken || this.now() >= this.expiresAt) {
-      if (!this.refreshToken) return;
-      await this.tokenRequest(this.auth, { grant_type: "refresh_token", refresh_token: this.refreshToken });
-    }
-    await this.http.request({
-      method: "POST",
       url: `${this.instanceUrl}/entity/auth/logout`,
-      headers: { Accept: "application/json", Authorization: `Bearer ${this.accessToken}` },
+      headers: { Accept: "application/json", ...oauth.headers() },
       idempotent: true,
-      timeoutMs: 10_000,
+      timeoutMs: this.closeTimeoutMs,
+      signal,
     });
+    return res.status >= 200 && res.status < 300;
   }
-
   // ------------------------------------------------------------------------------------------------------- errors
-
-  /** Map a non-success answer to a typed error (reference §6). */
-  private fail(res: HttpResponse, ctx: FailContext): MlcError {
-    const { text, exceptionType } = describeHttpError(res.body);
-    const suffix = text ? `: ${text}` : "";
-    const where = `${ctx.op}${ctx.recordId ? ` ${ctx.recordId}` : ""}`;
-    const status = res.status;
-    if (status === 401) {
-      return new AuthError(
-        `Acumatica answered 401 on ${where}${suffix}${this.auth.mode === "oauth" ? " — check that the connected application grants the \"api\" scope and the user's access rights" : ""}`,
-        { status, vendorCode: exceptionType },
-      );
-    }
-    if (status === 403) return new AuthError(`Acumatica denied ${where} (HTTP 403)${suffix}: the user lacks access rights`, { status, code: "forbidden", vendorCode: exceptionType });
-    if (status === 404) {
-      const msg = text ?? "";
-      const endpointMissing =
-        (/\bendpoint\b/i.test(msg) && /(not found|does not exist|cannot be found|is not defined)/i.test(msg) && !/\bentity\b/i.test(msg)) || /No HTTP resource was found/i.test(msg);
-      if (endpointMissing) {
-        return new ErpError(
-          `Acumatica has no web-service endpoint "${this.endpointName}" version ${this.endpointVersion} at ${this.instanceUrl} (HTTP 404 on ${ctx.op}). ` +
-            "Check the endpoint name and version on Web Service Endpoints (SM207060) and the config node, and the instance URL.",
-          { code: "endpoint_mismatch", status, vendorCode: exceptionType },
-        );
-      }
-      if (ctx.entity && /\bentity\b/i.test(msg) && /(not found|does not exist|cannot be found)/i.test(msg) && !/No entity satisfies/i.test(msg)) {
-        return new ErpError(`Acumatica endpoint ${this.endpointName}/${this.endpointVersion} has no entity "${ctx.entity}" (HTTP 404)${suffix}`, { code: "unknown_entity", status, vendorCode: exceptionType });
-      }
-      return new ErpError(`Acumatica found no record for ${where} (HTTP 404)${suffix}`, { code: "not_found", status, recordId: ctx.recordId, vendorCode: exceptionType });
-    }
-    if (status === 429) {
-      return new RateLimitedError(`Acumatica licence rate/concurrency limit hit on ${where} (HTTP 429, after retries)${suffix}`, {
-        retryAfterMs: parseRetryAfter(res.headers["retry-after"]),
-        vendorCode: exceptionType,
-      });
-    }
-    if (status >= 500) return new HttpError(`Acumatica server error on ${where} (HTTP ${status})${suffix}`, status, { vendorCode: exceptionType, retryable: ctx.idempotent });
-    if (status === 400) return new ErpError(`Acumatica rejected ${where} as a bad request (HTTP 400)${suffix}`, { code: "bad_request", status, recordId: ctx.recordId, vendorCode: exceptionType });
-    return new ErpError(`Acumatica answered HTTP ${status} on ${where}${suffix}`, { code: `http_${status}`, status, recordId: ctx.recordId, vendorCode: exceptionType });
-  }
 
   /** 422: the body is the entity with `error` on offending field objects and an entity-level `error` (reference §6). */
   private validationError(res: HttpResponse, entity: string, mode: string, requestKey: string | undefined): ErpError {

@@ -12,6 +12,7 @@ import { ValidationError } from "../errors";
 import { deriveJobId, hashedKey } from "../ids";
 import { ENTITY_KEY_FIELDS, datetimeOffsetLiteral } from "./client";
 import { PlainRecord } from "./values";
+import { TimeCondition, WatermarkWindow } from "../poll/window";
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -259,23 +260,14 @@ export function recordToEvent(entity: string, record: PlainRecord, opts: RecordT
   return { topic: eventTopic(erp), payload: record, erp };
 }
 
-/** One event already delivered by polling: record id and its modification time (ISO). */
-export interface PollSeen {
-  id: string;
-  modifiedAt: string;
-}
+// ---------------------------------------------------------------------------------------------------------------------
+// polling (the generic watermark window lives in nodes/lib/poll/window.ts)
+// ---------------------------------------------------------------------------------------------------------------------
 
-/**
- * Persisted polling state (store it as JSON after each accepted poll).
- * - `watermark`: the latest modification time seen, ISO 8601 UTC ("" = read from the beginning);
- * - `seenAtWatermark`: ids of the records delivered whose modification time equals the watermark;
- * - `recent`: records delivered within the overlap window below the watermark (bounded).
- */
-export interface PollState {
-  watermark: string;
-  seenAtWatermark: string[];
-  recent: PollSeen[];
-}
+export type { PollAcceptResult, PollSeen, PollState } from "../poll/window";
+
+/** Acumatica's time condition: `<field> gt datetimeoffset'yyyy-MM-ddTHH:mm:ss.fff+00:00'` ({@link datetimeOffsetLiteral}). */
+export const acumaticaTime: TimeCondition = (field, op, atMs) => `${field} ${op} ${datetimeOffsetLiteral(new Date(atMs).toISOString())}`;
 
 /** Options of {@link PollWindow}. */
 export interface PollWindowOptions {
@@ -289,151 +281,14 @@ export interface PollWindowOptions {
   maxRecent?: number;
 }
 
-/** Result of {@link PollWindow.accept}. */
-export interface PollAcceptResult {
-  /** Events not delivered before, oldest first (by modification time, then id). */
-  fresh: ErpEventMsg[];
-  /** State to persist once `fresh` has been handed on. */
-  next: PollState;
-  /** How many events were recognised as already delivered. */
-  duplicates: number;
-  /**
-   * Fresh events older than the overlap window (not expected when the filter came from the same state; they are
-   * delivered rather than dropped, so a mismatched filter repeats instead of missing).
-   */
-  outsideWindow: number;
-}
-
 /**
- * Watermark bookkeeping for incremental polling on `LastModifiedDateTime` (reference §4 and §8.5): each poll reads
- * `LastModifiedDateTime gt datetimeoffset'<watermark − overlap>'` (all pages), then {@link accept} keeps only events
- * not delivered before, comparing instants (not strings, so offsets do not matter):
- * - newer than the watermark → fresh;
- * - equal to the watermark → fresh unless its id is in `seenAtWatermark` (tie-breaking for several records changed
- *   in the same millisecond, possibly committed across two polls);
- * - older than the watermark but inside the overlap → fresh unless (id, instant) is in `recent`;
- * - a later change of a record already seen has a new instant, so it is fresh again.
- *
- * Guarantee: if the caller (1) calls `accept` once per poll with every page of that poll's result, and (2) persists
- * `next` only after handing on `fresh`, then a restart that loads the persisted state neither misses nor repeats a
- * change whose modification time is at most `overlapMs` older than the newest change seen when it became visible.
- * A crash between (2)'s hand-on and persist repeats that poll's events with identical jobIds, which mlc-dedupe
- * drops. Changes committed later than `overlapMs` behind the watermark are outside any window and are missed:
- * choose the overlap above the longest transaction plus clock skew. If `recent` overflows `maxRecent`, the
- * oldest entries can repeat once (same jobIds).
+ * The generic {@link WatermarkWindow} with Acumatica's pieces: `LastModifiedDateTime` and `datetimeoffset'…'`
+ * literals (reference §4 and §8.5; MYOB-IDG `IntegrationDev_RESTExample_Parameter_filter.html`), e.g.
+ * `LastModifiedDateTime gt datetimeoffset'<watermark − overlap>'`. See the base class for the guarantee.
  */
-export class PollWindow {
-  /** Re-read window below the watermark, ms. */
-  readonly overlapMs: number;
-  /** Field compared in the filter (e.g. "LastModifiedDateTime"). */
-  readonly modifiedField: string;
-  /** User `$filter` ANDed with the time condition, if any. */
-  readonly userFilter?: string;
-  /** Cap of `PollState.recent`. */
-  readonly maxRecent: number;
-
+export class PollWindow extends WatermarkWindow {
   /** @throws ValidationError for a negative overlap or a non-positive maxRecent */
   constructor(opts: PollWindowOptions = {}) {
-    this.overlapMs = opts.overlapMs ?? 60_000;
-    if (!Number.isFinite(this.overlapMs) || this.overlapMs < 0) throw new ValidationError(`overlapMs must be ≥ 0, got ${String(opts.overlapMs)}`);
-    this.modifiedField = opts.modifiedField?.trim() || "LastModifiedDateTime";
-    this.userFilter = opts.userFilter?.trim() || undefined;
-    this.maxRecent = opts.maxRecent ?? 10_000;
-    if (!Number.isInteger(this.maxRecent) || this.maxRecent < 1) throw new ValidationError(`maxRecent must be a positive integer, got ${String(opts.maxRecent)}`);
-  }
-
-  /**
-   * A fresh state starting at `since` (ISO 8601 with offset; "" or omitted = from the beginning).
-   * @throws ValidationError when `since` is not a date-time
-   */
-  static initial(since = ""): PollState {
-    if (since && Number.isNaN(instant(since))) throw new ValidationError(`Not an ISO 8601 date-time: ${since}`);
-    return { watermark: since ? new Date(instant(since)).toISOString() : "", seenAtWatermark: [], recent: [] };
-  }
-
-  /**
-   * The `$filter` text for the next poll: `LastModifiedDateTime gt datetimeoffset'<watermark − overlapMs>'`
-   * (with overlap 0: `ge datetimeoffset'<watermark>'`, so records sharing the watermark instant are re-read),
-   * ANDed with the user filter as `(<time condition>) and (<user filter>)`. Empty watermark → only the user filter
-   * (or ""). Unencoded: pass it as `list(…, { filter })`, which URL-encodes it.
-   * @param overlapMs overlap for this poll, ms (default: the window's)
-   */
-  filterFor(state: PollState, overlapMs: number = this.overlapMs): string {
-    const wm = state?.watermark ? instant(state.watermark) : Number.NaN;
-    if (Number.isNaN(wm)) return this.userFilter ?? "";
-    const cond =
-      overlapMs > 0
-        ? `${this.modifiedField} gt ${datetimeOffsetLiteral(new Date(wm - overlapMs).toISOString())}`
-        : `${this.modifiedField} ge ${datetimeOffsetLiteral(new Date(wm).toISOString())}`;
-    return this.userFilter ? `(${cond}) and (${this.userFilter})` : cond;
-  }
-
-  /**
-   * Split one poll's events into fresh and already delivered, and compute the next state (see class doc).
-   * The input state is not modified.
-   * @param events every event of the poll (from {@link recordToEvent}); each needs `erp.modifiedAt`
-   * @throws ValidationError (with recordId) when an event has no valid `erp.modifiedAt`
-   */
-  accept(state: PollState, events: ErpEventMsg[]): PollAcceptResult {
-    const oldW = state?.watermark ? instant(state.watermark) : Number.NEGATIVE_INFINITY;
-    const prevW = Number.isNaN(oldW) ? Number.NEGATIVE_INFINITY : oldW;
-    const seenAtW = new Set(state?.seenAtWatermark ?? []);
-    const recentKeys = new Set((state?.recent ?? []).map((r) => `${instant(r.modifiedAt)}|${r.id}`));
-    const batchKeys = new Set<string>();
-    const fresh: { ev: ErpEventMsg; t: number }[] = [];
-    const seenNow: { id: string; t: number }[] = [];
-    let duplicates = 0;
-    let outsideWindow = 0;
-
-    for (const ev of events) {
-      const id = ev?.erp?.id;
-      const t = ev?.erp?.modifiedAt ? instant(ev.erp.modifiedAt) : Number.NaN;
-      if (typeof id !== "string" || Number.isNaN(t)) throw new ValidationError(`Polled event ${String(id)} has no valid erp.modifiedAt`, { recordId: typeof id === "string" ? id : undefined });
-      const key = `${t}|${id}`;
-      if (batchKeys.has(key)) {
-        duplicates++;
-        continue;
-      }
-      batchKeys.add(key);
-      let isDup: boolean;
-      if (t > prevW) isDup = false;
-      else if (t === prevW) isDup = seenAtW.has(id) || recentKeys.has(key);
-      else {
-        isDup = recentKeys.has(key);
-        // below the window the filter asked for: only possible if the filter came from another state; deliver
-        // rather than risk a miss (jobIds make a repeat harmless downstream)
-        if (!isDup && t <= prevW - this.overlapMs) outsideWindow++;
-      }
-      if (isDup) {
-        duplicates++;
-        continue;
-      }
-      fresh.push({ ev, t });
-      seenNow.push({ id, t });
-    }
-
-    // next watermark: the newest instant delivered (never moves backwards)
-    let newW = prevW;
-    for (const s of seenNow) if (s.t > newW) newW = s.t;
-    const atW = new Set<string>(newW === prevW ? seenAtW : []);
-    for (const s of seenNow) if (s.t === newW) atW.add(s.id);
-
-    // recent: everything delivered inside (newW − overlap, newW], newest kept when over the cap
-    const merged = new Map<string, { id: string; t: number }>();
-    for (const r of state?.recent ?? []) {
-      const t = instant(r.modifiedAt);
-      if (!Number.isNaN(t)) merged.set(`${t}|${r.id}`, { id: r.id, t });
-    }
-    for (const s of seenNow) merged.set(`${s.t}|${s.id}`, s);
-    let recent = [...merged.values()].filter((r) => r.t > newW - this.overlapMs).sort((a, b) => a.t - b.t || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    if (recent.length > this.maxRecent) recent = recent.slice(recent.length - this.maxRecent);
-
-    fresh.sort((a, b) => a.t - b.t || (a.ev.erp.id < b.ev.erp.id ? -1 : a.ev.erp.id > b.ev.erp.id ? 1 : 0));
-    const next: PollState = {
-      watermark: Number.isFinite(newW) ? new Date(newW).toISOString() : "",
-      seenAtWatermark: [...atW].sort(),
-      recent: recent.map((r) => ({ id: r.id, modifiedAt: new Date(r.t).toISOString() })),
-    };
-    return { fresh: fresh.map((f) => f.ev), next, duplicates, outsideWindow };
+    super({ ...opts, modifiedField: opts.modifiedField?.trim() || "LastModifiedDateTime", timeCondition: acumaticaTime });
   }
 }

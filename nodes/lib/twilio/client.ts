@@ -119,7 +119,10 @@ export class TwilioClient {
     this.accountSid = c.accountSid;
     this.usesApiKey = useKey;
     this.budget = new RateBudget(opts.pacing);
-    this.http = new HttpClient({ timeoutMs: 15000, ...(opts.http ?? {}) });
+    // At least one socket per concurrency slot: a create granted by the budget must leave at once, not wait in
+    // undici's queue for a socket (the instant the budget counts is the instant the request leaves).
+    const connections = Math.max(8, Math.floor(opts.pacing?.maxConcurrent ?? 5));
+    this.http = new HttpClient({ timeoutMs: 15000, connections, ...(opts.http ?? {}) });
     const region = opts.region && opts.region !== "us1" ? opts.region : undefined;
     const edge = opts.edge || (region ? REGION_EDGES[region] : undefined);
     if (region && !edge) throw new ValidationError(`Region ${region} needs an edge location (the api.${region}.twilio.com form no longer works)`, { code: "bad_config" });
@@ -144,10 +147,17 @@ export class TwilioClient {
     if (o.username !== undefined) headers.Authorization = "Basic " + Buffer.from(`${o.username}:${o.password ?? ""}`).toString("base64");
     const method = o.method.toUpperCase() as HttpMethod;
     const body = o.data && Object.keys(o.data).length ? formEncode(o.data) : undefined;
-    // Creates (POST) are not idempotent: the HttpClient never repeats one whose outcome is unknown.
-    const res = await this.http.request({ method, url: url.toString(), headers, body, idempotent: method !== "POST", isFinal: isAttemptLimit });
+    // Creates (POST) are not idempotent: the HttpClient never repeats one whose outcome is unknown. Every POST runs
+    // inside `budget.create`, so its 429 is not repeated here either: it is thrown at once and the budget re-queues
+    // the create, so the retry is counted against the account's and the sender's rate like the first attempt.
+    const post = method === "POST";
+    const isFinal = post ? (r: { status: number; body: string }) => r.status === 429 || isAttemptLimit(r) : isAttemptLimit;
+    const attempt = post ? this.budget.currentAttempt() : undefined; // read synchronously, before the first await
+    const res = await this.http.request({ method, url: url.toString(), headers, body, idempotent: !post, isFinal });
+    // How long Twilio spent on it tells the budget how late the request can have reached Twilio (see pacing.ts).
+    this.budget.noteServerTime(attempt, Number(res.headers["twilio-request-duration"]) * 1000);
     if (res.status === 429 && !isAttemptLimit(res)) {
-      throw new RateLimitedError("Twilio rate limit (too many concurrent requests); retries exhausted", {
+      throw new RateLimitedError(post ? "Twilio rate limit (429), not processed" : "Twilio rate limit (too many concurrent requests); retries exhausted", {
         vendorCode: parseTwilioCode(res.body) ?? 20429,
         retryAfterMs: parseRetryAfter(res.headers["retry-after"]),
       });
@@ -157,8 +167,11 @@ export class TwilioClient {
 
   /**
    * Create a Message (POST /2010-04-01/Accounts/{AccountSid}/Messages.json).
-   * @throws TwilioError (21211 invalid To, 21610 opted out, …), AuthError (20003), RateLimitedError (20429 after retries),
-   *   TimeoutError (outcomeUnknown: the message may exist; never resent blindly)
+   * Paced by the account's budget ({@link RateBudget.create}, sender = the Messaging Service or `from`); a 429
+   * re-queues the create (honouring `Retry-After`) instead of failing it.
+   * @throws TwilioError (21211 invalid To, 21610 opted out, …), AuthError (20003), RateLimitedError (429s for longer
+   *   than the budget's `maxRequeueMs`), TimeoutError (outcomeUnknown: the message may exist; never resent blindly),
+   *   MlcError "closed" when the client closed before the create could leave
    */
   async sendMessage(p: SendMessageParams): Promise<TwilioMessage> {
     try {
@@ -170,7 +183,9 @@ export class TwilioClient {
         ...(p.mediaUrl && p.mediaUrl.length ? { mediaUrl: p.mediaUrl } : {}),
         ...(p.statusCallback ? { statusCallback: p.statusCallback } : {}),
         ...(p.extra ?? {}),
-      } as never));
+      } as never).catch((err: unknown) => {
+        throw mapTwilioError(err);
+      }));
       return toMessage(m as unknown as Record<string, unknown>);
     } catch (err) {
       throw mapTwilioError(err);
@@ -252,7 +267,9 @@ export class TwilioClient {
     return this.sdk;
   }
 
+  /** Reject the creates still queued in the budget (MlcError "closed"), then close the HTTP pool. */
   async close(): Promise<void> {
+    this.budget.close();
     await this.http.close();
   }
 }

@@ -292,19 +292,40 @@ function publicKeyOf(publicKeyBase64: string): EcdsaPublicKey {
   return key;
 }
 
+/** Default Event Webhook timestamp tolerance, s: SendGrid publishes no number; 5 minutes is the usual replay window. */
+export const DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S = 300;
+
+export interface VerifyEventWebhookOptions {
+  /**
+   * Largest accepted distance between the signed timestamp and now, s (either direction); 0 or undefined = no
+   * check. A genuine but older request is refused like a forgery, so a captured request cannot be replayed
+   * after the window; inside it, the status node's dedupe drops repeats.
+   */
+  toleranceSec?: number;
+  /** Current time, ms since the epoch (default Date.now()). */
+  nowMs?: number;
+}
+
 /**
  * Verify a Signed Event Webhook request: ECDSA (P-256, SHA-256) over `timestamp + rawBody` with the
- * account's verification key, via `@sendgrid/eventwebhook`. The body must be the exact bytes received
- * (SendGrid's bodies end with CRLF; re-serialised JSON never verifies).
+ * account's verification key, via `@sendgrid/eventwebhook`, and (with `toleranceSec`) a timestamp within
+ * that many seconds of now. The body must be the exact bytes received (SendGrid's bodies end with CRLF;
+ * re-serialised JSON never verifies).
+ * Vendor: https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features
  * @param publicKeyBase64 "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE…" from SendGrid's Mail Settings
  * @param signature `X-Twilio-Email-Event-Webhook-Signature` (base64 DER)
  * @param timestamp `X-Twilio-Email-Event-Webhook-Timestamp` (unix seconds, as sent)
- * @returns false for a missing, malformed or wrong signature
+ * @returns false for a missing, malformed or wrong signature, or a timestamp outside the tolerance
  * @throws ValidationError code "bad_verification_key" for an unusable key (a configuration error, not a forgery)
  */
-export function verifyEventWebhook(publicKeyBase64: string, rawBody: Buffer | string, signature: string | undefined, timestamp: string | undefined): boolean {
+export function verifyEventWebhook(publicKeyBase64: string, rawBody: Buffer | string, signature: string | undefined, timestamp: string | undefined, opts: VerifyEventWebhookOptions = {}): boolean {
   const key = publicKeyOf(publicKeyBase64);
   if (!signature || !timestamp || !/^[A-Za-z0-9+/=]+$/.test(signature)) return false;
+  if (opts.toleranceSec && opts.toleranceSec > 0) {
+    if (!/^\d{1,12}$/.test(timestamp)) return false;
+    const ageSec = Math.abs((opts.nowMs ?? Date.now()) / 1000 - Number(timestamp));
+    if (ageSec > opts.toleranceSec) return false;
+  }
   try {
     return eventWebhook.verifySignature(key, rawBody, signature, timestamp) === true;
   } catch {

@@ -47,13 +47,24 @@ export function validateTwilioWebhook(w: WebhookToValidate): boolean {
   return twilio.validateRequest(w.authToken, w.signature, w.url, (w.params ?? {}) as Record<string, string>);
 }
 
-/** Parse an application/x-www-form-urlencoded body; repeated keys become arrays. */
-export function parseForm(raw: Buffer | string): Record<string, string | string[]> {
+/** Most parameters a webhook form body may carry (Twilio sends a few dozen; body-parser's default is 1000). */
+export const MAX_FORM_PARAMS = 1000;
+
+/**
+ * Parse an application/x-www-form-urlencoded body (UTF-8, WHATWG URLSearchParams rules); repeated keys
+ * become arrays. Every key is an own property of a plain object ("__proto__" included, never the prototype).
+ * @param maxParams most parameters accepted (default MAX_FORM_PARAMS)
+ * @returns the parameters, or undefined when there are more than `maxParams`
+ */
+export function parseForm(raw: Buffer | string, maxParams = MAX_FORM_PARAMS): Record<string, string | string[]> | undefined {
   const out: Record<string, string | string[]> = {};
+  let count = 0;
   for (const [k, v] of new URLSearchParams(raw.toString("utf8"))) {
-    const prev = out[k];
-    if (prev === undefined) out[k] = v;
-    else out[k] = Array.isArray(prev) ? [...prev, v] : [prev, v];
+    if (++count > maxParams) return undefined;
+    const prev = Object.prototype.hasOwnProperty.call(out, k) ? out[k] : undefined;
+    if (prev === undefined) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+    else if (Array.isArray(prev)) prev.push(v);
+    else out[k] = [prev, v];
   }
   return out;
 }

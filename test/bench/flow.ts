@@ -1,0 +1,250 @@
+/**
+ * `npm run bench` (flow part): the package's pipeline against a core-nodes flow doing the equivalent Twilio call, side
+ * by side in one real Node-RED (the packed tarball installed into a fresh user dir, as a user would) and one run,
+ * against the same Twilio simulator. Figures only, nothing asserted.
+ *
+ * - pipeline: Acumatica push (`mlc-acumatica-trigger`, push mode) → `mlc-dedupe` → `mlc-twilio-sms` → `mlc-audit`,
+ *   pacing off (rate 0, per-sender rates 0, 64 requests in flight);
+ * - core: `http in` → `function` (builds the Messages create) → `http request` → `http response`.
+ *
+ * Printed: events/s of each (first push sent → last message created at the simulator) and their ratio; Node-RED CPU
+ * ms per event (utime + stime of the Node-RED process from /proc/<pid>/stat); push-to-Twilio latency p50/p99/max at
+ * 100 events/s (push sent → create arrived at the simulator); Node-RED RSS over a long pipeline run.
+ *
+ * Environment:
+ * - MLC_BENCH_EVENTS (default 2000): events per throughput run, and in the long run unless MLC_BENCH_LONG_EVENTS
+ *   is set. 100,000 events in the long run: `MLC_BENCH_LONG_EVENTS=100000 npm run bench` (at ~300 events/s about
+ *   6 minutes more); `MLC_BENCH_EVENTS=100000` makes the throughput runs that long too.
+ * - MLC_BENCH_LATENCY_SECONDS (default 10): length of the 100 events/s latency run.
+ * - MLC_BENCH_CONCURRENCY (default 16): requests the driver keeps in flight in the throughput runs.
+ * - MLC_BENCH_CONTEXT_STORAGE: see {@link BENCH_CONTEXT_STORAGE}.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { Agent, request } from "undici";
+import { NodeRed, installInto, packRepo, tempDir, waitFor } from "../harness/nodered";
+import { AcumaticaSim } from "../sims/acumatica";
+import { TwilioSim } from "../sims/twilio";
+
+/**
+ * settings.js `contextStorage` of the benchmark's Node-RED, as JavaScript source: the one place to change it.
+ * Default: Node-RED's `localfilesystem` store with its default flush (what a user gets by enabling it), as the
+ * issue measured. To measure another store (e.g. the package's durable store once merged), set
+ * MLC_BENCH_CONTEXT_STORAGE to the object literal, e.g. `{ default: { module: require("<path to store module>") } }`.
+ */
+export const BENCH_CONTEXT_STORAGE = process.env.MLC_BENCH_CONTEXT_STORAGE || `{ default: { module: "localfilesystem" } }`;
+
+const FROM = "+15005550006";
+const PUSH_HEADER = "X-Notify-Secret";
+const PUSH_SECRET = "bench-push-secret-0123456789";
+
+function flows(twilioUrl: string, acumaticaUrl: string, nodeRedUrl: string, sim: TwilioSim): unknown[] {
+  const ac = sim.defaultAccount;
+  return [
+    { id: "bench-tab", type: "tab", label: "bench" },
+    { id: "bench-acu", type: "mlc-acumatica-config", name: "acumatica", instanceUrl: acumaticaUrl, tenant: "AcmeProd", endpointName: "Default", endpointVersion: "24.200.001", authMode: "oauth", scope: "api offline_access", timeout: "30",
+      credentials: { clientId: "3F2A9C10-1B2C-4D5E-8F90-ABCDEF012345@AcmeProd", clientSecret: "s3cr3t", username: "api.user", password: "P@ss-w0rd" } },
+    { id: "bench-tw", type: "mlc-twilio-config", name: "twilio, pacing off", from: FROM, defaultRegion: "US", publicBaseUrl: nodeRedUrl, region: "us1", apiHost: twilioUrl, timeout: "15",
+      rate: "0", concurrency: "64", rateLongCode: "0", rateTollFree: "0", rateShortCode: "0", rateMessagingService: "0", rateWhatsapp: "0",
+      credentials: { accountSid: ac.accountSid, authToken: ac.authToken } },
+    // the package's pipeline
+    { id: "bench-trigger", z: "bench-tab", type: "mlc-acumatica-trigger", acumatica: "bench-acu", mode: "push", endpoint: "bench-bills", headerName: PUSH_HEADER, keyFields: "Type,ReferenceNbr", entity: "Bill", modifiedField: "LastModifiedDateTime",
+      credentials: { headerSecret: PUSH_SECRET }, wires: [["bench-dedupe"]] },
+    { id: "bench-dedupe", z: "bench-tab", type: "mlc-dedupe", key: "erp.jobId", keyType: "msg", ttl: "30", ttlUnits: "d", maxEntries: "10000", store: "", wires: [["bench-sms"], []] },
+    { id: "bench-sms", z: "bench-tab", type: "mlc-twilio-sms", twilio: "bench-tw", to: "payload.Phone", toType: "msg", body: "Approval needed: bill {{payload.ReferenceNbr}} from {{payload.VendorName}} for {{payload.Amount}} {{payload.CurrencyID}}.", callback: "status", wires: [["bench-audit"]] },
+    { id: "bench-audit", z: "bench-tab", type: "mlc-audit", operation: "auto", trail: "default", store: "", maxRecords: "10000", ttl: "30", wires: [[]] },
+    // the core-nodes flow doing the equivalent call
+    { id: "core-in", z: "bench-tab", type: "http in", url: "/bench/core", method: "post", upload: false, wires: [["core-fn"]] },
+    { id: "core-fn", z: "bench-tab", type: "function", name: "build Messages create", outputs: 1,
+      func: `const row = msg.payload.Inserted[0];
+msg.url = env.get("BENCH_TWILIO_URL") + "/2010-04-01/Accounts/" + env.get("BENCH_TWILIO_SID") + "/Messages.json";
+msg.method = "POST";
+msg.headers = { "Content-Type": "application/x-www-form-urlencoded", Authorization: "Basic " + Buffer.from(env.get("BENCH_TWILIO_SID") + ":" + env.get("BENCH_TWILIO_TOKEN")).toString("base64") };
+const form = { To: row.Phone, From: "${FROM}", Body: "Approval needed: bill " + row.ReferenceNbr + " from " + row.VendorName + " for " + row.Amount + " " + row.CurrencyID + "." };
+msg.payload = Object.keys(form).map((k) => k + "=" + encodeURIComponent(form[k])).join("&");
+return msg;`,
+      wires: [["core-req"]] },
+    { id: "core-req", z: "bench-tab", type: "http request", method: "use", ret: "obj", paytoqs: "ignore", url: "", persist: true, wires: [["core-res"]] },
+    { id: "core-res", z: "bench-tab", type: "http response", wires: [] },
+  ];
+}
+
+/** utime + stime of `pid`, ms (/proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** Resident set size of `pid`, MB (/proc/<pid>/status VmRSS). */
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const wallNow = (): number => performance.timeOrigin + performance.now();
+
+interface Driver {
+  /** Send event `i` (a distinct bill); resolves with the HTTP status. */
+  send(i: number): Promise<number>;
+}
+
+function pushBody(i: number, run: string): string {
+  const ref = `${run}${String(i).padStart(7, "0")}`;
+  return JSON.stringify({
+    Inserted: [{ Type: "Bill", ReferenceNbr: ref, VendorID: "V000042", VendorName: "Northwind Traders", Amount: 1250 + (i % 100), CurrencyID: "USD", Description: "Office supplies", Status: "Pending Approval", ApproverID: "EP00000001", LastModifiedDateTime: new Date(Date.UTC(2026, 2, 2, 10, 0, 0) + i).toISOString(), Phone: `+1415${String(2000000 + (i % 7000000))}` }],
+    Deleted: [],
+    Query: "AP-Bills-Pending-Approval",
+    CompanyId: "AcmeProd",
+    Id: `${run}-${i}`,
+    TimeStamp: 638765000000000000 + i,
+    AdditionalInfo: {},
+  });
+}
+
+function driver(agent: Agent, url: string, headers: Record<string, string>, run: string): Driver {
+  return {
+    async send(i: number): Promise<number> {
+      const r = await request(url, { dispatcher: agent, method: "POST", headers: { "content-type": "application/json", ...headers }, body: pushBody(i, run) });
+      await r.body.dump();
+      return r.statusCode;
+    },
+  };
+}
+
+/** Closed loop: `concurrency` requests in flight until `n` are sent; resolves when the simulator holds `n` more messages. */
+async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: number, pid: number): Promise<{ perSec: number; cpuPerEvent: number; failed: number }> {
+  const before = sim.messages.length;
+  const cpu0 = cpuMs(pid);
+  const t0 = wallNow();
+  let next = 0;
+  let failed = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        const status = await d.send(i).catch(() => 0);
+        if (status < 200 || status >= 300) failed++;
+      }
+    }),
+  );
+  await waitFor(() => sim.messages.length - before >= n - failed, 600000, `${n} messages`);
+  const last = sim.requests.filter((q) => q.messageSid).reduce((m, q) => Math.max(m, q.startedAt), 0);
+  const cpu = cpuMs(pid) - cpu0;
+  return { perSec: (n / (last - t0)) * 1000, cpuPerEvent: cpu / n, failed };
+}
+
+/** Open loop at `rate` events/s for `seconds`: latency from push sent to create arrived at the simulator. */
+async function latency(d: Driver, sim: TwilioSim, rate: number, seconds: number, run: string): Promise<{ p50: number; p99: number; max: number; n: number }> {
+  const n = Math.round(rate * seconds);
+  const sentAt = new Map<string, number>();
+  const t0 = performance.now();
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < n; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    sentAt.set(`${run}${String(i).padStart(7, "0")}`, wallNow());
+    pending.push(d.send(i).catch(() => 0));
+  }
+  await Promise.all(pending);
+  const arrived = (): number => sim.requests.filter((q) => q.messageSid && /bill (\S+) from/.exec(String(q.form?.Body ?? ""))?.[1]?.startsWith(run)).length;
+  await waitFor(() => arrived() >= n, 120000, `${n} latency-run messages`);
+  const lat: number[] = [];
+  for (const q of sim.requests) {
+    const ref = /bill (\S+) from/.exec(String(q.form?.Body ?? ""))?.[1];
+    const sent = ref ? sentAt.get(ref) : undefined;
+    if (q.messageSid && sent !== undefined) lat.push(q.startedAt - sent);
+  }
+  lat.sort((a, b) => a - b);
+  return { p50: lat[Math.floor(lat.length * 0.5)], p99: lat[Math.floor(lat.length * 0.99)], max: lat[lat.length - 1], n: lat.length };
+}
+
+/** Runs the side-by-side benchmark and prints its figures. */
+export async function flowBench(): Promise<void> {
+  const events = Number(process.env.MLC_BENCH_EVENTS) || 2000;
+  const longEvents = Number(process.env.MLC_BENCH_LONG_EVENTS) || events;
+  const latencySeconds = Number(process.env.MLC_BENCH_LATENCY_SECONDS) || 10;
+  const concurrency = Number(process.env.MLC_BENCH_CONCURRENCY) || 16;
+  const twilio = new TwilioSim({ senders: [FROM] });
+  const acumatica = new AcumaticaSim();
+  await twilio.start();
+  await acumatica.start();
+  const root = tempDir("mlc-bench-");
+  const userDir = path.join(root, "user");
+  installInto(userDir, packRepo(path.join(root, "pack")));
+  const env = { BENCH_TWILIO_URL: twilio.url, BENCH_TWILIO_SID: twilio.defaultAccount.accountSid, BENCH_TWILIO_TOKEN: twilio.defaultAccount.authToken };
+  const nodeRed = new NodeRed({ userDir, env, contextStorage: BENCH_CONTEXT_STORAGE });
+  const agent = new Agent({ connections: concurrency + 4, keepAliveTimeout: 30000 });
+  try {
+    await nodeRed.start();
+    await nodeRed.deploy(flows(twilio.url, acumatica.url, nodeRed.url, twilio));
+    const pid = nodeRed.pid as number;
+    const pipeline = (run: string): Driver => driver(agent, `${nodeRed.url}/mlc/acumatica/bench-bills`, { [PUSH_HEADER]: PUSH_SECRET }, run);
+    const core = (run: string): Driver => driver(agent, `${nodeRed.url}/bench/core`, {}, run);
+    process.stdout.write(`\nflow: packed install in Node-RED (pid ${pid}), contextStorage ${BENCH_CONTEXT_STORAGE.replace(/\s+/g, " ")}\n`);
+
+    // warm-up both paths (JIT, connections), then one throughput run each, alternated so both see the same machine
+    await throughput(pipeline("W"), twilio, 200, concurrency, pid);
+    await throughput(core("w"), twilio, 200, concurrency, pid);
+    twilio.reset();
+    const p = await throughput(pipeline("P"), twilio, events, concurrency, pid);
+    twilio.reset();
+    const c = await throughput(core("C"), twilio, events, concurrency, pid);
+    twilio.reset();
+    process.stdout.write(`throughput, ${events} events, ${concurrency} in flight (first push sent → last create at the simulator)\n`);
+    process.stdout.write(`  pipeline (push → dedupe → sms → audit): ${p.perSec.toFixed(0)} events/s, ${p.cpuPerEvent.toFixed(3)} ms Node-RED CPU per event${p.failed ? `, ${p.failed} refused` : ""}\n`);
+    process.stdout.write(`  core (http in → function → http request → http response): ${c.perSec.toFixed(0)} events/s, ${c.cpuPerEvent.toFixed(3)} ms Node-RED CPU per event${c.failed ? `, ${c.failed} refused` : ""}\n`);
+    process.stdout.write(`  ratio pipeline / core: ${(p.perSec / c.perSec).toFixed(2)}× events/s, ${(p.cpuPerEvent / c.cpuPerEvent).toFixed(2)}× CPU per event\n`);
+
+    const lp = await latency(pipeline("L"), twilio, 100, latencySeconds, "L");
+    twilio.reset();
+    const lc = await latency(core("K"), twilio, 100, latencySeconds, "K");
+    twilio.reset();
+    process.stdout.write(`push-to-Twilio latency at 100 events/s for ${latencySeconds} s (push sent → create arrived at the simulator)\n`);
+    process.stdout.write(`  pipeline: p50 ${lp.p50.toFixed(1)} ms, p99 ${lp.p99.toFixed(1)} ms, max ${lp.max.toFixed(1)} ms (${lp.n} events)\n`);
+    process.stdout.write(`  core:     p50 ${lc.p50.toFixed(1)} ms, p99 ${lc.p99.toFixed(1)} ms, max ${lc.max.toFixed(1)} ms (${lc.n} events)\n`);
+
+    // long run: RSS of Node-RED while the pipeline takes `longEvents` more events; the simulator's ledger is cleared as it goes
+    const d = pipeline("R");
+    const samples: number[] = [rssMb(pid)];
+    const every = Math.max(1, Math.floor(longEvents / 10));
+    let created = 0;
+    let next = 0;
+    const sampler = setInterval(() => {
+      if (twilio.messages.length > 5000) {
+        created += twilio.messages.length;
+        twilio.reset();
+      }
+    }, 200);
+    try {
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < longEvents) {
+            const i = next++;
+            await d.send(i).catch(() => 0);
+            if ((i + 1) % every === 0) samples.push(rssMb(pid));
+          }
+        }),
+      );
+      await waitFor(() => created + twilio.messages.length >= longEvents, 600000, "long-run messages");
+    } finally {
+      clearInterval(sampler);
+    }
+    samples.push(rssMb(pid));
+    process.stdout.write(`Node-RED RSS over ${longEvents} pipeline events (MB, every ${every}): ${samples.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...samples).toFixed(0)}\n`);
+  } finally {
+    await agent.close();
+    await nodeRed.stop();
+    await twilio.stop();
+    await acumatica.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  flowBench().catch((err: unknown) => {
+    process.stderr.write(`flow bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
