@@ -2,8 +2,10 @@
  * `mlc-acumatica-trigger`: turns Acumatica changes into envelope events.
  * - push mode: serves `<httpNodeRoot>/mlc/acumatica/<endpoint>` for Acumatica Push Notifications
  *   (SM302000, webhook destination). The configured shared-secret header is required (compared in
- *   constant time; missing/wrong → 401 with no side effect); a notification is journaled by (Query, Id)
- *   so the at-least-once redeliveries are answered 200 and dropped; Inserted/Deleted rows become
+ *   constant time; missing/wrong → 401 with no side effect); a notification's events are committed to the
+ *   push journal (lib/journal.ts, keyed by Query|Id) before the 200, so at-least-once redeliveries are
+ *   answered 200 and dropped and a crash after the 200 replays them at the next start (msg.erp.replay);
+ *   an event is finished when a send node settles its jobId. Inserted/Deleted rows become
  *   created/updated/deleted events. Optionally a catch-up poll runs too.
  * - poll mode: lists an entity with `LastModifiedDateTime gt <watermark − overlap>` and `le <poll start>` (+ the user's
  *   `$filter`), pages with $top/$skip, emits only events not seen before (tie-breaking on equal
@@ -14,7 +16,7 @@ import { timingSafeEqual } from "node:crypto";
 import { PollState, PollWindow, pushToEvents, recordToEvent } from "../lib/acumatica/events";
 import type { ErpEventMsg } from "../lib/envelope";
 import { MlcError, ValidationError, errorDetails } from "../lib/errors";
-import { BoundedStore } from "../lib/store";
+import { PushJournal, onJobSettled } from "../lib/journal";
 import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { mountDispatcher, registerEndpoint, InboundRequest, InboundResponse } from "../shared/dispatcher";
 import { Status, num, onClose, registerNode, reportError, t } from "../shared/node";
@@ -90,11 +92,12 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
 
       let backend: KvBackend;
       let pollWindow: PollWindow;
-      let journal: BoundedStore<number>;
+      let journal: PushJournal;
+      let unsubscribe: (() => void) | undefined;
       try {
         const store = resolveStore(RED, config.store);
         backend = contextBackend(node, "node", store.name);
-        journal = new BoundedStore<number>(backend, { prefix: "pn", ttlMs: PUSH_JOURNAL_TTL_MS, maxEntries: 50000 });
+        journal = new PushJournal(backend, { prefix: "pn", ttlMs: PUSH_JOURNAL_TTL_MS, maxEntries: 50000 });
         pollWindow = new PollWindow({ overlapMs, modifiedField, userFilter: (config.filter ?? "").trim() || undefined });
         if (store.memoryOnly) node.warn(t(RED, "mlc-acumatica-trigger.warn.memory", undefined, "The context store is memory-only: the watermark and push journal do not survive a restart"));
       } catch (err) {
@@ -132,8 +135,16 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
           reportError(RED, node, err, { topic: "acumatica/push", endpoint });
           return { status: 400, body: "Bad request" };
         }
-        // Journal first: a redelivery of an accepted notification is answered 200 and dropped.
-        const first = await journal.claim(result.notificationKey, Date.now());
+        // Journal first: the events are committed before the 200 (a crash after it replays them at the next start);
+        // a redelivery of an accepted notification is answered 200 and dropped. A journal that cannot commit
+        // answers 503, so Acumatica retries.
+        let first: boolean;
+        try {
+          first = await journal.accept(result.notificationKey, result.events);
+        } catch (err) {
+          reportError(RED, node, err, { topic: "acumatica/push", endpoint });
+          return { status: 503, body: "Service unavailable" };
+        }
         if (!first) return { status: 200, body: "" };
         for (const p of result.problems) {
           reportError(RED, node, new ValidationError(`Push row ${p.index}: ${p.message}`, { code: "bad_record" }), { topic: "acumatica/push", endpoint, row: p.index });
@@ -186,6 +197,23 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
       };
 
       if (mode === "push") {
+        // An event is finished when a send node settles its jobId (lib/journal.ts); events still pending from before
+        // a restart are replayed once the journal is loaded (msg.erp.replay = true).
+        unsubscribe = onJobSettled((jobId) => {
+          if (journal.has(jobId)) journal.settle(jobId).catch((err: unknown) => reportError(RED, node, err, { topic: "acumatica/journal" }));
+        });
+        journal
+          .replay()
+          .then(({ events, givenUp }) => {
+            if (closed) return;
+            if (givenUp) node.warn(t(RED, "mlc-acumatica-trigger.warn.givenUp", { n: givenUp }, `${givenUp} journaled events were replayed too often without being settled and are dropped`));
+            if (events.length) {
+              node.log(t(RED, "mlc-acumatica-trigger.log.replay", { n: events.length }, `replaying ${events.length} acknowledged events that had not reached a send`));
+              emit(events);
+              node.status(Status.ok(t(RED, "mlc-acumatica-trigger.status.replayed", { n: events.length }, `replayed ${events.length}`)));
+            }
+          })
+          .catch((err: unknown) => reportError(RED, node, err, { topic: "acumatica/journal" }));
         try {
           release = registerEndpoint(RED.httpNode, `/acumatica/${endpoint}`, node.id, onPush, { contentTypes: ["application/json"] }); // 415 to a body that is not JSON
           node.status(Status.idle(t(RED, "mlc-acumatica-trigger.status.watching", { endpoint }, `watching /${endpoint}`)));
@@ -200,6 +228,7 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
         closed = true;
         if (timer) clearTimeout(timer);
         release?.();
+        unsubscribe?.();
         if (polling) await polling;
       });
     },

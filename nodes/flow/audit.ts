@@ -82,6 +82,61 @@ function acquireTrail(node: RedNode, store: StoreInfo, name: string, maxRecords:
   };
 }
 
+/**
+ * The trail named `name` that an mlc-audit node of this runtime uses (any store), for send nodes that write their
+ * record before the create (claim before send) and for the status endpoint (audit before the callback's 200).
+ * @returns undefined when no mlc-audit node uses a trail of that name
+ */
+export function sharedAuditTrail(node: RedNode, name: string): Promise<AuditTrail> | undefined {
+  const byKey = trails.get(node.context().global);
+  if (!byKey) return undefined;
+  for (const [key, cached] of byKey) {
+    if (key.slice(key.indexOf("|") + 1) === name) return cached.trail.then(async (t) => {
+      await t.ready;
+      return t;
+    });
+  }
+  return undefined;
+}
+
+/** A status callback as the status endpoint accepted it (signature checked). */
+export interface CallbackStatus {
+  sid: string;
+  status: string;
+  kind: "message" | "call";
+  /** The jobId carried in the callback URL ("" when none). */
+  jobId: string;
+  /** Raw recipient (masked before it is stored). */
+  to: string;
+  errorCode?: number;
+}
+
+/**
+ * Apply a status callback to the shared trail "default" (when an mlc-audit node uses it) before the endpoint answers
+ * Twilio, so an acknowledged callback is never lost to a crash: the record of the sid, else the open record of
+ * the jobId and recipient that the send node wrote before the create. Idempotent: the ordering rules of
+ * lib/audit.ts make a duplicate or late status a no-op, and the flow's own mlc-audit node may apply it again.
+ * @returns false when the trail could not be written (answer 503 so the callback is retried); errors are logged
+ */
+export async function auditCallback(node: RedNode, c: CallbackStatus): Promise<boolean> {
+  const trail = sharedAuditTrail(node, "default");
+  if (!trail) return true;
+  try {
+    const t = await trail;
+    const errorCode = c.errorCode !== undefined && Number.isFinite(c.errorCode) && c.errorCode > 0 ? c.errorCode : undefined;
+    if (await t.findBySid(c.sid)) await t.applyStatus({ sid: c.sid, status: c.status, errorCode });
+    else if (c.jobId) {
+      const channel = c.kind === "call" ? "voice" : c.to.startsWith("whatsapp:") ? "whatsapp" : "sms";
+      const error = errorCode !== undefined && FAILED_STATUSES.has(c.status) ? { code: `twilio_${errorCode}`, message: `Twilio error ${errorCode}` } : undefined;
+      await t.recordSend({ jobId: c.jobId, sid: c.sid, channel, to: c.to, status: c.status, ...(error ? { error } : {}) });
+    }
+    return true;
+  } catch (err) {
+    node.error(err instanceof Error ? err : new Error(String(err)));
+    return false;
+  }
+}
+
 function obj(v: unknown): Record<string, unknown> | undefined {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }

@@ -1,6 +1,7 @@
 /**
  * `mlc-dedupe`: passes the first message of each key (default `msg.erp.jobId`) to output 1 and every
- * repeat within the TTL to output 2. State is a {@link BoundedStore} in node-scope context on a named
+ * repeat within the TTL to output 2. A journal replay (`msg.erp.replay`, lib/journal.ts) always goes to output 1:
+ * its earlier pass never settled a send, and the send nodes' ledger stops a double. State is a {@link BoundedStore} in node-scope context on a named
  * store that must exist (Node-RED would silently fall back to the default store for a typo); keys are
  * hashed, never stored raw.
  * (Node-RED context: https://nodered.org/docs/user-guide/context)
@@ -35,6 +36,8 @@ export interface DedupeInfo {
   duplicate: boolean;
   /** ISO 8601 time the key was first seen. */
   firstSeen: string;
+  /** The message is a journal replay (msg.erp.replay): passed on even when the key was seen. */
+  replay?: boolean;
 }
 
 /** Milliseconds per TTL unit. */
@@ -118,13 +121,17 @@ export function registerDedupe(RED: RedAPI): void {
       const now = Date.now();
       const first = await store.claim(text, now);
       const firstSeen = first ? now : ((await store.get(text)) ?? now);
-      const dedupe: DedupeInfo = { keyHash: hashedKey(DEDUPE_PREFIX, text), duplicate: !first, firstSeen: new Date(firstSeen).toISOString() };
+      // A replay from a trigger's push journal (msg.erp.replay) is an event whose earlier pass never settled its send
+      // (a crash between this claim and the send): it goes on, and the send ledger stops a double.
+      const replay = (msg.erp as { replay?: unknown } | undefined)?.replay === true;
+      const pass = first || replay;
+      const dedupe: DedupeInfo = { keyHash: hashedKey(DEDUPE_PREFIX, text), duplicate: !pass, firstSeen: new Date(firstSeen).toISOString(), ...(replay ? { replay: true } : {}) };
       msg.dedupe = dedupe;
-      if (first) fresh++;
+      if (pass) fresh++;
       else dup++;
       const counts = t(RED, "mlc-dedupe.status.counts", { fresh, dup }, `${fresh} new / ${dup} dup`);
       status(info.memoryOnly ? Status.warn(t(RED, "mlc-dedupe.status.countsMemory", { fresh, dup }, `${counts} (mem)`)) : Status.ok(counts));
-      send(first ? [msg, null] : [null, msg]);
+      send(pass ? [msg, null] : [null, msg]);
     });
   });
 }

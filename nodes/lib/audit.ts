@@ -16,7 +16,27 @@
 import { BoundedStore, KvBackend } from "./store";
 import { ValidationError } from "./errors";
 import { maskRecipient } from "./phone";
-import { FAILED_STATUSES, isStatusAdvance } from "./twilio/status";
+import { FAILED_STATUSES, isStatusAdvance, statusRank } from "./twilio/status";
+
+/** Audit status of a record written before its create left (claim before send); becomes the Twilio status. */
+export const AUDIT_PENDING = "pending";
+/** Audit status of a send whose outcome is not known yet (timeout, crash); settled by a lookup. */
+export const AUDIT_OUTCOME_UNKNOWN = "outcome_unknown";
+/** Our own statuses, below every vendor status. */
+const LOCAL_RANK: Record<string, number> = { [AUDIT_PENDING]: -3, [AUDIT_OUTCOME_UNKNOWN]: -2 };
+
+/** Whether `status` is one of the audit's own statuses (pending, outcome_unknown), not a vendor status. */
+export function isLocalStatus(status: string | undefined): boolean {
+  return status !== undefined && status in LOCAL_RANK;
+}
+
+/** isStatusAdvance extended with the local statuses (pending → outcome_unknown → any vendor status). */
+function advances(current: string | undefined, next: string, kind: "message" | "call"): boolean {
+  if (current !== undefined && (isLocalStatus(current) || isLocalStatus(next))) {
+    return (LOCAL_RANK[next] ?? statusRank(next, kind)) > (LOCAL_RANK[current] ?? statusRank(current, kind));
+  }
+  return isStatusAdvance(current, next, kind);
+}
 
 /** Reference to the ERP record a notification was about (a subset of `msg.erp`). */
 export interface AuditErpRef {
@@ -304,6 +324,27 @@ export class AuditTrail {
     return out;
   }
 
+  /**
+   * The open record of a send: same jobId, recipient (masked) and channel, no sid yet, written before the create
+   * (status pending / outcome_unknown); or, for a failure without sid, the record that already holds the same
+   * status and error code (the sender recorded it, then a Catch → mlc-audit records it again).
+   */
+  private async openRecordOf(jobId: string, input: SendInput, status: string): Promise<AuditRecord | undefined> {
+    const to = maskTo(input.to);
+    const channel = str(input.channel);
+    const all = await this.recordsByJob(jobId);
+    for (let i = all.length - 1; i >= 0; i--) {
+      const r = all[i];
+      if (r.sid || r.to !== to || (channel && r.channel !== channel && r.channel !== "unknown")) continue;
+      if (isLocalStatus(r.status)) return r;
+      // The same failure recorded twice (the sender, then a Catch → mlc-audit): one record.
+      const code = auditError(input.error)?.code;
+      if (!str(input.sid) && code !== undefined && r.error?.code === code && r.status === status) return r;
+      return undefined;
+    }
+    return undefined;
+  }
+
   private async save(r: AuditRecord): Promise<void> {
     await this.store.set(r.recordId, r);
     this.index(r);
@@ -327,8 +368,11 @@ export class AuditTrail {
       const error = auditError(input.error);
       const erp = erpRef(input.erp);
 
-      if (sid) {
-        const existing = await this.recordBySid(sid);
+      // The record this send continues: the one of its sid, else (claim before send) the record the sender wrote
+      // before the create for the same jobId, recipient and channel, which has no sid yet.
+      let existing = sid ? await this.recordBySid(sid) : undefined;
+      if (!existing && jobId) existing = await this.openRecordOf(jobId, input, status);
+      {
         if (existing) {
           const merged: AuditRecord = { ...existing };
           let changed = false;
@@ -345,6 +389,10 @@ export class AuditTrail {
             merged.channel = channel;
             changed = true;
           }
+          if (!merged.sid && sid) {
+            merged.sid = sid;
+            changed = true;
+          }
           if (!merged.to && input.to) {
             merged.to = maskTo(input.to);
             changed = true;
@@ -353,7 +401,7 @@ export class AuditTrail {
             merged.error = error;
             changed = true;
           }
-          if (isStatusAdvance(merged.status, status, statusKind(merged.channel))) {
+          if (advances(merged.status, status, statusKind(merged.channel))) {
             merged.status = status;
             merged.history = pushHistory(merged.history, error ? { status, at, errorCode: error.code } : { status, at });
             changed = true;
@@ -421,7 +469,7 @@ export class AuditTrail {
         next.erp = erp;
         changed = true;
       }
-      if (isStatusAdvance(record.status, status, statusKind(record.channel))) {
+      if (advances(record.status, status, statusKind(record.channel))) {
         const errorCode = input.errorCode !== undefined && input.errorCode !== "" ? input.errorCode : undefined;
         const at = isoOf(input.at, this.now());
         next.status = status;

@@ -26,6 +26,8 @@ export interface ErpMeta {
   deliveryId?: string;
   /** Stable id of "this event on this record" (see lib/ids.ts deriveJobId). */
   jobId: string;
+  /** True when the event is replayed from the push journal after a restart (lib/journal.ts). */
+  replay?: boolean;
 }
 
 /** Twilio channels. */

@@ -80,7 +80,8 @@ export interface TwilioConfigApi {
   /** Public URL of the HTTP root (with httpNodeRoot), for signature validation. */
   publicRoot(): string;
   /**
-   * The account's opt-out list (global context, the account's store), shared by every node using it.
+   * The account's opt-out list (global context, the account's store), shared by every node and every config node
+   * of the same Account SID and store.
    * @param requester any node of the flow (global context is reached through it)
    * @throws ValidationError code "unknown_store"
    */
@@ -150,7 +151,6 @@ export function registerTwilioConfig(RED: RedAPI): void {
         if (u.hostname.includes("_")) throw new ValidationError("Public base URL host must not contain underscores (Twilio rejects such callback URLs)", { code: "no_public_url" });
         return base;
       };
-      let optOuts: OptOutList | undefined;
       let mail: MailService | undefined;
       const timeout = Number(config.timeout);
       const sendgrid = (): SendGridApi => ({
@@ -185,8 +185,9 @@ export function registerTwilioConfig(RED: RedAPI): void {
         },
         publicRoot: () => publicEndpointUrl(publicBase(), RED.settings.httpNodeRoot, "").replace(/\/mlc$/, ""),
         optOuts: (requester) => {
-          if (!optOuts) optOuts = new OptOutList(contextBackend(requester, "global", resolveStore(RED, config.store).name), api.accountSid);
-          return optOuts;
+          // One list per account and store, shared by every config node of that account (lib/twilio/optout.ts).
+          const store = resolveStore(RED, config.store).name;
+          return OptOutList.shared(requester.context().global, store ?? "", api.accountSid, () => contextBackend(requester, "global", store));
         },
         sendgrid,
       };

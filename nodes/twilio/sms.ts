@@ -15,7 +15,10 @@
  * Vendor: https://www.twilio.com/docs/messaging/api/message-resource ;
  * https://www.twilio.com/docs/messaging/features/message-scheduling
  */
+import { AUDIT_OUTCOME_UNKNOWN, AUDIT_PENDING, AuditTrail } from "../lib/audit";
 import type { TwilioChannel, TwilioMeta } from "../lib/envelope";
+import { jobSettled } from "../lib/journal";
+import { SendLedger, ledgerKey, reconcileSend } from "../lib/twilio/ledger";
 import { MlcError, RateLimitedError, TimeoutError, TwilioError, ValidationError } from "../lib/errors";
 import { maskPhone, toE164 } from "../lib/phone";
 import { BusinessHours, isTimeZone, nextSendTime, parseDays, timeZoneForNumber } from "../lib/quiet-hours";
@@ -25,9 +28,10 @@ import { isTemplate, renderTemplate } from "../lib/template";
 import { publishStatus } from "../lib/twilio/bus";
 import type { SendMessageParams, TwilioMessage } from "../lib/twilio/client";
 import { isFinalStatus, isStatusAdvance } from "../lib/twilio/status";
-import { contextBackend, resolveStore } from "../shared/context";
+import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { Status, evaluate, firstSet, messageJobId, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
-import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
+import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
+import { sharedAuditTrail } from "../flow/audit";
 import { TwilioConfigApi, twilioConfig } from "./config";
 
 export interface SmsProps extends Record<string, unknown> {
@@ -66,9 +70,25 @@ export interface SmsProps extends Record<string, unknown> {
   pollTimeout?: string | number;
   /** Extra attempts for retryable failures (rate limit after the client's retries, unreachable, unknown outcome confirmed absent). */
   retries?: string | number;
-  /** Context store for held messages ("" = default). */
+  /** Context store for held messages and the send ledger ("" = default). */
   store?: string;
+  /**
+   * Audit trail written before each create (claim before send), so every send has a record with its ERP link even
+   * when Node-RED dies mid-send; written only when an mlc-audit node uses a trail of that name. Default "default".
+   */
+  auditTrail?: string;
+  /** How long a create whose outcome is unknown is looked up before it counts as absent, s (default 30). */
+  reconcileWindow?: string | number;
 }
+
+/** Twilio refuses a body longer than 1,600 characters (error 21617); refused here before any request. */
+export const MAX_BODY_CHARS = 1600;
+
+/** When this module was loaded (≈ process start): a create claimed before it may have left before a crash. */
+const LOADED_AT = Date.now();
+
+/** Sends in flight in this process, by ledger key (a replay while the first attempt is still running waits for it). */
+const inFlight = new Map<string, Promise<unknown>>();
 
 const MG_SID = /^MG[0-9a-fA-F]{32}$/;
 /** Twilio accepts SendAt more than 300 s and at most 35 days ahead (errors 35114, 35115). */
@@ -83,6 +103,11 @@ interface HeldMessage {
   jobId: string;
   channel: TwilioChannel;
   msg: NodeMessage;
+}
+
+/** Whether a failed send may still go out later (a replay retries it): unknown outcome, or a retryable error. */
+function mayRetry(err: unknown): boolean {
+  return (err instanceof TimeoutError && err.outcomeUnknown) || (err instanceof MlcError && err.retryable);
 }
 
 function channelOf(to: string, media: string[]): TwilioChannel {
@@ -157,13 +182,41 @@ export function registerSms(RED: RedAPI): void {
       polls.set(sid, setTimeout(tick, intervalMs));
     };
 
+    const windowMs = num(config.reconcileWindow, 30, 1, 3600) * 1000;
+    let ledger: SendLedger | undefined;
+    try {
+      const info = resolveStore(RED, config.store);
+      ledger = new SendLedger(contextBackend(node, "node", info.name));
+      warnIfLossy(RED, node, info); // the ledger is what stops a double after a crash
+      ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-sms/ledger" }));
+    } catch (err) {
+      reportError(RED, node, err, { topic: "mlc-twilio-sms/start" });
+    }
+
+    /** The audit trail this node writes before each create, if any (see SmsProps.auditTrail). */
+    const auditTrail = (): Promise<AuditTrail> | undefined => {
+      const name = String(config.auditTrail ?? "").trim() || "default";
+      return sharedAuditTrail(node, name);
+    };
+
+    /** Look a message up until Twilio has had `windowMs` to finish it (lib/twilio/ledger.ts reconcileSend). */
+    const reconcile = (cfg: TwilioConfigApi, params: SendMessageParams, since: number, windowFrom: number) =>
+      reconcileSend(
+        async () => cfg.client().findRecentMessage({ to: params.to, body: params.body, from: params.from ?? params.messagingServiceSid, since: new Date(since), skip: (sid) => ledger?.knows(sid) === true }),
+        { since: windowFrom, windowMs, aborted: () => closed },
+      );
+
     /**
-     * One create with the retry policy: unknown outcomes are reconciled by lookup, never blindly re-sent.
-     * @throws the last error
+     * One create with the retry policy: an unknown outcome (timeout after the request left, 5xx) is looked up with
+     * back-off for the reconcile window; only a lookup that proves the message absent after the window lets a retry
+     * send again.
+     * @throws the last error; a TimeoutError with outcomeUnknown when the outcome could not be settled
      */
     const createWithPolicy = async (cfg: TwilioConfigApi, params: SendMessageParams): Promise<TwilioMessage & { reconciled?: boolean }> => {
+      let provenAbsent = false;
       for (let attempt = 0; ; attempt++) {
-        const startedAt = new Date();
+        const startedAt = Date.now();
+        provenAbsent = false;
         try {
           return await cfg.client().sendMessage(params);
         } catch (err) {
@@ -175,24 +228,95 @@ export function registerSms(RED: RedAPI): void {
           // A timeout after the request left, or a 5xx answer to a create: Twilio may have created the message.
           const unknownOutcome = (err instanceof TimeoutError && err.outcomeUnknown) || (err instanceof MlcError && (err.status ?? 0) >= 500);
           if (unknownOutcome) {
-            const found = await cfg.client().findRecentMessage({ to: params.to, body: params.body, from: params.from ?? params.messagingServiceSid, since: startedAt });
-            if (found) return { ...found, reconciled: true };
-            retryable = true; // confirmed absent: a new attempt cannot double-send
+            const r = await reconcile(cfg, params, startedAt, Date.now());
+            if (r.outcome === "found") return { ...r.message, reconciled: true };
+            if (r.outcome === "unsettled") throw new TimeoutError("Outcome of the create is unknown (not settled before the node closed)", { outcomeUnknown: true });
+            retryable = true; // proven absent after the window: a new attempt cannot double-send
+            provenAbsent = true;
           }
-          if (!retryable || attempt >= retries) throw err;
+          if (!retryable || attempt >= retries) {
+            if (provenAbsent) {
+              throw new MlcError(`The create failed (${err instanceof Error ? err.message : String(err)}) and Twilio has no such message after ${windowMs / 1000} s: not sent`, { code: "not_sent", retryable: true, status: err instanceof MlcError ? err.status : undefined, cause: err });
+            }
+            throw err;
+          }
           await sleep(backoffDelay(attempt, DEFAULT_RETRY_POLICY, err instanceof RateLimitedError ? err.retryAfterMs : undefined));
         }
       }
     };
 
-    /** Send one prepared message and emit it; returns the emitted msg. */
+    /**
+     * Send one prepared message at most once per idempotency key (jobId|to|channel) and emit it:
+     * claim in the ledger → audit record (pending, with the ERP link) → create → ledger sid → audit sid → emit.
+     * A key already sent is not sent again (emitted with `twilio.duplicate`); a key claimed by an attempt that never
+     * settled (crash, timeout) is reconciled by lookup first and re-sent only when proven absent.
+     */
     const deliver = async (cfg: TwilioConfigApi, base: NodeMessage, params: SendMessageParams, jobId: string, channel: TwilioChannel): Promise<void> => {
-      const m = await createWithPolicy(cfg, params);
-      sent++;
-      const twilio: TwilioMeta = { sid: m.sid, status: m.status, to: m.to, channel, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}) };
-      const out: NodeMessage = { ...base, twilio, ...(m.reconciled ? { reconciled: true } : {}) };
-      node.send([out, null]);
-      if (config.poll) startPolling(cfg, m.sid, jobId, m.to, channel, m.status);
+      const key = ledgerKey(jobId, params.to, channel);
+      const flightKey = `${node.id}|${key}`;
+      const running = inFlight.get(flightKey);
+      if (running) await running.catch(() => undefined);
+      const work = deliverOnce(cfg, base, params, jobId, channel, key);
+      inFlight.set(flightKey, work);
+      try {
+        await work;
+      } finally {
+        if (inFlight.get(flightKey) === work) inFlight.delete(flightKey);
+      }
+    };
+
+    const deliverOnce = async (cfg: TwilioConfigApi, base: NodeMessage, params: SendMessageParams, jobId: string, channel: TwilioChannel, key: string): Promise<void> => {
+      if (!ledger) throw new ValidationError("Send ledger not available", { code: "unknown_store" });
+      const trail = await auditTrail();
+      const erp = base.erp as Record<string, unknown> | undefined;
+      const audit = (status: string, extra: { sid?: string; error?: { code: string; message: string } } = {}) =>
+        trail?.recordSend({ jobId, erp, channel, to: params.to, status, ...extra });
+      const emit = (m: { sid: string; status: string; to: string; errorCode?: number | null }, flags: Record<string, unknown> = {}): void => {
+        sent++;
+        const twilio: TwilioMeta & Record<string, unknown> = { sid: m.sid, status: m.status, to: m.to, channel, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}), ...flags };
+        node.send([{ ...base, twilio, ...(flags.reconciled ? { reconciled: true } : {}) }, null]);
+        if (config.poll && !flags.duplicate) startPolling(cfg, m.sid, jobId, m.to, channel, m.status);
+      };
+
+      const claim = await ledger.claim(key);
+      if (claim.outcome === "sent" && claim.entry.sid) {
+        await audit(claim.entry.status ?? "queued", { sid: claim.entry.sid });
+        emit({ sid: claim.entry.sid, status: claim.entry.status ?? "queued", to: params.to }, { duplicate: true });
+        return;
+      }
+      if (claim.outcome === "unknown") {
+        // A previous attempt claimed this send and never recorded an answer (crash, or a create that timed out).
+        await audit(AUDIT_OUTCOME_UNKNOWN);
+        const r = await reconcile(cfg, params, claim.entry.at, Math.max(claim.entry.at, LOADED_AT));
+        if (r.outcome === "found") {
+          await ledger.settle(key, r.message.sid, r.message.status);
+          await audit(r.message.status, { sid: r.message.sid });
+          emit({ sid: r.message.sid, status: r.message.status, to: params.to }, { reconciled: true });
+          return;
+        }
+        if (r.outcome === "unsettled") throw new TimeoutError("Outcome of an earlier send is unknown (not settled before the node closed)", { outcomeUnknown: true });
+        await ledger.reclaim(key); // proven absent: this attempt owns the send
+      }
+      await audit(AUDIT_PENDING);
+      let m: TwilioMessage & { reconciled?: boolean };
+      try {
+        m = await createWithPolicy(cfg, params);
+      } catch (err) {
+        const unknown = err instanceof TimeoutError && err.outcomeUnknown;
+        if (unknown) {
+          await audit(AUDIT_OUTCOME_UNKNOWN); // stays claimed: the next attempt (replay) reconciles first
+        } else {
+          // Twilio created nothing: release the claim so a later attempt may send; final refusals finish the job.
+          await ledger.release(key);
+          // Same code and text as a Catch → mlc-audit would record, so both land on one record.
+          const code = err instanceof MlcError ? err.code : "error";
+          await audit("failed", { error: { code, message: err instanceof Error ? err.message : String(err) } });
+        }
+        throw err;
+      }
+      await ledger.settle(key, m.sid, m.status);
+      await audit(m.status, { sid: m.sid });
+      emit(m, m.reconciled ? { reconciled: true } : {});
     };
 
     /** Send the held messages that are due (each removed before it is sent, so it goes at most once). */
@@ -225,7 +349,20 @@ export function registerSms(RED: RedAPI): void {
       loop();
     }
 
-    onInput(RED, node, async (msg, { status }) => {
+    /** Recipient failures already counted in the journal decision of their input. */
+    const accounted = new WeakSet<object>();
+    onInput(RED, node, async (msg, ctx) => {
+      try {
+        await handleInput(msg, ctx.status);
+      } catch (err) {
+        // A refusal no retry can fix (bad number, body too long…) also finishes the event for the push journal.
+        const erpJob = (msg.erp as { jobId?: unknown } | undefined)?.jobId;
+        if (typeof erpJob === "string" && !mayRetry(err) && !(err instanceof Object && accounted.has(err))) jobSettled(erpJob);
+        throw err;
+      }
+    });
+
+    const handleInput = async (msg: NodeMessage, status: (s: NodeStatus) => void): Promise<void> => {
       const cfg = twilioConfig(RED, config.twilio);
       const jobId = messageJobId(msg);
       const recipients = asStringList(firstSet(config.to ? await evaluate(RED, node, config.to, config.toType, msg) : undefined, msg.to), /[,;\n]+/);
@@ -238,6 +375,9 @@ export function registerSms(RED: RedAPI): void {
       const rawVars = firstSet(config.contentVariables ? await evaluate(RED, node, config.contentVariables, config.contentVariablesType, msg) : undefined, msg.contentVariables);
       const contentVariables = rawVars === undefined ? undefined : typeof rawVars === "string" ? rawVars : JSON.stringify(rawVars);
       const rawSendAt = firstSet(config.sendAt ? await evaluate(RED, node, config.sendAt, config.sendAtType, msg) : undefined, msg.sendAt as string);
+      if (body !== undefined && Array.from(body).length > MAX_BODY_CHARS) {
+        throw new ValidationError(`Body is ${Array.from(body).length} characters; Twilio accepts at most ${MAX_BODY_CHARS} (error 21617). Nothing was sent`, { code: "body_too_long" });
+      }
       if (!fromValue) throw new ValidationError("No sender: set From or a Messaging Service SID here, in msg.from, or in the Twilio account", { code: "no_sender" });
       if ((body === undefined || body.trim() === "") && media.length === 0 && !contentSid) throw new ValidationError("Nothing to send: Body, MediaUrl and Content SID are empty", { code: "empty_body" });
       if (contentSid && !/^HX[0-9a-fA-F]{32}$/.test(contentSid)) throw new ValidationError("Content SID must be HX followed by 32 hex characters", { code: "bad_content" });
@@ -302,13 +442,17 @@ export function registerSms(RED: RedAPI): void {
         }
       }
       showCounts();
+      // The event is finished for the push journal (lib/journal.ts) once no recipient is left to a retry or a replay:
+      // sent, held durably, or refused for good. An unknown outcome or a retryable failure leaves it to the replay.
+      if (!failures.some((f) => mayRetry(f.err))) jobSettled(jobId);
+      for (const f of failures) if (f.err instanceof Object) accounted.add(f.err);
       if (recipients.length === 1 && failures.length === 1) throw failures[0].err;
       // Several recipients: each failure reaches Catch on its own; the others were sent.
       for (const f of failures) {
         f.out.errorDetails = f.err instanceof MlcError ? f.err.toDetails() : { message: String(f.err) };
         node.error(f.err, f.out);
       }
-    });
+    };
 
     onClose(node, () => {
       closed = true;

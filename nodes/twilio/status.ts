@@ -15,6 +15,7 @@ import { contextBackend, resolveStore } from "../shared/context";
 import { mountDispatcher, registerEndpoint, EndpointOptions, InboundRequest, InboundResponse } from "../shared/dispatcher";
 import { Status, onClose, registerNode, reportError, t } from "../shared/node";
 import type { RedAPI } from "../shared/types";
+import { auditCallback } from "../flow/audit";
 import { twilioConfig } from "./config";
 import { handleSendGridEvents } from "./email-events";
 import { checkTwilioWebhook, one } from "./webhook";
@@ -77,6 +78,8 @@ export function registerStatus(RED: RedAPI): void {
       const query = new URLSearchParams(req.rawQuery);
       const jobId = query.get("j") ?? "";
 
+      // Audit before the 200 (flow/audit.ts auditCallback): an acknowledged callback survives a crash.
+      if (!(await auditCallback(node, { sid, status, kind, jobId, to: one(fields.To) ?? "", errorCode: Number(one(fields.ErrorCode)) }))) return { status: 503, body: "Service unavailable" };
       const advanced = await stateStore.update(sid, (prev) => (isStatusAdvance(prev?.status, status, kind) ? { status } : undefined));
       if (!advanced) return { status: 200, body: "" }; // duplicate or late: acknowledged, not emitted
       const errorCode = Number(one(fields.ErrorCode));

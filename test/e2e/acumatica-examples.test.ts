@@ -93,7 +93,7 @@ describe("end to end: Acumatica examples in a real Node-RED (packed and installe
     const results = await stack.twilio.deliver(billSid, "delivered");
     assert.deepEqual(results.map((r) => r.status), [200, 200]);
     const rec = await waitFor(async () => (await audit(billJob)).find((r) => r.status === "delivered"), 10000, "delivered in audit");
-    assert.deepEqual(rec.history.map((h) => h.status), ["queued", "sent", "delivered"]);
+    assert.deepEqual(rec.history.map((h) => h.status), ["pending", "queued", "sent", "delivered"]); // opened before the create
     const note = await waitFor(() => {
       const b = stack.acumatica.get("Bill", ["Bill", "000123"]) as Record<string, unknown>;
       return typeof b.note === "string" && b.note.includes("delivered") ? b.note : undefined;
@@ -115,7 +115,7 @@ describe("end to end: Acumatica examples in a real Node-RED (packed and installe
     await new Promise((r) => setTimeout(r, 500));
     const rec = (await audit(billJob))[0];
     assert.equal(rec.status, "delivered");
-    assert.deepEqual(rec.history.map((h) => h.status), ["queued", "sent", "delivered"]);
+    assert.deepEqual(rec.history.map((h) => h.status), ["pending", "queued", "sent", "delivered"]); // opened before the create
   });
 
   it("an invalid phone number fails that message with a clear error while the others go through", async function () {

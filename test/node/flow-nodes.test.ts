@@ -110,6 +110,19 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
       assert.equal((next.dedupe as { duplicate: boolean }).duplicate, false);
     });
 
+    it("lets a journal replay (msg.erp.replay) of a seen key through, marked as a replay; a plain repeat stays a duplicate", async () => {
+      await bed.load(dedupeFlow());
+      const done = collect(["first", "dup"], 3);
+      const d1 = bed.node("d1");
+      d1.receive({ payload: 1, erp: erp("jR") });
+      d1.receive({ payload: 2, erp: { ...erp("jR"), replay: true } });
+      d1.receive({ payload: 3, erp: erp("jR") });
+      const got = await done;
+      assert.deepEqual(got.first.map((m) => m.payload), [1, 2]);
+      assert.deepEqual(got.dup.map((m) => m.payload), [3]);
+      assert.equal((got.first[1].dedupe as { replay?: boolean }).replay, true);
+    });
+
     it("stores only hashed keys in node context", async () => {
       await bed.load(dedupeFlow({ key: "erp.number" }));
       await roundTrip("d1", "first", { erp: erp("jA", { number: "INV.001" }) });

@@ -221,7 +221,8 @@ describe("twilio node set in Node-RED", function () {
 
     it("a 503 on create whose message exists is reconciled; one that does not exist fails to Catch, not resent", async () => {
       sim.injectFault({ status: 503, createMessage: true });
-      await bed.load(flow());
+      // A 1 s reconcile window: the absent message is proven absent after 1 s of lookups (default 30 s).
+      await bed.load(flow({ sms: { reconcileWindow: "1" } }));
       inject({ phone: "+14155550132", invoice: "INV-1", vendor: "A" });
       await until(() => received.out.length === 1 || received.caught.length > 0, "first outcome");
       assert.equal(received.out[0]?.reconciled, true);

@@ -101,6 +101,23 @@ describe("mlc-twilio-sms features", function () {
     await until(() => r("out").length === 2, "still sendable after forged STOP");
   });
 
+  it("two config nodes of one account share one opt-out list: STOP received through one blocks sends through the other", async () => {
+    const nodes = flow(sim);
+    nodes.push({ id: "cfg2", type: "mlc-twilio-config", from: "+15005550006", defaultRegion: "US", publicBaseUrl: bed.url, apiHost: sim.url, timeout: "5" });
+    nodes.push({ id: "sms2", z: TAB, type: "mlc-twilio-sms", twilio: "cfg2", to: "to", toType: "msg", body: "Bill {{payload.ref}} needs approval", wires: [["out"], []] });
+    await bed.load(nodes, { ...creds(sim), cfg2: creds(sim).cfg });
+    // Both senders load the list before the STOP arrives (each config node used to load its own copy).
+    bed.node("sms").receive({ payload: { ref: "A1" }, to: "+12125550187" });
+    bed.node("sms2").receive({ payload: { ref: "B1" }, to: "+12125550187" });
+    await until(() => r("out").length === 2, "both config nodes send");
+    assert.equal(await inbound(sim, "+14155550132", "STOP"), 200); // through cfg's status endpoint
+    await until(() => r("stOut").length === 1, "inbound emitted");
+    bed.node("sms2").receive({ payload: { ref: "B2" }, to: "+14155550132" });
+    await until(() => r("caught").length === 1, "send through the other config node caught");
+    assert.equal(r("caught")[0].errorDetails.code, "opted_out");
+    assert.equal(creates(sim).filter((q) => q.form?.To === "+14155550132").length, 0);
+  });
+
   it("a 21610 from Twilio puts the recipient on the opt-out list: the next send is not attempted", async () => {
     await bed.load(flow(sim), creds(sim));
     bed.node("sms").receive({ payload: { ref: "1" }, to: "+15005550004" });

@@ -270,6 +270,13 @@ export interface SimFault {
   /** With `status`: create the message (call, verification) anyway before answering the error. */
   createMessage?: boolean;
   /**
+   * The create reached Twilio but is processed only after this many ms (then answered, if the client still waits):
+   * a lookup before then finds nothing. A client that times out earlier must not take that as "absent".
+   */
+  processAfterMs?: number;
+  /** The request is never processed: the socket is destroyed unanswered and nothing is created. */
+  discard?: boolean;
+  /**
    * Which create the fault hits: `messages` (default; POST …/Messages.json), `calls` (POST …/Calls.json) or
    * `verifications` (POST /v2/Services/{Sid}/Verifications). Faults for other targets stay queued.
    */
@@ -1582,6 +1589,9 @@ export class TwilioSim {
     }
   }
 
+  /** Called synchronously when a queued fault is taken, before it acts (tests: kill the client at that moment). */
+  onFault?: (fault: SimFault, target: "messages" | "calls" | "verifications") => void;
+
   /** First queued fault for `target` (faults without `on` hit Messages), removed from the queue. */
   private takeFault(target: "messages" | "calls" | "verifications"): SimFault | undefined {
     const i = this.faults.findIndex((f) => (f.on ?? "messages") === target);
@@ -1660,6 +1670,23 @@ export class TwilioSim {
     const fault = this.takeFault(target);
     if (!fault) return answer(process());
     this.log(`fault ${JSON.stringify(fault)} on ${record.path}`);
+    this.onFault?.(fault, target);
+    if (fault.discard) {
+      record.status = 0;
+      this.requests.push(record);
+      req.socket.destroy();
+      return;
+    }
+    if (fault.processAfterMs !== undefined) {
+      await sleep(fault.processAfterMs);
+      const late = process();
+      if (req.socket.destroyed) {
+        record.status = 0;
+        this.requests.push(record);
+        return;
+      }
+      return answer(late);
+    }
     if (fault.dropConnection) {
       process();
       if (fault.delayMs) await sleep(fault.delayMs);

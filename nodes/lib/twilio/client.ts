@@ -203,22 +203,35 @@ export class TwilioClient {
   }
 
   /**
-   * Find a message created recently to `to` with this body, for reconciling a create whose outcome is
-   * unknown (timeout after the request left): lists the newest messages to the recipient (one page of 20)
-   * and matches body, sender and creation time ≥ `since` − 60 s.
-   * @returns the message, or null when Twilio has no such message (the create did not happen)
+   * Find a message created to `to` since `since` with this body and sender, for reconciling a create whose outcome
+   * is unknown (a timeout after the request left, a crash between the ledger claim and the answer). Lists the
+   * recipient's messages newest first (filters `To`, and `From` when the sender is a number; 100 per page) and
+   * stops at the first message created before `since` − `skewMs`. No `DateSent` filter: a message still queued has
+   * no DateSent yet. Vendor: https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources
+   * @param q.skewMs allowed clock difference between us and Twilio, ms (default 60000)
+   * @param q.maxPages pages read at most (default 10)
+   * @param q.skip sids to pass over (messages already recorded for other sends with the same To, From and body)
+   * @returns the message, or null when Twilio has none (now)
+   * @throws AuthError, RateLimitedError, TwilioError, TimeoutError as every read
    */
-  async findRecentMessage(q: { to: string; body?: string; from?: string; since: Date }): Promise<TwilioMessage | null> {
+  async findRecentMessage(q: { to: string; body?: string; from?: string; since: Date; skewMs?: number; maxPages?: number; skip?: (sid: string) => boolean }): Promise<TwilioMessage | null> {
     try {
-      const list = await this.budget.other(() => this.sdk.messages.list({ to: q.to, limit: 20 }));
-      const after = q.since.getTime() - 60000;
-      for (const raw of list as unknown as Record<string, unknown>[]) {
-        const m = toMessage(raw);
-        const created = m.dateCreated ? Date.parse(m.dateCreated) : NaN;
-        if (Number.isFinite(created) && created < after) continue;
-        if (q.body !== undefined && String(raw.body ?? "") !== q.body) continue;
-        if (q.from && m.from && m.from !== q.from && m.messagingServiceSid !== q.from) continue;
-        return m;
+      const after = q.since.getTime() - (q.skewMs ?? 60000);
+      const byNumber = q.from && !/^MG/.test(q.from) ? q.from : undefined;
+      type Page = { instances: Record<string, unknown>[]; nextPage(): Promise<Page | undefined> };
+      let page: Page | undefined = (await this.budget.other(() => this.sdk.messages.page({ to: q.to, ...(byNumber ? { from: byNumber } : {}), pageSize: 100 }))) as unknown as Page;
+      for (let n = 0; page && n < (q.maxPages ?? 10); n++) {
+        for (const raw of page.instances) {
+          const m = toMessage(raw);
+          const created = m.dateCreated ? Date.parse(m.dateCreated) : NaN;
+          if (Number.isFinite(created) && created < after) return null; // newest first: nothing older can match
+          if (q.body !== undefined && String(raw.body ?? "") !== q.body) continue;
+          if (q.from && m.from && m.from !== q.from && m.messagingServiceSid !== q.from) continue;
+          if (q.skip?.(m.sid)) continue; // already accounted for by another send with the same text
+          return m;
+        }
+        const current: Page = page;
+        page = await this.budget.other(() => current.nextPage());
       }
       return null;
     } catch (err) {

@@ -35,12 +35,41 @@ export interface OptOutEntry {
   at: string;
 }
 
+/**
+ * Lists shared by every config node of one account and store: owner (the runtime's global context object) →
+ * `${store}|${accountSid}` → list. Keyed weakly by the owner, so a re-created global context gets a list loaded afresh.
+ */
+const shared = new WeakMap<object, Map<string, OptOutList>>();
+
 export class OptOutList {
   private readonly store: BoundedStore<OptOutEntry>;
 
-  /** @param accountSid scopes the list to one account */
+  /**
+   * The one list of (`owner`, `storeName`, `accountSid`), created with `backend()` on first use. Every config node of
+   * the same account and store must use this, so a STOP received through one stops sends through all of them.
+   * @param owner the object the list lives with (Node-RED: the global context), held weakly
+   */
+  static shared(owner: object, storeName: string, accountSid: string, backend: () => KvBackend): OptOutList {
+    let lists = shared.get(owner);
+    if (!lists) {
+      lists = new Map();
+      shared.set(owner, lists);
+    }
+    const key = `${storeName}|${accountSid}`;
+    let list = lists.get(key);
+    if (!list) {
+      list = new OptOutList(backend(), accountSid);
+      lists.set(key, list);
+    }
+    return list;
+  }
+
+  /**
+   * Never evicted (no count bound, no expiry): forgetting an opt-out would text someone who said STOP.
+   * @param accountSid scopes the list to one account
+   */
   constructor(backend: KvBackend, private readonly accountSid: string) {
-    this.store = new BoundedStore<OptOutEntry>(backend, { prefix: "oo", ttlMs: 0, maxEntries: 200000 });
+    this.store = new BoundedStore<OptOutEntry>(backend, { prefix: "oo", ttlMs: 0, maxEntries: Number.POSITIVE_INFINITY });
   }
 
   private id(e164: string): string {

@@ -1,0 +1,187 @@
+/**
+ * The send ledger: "claim before send, record before ack" for Twilio creates.
+ *
+ * One entry per idempotency key `jobId|recipient|channel` ({@link ledgerKey}), committed through a
+ * {@link KvBackend} (a Node-RED context store) before the create request leaves:
+ *
+ * 1. {@link SendLedger.claim} writes `{state: "sending", at}`; only one caller wins a key.
+ * 2. After the create answered, {@link SendLedger.settle} writes `{state: "sent", sid, status}`.
+ * 3. A create that Twilio refused (4xx: the message was not created) is {@link SendLedger.release}d, so a later
+ *    attempt may send.
+ *
+ * A claim that finds an entry in "sending" is an **unknown outcome** (a crash between claim and answer, or a
+ * create that timed out): it must be reconciled with {@link reconcileSend} (lookup by To, From and time window,
+ * with back-off until Twilio has had time to finish the create) before anything is sent again. A claim that
+ * finds "sent" is a duplicate: nothing is sent.
+ *
+ * Vendor: Message resource list filters (To, From, DateSent>),
+ * https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources
+ */
+import { BoundedStore, KvBackend } from "../store";
+
+/** One ledger entry. Times are ms since the epoch. No message body is stored; the recipient is in the key hash only. */
+export interface LedgerEntry {
+  state: "sending" | "sent";
+  /** When the claim was written (the create left at or after this time), ms since epoch. */
+  at: number;
+  /** Twilio sid, once known. */
+  sid?: string;
+  /** Status Twilio answered (queued, accepted, scheduled…). */
+  status?: string;
+}
+
+/** Result of {@link SendLedger.claim}. */
+export type ClaimResult =
+  /** This caller owns the send: create now, then settle or release. */
+  | { outcome: "claimed"; entry: LedgerEntry }
+  /** Already sent: do not send again. */
+  | { outcome: "sent"; entry: LedgerEntry }
+  /** A previous attempt claimed and never settled: reconcile before sending. */
+  | { outcome: "unknown"; entry: LedgerEntry };
+
+/** Default lifetime of ledger entries: 35 days (the longest SendAt horizon), ms. */
+export const DEFAULT_LEDGER_TTL_MS = 35 * 24 * 3600 * 1000;
+
+/** The idempotency key of one send: `jobId|recipient|channel` (hashed by the store before it is written). */
+export function ledgerKey(jobId: string, to: string, channel: string): string {
+  return `${jobId}|${to}|${channel}`;
+}
+
+export interface SendLedgerOptions {
+  /** Entry lifetime, ms (default {@link DEFAULT_LEDGER_TTL_MS}). */
+  ttlMs?: number;
+  /** Maximum entries, oldest evicted first (default 100000). */
+  maxEntries?: number;
+  now?: () => number;
+}
+
+export class SendLedger {
+  private readonly store: BoundedStore<LedgerEntry>;
+  private readonly now: () => number;
+  readonly ready: Promise<void>;
+
+  /** @param backend committing key/value backend (context store); prefix "sl" */
+  constructor(backend: KvBackend, opts: SendLedgerOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.store = new BoundedStore<LedgerEntry>(backend, { prefix: "sl", ttlMs: opts.ttlMs ?? DEFAULT_LEDGER_TTL_MS, maxEntries: opts.maxEntries ?? 100000, now: this.now });
+    this.ready = this.store.ready.then(async () => {
+      for (const e of await this.store.entries()) if (e.v.sid) this.sids.add(e.v.sid);
+    });
+  }
+
+  /** Sids recorded for some key (a lookup that finds one of them found another send, not the unknown one). */
+  private readonly sids = new Set<string>();
+
+  /** Whether `sid` is already recorded for a key of this ledger. */
+  knows(sid: string): boolean {
+    return this.sids.has(sid);
+  }
+
+  /**
+   * Claim `key` for a send. Atomic within the process; the claim is committed before this resolves.
+   * @throws whatever the backend throws (then nothing may be sent)
+   */
+  async claim(key: string): Promise<ClaimResult> {
+    let existing: LedgerEntry | undefined;
+    let entry: LedgerEntry | undefined;
+    await this.store.update(key, (cur) => {
+      if (cur) {
+        existing = cur;
+        return undefined;
+      }
+      entry = { state: "sending", at: this.now() };
+      return entry;
+    });
+    if (entry) return { outcome: "claimed", entry };
+    const e = existing as LedgerEntry;
+    return e.state === "sent" ? { outcome: "sent", entry: e } : { outcome: "unknown", entry: e };
+  }
+
+  /** Re-arm an unknown entry after a lookup proved the message absent: a new "sending" claim at now. */
+  async reclaim(key: string): Promise<LedgerEntry> {
+    const entry: LedgerEntry = { state: "sending", at: this.now() };
+    await this.store.set(key, entry);
+    return entry;
+  }
+
+  /** Record the sid Twilio answered (committed before this resolves). */
+  async settle(key: string, sid: string, status: string): Promise<void> {
+    await this.store.update(key, (cur) => ({ state: "sent", at: cur?.at ?? this.now(), sid, status }));
+    this.sids.add(sid);
+  }
+
+  /** Forget a claim whose create was refused (Twilio created nothing), so a later attempt may send. */
+  async release(key: string): Promise<void> {
+    await this.store.delete(key);
+  }
+
+  async get(key: string): Promise<LedgerEntry | undefined> {
+    return this.store.get(key);
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+}
+
+/** A message as the lookup returns it (subset of lib/twilio/client.ts TwilioMessage). */
+export interface FoundMessage {
+  sid: string;
+  status: string;
+}
+
+/** Options of {@link reconcileSend}. All durations in ms. */
+export interface ReconcileOptions {
+  /** When the create may have left (the ledger claim time), ms since epoch. */
+  since: number;
+  /**
+   * How long after `since` Twilio may still be processing a create we stopped waiting for; only a lookup made
+   * after `since + windowMs` that finds nothing proves the message absent. Default 30000 (twice the default
+   * 15 s request timeout).
+   */
+  windowMs?: number;
+  /** First wait before the first lookup; doubles after each empty lookup (capped at 8000). Default 500. */
+  firstDelayMs?: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  /** Stop waiting (node closing): resolves as `{outcome: "unsettled"}`. */
+  aborted?: () => boolean;
+}
+
+/** Result of {@link reconcileSend}. */
+export type ReconcileResult<M extends FoundMessage = FoundMessage> =
+  | { outcome: "found"; message: M; lookups: number }
+  /** No such message after the window: it was never created, a new create cannot double-send. */
+  | { outcome: "absent"; lookups: number }
+  /** Aborted before the window ended: still unknown. */
+  | { outcome: "unsettled"; lookups: number };
+
+/**
+ * Settle an unknown outcome by looking the message up (`lookup`, e.g. TwilioClient.findRecentMessage with To,
+ * From, body and `since`) with exponential back-off until `since + windowMs` has passed; a lookup error counts as
+ * "not proven" and is retried. Never sends anything itself.
+ * @throws nothing from lookups before the window ends; the last lookup error when the final lookup fails
+ */
+export async function reconcileSend<M extends FoundMessage>(lookup: () => Promise<M | null>, opts: ReconcileOptions): Promise<ReconcileResult<M>> {
+  const now = opts.now ?? Date.now;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const windowEnd = opts.since + (opts.windowMs ?? 30000);
+  let delay = opts.firstDelayMs ?? 500;
+  let lookups = 0;
+  for (;;) {
+    if (opts.aborted?.()) return { outcome: "unsettled", lookups };
+    const final = now() >= windowEnd;
+    let found: M | null = null;
+    try {
+      lookups++;
+      found = await lookup();
+    } catch (err) {
+      if (final) throw err;
+    }
+    if (found) return { outcome: "found", message: found, lookups };
+    if (final) return { outcome: "absent", lookups };
+    const wait = Math.max(0, Math.min(delay, windowEnd - now()));
+    delay = Math.min(delay * 2, 8000);
+    await sleep(wait);
+  }
+}

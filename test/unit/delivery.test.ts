@@ -1,0 +1,185 @@
+/**
+ * The delivery-guarantee core without Node-RED: the push journal (lib/journal.ts), the send ledger and the
+ * reconciliation of unknown outcomes (lib/twilio/ledger.ts), and the audit trail's records written before the
+ * send (lib/audit.ts), each over a MapBackend that a new instance re-reads, as a restart does.
+ */
+import assert from "node:assert/strict";
+import { AuditTrail } from "../../nodes/lib/audit";
+import type { ErpEventMsg } from "../../nodes/lib/envelope";
+import { PushJournal, jobSettled, onJobSettled } from "../../nodes/lib/journal";
+import { MapBackend } from "../../nodes/lib/store";
+import { SendLedger, ledgerKey, reconcileSend } from "../../nodes/lib/twilio/ledger";
+
+function ev(jobId: string, id = "Bill/000123"): ErpEventMsg {
+  return { topic: "acumatica/Bill/updated", payload: { ReferenceNbr: id.split("/")[1] }, erp: { system: "acumatica", tenant: "T", entity: "Bill", id, action: "updated", jobId } };
+}
+
+/** A fake clock whose sleep advances it. */
+function clock(start = 1_000_000): { now: () => number; sleep: (ms: number) => Promise<void>; slept: number[] } {
+  let t = start;
+  const slept: number[] = [];
+  return { now: () => t, sleep: async (ms) => void (slept.push(ms), (t += ms)), slept };
+}
+
+describe("push journal", () => {
+  it("commits a notification's events before acceptance and refuses the same key again", async () => {
+    const backend = new MapBackend();
+    const j = new PushJournal(backend);
+    assert.equal(await j.accept("Q|1", [ev("ja"), ev("jb", "Bill/000124")]), true);
+    assert.equal(backend.map.size, 1, "committed in the backend");
+    assert.equal(await j.accept("Q|1", [ev("ja")]), false);
+    assert.equal(j.pendingCount, 2);
+  });
+
+  it("a write that fails is not acknowledged, and the sender's retry is journaled rather than dropped as a redelivery", async () => {
+    const backend = new MapBackend();
+    const j = new PushJournal(backend);
+    await j.ready;
+    const set = backend.set.bind(backend);
+    let failNext = true;
+    backend.set = async (k, v, ttl) => {
+      if (failNext && v !== undefined) {
+        failNext = false;
+        throw new Error("disk full");
+      }
+      return set(k, v, ttl);
+    };
+    await assert.rejects(j.accept("Q|1", [ev("ja")]), /disk full/);
+    assert.equal(await j.accept("Q|1", [ev("ja")]), true);
+    assert.equal((await new PushJournal(backend).replay()).events.length, 1);
+  });
+
+  it("replays after a restart only the events not settled, marked erp.replay, and counts replays", async () => {
+    const backend = new MapBackend();
+    const j = new PushJournal(backend);
+    await j.accept("Q|1", [ev("ja"), ev("jb", "Bill/000124")]);
+    await j.accept("Q|2", [ev("jc", "Bill/000125")]);
+    await j.settle("ja");
+    await j.settle("jc");
+    const restarted = new PushJournal(backend);
+    const { events, givenUp } = await restarted.replay();
+    assert.deepEqual(events.map((e) => e.erp.jobId), ["jb"]);
+    assert.equal(events[0].erp.replay, true);
+    assert.equal(givenUp, 0);
+    // a settled notification still refuses its redelivery
+    assert.equal(await restarted.accept("Q|2", [ev("jc", "Bill/000125")]), false);
+  });
+
+  it("finishes an event that is never settled after maxReplays restarts", async () => {
+    const backend = new MapBackend();
+    await new PushJournal(backend, { maxReplays: 2 }).accept("Q|1", [ev("ja")]);
+    assert.equal((await new PushJournal(backend, { maxReplays: 2 }).replay()).events.length, 1);
+    assert.equal((await new PushJournal(backend, { maxReplays: 2 }).replay()).events.length, 1);
+    const third = await new PushJournal(backend, { maxReplays: 2 }).replay();
+    assert.deepEqual([third.events.length, third.givenUp], [0, 1]);
+    assert.equal((await new PushJournal(backend, { maxReplays: 2 }).replay()).givenUp, 0);
+  });
+
+  it("is bounded by maxEntries and ttl", async () => {
+    const c = clock();
+    const backend = new MapBackend();
+    const j = new PushJournal(backend, { maxEntries: 3, ttlMs: 1000, now: c.now });
+    for (let i = 0; i < 5; i++) await j.accept(`Q|${i}`, [ev(`j${i}`)]);
+    assert.equal(backend.map.size, 3);
+    await c.sleep(1001);
+    assert.equal((await new PushJournal(backend, { now: c.now }).replay()).events.length, 0);
+  });
+
+  it("jobSettled reaches every subscriber", () => {
+    const seen: string[] = [];
+    const off = onJobSettled((id) => seen.push(id));
+    jobSettled("jx");
+    off();
+    jobSettled("jy");
+    assert.deepEqual(seen, ["jx"]);
+  });
+});
+
+describe("send ledger", () => {
+  it("one claim wins a key; a settled key is 'sent', an unsettled one 'unknown' after a restart", async () => {
+    const backend = new MapBackend();
+    const l = new SendLedger(backend);
+    const k1 = ledgerKey("j1", "+14155550132", "sms");
+    const k2 = ledgerKey("j2", "+14155550132", "sms");
+    const [a, b] = await Promise.all([l.claim(k1), l.claim(k1)]);
+    assert.deepEqual([a.outcome, b.outcome].sort(), ["claimed", "unknown"]);
+    await l.settle(k1, "SM1", "queued");
+    await l.claim(k2);
+    const after = new SendLedger(backend);
+    const s1 = await after.claim(k1);
+    assert.equal(s1.outcome, "sent");
+    assert.equal(s1.entry.sid, "SM1");
+    assert.equal((await after.claim(k2)).outcome, "unknown");
+    await after.release(k2);
+    assert.equal((await after.claim(k2)).outcome, "claimed");
+    assert.ok(![...backend.map.keys()].some((k) => k.includes("4155550132")), "no phone number in a key");
+  });
+});
+
+describe("reconcileSend", () => {
+  it("keeps looking up with back-off until the window is over, and finds a message that appears late", async () => {
+    const c = clock();
+    let calls = 0;
+    const r = await reconcileSend(async () => (++calls === 4 ? { sid: "SM1", status: "queued" } : null), { since: c.now(), windowMs: 30000, now: c.now, sleep: c.sleep });
+    assert.equal(r.outcome, "found");
+    assert.equal(r.lookups, 4);
+    assert.deepEqual(c.slept, [500, 1000, 2000]);
+  });
+
+  it("proves absence only with a lookup made after the window", async () => {
+    const c = clock();
+    const start = c.now();
+    let lastAt = 0;
+    const r = await reconcileSend(async () => ((lastAt = c.now()), null), { since: start, windowMs: 30000, now: c.now, sleep: c.sleep });
+    assert.equal(r.outcome, "absent");
+    assert.ok(lastAt >= start + 30000, `last lookup at +${lastAt - start} ms`);
+  });
+
+  it("a failing lookup is not proof: retried, and the final one's error is thrown", async () => {
+    const c = clock();
+    await assert.rejects(
+      reconcileSend(async () => {
+        throw new Error("lookup down");
+      }, { since: c.now(), windowMs: 2000, now: c.now, sleep: c.sleep }),
+      /lookup down/,
+    );
+  });
+});
+
+describe("audit records written before the send", () => {
+  const ERP = { system: "acumatica", tenant: "T", entity: "Bill", id: "Bill/000123", number: "000123", jobId: "j1" };
+
+  it("pending → outcome_unknown → the sid and Twilio status, on one record with the bill link", async () => {
+    const trail = new AuditTrail(new MapBackend());
+    const p = await trail.recordSend({ jobId: "j1", erp: ERP, channel: "sms", to: "+14155550132", status: "pending" });
+    const u = await trail.recordSend({ jobId: "j1", erp: ERP, channel: "sms", to: "+14155550132", status: "outcome_unknown" });
+    assert.equal(u.recordId, p.recordId);
+    assert.equal(u.status, "outcome_unknown");
+    const s = await trail.recordSend({ jobId: "j1", channel: "sms", to: "+14155550132", sid: "SM1", status: "queued" });
+    assert.equal(s.recordId, p.recordId);
+    assert.equal(s.sid, "SM1");
+    assert.deepEqual(s.history.map((h) => h.status), ["pending", "outcome_unknown", "queued"]);
+    assert.equal((await trail.findBySid("SM1"))?.erp?.id, "Bill/000123");
+    // a late outcome_unknown never replaces a Twilio status
+    const late = await trail.recordSend({ jobId: "j1", channel: "sms", to: "+14155550132", sid: "SM1", status: "outcome_unknown" });
+    assert.equal(late.status, "queued");
+  });
+
+  it("a status callback reaching a record without sid yet (after a restart) lands on it", async () => {
+    const backend = new MapBackend();
+    await new AuditTrail(backend).recordSend({ jobId: "j1", erp: ERP, channel: "sms", to: "+14155550132", status: "pending" });
+    const trail = new AuditTrail(backend);
+    const r = await trail.recordSend({ jobId: "j1", channel: "sms", to: "+14155550132", sid: "SM9", status: "delivered" });
+    assert.equal(r.erp?.id, "Bill/000123");
+    assert.equal(trail.size, 1);
+  });
+
+  it("the same failure recorded by the sender and by a Catch → mlc-audit is one record; another recipient is another", async () => {
+    const trail = new AuditTrail(new MapBackend());
+    await trail.recordSend({ jobId: "j1", erp: ERP, channel: "sms", to: "+14155550132", status: "pending" });
+    await trail.recordSend({ jobId: "j1", erp: ERP, channel: "sms", to: "+14155550132", status: "failed", error: { code: "twilio_21211", message: "bad To" } });
+    await trail.recordSend({ jobId: "j1", erp: ERP, channel: "sms", to: "+14155550132", status: "failed", error: { code: "twilio_21211", message: "bad To" } });
+    await trail.recordSend({ jobId: "j1", erp: ERP, channel: "sms", to: "+14155550133", status: "failed", error: { code: "twilio_21211", message: "bad To" } });
+    assert.equal(trail.size, 2);
+  });
+});
