@@ -32,6 +32,9 @@ export function t(RED: RedAPI, key: string, subs?: Record<string, unknown>, fall
 /** Short status text for an error: the translated `errors.<code>` key, else the code itself (≤ 20 chars). */
 export function errorStatusText(RED: RedAPI, err: unknown): string {
   const code = err instanceof MlcError ? err.code : "internal";
+  // A missing environment variable is named (its name, never a value): "REMINDER_TIMEZONE not set".
+  const env = code === "missing_env" ? /environment variable (\S+) is not set/.exec((err as Error).message)?.[1] : undefined;
+  if (env) return t(RED, "errors.missing_env_named", { name: env }, `${env} not set`);
   const text = t(RED, `errors.${code}`, undefined, code.replace(/_/g, " "));
   return text.length > 24 ? text.slice(0, 23) + "…" : text;
 }
