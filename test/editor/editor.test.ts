@@ -89,6 +89,7 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
       return !!window.RED?.nodes?.getType?.("mlc-twilio-sms") && document.querySelector('.red-ui-palette-node[data-palette-type="mlc-twilio-sms"]');
     }, undefined, { timeout: 60000 });
     await page.waitForSelector("#red-ui-workspace-chart", { state: "visible" });
+    await page.waitForSelector("#red-ui-loading-progress", { state: "hidden" }); // the loading veil fades out
     // Node-RED 4.1+ asks a new user once about update notifications; answer as a closed network would.
     // It is shown while the user setting telemetryEnabled is unset; the answer is kept for the next loads.
     const no = page.locator("button", { hasText: "do not enable notifications" });
@@ -305,24 +306,22 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
       const outcome = await waitFor(
         () => page.evaluate(() => {
           if (document.querySelector(".red-ui-deploy-dialog-confirm-list")) return "warned: " + document.querySelector(".red-ui-notification").innerText;
-          return window.RED.nodes.dirty() ? "" : "deployed";
+          // Deployed: nothing left to deploy and the editor no longer shaded by the deploy in flight.
+          return window.RED.nodes.dirty() || window.$("#red-ui-editor-shade").is(":visible") ? "" : "deployed";
         }),
         30000,
         "deploy",
       );
       assert.equal(outcome, "deployed");
       await waitFor(() => stack.nodeRed.log.slice(logFrom).some((l) => /Started flows/.test(l)), 30000, "flows started");
-      // The picture people look at: notifications gone, palette and sidebar folded, the whole flow in view.
+      // The picture people look at: notifications gone, zoomed out so the whole flow is in view.
       await page.evaluate(() => {
         window.$(".red-ui-notification").remove();
-        window.RED.menu.setSelected("menu-item-palette", false);
-        window.RED.menu.setSelected("menu-item-sidebar", false);
+        window.RED.actions.invoke("core:zoom-out");
+        window.RED.actions.invoke("core:zoom-out");
       });
       await shot(`example-${ex.family}-${ex.name}`);
-      await page.evaluate(() => {
-        window.RED.menu.setSelected("menu-item-palette", true);
-        window.RED.menu.setSelected("menu-item-sidebar", true);
-      });
+      await page.evaluate(() => window.RED.actions.invoke("core:zoom-reset"));
       const problems = stack.nodeRed.log.slice(logFrom).filter((l) => /\[(warn|error)\]/.test(l));
       assert.deepEqual(problems, [], "nothing logged as a warning or an error after the deploy");
     });
