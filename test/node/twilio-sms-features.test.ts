@@ -150,6 +150,26 @@ describe("mlc-twilio-sms features", function () {
     assert.equal(new Set(seen).size, seen.length, "each status once");
     assert.equal(r("polled")[0].twilio.jobId, r("out")[0].twilio.jobId);
   });
+
+  it("an unset environment variable is named in the status and the log, not called a bad time zone", async () => {
+    const unset = "MLC_TEST_SURELY_UNSET_ZONE";
+    delete process.env[unset];
+    await bed.load(flow(sim, { sms: { quiet: true, defaultTimezone: "${" + unset + "}" } }), creds(sim));
+    const node = bed.node("sms");
+    const statuses = node.status.getCalls().filter((c) => c.thisValue === node).map((c) => (c.args[0] as { text?: string; fill?: string }));
+    assert.deepEqual(statuses.at(-1), { fill: "red", shape: "ring", text: `${unset} not set` });
+    const logged = node.error.getCalls().filter((c) => c.thisValue === node).map((c) => String((c.args[0] as Error).message ?? c.args[0]));
+    assert.ok(logged.some((m) => m.includes(`environment variable ${unset} is not set`)), logged.join("\n"));
+    assert.ok(!logged.some((m) => /IANA/.test(m)), "not reported as a bad time zone");
+  });
+
+  it("with no Twilio account selected the node says so at deploy instead of \"ready\"", async () => {
+    await bed.load(flow(sim, { sms: { twilio: "" } }), creds(sim));
+    const node = bed.node("sms");
+    const last = node.status.getCalls().filter((c) => c.thisValue === node).map((c) => c.args[0] as { text?: string; fill?: string }).at(-1);
+    assert.equal(last?.fill, "red");
+    assert.notEqual(last?.text, "ready");
+  });
 });
 
 describe("pacing: one budget per Twilio account", function () {
