@@ -77,11 +77,26 @@ export function onInput(RED: RedAPI, node: RedNode, handler: (msg: NodeMessage, 
           node.status(Status.error(errorStatusText(RED, err)));
           msg.errorDetails = errorDetails(err);
         } finally {
-          done(err instanceof Error ? err : new Error(String(err)));
+          done(withoutStack(err));
         }
       },
     );
   });
+}
+
+/**
+ * The error as handed to Node-RED: same object (name, message, code), without its stack. Node-RED copies an
+ * error's own `stack` into the Catch message (msg.error.stack), where debug nodes show it in the sidebar with
+ * the install paths; our errors are typed and their message says what happened.
+ */
+function withoutStack(err: unknown): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  try {
+    delete (e as { stack?: string }).stack;
+  } catch {
+    /* a frozen error keeps its stack */
+  }
+  return e;
 }
 
 /**
@@ -90,7 +105,7 @@ export function onInput(RED: RedAPI, node: RedNode, handler: (msg: NodeMessage, 
  */
 export function reportError(RED: RedAPI, node: RedNode, err: unknown, about: Record<string, unknown>): void {
   node.status(Status.error(errorStatusText(RED, err)));
-  node.error(err instanceof Error ? err : new Error(String(err)), { topic: String(about.topic ?? node.type), payload: about, errorDetails: errorDetails(err) });
+  node.error(withoutStack(err), { topic: String(about.topic ?? node.type), payload: about, errorDetails: errorDetails(err) });
 }
 
 /**

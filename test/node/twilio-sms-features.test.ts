@@ -151,6 +151,16 @@ describe("mlc-twilio-sms features", function () {
     assert.equal(r("polled")[0].twilio.jobId, r("out")[0].twilio.jobId);
   });
 
+  it("errors reach Catch with their message and code but no stack trace (no install paths in the sidebar)", async () => {
+    await bed.load(flow(sim), creds(sim));
+    bed.node("sms").receive({ payload: { ref: "000127" }, to: "555-01" });
+    await until(() => r("caught").length === 1, "invalid number caught");
+    const error = r("caught")[0].error as { message: string; stack?: string };
+    assert.match(error.message, /not a valid phone number/);
+    assert.equal(error.stack, undefined);
+    assert.ok(!JSON.stringify(r("caught")[0]).includes("node_modules"), "no install path anywhere in the Catch message");
+  });
+
   it("an unset environment variable is named in the status and the log, not called a bad time zone", async () => {
     const unset = "MLC_TEST_SURELY_UNSET_ZONE";
     delete process.env[unset];
