@@ -35,6 +35,28 @@ const CONFIG_TYPES: Record<string, { via: string; prop: string }> = {
   "mlc-acumatica-config": { via: "mlc-acumatica-trigger", prop: "acumatica" },
   "mlc-twilio-config": { via: "mlc-twilio-sms", prop: "twilio" },
 };
+/** Fields shown or hidden by a mode: [mode select, value, field, shown]. */
+const FIELD_VISIBILITY: Record<string, [string, string, string, boolean][]> = {
+  "mlc-acumatica-fetch": [
+    ["#node-input-operation", "get", "#node-input-select", true],
+    ["#node-input-operation", "get", "#node-input-expand", true],
+    ["#node-input-operation", "list", "#node-input-select", true],
+    ["#node-input-operation", "list", "#node-input-filter", true],
+    ["#node-input-operation", "put", "#node-input-putMode", true],
+    ["#node-input-operation", "put", "#node-input-filter", false],
+  ],
+  "mlc-acumatica-trigger": [
+    ["#node-input-mode", "push", "#node-input-modifiedField", false],
+    ["#node-input-mode", "push", "#node-input-endpoint", true],
+    ["#node-input-mode", "poll", "#node-input-modifiedField", true],
+    ["#node-input-mode", "poll", "#node-input-endpoint", false],
+  ],
+  "mlc-twilio-verify": [
+    ["#node-input-operation", "check", "#node-input-channel", false],
+    ["#node-input-operation", "start", "#node-input-channel", true],
+  ],
+};
+
 /** An i18n key left untranslated: "mlc-twilio-sms.label.to", "errors.missing_env"… */
 const RAW_KEY = /\bmlc-[a-z-]+\.[a-zA-Z]+\.[a-zA-Z.]+\b/;
 
@@ -135,19 +157,26 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
       await page.fill("#red-ui-palette-search input", (await item.getAttribute("data-palette-label")) || type);
     }
     await item.scrollIntoViewIfNeeded();
-    const from = await item.boundingBox();
-    const chart = await page.locator("#red-ui-workspace-chart").boundingBox();
-    assert.ok(from && chart, `palette item and workspace for ${type}`);
-    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
-    await page.mouse.down();
-    await page.mouse.move(chart.x + x, chart.y + y, { steps: 12 });
-    await page.mouse.up();
-    await page.fill("#red-ui-palette-search input", "");
-    return waitFor(
-      () => page.evaluate(({ t, b }) => window.RED.nodes.filterNodes({ type: t }).map((n: { id: string }) => n.id).find((id: string) => !b.includes(id)), { t: type, b: before }),
-      15000,
-      `${type} dropped on the workspace`,
-    );
+    const dropped = (): Promise<string | undefined> =>
+      page.evaluate(({ t, b }) => window.RED.nodes.filterNodes({ type: t }).map((n: { id: string }) => n.id).find((id: string) => !b.includes(id)), { t: type, b: before });
+    // A drag that starts while the editor is still busy (a loaded machine) can be lost: try again, up to 3 times.
+    for (let attempt = 1; ; attempt++) {
+      const from = await item.boundingBox();
+      const chart = await page.locator("#red-ui-workspace-chart").boundingBox();
+      assert.ok(from && chart, `palette item and workspace for ${type}`);
+      await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+      await page.mouse.down();
+      await page.mouse.move(chart.x + x, chart.y + y, { steps: 12 });
+      await page.mouse.up();
+      const id = await waitFor(dropped, 5000, `${type} dropped on the workspace`).catch((e: Error) => {
+        if (attempt >= 3) throw e;
+        return undefined;
+      });
+      if (id) {
+        await page.fill("#red-ui-palette-search input", "");
+        return id;
+      }
+    }
   }
 
   async function openDialog(id: string): Promise<void> {
@@ -218,6 +247,10 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
       const allowedHere = await requiredEmpty(type);
       assert.deepEqual((await invalidFields()).filter((f) => !allowedHere.includes(f)), [], `${type}: no optional field marked invalid on a fresh node`);
       await shot(`dialog-${type}`, ".red-ui-tray");
+      for (const [select, value, field, shown] of FIELD_VISIBILITY[type] ?? []) {
+        await page.selectOption(select, value);
+        assert.equal(await page.locator(field).isVisible(), shown, `${type}: ${field} ${shown ? "shown" : "hidden"} when ${select} is ${value}`);
+      }
       const config = Object.entries(CONFIG_TYPES).find(([, c]) => c.via === type);
       if (config) {
         const [ctype, { prop }] = config;
