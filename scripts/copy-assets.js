@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Places the editor files next to the compiled node-set entries, where Node-RED looks for them.
 // A node set's editor, help and catalog may be split into one fragment per node:
-//   nodes/<set>.html + nodes/<set>/*.html                     -> dist/nodes/<set>.html
+//   nodes/editor-common.js (as a <script>) + nodes/<set>.html + nodes/<set>/*.html -> dist/nodes/<set>.html
 //   locales/<lang>/<set>.html + locales/<lang>/<set>/*.html   -> dist/nodes/locales/<lang>/<set>.html
 //   locales/<lang>/<set>.json + locales/<lang>/<set>/*.json   -> dist/nodes/locales/<lang>/<set>.json (deep merge)
 //   icons/*                                                   -> dist/nodes/icons/*
@@ -33,8 +33,10 @@ function merge(a, b, where) {
 
 fs.mkdirSync(out, { recursive: true });
 const sets = fs.readdirSync(path.join(root, "nodes")).filter((f) => f.endsWith(".html")).map((f) => f.slice(0, -5));
+// Helpers every set's editor uses, first in each set so a set works when the others are disabled.
+const common = `<script type="text/javascript">\n${fs.readFileSync(path.join(root, "nodes", "editor-common.js"), "utf8").trimEnd()}\n</script>\n\n`;
 for (const set of sets) {
-  fs.writeFileSync(path.join(out, `${set}.html`), concat([path.join(root, "nodes", `${set}.html`), ...fragments(path.join(root, "nodes", set), ".html")]));
+  fs.writeFileSync(path.join(out, `${set}.html`), common + concat([path.join(root, "nodes", `${set}.html`), ...fragments(path.join(root, "nodes", set), ".html")]));
 }
 const locales = path.join(root, "locales");
 for (const lang of fs.readdirSync(locales)) {

@@ -32,6 +32,9 @@ export function t(RED: RedAPI, key: string, subs?: Record<string, unknown>, fall
 /** Short status text for an error: the translated `errors.<code>` key, else the code itself (≤ 20 chars). */
 export function errorStatusText(RED: RedAPI, err: unknown): string {
   const code = err instanceof MlcError ? err.code : "internal";
+  // A missing environment variable is named (its name, never a value): "REMINDER_TIMEZONE not set".
+  const env = code === "missing_env" ? /environment variable (\S+) is not set/.exec((err as Error).message)?.[1] : undefined;
+  if (env) return t(RED, "errors.missing_env_named", { name: env }, `${env} not set`);
   const text = t(RED, `errors.${code}`, undefined, code.replace(/_/g, " "));
   return text.length > 24 ? text.slice(0, 23) + "…" : text;
 }
@@ -74,11 +77,26 @@ export function onInput(RED: RedAPI, node: RedNode, handler: (msg: NodeMessage, 
           node.status(Status.error(errorStatusText(RED, err)));
           msg.errorDetails = errorDetails(err);
         } finally {
-          done(err instanceof Error ? err : new Error(String(err)));
+          done(withoutStack(err));
         }
       },
     );
   });
+}
+
+/**
+ * The error as handed to Node-RED: same object (name, message, code), without its stack. Node-RED copies an
+ * error's own `stack` into the Catch message (msg.error.stack), where debug nodes show it in the sidebar with
+ * the install paths; our errors are typed and their message says what happened.
+ */
+function withoutStack(err: unknown): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  try {
+    delete (e as { stack?: string }).stack;
+  } catch {
+    /* a frozen error keeps its stack */
+  }
+  return e;
 }
 
 /**
@@ -87,7 +105,7 @@ export function onInput(RED: RedAPI, node: RedNode, handler: (msg: NodeMessage, 
  */
 export function reportError(RED: RedAPI, node: RedNode, err: unknown, about: Record<string, unknown>): void {
   node.status(Status.error(errorStatusText(RED, err)));
-  node.error(err instanceof Error ? err : new Error(String(err)), { topic: String(about.topic ?? node.type), payload: about, errorDetails: errorDetails(err) });
+  node.error(withoutStack(err), { topic: String(about.topic ?? node.type), payload: about, errorDetails: errorDetails(err) });
 }
 
 /**

@@ -313,7 +313,14 @@ export function registerCall(RED: RedAPI): void {
         reportError(RED, node, err, { topic: "mlc-twilio-call/start", endpoint });
       }
     }
-    if (!endpointError) node.status(Status.idle(t(RED, "mlc-twilio-call.status.ready", undefined, "ready")));
+    if (!endpointError) {
+      try {
+        twilioConfig(RED, config.twilio); // a missing or failed account shows here at deploy, not as "ready"
+        node.status(Status.idle(t(RED, "mlc-twilio-call.status.ready", undefined, "ready")));
+      } catch (err) {
+        reportError(RED, node, err, { topic: "mlc-twilio-call/start" });
+      }
+    }
 
     onInput(RED, node, async (msg, { send, status }) => {
       if (endpointError) throw endpointError;

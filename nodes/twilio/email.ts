@@ -24,6 +24,8 @@ export interface EmailProps extends Record<string, unknown> {
   toType?: string;
   /** Sender ("ap@example.com" or "Name <ap@example.com>"); "" = the account's SendGrid From. */
   from?: string;
+  /** TypedInput type of From (str, msg, flow, global, env); absent in older flows = str. */
+  fromType?: string;
   /** Mustache template; "" = msg.subject. */
   subject?: string;
   /** Mustache template; "" = msg.body, else a string msg.payload. */
@@ -72,7 +74,7 @@ export function registerEmail(RED: RedAPI): void {
       }
       const cfg = twilioConfig(RED, config.twilio);
       const sg = cfg.sendgrid();
-      const fromText = firstSet(config.from?.trim(), sg.from);
+      const fromText = firstSet(config.from?.trim() ? String((await evaluate(RED, node, config.from.trim(), config.fromType, msg)) ?? "").trim() : undefined, sg.from);
       if (!fromText) throw fail(new ValidationError("No sender: set From here or the SendGrid From in the Twilio account", { code: "no_sender" }), to.email);
       const from = parseEmailAddress(fromText);
       if (!from) throw fail(new ValidationError("The From address is not a valid e-mail address", { code: "invalid_from" }), to.email);

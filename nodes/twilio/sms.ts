@@ -33,6 +33,7 @@ import { Status, evaluate, firstSet, messageJobId, num, onClose, onInput, regist
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { sharedAuditTrail } from "../flow/audit";
 import { TwilioConfigApi, twilioConfig } from "./config";
+import { configString } from "../shared/config";
 
 export interface SmsProps extends Record<string, unknown> {
   name?: string;
@@ -145,10 +146,12 @@ export function registerSms(RED: RedAPI): void {
     try {
       if (config.quiet) {
         hours = { start: config.hoursStart || "08:00", end: config.hoursEnd || "20:00", days: parseDays(config.hoursDays || "1-5") };
+        configString(config.defaultTimezone, "Default zone"); // an unset ${VAR} is named, not called a bad zone
         nextSendTime(new Date(), config.defaultTimezone || "UTC", hours); // validates the hours at deploy
         if (config.defaultTimezone && !isTimeZone(config.defaultTimezone)) throw new ValidationError(`"${config.defaultTimezone}" is not an IANA time zone`, { code: "bad_config" });
         holdStore = new BoundedStore<HeldMessage>(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "held", ttlMs: SEND_AT_MAX_MS, maxEntries: 10000 });
       }
+      twilioConfig(RED, config.twilio); // a missing or failed account shows here at deploy, not as "ready"
       node.status(Status.idle(t(RED, "mlc-twilio-sms.status.ready", undefined, "ready")));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-sms/start" });

@@ -12,7 +12,7 @@ import { isStatusAdvance, isFinalStatus, FAILED_STATUSES } from "../lib/twilio/s
 import { publishStatus } from "../lib/twilio/bus";
 import { BoundedStore } from "../lib/store";
 import { contextBackend, resolveStore } from "../shared/context";
-import { mountDispatcher, registerEndpoint, EndpointOptions, InboundRequest, InboundResponse } from "../shared/dispatcher";
+import { mountDispatcher, publicEndpointUrl, registerEndpoint, EndpointOptions, InboundRequest, InboundResponse } from "../shared/dispatcher";
 import { Status, onClose, registerNode, reportError, t } from "../shared/node";
 import type { RedAPI } from "../shared/types";
 import { auditCallback } from "../flow/audit";
@@ -138,7 +138,8 @@ export function registerStatus(RED: RedAPI): void {
       release = registerEndpoint(RED.httpNode, `/twilio/${endpoint}`, node.id, handler, TWILIO_WEBHOOK);
       releaseInbound = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/inbound`, node.id, inbound, TWILIO_WEBHOOK);
       releaseSendGrid = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/sendgrid`, node.id, (req) => handleSendGridEvents(RED, node, config.twilio, req, { store: config.store }), SENDGRID_WEBHOOK);
-      node.status(Status.idle(t(RED, "mlc-twilio-status.status.listening", { endpoint }, `listening /${endpoint}`)));
+      const full = publicEndpointUrl("", RED.settings.httpNodeRoot, `/twilio/${endpoint}`); // "/mlc/twilio/status"
+      node.status(Status.idle(t(RED, "mlc-twilio-status.status.listening", { endpoint: full }, `listening ${full}`)));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });
     }

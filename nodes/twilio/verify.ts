@@ -10,7 +10,8 @@
 import { MlcError, ValidationError } from "../lib/errors";
 import { maskRecipient, toE164 } from "../lib/phone";
 import { VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, checkVerification, startVerification } from "../lib/twilio/verify";
-import { Status, evaluate, firstSet, onInput, registerNode, t } from "../shared/node";
+import { Status, evaluate, firstSet, onInput, registerNode, reportError, t } from "../shared/node";
+import { configString } from "../shared/config";
 import type { NodeMessage, NodeStatus, RedAPI } from "../shared/types";
 import { twilioConfig } from "./config";
 
@@ -73,7 +74,18 @@ export function registerVerify(RED: RedAPI): void {
     const label = (key: string, fallback: string): string => t(RED, `${VERIFY_TYPE}.result.${key}`, undefined, fallback);
     const counts = (last: string): string =>
       t(RED, `${VERIFY_TYPE}.status.counts`, { last, sent: n.sent, ok: n.approved }, `${last}: sent ${n.sent}, ok ${n.approved}`);
-    node.status(Status.idle(t(RED, `${VERIFY_TYPE}.status.ready`, undefined, "ready")));
+    // Say at deploy what is missing instead of "ready": the account, the Service SID or its variable.
+    const startCheck = async (): Promise<void> => {
+      twilioConfig(RED, config.twilio);
+      const sidType = config.serviceSidType || "str";
+      if (sidType === "str" && !configString(config.serviceSid, "Service SID")) throw new ValidationError("No Verify Service SID set", { code: "bad_config" });
+      if (sidType === "env" && !String((await evaluate(RED, node, config.serviceSid ?? "", "env", {})) ?? "")) {
+        throw new ValidationError(`Service SID: environment variable ${config.serviceSid} is not set`, { code: "missing_env" });
+      }
+    };
+    startCheck()
+      .then(() => node.status(Status.idle(t(RED, `${VERIFY_TYPE}.status.ready`, undefined, "ready"))))
+      .catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` }));
 
     /** Status after an outcome: green approved, blue code sent, yellow wrong code / expired, red max attempts. */
     const statusFor = (op: VerifyOperation, r: VerifyOutcome): NodeStatus => {
