@@ -404,15 +404,19 @@ export class Budget {
     );
   }
 
-  /** Call `fn` with `attempt` as the current attempt during its synchronous part; a throw becomes a rejection. */
+  /**
+   * Call `fn` with `attempt` as the current attempt during its synchronous part (restored afterwards, should `fn`
+   * itself start another request synchronously); a throw becomes a rejection.
+   */
   private call<T>(fn: () => Promise<T>, attempt: Attempt): Promise<T> {
+    const outer = this.current;
     try {
       this.current = attempt;
       return fn();
     } catch (err) {
       return Promise.reject(err);
     } finally {
-      this.current = undefined;
+      this.current = outer;
     }
   }
 
