@@ -52,7 +52,12 @@ export interface BudgetOptions {
   keyLimits?: (key: string) => Limits | undefined;
   /** Where header readings and refusal pauses apply: the whole budget (default) or the request's key. */
   scope?: "budget" | "key";
-  /** Response headers that carry the API's counters (fed through {@link Budget.noteResponse}). Default none. */
+  /**
+   * Response headers that carry the API's counters (fed through {@link Budget.noteResponse}). Default none. A counter
+   * at 0 holds every request until its reset, however far (a daily counter: until the API's midnight). Resets are
+   * placed on our clock: if ours is behind the API's, the first request after a reset may still meet a 429, which
+   * re-queues it (backoff, then the 429's own headers) — the request is late, never lost or sent twice.
+   */
   rateHeaders?: readonly RateHeaderRule[];
   /** Length of the "per second" window, ms. Default 1000. */
   windowMs?: number;
