@@ -23,7 +23,7 @@
  */
 import http from "node:http";
 import https from "node:https";
-import { randomBytes, randomUUID } from "node:crypto";
+import { X509Certificate, constants as cryptoConstants, randomBytes, randomUUID, verify as verifySignature } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { AddressInfo, Socket } from "node:net";
@@ -76,6 +76,8 @@ export class BcSim {
   companyId = "0b1c2d3e-4f5a-6b7c-8d9e-0f1a2b3c4d5e";
   clientId = "aaaaaaaa-0000-0000-0000-000000000001";
   clientSecret = "s3cr3t~value";
+  /** PEM certificate registered on the app (Entra "certificate credentials"); client assertions are checked against it. */
+  certificatePem?: string;
   /** Fixed token lifetime in s; undefined = random 3600–5400 (Entra default 60–90 min). */
   expiresIn?: number;
   /** Changes in one batch window above which a `collection` notification is sent (BC: 1,000). */
@@ -219,12 +221,38 @@ export class BcSim {
     if (f.get("grant_type") !== "client_credentials") return refuse(400, "unsupported_grant_type", "AADSTS70003", "The app requested an unsupported grant type.");
     if (f.get("scope") !== BC_SCOPE) return refuse(400, "invalid_scope", "AADSTS70011", "The provided value for the input parameter 'scope' is not valid.");
     if (id !== this.clientId) return refuse(400, "unauthorized_client", "AADSTS700016", "Application not found in the directory.");
-    if (secret !== this.clientSecret) return refuse(401, "invalid_client", "AADSTS7000215", "Invalid client secret provided.");
+    if (f.has("client_assertion")) {
+      if (!this.assertionValid(f, id)) return refuse(401, "invalid_client", "AADSTS700027", "The certificate with identifier used to sign the client assertion is not registered on application.");
+    } else if (secret !== this.clientSecret) return refuse(401, "invalid_client", "AADSTS7000215", "Invalid client secret provided.");
     const expiresIn = this.expiresIn ?? 3600 + Math.floor(Math.random() * 1800);
     const token = `eyJ0eXAiOiJKV1Qi.${randomBytes(16).toString("hex")}`;
     this.tokens.set(token, this.now() + expiresIn * 1000);
     this.log.push({ kind: "token", token, expiresIn });
     writeJson(res, 200, { token_type: "Bearer", expires_in: expiresIn, ext_expires_in: expiresIn, access_token: token }, { "Cache-Control": "no-store" });
+  }
+
+  /**
+   * RFC 7523 client assertion (Entra certificate credentials): a JWT signed PS256 (or RS256) by the registered
+   * certificate's key, `x5t#S256` (or `x5t`) its thumbprint, `aud` the token endpoint, `iss` = `sub` = client id, not expired.
+   */
+  private assertionValid(f: URLSearchParams, clientId: string | null): boolean {
+    if (!this.certificatePem || f.get("client_assertion_type") !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") return false;
+    const parts = (f.get("client_assertion") ?? "").split(".");
+    if (parts.length !== 3) return false;
+    try {
+      const header = JSON.parse(Buffer.from(parts[0], "base64url").toString("utf8")) as Record<string, string>;
+      const claims = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8")) as Record<string, unknown>;
+      const cert = new X509Certificate(this.certificatePem);
+      const s256 = Buffer.from(cert.fingerprint256.replace(/:/g, ""), "hex").toString("base64url");
+      const s1 = Buffer.from(cert.fingerprint.replace(/:/g, ""), "hex").toString("base64url");
+      if (!(header.alg === "PS256" && header["x5t#S256"] === s256) && !(header.alg === "RS256" && header.x5t === s1)) return false;
+      const key = { key: cert.publicKey, ...(header.alg === "PS256" ? { padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : {}) };
+      if (!verifySignature("sha256", Buffer.from(`${parts[0]}.${parts[1]}`), key, Buffer.from(parts[2], "base64url"))) return false;
+      const aud = `${this.tlsOrigin}/${this.tenant}/oauth2/v2.0/token`;
+      return claims.aud === aud && claims.iss === clientId && claims.sub === clientId && Number(claims.exp) * 1000 > Date.now();
+    } catch {
+      return false;
+    }
   }
 
   // ---- API -------------------------------------------------------------------------------------------------

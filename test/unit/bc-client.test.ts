@@ -6,7 +6,10 @@
  * mixed notification batches, `collection` notifications, and deletion of every subscription of a URL on a 4xx.
  */
 import assert from "node:assert/strict";
+import { X509Certificate, generateKeyPairSync } from "node:crypto";
+import { readFileSync } from "node:fs";
 import http from "node:http";
+import path from "node:path";
 import type { AddressInfo } from "node:net";
 import { AuthCooldownError } from "../../nodes/lib/auth/source";
 import { BcClient, BcNotification } from "../../nodes/lib/bc/client";
@@ -148,6 +151,17 @@ describe("bc: client (nodes/lib/bc) against BcSim", function () {
       } finally {
         await h.close();
       }
+    });
+
+    it("signs in with a certificate credential (client assertion), and is refused with a key of another certificate", async () => {
+      const dir = path.join(__dirname, "..", "..", "..", "test", "fixtures", "bc");
+      sim.certificatePem = readFileSync(path.join(dir, "app-cert.pem"), "utf8");
+      const thumbprintSha256 = new X509Certificate(sim.certificatePem).fingerprint256.replace(/:/g, "");
+      const good = newClient({ clientSecret: undefined, certificate: { thumbprintSha256, privateKey: readFileSync(path.join(dir, "app-key.pem"), "utf8") } });
+      assert.equal((await good.companies()).length, 1);
+      const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+      const bad = newClient({ clientSecret: undefined, certificate: { thumbprintSha256, privateKey: other } });
+      await assert.rejects(bad.companies(), (e: unknown) => e instanceof AuthError && e.vendorCode === "AADSTS700027");
     });
 
     it("refuses common/organizations as tenant and an http authority", () => {

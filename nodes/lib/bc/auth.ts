@@ -223,11 +223,7 @@ export class EntraTokenSource implements AuthSource {
   clear(): void {
     this.token = undefined;
     this.expiresAt = 0;
+    // MSAL's in-memory cache dies with this object; the next acquire (if any) must not reuse it
     this.skipCache = true;
-    void this.app
-      .getTokenCache()
-      .getAllAccounts()
-      .then((accounts) => Promise.all(accounts.map((a) => this.app.getTokenCache().removeAccount(a))))
-      .catch(() => undefined);
   }
 }
