@@ -160,6 +160,18 @@ export class BcSim {
     }
   }
 
+  /** Forget every record, subscription, token, fault and log entry (between tests); settings stay. */
+  reset(): void {
+    for (const set of this.rows.values()) set.clear();
+    this.subs.clear();
+    this.log.length = 0;
+    this.faults.length = 0;
+    this.tokens.clear();
+    this.pending = [];
+    this.offsetMs = 0;
+    this.maxConcurrentSeen = 0;
+  }
+
   /** Revoke every token (the next API call answers 401). */
   revokeTokens(): void {
     this.tokens.clear();

@@ -12,6 +12,7 @@
  * `webhookSupportedResources`, notifications resolved against the API root, `collection` re-queried).
  */
 import { AuthManager } from "../auth/renewal";
+import type { AuthState } from "../auth/source";
 import { Budget, pacedRequest } from "../budget";
 import { ErpAction, ErpEventMsg } from "../envelope";
 import { ErpError, MlcError, ValidationError } from "../errors";
@@ -20,7 +21,7 @@ import { odataV4Time } from "../poll/conditions";
 import { nextLinkPages } from "../poll/pages";
 import { backoffDelay, DEFAULT_RETRY_POLICY, parseRetryAfter, sleep } from "../retry";
 import { EntraCertificate, EntraTokenSource, checkTenant } from "./auth";
-import { BcScope, bcError, bcEvent, isGuid } from "./values";
+import { BcScope, bcError, bcEvent, decodeRecord, isGuid } from "./values";
 
 /** Business Central's public API host. */
 export const BC_API_HOST = "https://api.businesscentral.dynamics.com";
@@ -52,6 +53,8 @@ export interface BcClientOptions {
   http?: Omit<HttpClientOptions, "tls">;
   /** Budget limits override (tests, benchmarks). */
   budget?: { maxConcurrent?: number; perMinute?: number };
+  /** Told when sign-in pauses after a refusal and when it works again (kit AuthManager `onState`). */
+  onAuthState?: (s: AuthState) => void;
   /** Attempts for an idempotent request answered 502/503/504 (Retry-After honoured); default 4. */
   maxAttempts?: number;
 }
@@ -121,7 +124,7 @@ export class BcClient {
     this.maxAttempts = o.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts;
     this.http = new HttpClient({ ...o.http, tls: o.tls });
     const source = new EntraTokenSource({ http: this.http, tenant: this.tenant, clientId: o.clientId, clientSecret: o.clientSecret, certificate: o.certificate, authorityHost: o.authorityHost });
-    this.auth = new AuthManager(source);
+    this.auth = new AuthManager(source, { onState: o.onAuthState });
     this.budget = new Budget({ maxConcurrent: o.budget?.maxConcurrent ?? 5, limits: { perMinute: o.budget?.perMinute ?? 1200 } });
   }
 
@@ -182,14 +185,17 @@ export class BcClient {
     return rows;
   }
 
-  /** One record: `GET …/{entitySet}({id})` with `$select`/`$expand`. @throws ErpError `not_found` (404) and as {@link getJson} */
-  get(entitySet: string, id: string, o: Pick<BcListOptions, "select" | "expand"> = {}): Promise<Record<string, unknown>> {
-    return this.getJson(withQuery(this.entityUrl(entitySet, id), o), undefined, id);
+  /**
+   * One record: `GET …/{entitySet}({id})` with `$select`/`$expand`, enum members decoded ({@link decodeRecord}).
+   * @throws ErpError `not_found` (404) and as {@link getJson}
+   */
+  async get(entitySet: string, id: string, o: Pick<BcListOptions, "select" | "expand"> = {}): Promise<Record<string, unknown>> {
+    return decodeRecord(await this.getJson(withQuery(this.entityUrl(entitySet, id), o), undefined, id));
   }
 
-  /** Every row of a listing, following `@odata.nextLink` verbatim (no `$skip`), `Prefer: odata.maxpagesize`. */
-  list(entitySet: string, o: BcListOptions = {}): AsyncGenerator<Record<string, unknown>> {
-    return this.pages(withQuery(this.entityUrl(entitySet), o), o.readOnly);
+  /** Every row of a listing (enums decoded), following `@odata.nextLink` verbatim (no `$skip`), `Prefer: odata.maxpagesize`. */
+  async *list(entitySet: string, o: BcListOptions = {}): AsyncGenerator<Record<string, unknown>> {
+    for await (const row of this.pages(withQuery(this.entityUrl(entitySet), o), o.readOnly)) yield decodeRecord(row);
   }
 
   /** Every row from `firstUrl` on (a listing or a `collection` notification's URL). @throws as {@link getJson}; ErpError `paging_loop` */
