@@ -65,10 +65,13 @@ export function t(RED: RedAPI, key: string, subs?: Record<string, unknown>, fall
 /**
  * Status text for an error: the catalog key `errors.<code>` (the shared fragment
  * locales/<lang>/errors.json, merged into every node set's catalog by scripts/copy-assets.js), which the
- * editor translates; `errors.internal` for anything that is not an {@link MlcError}.
+ * editor translates; `errors.internal` for anything that is not an {@link MlcError}; for a code ending in a
+ * number (`http_503`, `twilio_21211`) the code with spaces ("http 503").
  */
 export function errorStatusKey(err: unknown): string {
   const code = err instanceof MlcError && /^[a-z][a-z0-9_]*$/.test(err.code) ? err.code : "internal";
+  // Open-ended codes carry a number (`http_503`, `twilio_21211`): shown as "http 503", not looked up.
+  if (/_\d+$/.test(code)) return code.replace(/_/g, " ");
   return `errors.${code}`;
 }
 
