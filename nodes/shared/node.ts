@@ -104,11 +104,12 @@ export interface InputContext {
 }
 
 /**
- * Wrap an async input handler. A thrown/rejected error: red status with the error's short text,
- * `msg.errorDetails` set (JSON-safe, no secrets), `done(err)` so Catch nodes fire. Nothing escapes as an
- * unhandled rejection (which would stop the whole runtime).
+ * Wrap an async input handler. A thrown/rejected error: red status with the error's key
+ * ({@link errorStatusKey}), `msg.errorDetails` set (JSON-safe, no secrets), `done(err)` so Catch nodes fire.
+ * Nothing escapes as an unhandled rejection (which would stop the whole runtime).
+ * @param _RED unused since status text became a catalog key; kept so callers need not change
  */
-export function onInput(RED: RedAPI, node: RedNode, handler: (msg: NodeMessage, ctx: InputContext) => Promise<void>): void {
+export function onInput(_RED: RedAPI, node: RedNode, handler: (msg: NodeMessage, ctx: InputContext) => Promise<void>): void {
   node.on("input", (msg: NodeMessage, send: SendFn, done: DoneFn) => {
     const ctx: InputContext = { send, status: (s) => node.status(s) };
     handler(msg, ctx).then(
@@ -127,9 +128,11 @@ export function onInput(RED: RedAPI, node: RedNode, handler: (msg: NodeMessage, 
 
 /**
  * Report an error from a node that has no input message (triggers, endpoints): `node.error(err, msg)`
- * with a synthetic message describing what was going on, so Catch nodes fire.
+ * with a synthetic message describing what was going on, so Catch nodes fire; the status shows
+ * {@link errorStatusKey}.
+ * @param _RED unused since status text became a catalog key; kept so callers need not change
  */
-export function reportError(RED: RedAPI, node: RedNode, err: unknown, about: Record<string, unknown>): void {
+export function reportError(_RED: RedAPI, node: RedNode, err: unknown, about: Record<string, unknown>): void {
   node.status(Status.error(errorStatusKey(err)));
   node.error(err instanceof Error ? err : new Error(String(err)), { topic: String(about.topic ?? node.type), payload: about, errorDetails: errorDetails(err) });
 }
