@@ -184,7 +184,7 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     const recs = await records("jcrash2");
     assert.equal(recs.length, 1);
     assert.equal(recs[0].sid, sim.messages[0].sid);
-    assert.equal(recs[0].erp.id, "Bill/000123");
+    assert.equal(recs[0].erp?.id, "Bill/000123");
   });
 
   it("a status callback for a sid the record does not carry yet lands on that record (with the bill link)", async () => {
@@ -198,7 +198,7 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     const recs = await records("jlate");
     assert.equal(recs.length, 1);
     assert.equal(recs[0].status, "delivered");
-    assert.equal(recs[0].erp.id, "Bill/000123");
+    assert.equal(recs[0].erp?.id, "Bill/000123");
   });
 
   it("a status callback is in the audit trail before Twilio gets its 200 (no mlc-audit after the status node needed)", async () => {
@@ -212,7 +212,7 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     const recs = await records("jack");
     assert.equal(recs.length, 1);
     assert.deepEqual(recs[0].history.map((h) => h.status), ["pending", "queued", "sent", "delivered"]);
-    assert.equal(recs[0].erp.id, "Bill/000123");
+    assert.equal(recs[0].erp?.id, "Bill/000123");
   });
 
   it("tells the push journal an event is finished only when no recipient is left to a retry or a replay", async () => {
