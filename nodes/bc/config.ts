@@ -10,7 +10,7 @@ import type { AuthState } from "../lib/auth/source";
 import { BcClient } from "../lib/bc/client";
 import { registerTestEndpoint } from "../shared/admin";
 import { ConfigUsers, OwnedClient, configApi, configString } from "../shared/config";
-import { Status, registerNode, t } from "../shared/node";
+import { Status, registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
 export const BC_CONFIG_TYPE = "mlc-bc-config";
@@ -61,13 +61,13 @@ export function registerBcConfig(RED: RedAPI): void {
       const owned = new OwnedClient(node, () =>
         buildBcClient(config, node.credentials, (s) => {
           if (s.blocked) {
-            const status = Status.error(t(RED, "errors.auth_cooldown", undefined, "sign-in paused"));
+            const status = Status.error("errors.auth_cooldown");
             node.status(status);
             users.show(status);
             node.warn(s.error?.message ?? "Entra ID refused the sign-in");
           } else {
             users.clear();
-            node.status(Status.ok(t(RED, "mlc-bc-config.status.signedIn", undefined, "signed in")));
+            node.status(Status.ok("mlc-bc-config.status.signedIn"));
           }
         }),
       );

@@ -9,7 +9,7 @@
 import { ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
 import { isTemplate, renderTemplate } from "../lib/template";
-import { Status, evaluate, firstSet, num, onInput, registerNode, t } from "../shared/node";
+import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
 import type { NodeMessage, RedAPI } from "../shared/types";
 import { bcConfig } from "./config";
 
@@ -57,6 +57,9 @@ export function registerBcFetch(RED: RedAPI): void {
     const property = (config.property || "payload").trim();
     let calls = 0;
     node.status(Status.idle(operation));
+    // Translated once here; each message only fills in the count.
+    const workingText = statusTemplate(RED, "mlc-bc-fetch.status.working", "__operation__…")({ operation });
+    const doneText = statusTemplate(RED, "mlc-bc-fetch.status.done", "__operation__ ✓ __n__");
     try {
       bcConfig(RED, config.bc, node);
     } catch {
@@ -67,7 +70,7 @@ export function registerBcFetch(RED: RedAPI): void {
       const entity = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity as string | undefined) ?? "").trim();
       const select = text(config.select, msg);
       const expand = text(config.expand, msg);
-      status(Status.busy(t(RED, "mlc-bc-fetch.status.working", { operation }, operation)));
+      status(Status.busy(workingText));
       let result: unknown;
       const recordId = async (): Promise<string> => String((config.key ? await evaluate(RED, node, config.key, config.keyType, msg) : (msg.erp as { id?: unknown } | undefined)?.id) ?? "");
       if (operation === "get") {
@@ -83,7 +86,7 @@ export function registerBcFetch(RED: RedAPI): void {
       }
       calls++;
       RED.util.setMessageProperty(msg, property, result, true);
-      status(Status.ok(t(RED, "mlc-bc-fetch.status.done", { operation, n: calls }, `${operation} ✓ ${calls}`)));
+      status(Status.ok(doneText({ operation, n: calls })));
       send(msg);
     });
   });

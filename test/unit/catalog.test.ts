@@ -13,7 +13,7 @@ import { errorStatusKey, Status, statusTemplate } from "../../nodes/shared/node"
 import type { RedAPI } from "../../nodes/shared/types";
 
 const root = path.resolve(__dirname, "..", "..", "..");
-const SETS = ["acumatica", "flow", "twilio"];
+const SETS = ["acumatica", "flow", "twilio", "bc"];
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
