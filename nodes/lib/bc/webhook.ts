@@ -1,0 +1,229 @@
+/**
+ * Business Central webhooks, the library half of the trigger's push mode (reference business-central.md §8):
+ * - {@link handshakeAnswer}: the `validationToken` answer (exactly 200, the token as the sole `text/plain` body),
+ *   for POST and GET, before any body parsing or secret check;
+ * - {@link readNotifications}: a notification POST body checked item by item against `clientState` (one POST may mix
+ *   subscriptions; compared in constant time), with the status to answer: 202 when at least one item is genuine,
+ *   401 when none is (a forgery: BC itself always sends the clientState it was given), 400 for a body that is not a
+ *   notification at all (charter: bad input → 4xx with a fixed short body; BC only sends JSON, so this is never BC);
+ * - {@link notificationKey}: the dedupe key (subscriptionId, resource, changeType, lastModifiedDateTime);
+ * - {@link BcSubscriptions}: the lifecycle — create per entity set (webhook-enabled ones only, the rest fall back to
+ *   polling), adopt a subscription left by a crash before it was saved, renew a day before the 3-day expiry from the
+ *   persisted `expirationDateTime` (so the schedule survives restarts), re-create an expired one, delete them all when
+ *   the node is removed.
+ * The receiver must answer the handshake while {@link BcSubscriptions.ensure} / `renewDue` run (BC calls back
+ * before it answers the create or renew).
+ */
+import { timingSafeEqual } from "node:crypto";
+import { MlcError, ValidationError } from "../errors";
+import type { BcClient, BcNotification, BcSubscription } from "./client";
+
+/** Renew this long before `expirationDateTime`, ms (reference §8.2: renew well before the 3 days, e.g. daily). */
+export const BC_RENEW_BEFORE_MS = 24 * 3600_000;
+
+/** An HTTP answer for the adapter to send. */
+export interface WebhookAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * The answer to a validation request, or undefined when the query carries no `validationToken`.
+ * @param query the raw query string (without `?`) or parsed params
+ */
+export function handshakeAnswer(query: string | URLSearchParams): WebhookAnswer | undefined {
+  const q = typeof query === "string" ? new URLSearchParams(query) : query;
+  const token = q.get("validationToken");
+  if (token === null) return undefined;
+  if (token.length > 1024) return { status: 400, headers: { "Content-Type": "text/plain" }, body: "bad validation token" };
+  return { status: 200, headers: { "Content-Type": "text/plain; charset=utf-8" }, body: token };
+}
+
+/** Constant-time string equality (no early exit on the first differing byte). */
+export function sameSecret(a: unknown, b: string): boolean {
+  if (typeof a !== "string" || !b) return false;
+  const x = Buffer.from(a, "utf8");
+  const y = Buffer.from(b, "utf8");
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** What {@link readNotifications} found. */
+export interface NotificationBatch {
+  /** Items whose clientState matched, in order. */
+  genuine: BcNotification[];
+  /** Items refused (wrong or missing clientState). */
+  forged: number;
+  /** What to answer BC (or the forger). */
+  answer: WebhookAnswer;
+}
+
+const CHANGE_TYPES = new Set(["created", "updated", "deleted", "collection"]);
+
+/**
+ * Parse and check a notification POST body.
+ * @param clientState the secret given at subscription (≤ 250 characters)
+ */
+export function readNotifications(body: string | Buffer, clientState: string): NotificationBatch {
+  const fixed = (status: number, text: string): WebhookAnswer => ({ status, headers: { "Content-Type": "text/plain" }, body: text });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.isBuffer(body) ? body.toString("utf8").replace(/^\uFEFF/, "") : body.replace(/^\uFEFF/, ""));
+  } catch {
+    return { genuine: [], forged: 0, answer: fixed(400, "bad notification") };
+  }
+  const value = (parsed as { value?: unknown })?.value;
+  if (!Array.isArray(value)) return { genuine: [], forged: 0, answer: fixed(400, "bad notification") };
+  const genuine: BcNotification[] = [];
+  let forged = 0;
+  for (const item of value) {
+    const n = item as Partial<BcNotification>;
+    const wellFormed = typeof n?.subscriptionId === "string" && typeof n.resource === "string" && CHANGE_TYPES.has(String(n.changeType));
+    if (wellFormed && sameSecret(n.clientState, clientState)) genuine.push(n as BcNotification);
+    else forged++;
+  }
+  if (!genuine.length && value.length) return { genuine, forged, answer: fixed(401, "unauthorized") };
+  return { genuine, forged, answer: fixed(202, "") };
+}
+
+/** Dedupe key of one notification (reference §8.5): the same item redelivered gives the same key. */
+export function notificationKey(n: BcNotification): string {
+  return [n.subscriptionId, n.resource, n.changeType, n.lastModifiedDateTime ?? ""].join("|");
+}
+
+/** Persisted lifecycle state: one subscription per entity set. */
+export interface BcSubscriptionState {
+  notificationUrl: string;
+  subs: Record<string, BcSubscription>;
+}
+
+/** Options of {@link BcSubscriptions}. */
+export interface BcSubscriptionsOptions {
+  client: BcClient;
+  /** Public URL BC posts to (the trigger's endpoint). */
+  notificationUrl: string;
+  /** Shared secret echoed in every notification (≤ 250 characters). */
+  clientState: string;
+  load: () => Promise<BcSubscriptionState | undefined>;
+  /** Persists durably (awaited). */
+  save: (s: BcSubscriptionState) => Promise<void>;
+  /** Renew this long before expiry, ms; default {@link BC_RENEW_BEFORE_MS}. */
+  renewBeforeMs?: number;
+  /** Clock, ms since the epoch; default `Date.now`. */
+  now?: () => number;
+}
+
+/** Outcome of {@link BcSubscriptions.ensure}. */
+export interface EnsureResult {
+  /** Entity sets with a live subscription. */
+  subscribed: string[];
+  /** Entity sets the environment cannot notify about (poll them on `lastModifiedDateTime`). */
+  pollFallback: string[];
+  /** Earliest renewal due, ms since the epoch (undefined without subscriptions). */
+  nextRenewalAt?: number;
+}
+
+/** The subscription lifecycle of one trigger. Calls are serialised by the caller (one at a time). */
+export class BcSubscriptions {
+  private readonly o: BcSubscriptionsOptions;
+  private readonly now: () => number;
+  private readonly renewBeforeMs: number;
+
+  /** @throws ValidationError `bad_config` for a clientState over 250 characters or an empty one */
+  constructor(o: BcSubscriptionsOptions) {
+    if (!o.clientState || o.clientState.length > 250) throw new ValidationError("clientState must be 1–250 characters", { code: "bad_config" });
+    this.o = o;
+    this.now = o.now ?? Date.now;
+    this.renewBeforeMs = o.renewBeforeMs ?? BC_RENEW_BEFORE_MS;
+  }
+
+  private async state(): Promise<BcSubscriptionState> {
+    const s = await this.o.load();
+    // a saved state for another URL belongs to an older configuration: its subscriptions are looked up anew
+    return s && s.notificationUrl === this.o.notificationUrl ? { notificationUrl: s.notificationUrl, subs: { ...s.subs } } : { notificationUrl: this.o.notificationUrl, subs: {} };
+  }
+
+  /**
+   * Make sure each entity set has a live subscription: keep a saved one (renewing it when due), adopt one BC already
+   * has for this URL and resource (a crash between create and save), else create one. Not webhook-enabled → fallback.
+   * @throws what the client throws (a failed handshake is an ErpError with status 400)
+   */
+  async ensure(entitySets: string[]): Promise<EnsureResult> {
+    const supported = await this.o.client.webhookResources();
+    const state = await this.state();
+    const subscribed: string[] = [];
+    const pollFallback = entitySets.filter((e) => !supported.has(e));
+    const remote = await this.o.client.subscriptions();
+    for (const entitySet of entitySets.filter((e) => supported.has(e))) {
+      // a saved subscription BC no longer has (expired, or deleted after a refused delivery) is made again
+      if (state.subs[entitySet] && !remote.some((r) => r.subscriptionId === state.subs[entitySet].subscriptionId)) delete state.subs[entitySet];
+      if (!state.subs[entitySet]) {
+        const resource = this.o.client.subscriptionResource(entitySet);
+        const found = remote.find((r) => r.notificationUrl === this.o.notificationUrl && r.resource === resource);
+        if (found && sameSecret(found.clientState, this.o.clientState)) state.subs[entitySet] = found;
+        else {
+          if (found) await this.o.client.unsubscribe(found);
+          state.subs[entitySet] = await this.o.client.subscribe(entitySet, this.o.notificationUrl, this.o.clientState);
+        }
+        await this.o.save(state);
+      }
+      subscribed.push(entitySet);
+    }
+    for (const stale of Object.keys(state.subs).filter((e) => !subscribed.includes(e))) {
+      await this.drop(state, stale);
+    }
+    const renewed = await this.renewIn(state);
+    return { subscribed, pollFallback, nextRenewalAt: renewed };
+  }
+
+  /** Renew every subscription due (re-create an expired one). @returns the next renewal time, ms since the epoch */
+  async renewDue(): Promise<number | undefined> {
+    return this.renewIn(await this.state());
+  }
+
+  private async renewIn(state: BcSubscriptionState): Promise<number | undefined> {
+    let next: number | undefined;
+    for (const [entitySet, sub] of Object.entries(state.subs)) {
+      let cur = sub;
+      if (Date.parse(cur.expirationDateTime) - this.renewBeforeMs <= this.now()) {
+        try {
+          cur = await this.o.client.renew(cur);
+        } catch (err) {
+          if (!(err instanceof MlcError && err.code === "not_found")) throw err;
+          cur = await this.o.client.subscribe(entitySet, this.o.notificationUrl, this.o.clientState);
+        }
+        state.subs[entitySet] = cur;
+        await this.o.save(state);
+      }
+      const due = Date.parse(cur.expirationDateTime) - this.renewBeforeMs;
+      next = next === undefined ? due : Math.min(next, due);
+    }
+    return next;
+  }
+
+  private async drop(state: BcSubscriptionState, entitySet: string): Promise<void> {
+    const sub = state.subs[entitySet];
+    delete state.subs[entitySet];
+    if (sub) await this.o.client.unsubscribe(sub);
+    await this.o.save(state);
+  }
+
+  /** Delete every saved subscription (the node was removed) and forget them. @returns how many BC still had */
+  async removeAll(): Promise<number> {
+    const state = await this.state();
+    let n = 0;
+    for (const entitySet of Object.keys(state.subs)) {
+      const sub = state.subs[entitySet];
+      delete state.subs[entitySet];
+      if (sub && (await this.o.client.unsubscribe(sub))) n++;
+      await this.o.save(state);
+    }
+    return n;
+  }
+
+  /** True when the notification belongs to a subscription this trigger holds (by id). */
+  async owns(n: BcNotification): Promise<boolean> {
+    const state = await this.state();
+    return Object.values(state.subs).some((s) => s.subscriptionId === n.subscriptionId);
+  }
+}
