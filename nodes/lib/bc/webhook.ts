@@ -91,6 +91,11 @@ export function notificationKey(n: BcNotification): string {
   return [n.subscriptionId, n.resource, n.changeType, n.lastModifiedDateTime ?? ""].join("|");
 }
 
+/** A copy of `subs` without `key`. */
+function without(subs: Record<string, BcSubscription>, key: string): Record<string, BcSubscription> {
+  return Object.fromEntries(Object.entries(subs).filter(([k]) => k !== key));
+}
+
 /** Persisted lifecycle state: one subscription per entity set. */
 export interface BcSubscriptionState {
   notificationUrl: string;
@@ -156,7 +161,7 @@ export class BcSubscriptions {
     const remote = await this.o.client.subscriptions();
     for (const entitySet of entitySets.filter((e) => supported.has(e))) {
       // a saved subscription BC no longer has (expired, or deleted after a refused delivery) is made again
-      if (state.subs[entitySet] && !remote.some((r) => r.subscriptionId === state.subs[entitySet].subscriptionId)) delete state.subs[entitySet];
+      if (state.subs[entitySet] && !remote.some((r) => r.subscriptionId === state.subs[entitySet].subscriptionId)) state.subs = without(state.subs, entitySet);
       if (!state.subs[entitySet]) {
         const resource = this.o.client.subscriptionResource(entitySet);
         const found = remote.find((r) => r.notificationUrl === this.o.notificationUrl && r.resource === resource);
@@ -203,7 +208,7 @@ export class BcSubscriptions {
 
   private async drop(state: BcSubscriptionState, entitySet: string): Promise<void> {
     const sub = state.subs[entitySet];
-    delete state.subs[entitySet];
+    state.subs = without(state.subs, entitySet);
     if (sub) await this.o.client.unsubscribe(sub);
     await this.o.save(state);
   }
@@ -214,7 +219,7 @@ export class BcSubscriptions {
     let n = 0;
     for (const entitySet of Object.keys(state.subs)) {
       const sub = state.subs[entitySet];
-      delete state.subs[entitySet];
+      state.subs = without(state.subs, entitySet);
       if (sub && (await this.o.client.unsubscribe(sub))) n++;
       await this.o.save(state);
     }
