@@ -32,6 +32,13 @@ export interface BcConfigApi {
   use(user: RedNode): void;
 }
 
+/** An optional field: empty when blank or an unset `${VAR}` reference (then the public cloud's default applies). */
+function optional(value: unknown, field: string): string | undefined {
+  const s = typeof value === "string" ? value.trim() : "";
+  if (/^\$\{\S+\}$/.test(s)) return undefined;
+  return configString(s, field) || undefined;
+}
+
 /** A client from the editor's fields and credentials. @throws ValidationError `bad_config` / `missing_env` */
 export function buildBcClient(config: BcConfigProps, c: Record<string, string | undefined>, onAuthState?: (s: AuthState) => void): BcClient {
   const timeout = Number(config.timeout);
@@ -44,9 +51,9 @@ export function buildBcClient(config: BcConfigProps, c: Record<string, string | 
     clientId: configString(c.clientId, "Client ID"),
     clientSecret: privateKey ? undefined : configString(c.clientSecret, "Client secret"),
     certificate: privateKey ? { privateKey, thumbprintSha256: thumbprint } : undefined,
-    authorityHost: configString(config.authorityHost, "Authority host") || undefined,
-    apiHost: configString(config.apiHost, "API host") || undefined,
-    tls: c.caPem ? { ca: c.caPem } : undefined,
+    authorityHost: optional(config.authorityHost, "Authority host"),
+    apiHost: optional(config.apiHost, "API host"),
+    tls: optional(c.caPem, "CA") ? { ca: String(c.caPem) } : undefined,
     http: Number.isFinite(timeout) && timeout > 0 ? { timeoutMs: timeout * 1000 } : undefined,
     onAuthState,
   });
