@@ -123,6 +123,18 @@ describe("bc: client (nodes/lib/bc) against BcSim", function () {
       assert.ok(sim.apiCalls().every((c) => c.status === 200), "no call went out with an expired token");
     });
 
+    it("over 24 simulated hours of calls: a token per 60–90 min lifetime, renewed before expiry (no call meets a 401)", async () => {
+      let t = Date.now();
+      const c = newClient({ now: () => t });
+      for (let minute = 0; minute < 24 * 60; minute += 5) {
+        t = Date.now() + minute * 60_000;
+        sim.offsetMs = minute * 60_000;
+        await c.companies();
+      }
+      assert.ok(sim.apiCalls().every((l) => l.status === 200), "no call went out with an expired token");
+      assert.ok(sim.tokensIssued >= 16 && sim.tokensIssued <= 26, `${sim.tokensIssued} tokens in 24 h`);
+    });
+
     it("refuses a wrong secret with the AADSTS code, no secret in the text, and does not retry during the pause", async () => {
       const bad = newClient({ clientSecret: "wrong-secret-value" });
       const e1 = await bad.companies().catch((e: unknown) => e);

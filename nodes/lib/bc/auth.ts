@@ -196,8 +196,9 @@ export class EntraTokenSource implements AuthSource {
     if (!result?.accessToken) throw new AuthError("Entra ID answered without an access token", { code: "auth_failed" });
     if (result.fromCache !== true) this.requests++;
     this.skipCache = false;
-    const expiresAt = result.expiresOn ? result.expiresOn.getTime() : before + 3_600_000;
-    const ttl = Math.max(0, expiresAt - before);
+    // MSAL dates the expiry on the wall clock; the lifetime left is placed on this source's clock
+    const ttl = result.expiresOn ? Math.max(0, result.expiresOn.getTime() - Date.now()) : 3_600_000;
+    const expiresAt = before + ttl;
     this.token = result.accessToken;
     this.expiresAt = expiresAt;
     this.refreshAt = expiresAt - Math.min(this.skewMs, ttl / 2);

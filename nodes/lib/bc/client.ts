@@ -57,6 +57,8 @@ export interface BcClientOptions {
   onAuthState?: (s: AuthState) => void;
   /** Attempts for an idempotent request answered 502/503/504 (Retry-After honoured); default 4. */
   maxAttempts?: number;
+  /** Clock for token expiry, ms since the epoch (tests, benchmarks); default `Date.now`. */
+  now?: () => number;
 }
 
 /** List options (OData v4 query options ml-connector uses, reference §4). Texts are unencoded. */
@@ -123,8 +125,8 @@ export class BcClient {
     this.pageSize = Math.min(20_000, Math.max(1, Math.floor(o.pageSize ?? BC_PAGE_SIZE)));
     this.maxAttempts = o.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts;
     this.http = new HttpClient({ ...o.http, tls: o.tls });
-    const source = new EntraTokenSource({ http: this.http, tenant: this.tenant, clientId: o.clientId, clientSecret: o.clientSecret, certificate: o.certificate, authorityHost: o.authorityHost });
-    this.auth = new AuthManager(source, { onState: o.onAuthState });
+    const source = new EntraTokenSource({ http: this.http, tenant: this.tenant, clientId: o.clientId, clientSecret: o.clientSecret, certificate: o.certificate, authorityHost: o.authorityHost, now: o.now });
+    this.auth = new AuthManager(source, { onState: o.onAuthState, now: o.now });
     this.budget = new Budget({ maxConcurrent: o.budget?.maxConcurrent ?? 5, limits: { perMinute: o.budget?.perMinute ?? 1200 } });
   }
 
