@@ -364,6 +364,20 @@ describe("bc: client (nodes/lib/bc) against BcSim", function () {
       assert.equal(sim.subs.size, 0);
     });
 
+    it("the same change read by webhook and by poll has one jobId; a later change a new one", async () => {
+      await client.subscribe("salesInvoices", rx.url, "s");
+      const inv = sim.upsert("salesInvoices", { number: "S7", status: "Open" });
+      await sim.flush();
+      const [pushed] = await drain(client.changes(rx.bodies[0].value[0]));
+      const polled = await drain(client.pollRead("salesInvoices", ""));
+      assert.equal(pushed.erp.action, "created");
+      assert.equal(polled[0].erp.action, "updated");
+      assert.equal(pushed.erp.jobId, polled[0].erp.jobId);
+      sim.upsert("salesInvoices", { id: inv.id, status: "Paid" }, Date.now() + 1000);
+      const [later] = await drain(client.pollRead("salesInvoices", ""));
+      assert.notEqual(later.erp.jobId, pushed.erp.jobId);
+    });
+
     it("a deleted notification yields an id-only deleted event; a resource outside the environment is refused", async () => {
       const id = "3f1c2a9e-0b7d-4e1a-9c55-1a2b3c4d5e6f";
       const [ev] = await drain(client.changes({ subscriptionId: "x", resource: `/api/v2.0/companies(${sim.companyId})/salesInvoices(${id})`, changeType: "deleted", lastModifiedDateTime: "2024-03-01T09:14:22.517Z" }));
