@@ -162,6 +162,23 @@ export class IntacctSim {
     if (i >= 0) list.splice(i, 1);
   }
 
+  /** Back to the state of a new simulator (records, sessions, ledgers, faults and knobs), keeping the port. */
+  reset(): void {
+    const fresh = new IntacctSim();
+    for (const k of ["senderId", "senderPassword", "companyId", "userId", "userPassword", "senderAuthorized", "sessionDurationMs", "timeZone", "clockOffsetMs", "resultIdLifetimeMs", "maxConcurrent", "delayMs", "sessionEndpointPath", "logins"] as const) {
+      (this as Record<string, unknown>)[k] = fresh[k];
+    }
+    this.faults.length = 0;
+    this.log.length = 0;
+    this.requestUrls.length = 0;
+    this.violations.length = 0;
+    this.sessions.clear();
+    this.resultIds.clear();
+    for (const k of Object.keys(this.failFunctions)) delete this.failFunctions[k];
+    for (const k of Object.keys(this.records)) delete this.records[k];
+    Object.assign(this.records, { APBILL: [], APPYMT: [], VENDOR: [] });
+  }
+
   /** Expire every session now (the next call with its id is an authentication failure). */
   expireSessions(): void {
     for (const s of this.sessions.values()) s.expiresAt = this.now() - 1;

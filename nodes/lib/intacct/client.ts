@@ -87,6 +87,7 @@ export class IntacctClient {
   private readonly http: HttpClient;
   private readonly budget: Budget;
   private readonly configured: URL;
+  private readonly cache = new Map<string, { at: number; row: Record<string, unknown> | undefined }>();
   /** Requests sent (every HTTP request the gateway counted, retries included). */
   requests = 0;
 
@@ -270,6 +271,28 @@ export class IntacctClient {
   readByQueryAll(r: ReadByQueryRequest): AsyncGenerator<Record<string, unknown>, void, undefined> {
     const object = r.object.toUpperCase();
     return readMorePages(() => this.readByQuery(r), (id) => this.readMore(id, object));
+  }
+
+  /**
+   * One record by a key field (`query` with `equalto`, page size 1), e.g. `get("VENDOR", "VENDORID", "V1007",
+   * ["NAME", "DISPLAYCONTACT.CELLPHONE"])`. With `maxAgeMs` > 0 an answer (found or not) is reused for that long,
+   * so enriching many alerts about the same vendor costs one call (at most 1000 entries, oldest dropped first).
+   * @returns the row as plain JSON, or undefined when no record has that key
+   * @throws as {@link query}
+   */
+  async get(object: string, keyField: string, key: string, select: string[], maxAgeMs = 0): Promise<Record<string, unknown> | undefined> {
+    const cacheKey = JSON.stringify([object.toUpperCase(), keyField.toUpperCase(), key, select]);
+    const now = (this.opts.now ?? Date.now)();
+    const hit = this.cache.get(cacheKey);
+    if (hit && maxAgeMs > 0 && now - hit.at < maxAgeMs) return hit.row;
+    const page = await this.query({ object, select, filter: { field: keyField, op: "equalto", value: key }, pageSize: 1 });
+    const row = page.rows[0];
+    if (maxAgeMs > 0) {
+      this.cache.delete(cacheKey);
+      this.cache.set(cacheKey, { at: now, row });
+      if (this.cache.size > 1000) this.cache.delete(this.cache.keys().next().value as string);
+    }
+    return row;
   }
 
   /**

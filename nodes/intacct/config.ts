@@ -1,0 +1,117 @@
+/**
+ * `mlc-intacct-config`: one Sage Intacct company reached through the XML gateway with a Web Services sender and a
+ * company user. Owns the single IntacctClient every Intacct node using it shares: one API session per config node
+ * (getAPISession once, reused while its sliding timeout has more than 5 minutes left), one concurrency budget.
+ * A refused sign-in pauses signing in (5 min) and is shown on this node and on every node using it.
+ * Secrets (sender password, user password) are credentials; sender id and user id too, so an exported flow names
+ * no account. Vendor: developer.intacct.com api/company-console/api-sessions; web-services/queries.
+ */
+import { AuthState } from "../lib/auth/source";
+import { INTACCT_ENDPOINT, IntacctClient } from "../lib/intacct/client";
+import { registerTestEndpoint } from "../shared/admin";
+import { ConfigUsers, OwnedClient, configApi, configString } from "../shared/config";
+import { Status, registerNode, t } from "../shared/node";
+import type { RedAPI, RedNode } from "../shared/types";
+
+export const INTACCT_CONFIG_TYPE = "mlc-intacct-config";
+
+export interface IntacctConfigProps extends Record<string, unknown> {
+  name?: string;
+  /** Gateway URL; empty = https://api.intacct.com/ia/xml/xmlgw.phtml. May be `${INTACCT_URL}`. */
+  endpoint?: string;
+  companyId?: string;
+  /** Entity (location) id for an entity-level session; empty = top level. */
+  locationId?: string;
+  /** The company's IANA time zone (WHENMODIFIED and dates have no offset). */
+  timeZone?: string;
+  /** Requests in flight at once (the company's performance tier). */
+  maxConcurrent?: string | number;
+  timeout?: string | number;
+}
+
+export interface IntacctConfigApi {
+  /** @throws the configuration error; ErpError "client_closed" after the config node closed */
+  client(): IntacctClient;
+  readonly tenant: string;
+  /** Register a node that uses this connection: it is shown the connection's sign-in problems (idempotent). */
+  use(user: RedNode): void;
+}
+
+function positive(v: unknown): number | undefined {
+  const n = Number(v);
+  return v !== "" && v !== undefined && Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
+/** @throws ValidationError "missing_env" for an unset `${VAR}`; ErpError "bad_config" for a missing credential */
+function buildClient(config: IntacctConfigProps, c: Record<string, string | undefined>, onAuthState?: (s: AuthState) => void): IntacctClient {
+  const timeout = positive(config.timeout);
+  return new IntacctClient({
+    endpoint: configString(config.endpoint, "Endpoint") || INTACCT_ENDPOINT,
+    companyId: configString(config.companyId, "Company ID"),
+    locationId: configString(config.locationId, "Entity") || undefined,
+    timeZone: configString(config.timeZone, "Time zone") || "UTC",
+    senderId: configString(c.senderId, "Sender ID"),
+    senderPassword: configString(c.senderPassword, "Sender password"),
+    userId: configString(c.userId, "User ID"),
+    userPassword: configString(c.userPassword, "User password"),
+    maxConcurrent: positive(config.maxConcurrent),
+    http: timeout ? { timeoutMs: timeout * 1000 } : undefined,
+    onAuthState,
+  });
+}
+
+export function registerIntacctConfig(RED: RedAPI): void {
+  registerNode<IntacctConfigProps>(
+    RED,
+    INTACCT_CONFIG_TYPE,
+    (node, config) => {
+      const users = new ConfigUsers();
+      const owned = new OwnedClient(node, () =>
+        buildClient(config, node.credentials, (s) => {
+          if (s.blocked) {
+            const status = Status.error(t(RED, "errors.auth_cooldown", undefined, "sign-in paused"));
+            node.status(status);
+            users.show(status);
+            node.warn(s.error?.message ?? "Intacct refused the sign-in");
+          } else {
+            users.clear();
+            node.status(Status.ok(t(RED, "mlc-intacct-config.status.signedIn", undefined, "signed in")));
+          }
+        }),
+      );
+      (node as RedNode & { mlc: IntacctConfigApi }).mlc = {
+        client: () => owned.get(),
+        get tenant() {
+          return configString(config.companyId, "Company ID");
+        },
+        use: (user: RedNode) => users.add(user),
+      };
+    },
+    {
+      senderId: { type: "text" },
+      senderPassword: { type: "password" },
+      userId: { type: "text" },
+      userPassword: { type: "password" },
+    },
+  );
+
+  registerTestEndpoint(RED, INTACCT_CONFIG_TYPE, async ({ config, credentials }) => {
+    const client = buildClient(config as IntacctConfigProps, credentials);
+    try {
+      const r = await client.testConnection();
+      return { ok: true, message: `Signed in to ${r.companyId}${r.locationId ? ` / ${r.locationId}` : ""} as ${r.userId}; session endpoint ${r.endpointHost}` };
+    } finally {
+      await client.close();
+    }
+  });
+}
+
+/**
+ * The Intacct config node a dependent node references; `user` is registered with it (sign-in problems shown).
+ * @throws ValidationError code "no_config"
+ */
+export function intacctConfig(RED: RedAPI, id: unknown, user?: RedNode): IntacctConfigApi {
+  const api = configApi<IntacctConfigApi>(RED, id, INTACCT_CONFIG_TYPE, "Intacct connection");
+  if (user) api.use(user);
+  return api;
+}
