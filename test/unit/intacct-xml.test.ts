@@ -33,6 +33,7 @@ describe("intacct: XML hygiene", () => {
   it("a 4xx with an XML body is read as an answer; a Cloudflare page is an HttpError", () => {
     const doc = readDocument({ status: 401, headers: {}, body: "<response><control><status>failure</status></control></response>", attempts: 1 }, "http://x/");
     assert.ok(doc.response);
+    assert.throws(() => readDocument({ status: 200, headers: {}, body: "<!DOCTYPE html><html><body>Attention required</body></html>", attempts: 1 }, "http://x/"), (e: unknown) => (e as { code?: string }).code === "http_200");
     assert.throws(() => readDocument({ status: 502, headers: {}, body: "<!DOCTYPE html><html><div id='cf-error-details'></div></html>", attempts: 1 }, "http://x/"), (e: unknown) => (e as { status?: number }).status === 502 && (e as { retryable?: boolean }).retryable === true);
   });
 });

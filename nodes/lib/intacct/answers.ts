@@ -100,8 +100,8 @@ function obj(v: unknown): Record<string, unknown> | undefined {
 
 /**
  * Check the HTTP layer: 429 → RateLimitedError (`GW-0010`, Retry-After honoured when sent); an XML body is read
- * whatever the status (a 4xx with XML is a normal answer, SDK rule); anything else non-2xx → HttpError (HTML pages
- * included, never parsed further).
+ * whatever the status (a 4xx with XML is a normal answer, SDK rule); a non-XML body (an HTML page, even with a 200)
+ * or a non-2xx answer that is not readable XML → HttpError (`http_<status>`, retryable for 5xx but 524).
  * @returns the parsed document
  * @throws RateLimitedError, HttpError, XmlRefusedError (`xml_doctype` even on a 200)
  */
@@ -110,7 +110,8 @@ export function readDocument(res: HttpResponse, url: string): Record<string, unk
     throw new RateLimitedError(`Intacct rate limit (429 GW-0010) at ${safeUrl(url)}`, { status: 429, vendorCode: "GW-0010", retryAfterMs: parseRetryAfter(res.headers["retry-after"]) });
   }
   const looksXml = /^\s*</.test(res.body) && !/^\s*<(!doctype\s+html|html)/i.test(res.body);
-  if (res.status >= 200 && res.status < 300) return parseXml(res.body);
+  const ok = res.status >= 200 && res.status < 300;
+  if (ok && looksXml) return parseXml(res.body);
   if (looksXml) {
     try {
       return parseXml(res.body);
@@ -118,6 +119,7 @@ export function readDocument(res: HttpResponse, url: string): Record<string, unk
       if (err instanceof XmlRefusedError && err.code === "xml_doctype") throw err;
     }
   }
+  // an HTML page (Cloudflare) or any other non-XML body, whatever the status: never handed to the XML parser
   const retryable = res.status >= 500 && res.status !== 524;
   throw new HttpError(`Intacct gateway answered HTTP ${res.status}${looksXml ? "" : " (not XML)"}`, res.status, { retryable });
 }
