@@ -282,3 +282,34 @@ describe("intacct: XML gateway client against the simulator", () => {
     await assert.rejects(bad.testConnection(), /Invalid location/);
   });
 });
+
+describe("intacct: the session kept across a restart", () => {
+  let sim: IntacctSim;
+  beforeEach(async () => {
+    sim = new IntacctSim();
+    await sim.start();
+    sim.upsert("APBILL", { RECORDNO: "1", RECORDID: "A", VENDORID: "V1", STATE: "Submitted" });
+  });
+  afterEach(() => sim.stop());
+
+  const opts = (): IntacctClientOptions => ({ endpoint: sim.endpoint, senderId: sim.senderId, senderPassword: sim.senderPassword, companyId: sim.companyId, userId: sim.userId, userPassword: sim.userPassword, timeZone: sim.timeZone });
+
+  it("a restarted client reuses the kept session instead of opening a second one; a failed one is forgotten", async () => {
+    const kept: (unknown | undefined)[] = [];
+    const first = new IntacctClient({ ...opts(), onSession: (s) => kept.push(s) });
+    await first.query({ object: "APBILL", select: ["RECORDNO"] });
+    await first.close(); // like kill -9: nothing is signed out, the session stays alive on the server
+    const saved = kept[kept.length - 1] as NonNullable<IntacctClientOptions["session"]>;
+    assert.ok(saved && saved.sessionId && saved.endpoint === sim.endpoint && saved.expiresAt > Date.now());
+    const second = new IntacctClient({ ...opts(), session: saved, onSession: (s) => kept.push(s) });
+    await second.query({ object: "APBILL", select: ["RECORDNO"] });
+    assert.equal(sim.logins, 1, "one getAPISession across the restart");
+    sim.expireSessions();
+    await second.query({ object: "APBILL", select: ["RECORDNO"] });
+    assert.equal(sim.logins, 2);
+    assert.ok(kept.includes(undefined), "the failed session was forgotten");
+    assert.notEqual((kept[kept.length - 1] as { sessionId: string }).sessionId, saved.sessionId);
+    assert.deepEqual(sim.violations, []);
+    await second.close();
+  });
+});

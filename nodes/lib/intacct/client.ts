@@ -56,6 +56,10 @@ export interface IntacctClientOptions extends IntacctCredentials {
   cooldownMs?: number;
   /** Told when sign-in is paused or resumes. */
   onAuthState?: (s: AuthState) => void;
+  /** A session kept from an earlier run (see session.ts); used while valid. */
+  session?: IntacctSession;
+  /** Told the session to keep across restarts, `undefined` when it must be forgotten; must not throw. */
+  onSession?: (s: IntacctSession | undefined) => void;
   /** HTTP client options (timeouts, TLS). */
   http?: HttpClientOptions;
   /** Local clock, ms since the epoch (tests). */
@@ -113,6 +117,8 @@ export class IntacctClient {
       login: (signal) => this.login(signal),
       renewBeforeMs: opts.renewBeforeMs,
       now: opts.now,
+      initial: opts.session,
+      onSession: opts.onSession,
     });
     this.auth = new AuthManager(source, { cooldownMs: opts.cooldownMs, onState: opts.onAuthState, now: opts.now });
   }

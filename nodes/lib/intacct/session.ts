@@ -7,7 +7,10 @@
  *   with ours), counted down on the local clock from the moment the answer arrived;
  * - valid while more than `renewBeforeMs` (default 5 min, capped at half the lifetime) is left; log in again only then,
  *   when there is no session, or after an authentication failure (the manager invalidates it: never sent again);
- * - the session is keyed by endpoint + sender id + company id + user id + location id ({@link sessionKey}).
+ * - the session is keyed by endpoint + sender id + company id + user id + location id ({@link sessionKey});
+ * - a session can be handed in at start (`initial`) and is handed out when it changes (`onSession`: after a login,
+ *   when the expiry moved by more than a minute, and `undefined` when it failed), so the owner can keep it across a
+ *   restart (sessions are scarce: a crash should not open a second one while the first is alive).
  */
 import { AuthSource } from "../auth/source";
 
@@ -23,6 +26,8 @@ export interface IntacctSession {
   locationId: string;
   /** Local clock (ms since the epoch) at which the server says the session times out. */
   expiresAt: number;
+  /** Longest lifetime the server gave it, ms (caps the renewal margin at half of it). */
+  lifetimeMs?: number;
 }
 
 /** Remaining lifetime in ms from one answer's `sessiontimestamp` / `sessiontimeout` (both ISO); undefined if absent. */
@@ -47,6 +52,10 @@ export interface IntacctSessionSourceOptions {
   renewBeforeMs?: number;
   /** Local clock, ms since the epoch. */
   now?: () => number;
+  /** A session kept from an earlier run (used while valid; a failure discards it like any other). */
+  initial?: IntacctSession;
+  /** Told the session to keep (see module doc); must not throw. */
+  onSession?: (s: IntacctSession | undefined) => void;
 }
 
 /** See module doc. */
@@ -60,10 +69,27 @@ export class IntacctSessionSource implements AuthSource {
   /** How many times `getAPISession` succeeded (logins per session lifetime, for tests and benchmarks). */
   logins = 0;
 
+  private savedExpiry = 0;
+
   constructor(opts: IntacctSessionSourceOptions) {
     this.opts = opts;
     this.key = opts.key;
     this.now = opts.now ?? Date.now;
+    const s = opts.initial;
+    if (s && typeof s.sessionId === "string" && s.sessionId && typeof s.endpoint === "string" && Number.isFinite(s.expiresAt)) {
+      this.current = { ...s };
+      this.lifetimeMs = s.lifetimeMs ?? 0;
+      this.savedExpiry = s.expiresAt;
+    }
+  }
+
+  private save(s: IntacctSession | undefined): void {
+    this.savedExpiry = s?.expiresAt ?? 0;
+    try {
+      this.opts.onSession?.(s ? { ...s, lifetimeMs: this.lifetimeMs } : undefined);
+    } catch {
+      // keeping the session is best effort
+    }
   }
 
   /** The session in use; undefined before the first login or after an authentication failure. */
@@ -81,7 +107,9 @@ export class IntacctSessionSource implements AuthSource {
     const { session, remainingMs: left } = await this.opts.login(signal);
     this.current = { ...session, expiresAt: Number.POSITIVE_INFINITY };
     this.logins++;
+    this.lifetimeMs = 0;
     this.slide(left);
+    this.save(this.current);
   }
 
   /**
@@ -92,16 +120,21 @@ export class IntacctSessionSource implements AuthSource {
     if (!this.current || remaining === undefined) return;
     this.current.expiresAt = this.now() + remaining;
     this.lifetimeMs = Math.max(this.lifetimeMs, remaining);
+    if (Math.abs(this.current.expiresAt - this.savedExpiry) > 60_000) this.save(this.current);
   }
 
+  /** Forget the session (it failed or is about to expire): it is never sent again, nor kept. */
   invalidate(): void {
+    const had = this.current !== undefined;
     this.current = undefined;
+    if (had) this.save(undefined);
   }
 
   headers(): Record<string, string> {
     return {};
   }
 
+  /** Drop the session from memory (close); what was handed to `onSession` stays kept. */
   clear(): void {
     this.current = undefined;
   }
