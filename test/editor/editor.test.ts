@@ -48,8 +48,8 @@ const FIELD_VISIBILITY: Record<string, [string, string, string, boolean][]> = {
   ],
   "mlc-intacct-fetch": [
     ["#node-input-operation", "get", "#node-input-keyField", true],
-    ["#node-input-operation", "get", "#node-input-filter", false],
-    ["#node-input-operation", "query", "#node-input-filter", true],
+    ["#node-input-operation", "get", "#node-input-orderBy", false],
+    ["#node-input-operation", "query", "#node-input-orderBy", true],
     ["#node-input-operation", "query", "#node-input-keyField", false],
   ],
   "mlc-acumatica-trigger": [
