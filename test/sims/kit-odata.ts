@@ -60,6 +60,15 @@ export class KitSim {
     return this.server.url;
   }
 
+  /** Clears items, the ledger, tokens and faults (credentials and page size are kept). */
+  reset(): void {
+    this.items.length = 0;
+    this.log.length = 0;
+    this.access.clear();
+    this.refresh.clear();
+    this.failNextList = undefined;
+  }
+
   /** Revoke every access token (the next API call answers 401). */
   revokeAccessTokens(): void {
     this.access.clear();
