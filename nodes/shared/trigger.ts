@@ -158,6 +158,8 @@ export interface TriggerSpec {
   poll?: PollSpec;
   /** Extra properties of a poll error's report (e.g. the entity). */
   about?: Record<string, unknown>;
+  /** Runs last on close, after the poll and the subscription manager stopped (e.g. close the family's client). */
+  close?: (removed: boolean) => Promise<void>;
 }
 
 const JOURNAL_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -208,7 +210,11 @@ export function startTrigger(RED: RedAPI, node: RedNode, spec: TriggerSpec): Tri
     closed = true;
     release?.();
     unsubscribe();
-    await Promise.all([poller?.stop(), subs?.stop(removed)]);
+    try {
+      await Promise.all([poller?.stop(), subs?.stop(removed)]);
+    } finally {
+      await spec.close?.(removed);
+    }
   });
   return { journal, poller };
 }

@@ -3,15 +3,17 @@
  * client (family.ts), to show what a new family's trigger costs: `mlc-kit-trigger`, with
  * - poll mode: the fake OData list of test/sims/kit-odata.ts (`modifiedAt` in OData v4 literals, next-link paging);
  * - push mode: `POST <httpNodeRoot>/mlc/kit/<endpoint>` with `{ deliveryId, items: [{ id, name, modifiedAt }] }`,
- *   signed `X-Kit-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with the node's signing key.
+ *   signed `X-Kit-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with the node's signing key. With a public
+ *   URL it registers a webhook subscription at start (the ERP's validation handshake `?validationToken=` is
+ *   answered by the skeleton's hook) and deletes it when the node is deleted (the BC/Exact pattern).
  * Registered only by tests (`registerKitNodes` as a node set).
  */
 import { ErpEventMsg } from "../../nodes/lib/envelope";
 import { ValidationError } from "../../nodes/lib/errors";
 import { odataV4Time } from "../../nodes/lib/poll/conditions";
 import { WatermarkWindow } from "../../nodes/lib/poll/window";
-import { num, onClose, registerNode, reportError } from "../../nodes/shared/node";
-import { hmacSignature, startTrigger } from "../../nodes/shared/trigger";
+import { num, registerNode, reportError } from "../../nodes/shared/node";
+import { SubscriptionManager, ValidationHandshake, hmacSignature, startTrigger } from "../../nodes/shared/trigger";
 import type { RedAPI, RedNode } from "../../nodes/shared/types";
 import { KitClient, kitEvent } from "./family";
 
@@ -24,6 +26,38 @@ interface KitTriggerProps extends Record<string, unknown> {
   overlap?: string | number;
   startFrom?: string;
   store?: string;
+  /** push: the base URL at which the ERP reaches Node-RED's httpNodeRoot; set → a webhook subscription is registered. */
+  publicUrl?: string;
+}
+
+/** Business Central's handshake: `?validationToken=<token>` answered 200 text/plain with the token (a safe token only). */
+export const validationTokenHandshake: ValidationHandshake = {
+  answer: (req) => {
+    const token = new URLSearchParams(req.rawQuery).get("validationToken");
+    if (token === null || !/^[A-Za-z0-9._~-]{1,256}$/.test(token)) return undefined;
+    return { status: 200, headers: { "Content-Type": "text/plain; charset=utf-8" }, body: token };
+  },
+};
+
+/** The webhook subscription of one node: registered at start, deleted when the node is deleted. */
+function subscription(node: RedNode, kit: () => KitClient, notificationUrl: string): SubscriptionManager {
+  let created: Promise<string | undefined> = Promise.resolve(undefined);
+  return {
+    start: () => {
+      created = kit()
+        .subscribe(notificationUrl)
+        .then((sub) => {
+          node.status({ fill: "green", shape: "ring", text: `subscribed until ${sub.expirationDateTime.slice(0, 10)}` });
+          return sub.id;
+        });
+      return created.then(() => undefined);
+    },
+    // a close during the registration waits for it, so a deleted node leaves no subscription behind
+    stop: async (removed) => {
+      const id = await created.catch(() => undefined);
+      if (removed && id) await kit().unsubscribe(id);
+    },
+  };
 }
 
 /** A push body → the events (jobIds as for the same rows polled). @throws SyntaxError, ValidationError */
@@ -42,6 +76,8 @@ export function registerKitNodes(RED: RedAPI): void {
       let client: KitClient | undefined;
       const kit = (): KitClient => (client ??= new KitClient({ baseUrl: config.url ?? "", clientId: config.clientId ?? "", clientSecret: node.credentials.clientSecret ?? "" }));
       const intervalMs = num(config.interval, 60, 1, 86400) * 1000;
+      const path = `/kit/${config.endpoint || "items"}`;
+      const publicUrl = (config.publicUrl ?? "").replace(/\/+$/, "");
       startTrigger(RED, node, {
         i18n: "mlc-kit-trigger",
         family: "kit",
@@ -50,9 +86,11 @@ export function registerKitNodes(RED: RedAPI): void {
         push:
           config.mode === "push"
             ? {
-                path: `/kit/${config.endpoint || "items"}`,
+                path,
                 auth: hmacSignature({ headerName: "X-Kit-Signature", prefix: "sha256=", key: () => node.credentials.signingKey ?? "" }),
                 parse: kitPushEvents,
+                handshake: validationTokenHandshake,
+                subscriptions: publicUrl ? subscription(node, kit, `${publicUrl}/mlc${path}`) : undefined,
               }
             : undefined,
         poll:
@@ -73,8 +111,8 @@ export function registerKitNodes(RED: RedAPI): void {
                 },
               }
             : undefined,
+        close: async () => client?.close(),
       });
-      onClose(node, () => client?.close());
     },
     { clientSecret: { type: "password" }, signingKey: { type: "password" } },
   );

@@ -1,20 +1,27 @@
 /**
  * The test-only family's trigger (test/kit/nodes.ts, `mlc-kit-trigger`) through the same family trigger suite as
  * Acumatica (trigger-suite.ts), in a real Node-RED runtime against test/sims/kit-odata.ts: pushes signed with an
- * HMAC-SHA256 of the body, polling of the fake OData list.
+ * HMAC-SHA256 of the body, polling of the fake OData list; and the skeleton's hooks as Business Central and Exact
+ * Online will use them: a webhook subscription registered through the validation handshake, deleted with the node.
  */
+import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { Testbed } from "../harness/red-testbed";
+import type { TestFlowNode } from "node-red-node-test-helper";
+import { Testbed, until } from "../harness/red-testbed";
 import { registerKitNodes } from "../kit/nodes";
 import { KitSim } from "../sims/kit-odata";
 import { SUITE_SETTINGS, triggerSuite } from "./trigger-suite";
 
 const sim = new KitSim();
+const bed = new Testbed([registerKitNodes as (RED: unknown) => void], SUITE_SETTINGS);
+const TAB: TestFlowNode = { id: "t1", type: "tab", label: "main" };
+const pushNode = (props: Record<string, unknown> = {}): TestFlowNode => ({ id: "trg", type: "mlc-kit-trigger", z: "t1", url: sim.url, clientId: sim.clientId, store: "", mode: "push", endpoint: "suite", ...props, wires: [["events"]] });
+const CREDS = { trg: { clientSecret: sim.clientSecret, signingKey: "kit-signing-key" } };
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 triggerSuite({
   title: "mlc-kit-trigger (test-only family)",
-  bed: new Testbed([registerKitNodes as (RED: unknown) => void], SUITE_SETTINGS),
+  bed,
   sims: [sim],
   flow: (props) => [
     { id: "t1", type: "tab", label: "main" },
@@ -32,4 +39,25 @@ triggerSuite({
     else sim.items.push({ id: ref, name: `item ${ref}`, modifiedAt: iso(atMs) });
   },
   ref: (msg) => String((msg.payload as { id: string }).id),
+  extraCases: () => {
+    it("hooks: a public URL registers a subscription through the validation handshake; deleting the node deletes it", async () => {
+      await bed.load([TAB, pushNode({ publicUrl: bed.url }), { id: "events", type: "helper", z: "t1" }], { trg: { ...CREDS.trg, clientSecret: sim.clientSecret } });
+      await until(() => sim.subscriptions.size === 1, () => `a subscription; sim log ${JSON.stringify(sim.log.filter((l) => l.kind === "subscription"))}`);
+      const [sub] = [...sim.subscriptions.values()];
+      assert.equal(sub.notificationUrl, `${bed.url}/mlc/kit/suite`);
+      await bed.redeploy([TAB]); // the trigger deleted
+      await until(() => sim.subscriptions.size === 0, () => `the subscription deleted; sim log ${JSON.stringify(sim.log.slice(-4))}`);
+      assert.deepEqual(sim.log.filter((l) => l.kind === "subscription").map((l) => (l as { op: string }).op), ["created", "deleted"]);
+    });
+
+    it("hooks: the validation handshake echoes a safe token only (anything else meets the signature check)", async () => {
+      await bed.load([TAB, pushNode({ publicUrl: bed.url }), { id: "events", type: "helper", z: "t1" }], { trg: { ...CREDS.trg, clientSecret: sim.clientSecret } });
+      await until(() => sim.subscriptions.size === 1, "a subscription");
+      const res = await fetch(`${bed.url}/mlc/kit/suite?validationToken=${encodeURIComponent("<script>")}`, { method: "POST" });
+      assert.equal(res.status, 401, "not a handshake: the signature check refuses it");
+      assert.ok(!(await res.text()).includes("script"));
+      const ok = await fetch(`${bed.url}/mlc/kit/suite?validationToken=abc-123`, { method: "POST" });
+      assert.deepEqual([ok.status, await ok.text()], [200, "abc-123"]);
+    });
+  },
 });

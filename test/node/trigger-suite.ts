@@ -36,6 +36,8 @@ export interface TriggerFamily {
   addRecord(ref: string, atMs: number): void;
   /** The record reference of an emitted message. */
   ref(msg: Msg): string;
+  /** The family's own cases, run inside the suite's describe (same runtime and simulators). */
+  extraCases?: () => void;
 }
 
 const SECRET = "suite-Secret-7f3a";
@@ -228,5 +230,7 @@ export function triggerSuite(f: TriggerFamily): void {
       assert.equal(bed.received.events[2].erp.replay, true, "R2 came back as a replay, not from the re-read");
       assert.equal(bed.received.caught.length, 0);
     });
+
+    f.extraCases?.();
   });
 }
