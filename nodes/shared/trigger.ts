@@ -304,14 +304,21 @@ function startPoller(
         node.status(Status.busy(text("status.polling", undefined, "polling")));
         return poll.read(r);
       },
-      // Acknowledged means durable: each event is journaled before it is emitted, the watermark saved after.
+      // Acknowledged means durable: each event is journaled before it is emitted, the watermark saved after. All of
+      // a slice's events are committed at once (the store batches them: ~0.05 ms an event instead of ~5 ms one by
+      // one, test/bench/poll-journal.ts); those committed are emitted in order, and if any failed the tick fails so
+      // the watermark stays and the next poll re-reads them (the committed ones are then dropped as journaled).
       deliver: async (events) => {
-        for (const ev of events) {
-          if (await journal.accept(`p|${ev.erp.jobId}`, [ev])) {
+        const results = await Promise.allSettled(events.map((ev) => journal.accept(`p|${ev.erp.jobId}`, [ev])));
+        events.forEach((ev, i) => {
+          const r = results[i];
+          if (r.status === "fulfilled" && r.value) {
             emit([ev]);
             fresh++;
           }
-        }
+        });
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) throw failed.reason;
       },
       onSlice: (r) => {
         if (!r.last) return;
