@@ -5,7 +5,8 @@
  * - push mode: serves `<httpNodeRoot>/mlc/acumatica/<endpoint>` for Acumatica Push Notifications
  *   (SM302000, webhook destination). The configured shared-secret header is required (compared in
  *   constant time; missing/wrong → 401 with no side effect; none configured → 404, and the status says why once;
- *   a body that is not a notification → 400, logged at most once a minute); a notification's events are committed to the
+ *   a body that is not JSON → 400, logged at most once a minute; JSON that is not a notification → 400 and Catch);
+ *   a notification's events are committed to the
  *   push journal (lib/journal.ts, keyed by Query|Id) before the 200, so at-least-once redeliveries are
  *   answered 200 and dropped and a crash after the 200 replays them at the next start (msg.erp.replay);
  *   an event is finished when a send node settles its jobId. Inserted/Deleted rows become
