@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import { ExactClient } from "../../nodes/lib/exact/client";
 import { ExactTokens } from "../../nodes/lib/exact/tokens";
 import { exactLiteral, fromExact } from "../../nodes/lib/exact/values";
+import { pickRecipient } from "../../nodes/lib/exact/enrich";
 import { parseExactNotification, verifyExactHashCode } from "../../nodes/lib/exact/webhook";
 import { exactTime } from "../../nodes/lib/poll/conditions";
 import { AuthError, ErpError, ValidationError } from "../../nodes/lib/errors";
@@ -279,5 +280,16 @@ describe("exact: HashCode and values", () => {
     assert.deepEqual(out, { "@odata.id": "u", "@odata.type": "Exact.Web.Api.Models.SalesInvoice", DueDate: "2025-04-01T00:00:00.000Z", Empty: null, Exp: [{ D: "1970-01-01T00:00:00.000Z" }] });
     assert.equal(exactLiteral("O'Brien"), "'O''Brien'");
     assert.equal(exactLiteral(INVOICE), `guid'${INVOICE}'`);
+  });
+
+  it("pickRecipient: main contact first, mobile → SMS, e-mail only → e-mail, account e-mail last, opt-outs honoured", () => {
+    const account = { ID: "a", MainContact: "c2", Email: "ap@x.example" };
+    const c1 = { ID: "c1", FullName: "One", Mobile: "+31611111111" };
+    const c2 = { ID: "c2", FullName: "Two", BusinessEmail: "two@x.example" };
+    assert.deepEqual(pickRecipient({ account, contacts: [c1, c2] }).recipient, { channel: "email", to: "two@x.example", name: "Two", contactId: "c2", accountId: "a" });
+    assert.equal(pickRecipient({ account, contacts: [c1, c2] }, (to) => to === "two@x.example").recipient?.to, "+31611111111");
+    assert.equal(pickRecipient({ account, contacts: [] }).recipient?.to, "ap@x.example");
+    assert.deepEqual(pickRecipient({ account: { ID: "a" }, contacts: [{ ID: "c3", FullName: "Nobody" }] }), { reason: "no-contact-found" });
+    assert.deepEqual(pickRecipient({ account: { ID: "a" }, contacts: [c1] }, () => true), { reason: "opted-out" });
   });
 });
