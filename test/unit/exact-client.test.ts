@@ -13,6 +13,7 @@ import { ExactClient } from "../../nodes/lib/exact/client";
 import { ExactTokens } from "../../nodes/lib/exact/tokens";
 import { exactLiteral, fromExact } from "../../nodes/lib/exact/values";
 import { pickRecipient } from "../../nodes/lib/exact/enrich";
+import { eventFromNotification, exactPollRead, exactWindow } from "../../nodes/lib/exact/events";
 import { parseExactNotification, verifyExactHashCode } from "../../nodes/lib/exact/webhook";
 import { exactTime } from "../../nodes/lib/poll/conditions";
 import { AuthError, ErpError, ValidationError } from "../../nodes/lib/errors";
@@ -207,6 +208,40 @@ describe("exact: client (nodes/lib/exact) against ExactSim", function () {
     sim.callbackTarget = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
     const c = client({ tokens: { refreshToken: sim.grant() } });
     await assert.rejects(c.subscribe("SalesInvoices", "https://nodered.example.com/mlc/exact/i"), (e: unknown) => e instanceof Error && /callback URL endpoint returns 500/.test(e.message));
+  });
+
+  it("a signed delivery → the fetched record as an envelope with the same jobId a poll of the same change yields", async () => {
+    const bodies: string[] = [];
+    const receiver = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        bodies.push(Buffer.concat(chunks).toString("utf8"));
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+    closers.push(() => new Promise<void>((r) => receiver.close(() => r())));
+    sim.callbackTarget = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    const c = client({ tokens: { refreshToken: sim.grant() } });
+    await c.subscribe("SalesInvoices", "https://nodered.example.com/mlc/exact/invoices");
+    assert.deepEqual(await sim.notify("SalesInvoices", "Update", INVOICE), [200]);
+    const body = bodies.find((b) => b.length > 0) as string;
+    assert.ok(verifyExactHashCode(body, sim.webhookSecret));
+    for (const forge of ["lowercase", "secret", "reencoded"] as const) {
+      await sim.notify("SalesInvoices", "Update", INVOICE, forge);
+      assert.equal(verifyExactHashCode(bodies.at(-1) as string, sim.webhookSecret), false, forge);
+    }
+    const pushed = await eventFromNotification(c, parseExactNotification(body) as NonNullable<ReturnType<typeof parseExactNotification>>);
+    assert.equal(pushed?.topic, "exact/SalesInvoices/updated");
+    assert.equal(pushed?.erp.number, "25000142");
+    assert.equal(pushed?.payload.DueDate, "2025-04-01T00:00:00.000Z");
+    const win = exactWindow();
+    const state = { watermark: "", seenAtWatermark: [], recent: [] };
+    const polled: unknown[] = [];
+    for await (const ev of exactPollRead(c, "SalesInvoices")({ filter: win.filterFor(state, undefined, clock.t + 1000), untilMs: clock.t + 1000 })) polled.push(ev);
+    assert.equal(polled.length, 1);
+    assert.equal((polled[0] as typeof pushed)?.erp.jobId, pushed?.erp.jobId);
   });
 
   it("fetches the record a webhook names only on its own host", async () => {
