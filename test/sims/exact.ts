@@ -132,6 +132,8 @@ export class ExactSim {
   callbackTarget = "";
   /** Delay of the second validation POST after a subscription is created, ms. */
   validationDelayMs = 1000;
+  /** When set, the next successful token answer is issued but its connection is destroyed (a lost answer). */
+  dropNextTokenAnswer = false;
   readonly log: ExactLogEntry[] = [];
   readonly data = new Map<string, Map<string, Record<string, unknown>>>();
   readonly subscriptions = new Map<string, Record<string, unknown>>();
@@ -270,6 +272,11 @@ export class ExactSim {
     chain.lastIssuedAt = this.now();
     this.access.set(accessToken, this.now() + 600_000);
     this.log.push({ kind: "token", grant, status: 200, accessToken, refreshToken, usedRefreshToken: used });
+    if (this.dropNextTokenAnswer) {
+      this.dropNextTokenAnswer = false;
+      res.socket?.destroy();
+      return;
+    }
     writeJson(res, 200, { access_token: accessToken, token_type: "bearer", expires_in: "600", refresh_token: refreshToken }, { "Cache-Control": "no-store" });
   }
 

@@ -99,6 +99,20 @@ describe("exact: client (nodes/lib/exact) against ExactSim", function () {
     await assert.rejects(stale.me(), (e: unknown) => e instanceof AuthError && e.code === "reauthorize");
   });
 
+  it("a lost token answer is retried once with the same refresh token, not before 570 s after the lost request", async () => {
+    const rt = sim.grant();
+    const c = client({ tokens: { refreshToken: rt }, http: { retry: { maxAttempts: 1 } } });
+    sim.dropNextTokenAnswer = true;
+    await assert.rejects(c.me(), (e: unknown) => e instanceof Error && (e as { code?: string }).code !== undefined);
+    clock.t += 60_000;
+    await assert.rejects(c.me(), (e: unknown) => e instanceof Error && (e as { code?: string }).code === "refresh_pending");
+    assert.equal(tokenLog().length, 1, "no second token request inside 570 s");
+    clock.t += 520_000;
+    const me = await c.me();
+    assert.equal(me.CurrentDivision, sim.division);
+    assert.deepEqual(tokenLog().map((l) => [l.status, l.usedRefreshToken === rt]), [[200, true], [200, true]]);
+  });
+
   it("a restart inside the token's life uses the saved access token; after expiry it refreshes the saved refresh token (no new login)", async () => {
     let saved: ExactTokens | undefined;
     const a = client({ tokens: { refreshToken: sim.grant() }, onTokens: (t) => void (saved = t) });
