@@ -116,7 +116,7 @@ interface Chain {
 export class ExactSim {
   clientId = "0d6f2b8e-5c1a-4a6e-9b7f-2f3c4d5e6a7b";
   clientSecret = "sim-client-secret";
-  redirectUri = "https://nodered.example.com/mlc/exact/oauth";
+  redirectUri = "https://nodered.example.com/mlc/mlc-exact-config/oauth";
   webhookSecret = "sim-webhook-secret-123";
   division = 123456;
   /** The sim's clock, ms since the epoch. */
