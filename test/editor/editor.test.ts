@@ -53,7 +53,8 @@ const FIELD_VISIBILITY: Record<string, [string, string, string, boolean][]> = {
     ["#node-input-mode", "poll", "#node-input-endpoint", false],
   ],
   "mlc-exact-fetch": [
-    ["#node-input-operation", "get", "#node-input-record", true],
+    ["#node-input-operation", "get", "#node-input-entity", true],
+    ["#node-input-operation", "enrich", "#node-input-entity", false],
     ["#node-input-operation", "list", "#node-input-filter", true],
     ["#node-input-operation", "enrich", "#node-input-select", false],
   ],
