@@ -14,7 +14,8 @@ import { ExactTokens } from "../../nodes/lib/exact/tokens";
 import { exactLiteral, fromExact } from "../../nodes/lib/exact/values";
 import { pickRecipient } from "../../nodes/lib/exact/enrich";
 import { eventFromNotification, exactPollRead, exactWindow } from "../../nodes/lib/exact/events";
-import { parseExactNotification, verifyExactHashCode } from "../../nodes/lib/exact/webhook";
+import { judgeExactWebhook, parseExactNotification, verifyExactHashCode } from "../../nodes/lib/exact/webhook";
+import { ensureSubscriptions, removeSubscriptions } from "../../nodes/lib/exact/subscriptions";
 import { exactTime } from "../../nodes/lib/poll/conditions";
 import { AuthError, ErpError, ValidationError } from "../../nodes/lib/errors";
 import { ExactSim, exactDate } from "../sims/exact";
@@ -215,6 +216,26 @@ describe("exact: client (nodes/lib/exact) against ExactSim", function () {
     assert.equal(await c.unsubscribe(s1.ID), false);
   });
 
+  it("ensureSubscriptions subscribes each topic once and removeSubscriptions deletes only ours", async () => {
+    const receiver = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.writeHead(204).end());
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+    closers.push(() => new Promise<void>((r) => receiver.close(() => r())));
+    sim.callbackTarget = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    const c = client({ tokens: { refreshToken: sim.grant() } });
+    const ours = "https://nodered.example.com/mlc/exact/docs";
+    await c.subscribe("Accounts", "https://nodered.example.com/mlc/exact/other");
+    const first = await ensureSubscriptions(c, ["SalesInvoices", "SalesOrders", "Receivables"], ours);
+    assert.deepEqual(first.map((r) => [r.topic, !!r.subscription, /poll it/.test(r.error ?? "")]), [["SalesInvoices", true, false], ["SalesOrders", true, false], ["Receivables", false, true]]);
+    await ensureSubscriptions(c, ["SalesInvoices", "SalesOrders"], ours);
+    assert.equal(sim.subscriptions.size, 3);
+    assert.equal(sim.apiCalls("WebhookSubscriptions").filter((l) => (l as { status: number }).status >= 400).length, 0, "no refused call");
+    assert.equal(await removeSubscriptions(c, ours), 2);
+    assert.deepEqual([...sim.subscriptions.values()].map((s) => s.Topic), ["Accounts"]);
+  });
+
   it("a failing callback fails the subscription with Exact's text", async () => {
     const receiver = http.createServer((_req, res) => res.writeHead(500).end());
     await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
@@ -319,6 +340,10 @@ describe("exact: HashCode and values", () => {
     assert.equal(verifyExactHashCode(sample, "another-secret"), false);
     assert.equal(verifyExactHashCode(sample.replace("https://", "https:\\/\\/"), "sim-webhook-secret-123"), false);
     assert.equal(verifyExactHashCode("", "sim-webhook-secret-123"), false);
+    assert.equal(judgeExactWebhook(Buffer.alloc(0), "sim-webhook-secret-123").kind, "validation");
+    assert.deepEqual(judgeExactWebhook(sample.replace("FF14", "FF15"), "sim-webhook-secret-123"), { kind: "refused", status: 401, reason: "bad_signature" });
+    assert.deepEqual(judgeExactWebhook(sample, ""), { kind: "refused", status: 401, reason: "no_secret" });
+    assert.equal(judgeExactWebhook(sample, "sim-webhook-secret-123").kind, "notification");
     const n = parseExactNotification(sample);
     assert.equal(n?.action, "update");
     assert.equal(n?.deliveryId, "SalesInvoices|123456|7b1c9f2e-3d4a-4e5b-8c6d-9e0f1a2b3c4d|update|2025-03-14T09:26:53.59");

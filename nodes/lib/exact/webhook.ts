@@ -76,3 +76,25 @@ export function parseExactNotification(raw: Buffer | string): ExactNotification 
     deliveryId: [Topic, Division, Key.toLowerCase(), action, EventCreatedOn].join("|"),
   };
 }
+
+/** What the receiver answers and, for a verified delivery, its notification. */
+export type ExactWebhookVerdict =
+  | { kind: "validation"; status: 200 }
+  | { kind: "refused"; status: 401 | 400; reason: "bad_signature" | "malformed" | "no_secret" }
+  | { kind: "notification"; status: 200; notification: ExactNotification };
+
+/**
+ * Decide the answer to one POST at the callback URL (reference §8.2–§8.4): an empty body is Exact's validation call
+ * (2xx, no check); a body whose HashCode does not verify is refused with 401 before anything is parsed; a verified
+ * body without the expected fields gets 400. Never throws. The caller answers 2xx only after journaling the
+ * notification (acknowledged means durable) and fetches the record afterwards.
+ * @param secret the app's webhook secret; empty → every non-empty body is refused (`no_secret`)
+ */
+export function judgeExactWebhook(raw: Buffer | string, secret: string): ExactWebhookVerdict {
+  const text = Buffer.isBuffer(raw) ? raw.toString("utf8") : raw;
+  if (text.trim() === "") return { kind: "validation", status: 200 };
+  if (!secret) return { kind: "refused", status: 401, reason: "no_secret" };
+  if (!verifyExactHashCode(text, secret)) return { kind: "refused", status: 401, reason: "bad_signature" };
+  const notification = parseExactNotification(text);
+  return notification ? { kind: "notification", status: 200, notification } : { kind: "refused", status: 400, reason: "malformed" };
+}
