@@ -14,9 +14,9 @@ import { ExactClient } from "../lib/exact/client";
 import { PartyCache } from "../lib/exact/enrich";
 import { ExactTokens } from "../lib/exact/tokens";
 import type { TokenFile } from "../lib/auth/token-file";
-import { encodeParts, randomId } from "../lib/ids";
+import { encodeParts } from "../lib/ids";
 import { registerTestEndpoint } from "../shared/admin";
-import { readRawBody } from "../shared/dispatcher";
+import { registerAuthorize } from "./authorize";
 import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
 import { Status, registerNode, t } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
@@ -116,44 +116,6 @@ function setup(RED: RedAPI, node: RedNode, config: ExactConfigProps): void {
   (node as RedNode & { mlc: ExactConfigApi }).mlc = api;
 }
 
-/** Pending editor authorisations: state → config node id (10 min). */
-const pending = new Map<string, { id: string; at: number }>();
-
-function registerAuthorize(RED: RedAPI): void {
-  const perm = RED.auth?.needsPermission ? RED.auth.needsPermission(`${EXACT_CONFIG_TYPE}.write`) : (_q: unknown, _s: unknown, next: () => void) => next();
-  type Res = { status(n: number): { json(b: unknown): void; send(b: string): void } };
-  RED.httpAdmin.post(`/mlc/${EXACT_CONFIG_TYPE}/authorize`, perm, (req: { body?: unknown }, res: Res) => {
-    void (async () => {
-      try {
-        // the admin JSON parser's result, or the raw body when the package's /mlc capture claimed it (same roots)
-        const body = (req.body && typeof req.body === "object" ? req.body : JSON.parse((await readRawBody(req as never, 4096)).toString("utf8") || "{}")) as { id?: unknown };
-        const id = typeof body.id === "string" ? body.id : "";
-        const api = configApi<ExactConfigApi>(RED, id, EXACT_CONFIG_TYPE, "deployed Exact Online connection (deploy first, then authorise)");
-        const state = randomId("s");
-        for (const [k, v] of pending) if (Date.now() - v.at > 600_000) pending.delete(k);
-        pending.set(state, { id, at: Date.now() });
-        res.status(200).json({ ok: true, url: api.authorizeUrl(state) });
-      } catch (err) {
-        res.status(200).json({ ok: false, message: err instanceof SyntaxError ? "request body is not JSON" : (err as Error).message });
-      }
-    })();
-  });
-  // Exact's redirect: no admin token travels with a browser redirect, so the single-use state is the guard
-  RED.httpAdmin.get(`/mlc/${EXACT_CONFIG_TYPE}/oauth`, (req: { query?: Record<string, unknown> }, res: Res) => {
-    const state = String(req.query?.state ?? "");
-    const p = pending.get(state);
-    pending.delete(state);
-    if (!p || Date.now() - p.at > 600_000 || typeof req.query?.code !== "string") return void res.status(400).send("Unknown or expired authorisation");
-    const code = req.query.code;
-    Promise.resolve()
-      .then(() => configApi<ExactConfigApi>(RED, p.id, EXACT_CONFIG_TYPE, "Exact Online connection").exchange(code))
-      .then(
-        () => res.status(200).send("Exact Online is authorised. You can close this window."),
-        () => res.status(400).send("Exact refused the authorisation code"),
-      );
-  });
-}
-
 export function registerExactConfig(RED: RedAPI): void {
   registerNode<ExactConfigProps>(RED, EXACT_CONFIG_TYPE, (node, config) => setup(RED, node, config), {
     clientId: { type: "text" },
@@ -161,7 +123,7 @@ export function registerExactConfig(RED: RedAPI): void {
     refreshToken: { type: "password" },
     webhookSecret: { type: "password" },
   });
-  registerAuthorize(RED);
+  registerAuthorize(RED, EXACT_CONFIG_TYPE);
   registerTestEndpoint(RED, EXACT_CONFIG_TYPE, async ({ id }) => {
     // a copy of the connection would use up the single-use refresh token of the deployed one: test the deployed one
     const api = configApi<ExactConfigApi>(RED, id, EXACT_CONFIG_TYPE, "deployed Exact Online connection (deploy first, then test)");
