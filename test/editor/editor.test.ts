@@ -30,11 +30,12 @@ const CHROMIUM = process.env.MLC_CHROMIUM || "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
 
 /** Palette types and, for config types, the palette node whose dialog opens them. */
-const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-bc-fetch"];
+const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-exact-fetch", "mlc-bc-fetch"];
 const CONFIG_TYPES: Record<string, { via: string; prop: string }> = {
   "mlc-acumatica-config": { via: "mlc-acumatica-trigger", prop: "acumatica" },
   "mlc-intacct-config": { via: "mlc-intacct-fetch", prop: "intacct" },
   "mlc-twilio-config": { via: "mlc-twilio-sms", prop: "twilio" },
+  "mlc-exact-config": { via: "mlc-exact-fetch", prop: "exact" },
   "mlc-bc-config": { via: "mlc-bc-fetch", prop: "bc" },
 };
 /** Fields shown or hidden by a mode: [mode select, value, field, shown]. */
@@ -58,6 +59,12 @@ const FIELD_VISIBILITY: Record<string, [string, string, string, boolean][]> = {
     ["#node-input-mode", "push", "#node-input-endpoint", true],
     ["#node-input-mode", "poll", "#node-input-modifiedField", true],
     ["#node-input-mode", "poll", "#node-input-endpoint", false],
+  ],
+  "mlc-exact-fetch": [
+    ["#node-input-operation", "get", "#node-input-entity", true],
+    ["#node-input-operation", "enrich", "#node-input-entity", false],
+    ["#node-input-operation", "list", "#node-input-filter", true],
+    ["#node-input-operation", "enrich", "#node-input-select", false],
   ],
   "mlc-twilio-verify": [
     ["#node-input-operation", "check", "#node-input-channel", false],

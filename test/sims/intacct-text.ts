@@ -65,13 +65,19 @@ function tokenize(q: string): Tok[] {
   while (i < q.length) {
     const c = q[i];
     if (/\s/.test(c)) i++;
-    else if (c === "(" || c === ")" || c === ",") out.push({ t: c, v: c }), i++;
+    else if (c === "(" || c === ")" || c === ",") {
+      out.push({ t: c, v: c });
+      i++;
+    }
     else if (c === "'") {
       let s = "";
       i++;
       for (;;) {
         if (i >= q.length) throw new QueryError("Unterminated string literal");
-        if (q[i] === "\\" && i + 1 < q.length) (s += q[i + 1]), (i += 2);
+        if (q[i] === "\\" && i + 1 < q.length) {
+          s += q[i + 1];
+          i += 2;
+        }
         else if (q[i] === "'") break;
         else s += q[i++];
       }
@@ -80,14 +86,17 @@ function tokenize(q: string): Tok[] {
     } else if (c === '"') throw new QueryError("Double-quoted literals are not allowed; use single quotes");
     else if (/[<>=!]/.test(c)) {
       const m = /^(<=|>=|<>|!=|<|>|=)/.exec(q.slice(i))!;
-      out.push({ t: "op", v: m[1] }), (i += m[1].length);
+      out.push({ t: "op", v: m[1] });
+      i += m[1].length;
     } else if (/[-0-9]/.test(c)) {
       const m = /^-?\d+(\.\d+)?/.exec(q.slice(i));
       if (!m) throw new QueryError(`Unexpected ${c}`);
-      out.push({ t: "num", v: m[0] }), (i += m[0].length);
+      out.push({ t: "num", v: m[0] });
+      i += m[0].length;
     } else if (/[A-Za-z_]/.test(c)) {
       const m = /^[A-Za-z_][A-Za-z0-9_.]*/.exec(q.slice(i))!;
-      out.push({ t: "word", v: m[0] }), (i += m[0].length);
+      out.push({ t: "word", v: m[0] });
+      i += m[0].length;
     } else throw new QueryError(`Unexpected character ${c}`);
   }
   return out;
@@ -130,7 +139,10 @@ export function parseReadByQuery(text: string): Pred {
       p++;
       if (toks[p++]?.t !== "(") throw new QueryError("Expected ( after IN");
       const vals = [value()];
-      while (toks[p]?.t === ",") p++, vals.push(value());
+      while (toks[p]?.t === ",") {
+        p++;
+        vals.push(value());
+      }
       if (toks[p++]?.t !== ")") throw new QueryError("Missing ) after IN list");
       return (r) => vals.some((v) => compareValue(field, r[field] ?? "", v) === 0) !== not;
     }
@@ -143,12 +155,18 @@ export function parseReadByQuery(text: string): Pred {
   };
   const term = (): Pred => {
     const parts = [factor()];
-    while (peekWord("AND")) p++, parts.push(factor());
+    while (peekWord("AND")) {
+      p++;
+      parts.push(factor());
+    }
     return (r) => parts.every((x) => x(r));
   };
   const expr = (): Pred => {
     const parts = [term()];
-    while (peekWord("OR")) p++, parts.push(term());
+    while (peekWord("OR")) {
+      p++;
+      parts.push(term());
+    }
     return (r) => parts.some((x) => x(r));
   };
   if (toks.length === 0) return () => true;

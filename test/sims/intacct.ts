@@ -58,7 +58,6 @@ interface SimSession {
 
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@_", parseTagValue: false, processEntities: true, htmlEntities: true, isArray: (name) => name === "function" });
 
-// eslint-disable-next-line no-control-regex
 const ILLEGAL_RAW = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 const ILLEGAL_REF = /&#(?:x0*(?:[0-8bcef]|1[0-9a-f])|0*(?:[0-8]|1[1-2]|1[4-9]|2[0-9]|3[01]));/i;
 

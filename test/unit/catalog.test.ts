@@ -13,7 +13,8 @@ import { errorStatusKey, Status, statusTemplate } from "../../nodes/shared/node"
 import type { RedAPI } from "../../nodes/shared/types";
 
 const root = path.resolve(__dirname, "..", "..", "..");
-const SETS = ["acumatica", "flow", "twilio", "bc"];
+/** Every node set the package registers (package.json "node-red".nodes), so a new family is checked as soon as it ships. */
+const SETS = Object.keys((JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { "node-red": { nodes: Record<string, string> } })["node-red"].nodes);
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

@@ -23,7 +23,6 @@ export class XmlRefusedError extends ErpError {
 }
 
 // XML 1.0 §2.2 Char: TAB, LF, CR, U+0020–U+D7FF, U+E000–U+FFFD, U+10000–U+10FFFF (surrogate pairs)
-// eslint-disable-next-line no-control-regex
 const ILLEGAL_XML_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** `value` as text with every character XML 1.0 forbids removed (the builder escapes `& < > " '`). */
