@@ -30,6 +30,11 @@ export interface BcConfigApi {
   client(): BcClient;
   /** Register a node that uses this connection: it is shown the connection's sign-in problems (idempotent). */
   use(user: RedNode): void;
+  /**
+   * A new client of the same connection, owned (and closed) by the caller: for clean-up that must outlive the shared
+   * client, e.g. deleting a removed trigger's subscriptions while a full deploy restarts this config node too.
+   */
+  detached(): BcClient;
 }
 
 /** An optional field: empty when blank or an unset `${VAR}` reference (then the public cloud's default applies). */
@@ -78,7 +83,7 @@ export function registerBcConfig(RED: RedAPI): void {
           }
         }),
       );
-      (node as RedNode & { mlc: BcConfigApi }).mlc = { client: () => owned.get(), use: (user: RedNode) => users.add(user) };
+      (node as RedNode & { mlc: BcConfigApi }).mlc = { client: () => owned.get(), use: (user: RedNode) => users.add(user), detached: () => buildBcClient(config, node.credentials) };
     },
     {
       clientId: { type: "text" },

@@ -56,7 +56,7 @@ describe("end to end: Business Central example in a real Node-RED (packed and in
     const set = sets.find((s) => s.module === PACKAGE && s.name === "bc");
     assert.ok(set, "bc node set listed");
     assert.equal(set.err ?? null, null);
-    assert.deepEqual([...set.types].sort(), ["mlc-bc-config", "mlc-bc-fetch"]);
+    assert.deepEqual([...set.types].sort(), ["mlc-bc-config", "mlc-bc-fetch", "mlc-bc-trigger"]);
     const flows = await stack.nodeRed.getJson<FlowNode[]>("/flows");
     assert.deepEqual(flows.filter((n) => n.type === "tab").map((n) => n.label), ["BC overdue invoice SMS"]);
   });

@@ -1,0 +1,176 @@
+/**
+ * `mlc-bc-trigger`: Business Central changes as envelope events. A thin adapter on the trigger skeleton
+ * (nodes/shared/trigger.ts: endpoint, journal, replay, poll loop, status, close) with Business Central's pieces:
+ * - webhook mode: serves `<httpNodeRoot>/mlc/bc/<endpoint>`; answers the `validationToken` handshake (POST or GET,
+ *   exactly 200 and the token); checks `clientState` on every item (a POST with no genuine item → 401); journals the
+ *   notifications before the 202 and then reads each changed record (notifications carry no data) or pages a
+ *   `collection` notification's URL; subscribes the chosen entity sets, renews a day before the 3-day expiry from the
+ *   persisted expiry (survives restarts) and deletes the subscriptions when the node is removed. Entity sets the
+ *   environment cannot notify about (`webhookSupportedResources`: e.g. purchaseOrders) are polled instead.
+ * - poll mode: every entity set polled on `lastModifiedDateTime` (unquoted OData v4 literal) with the persisted watermark.
+ * Vendor: BCDOCS api-reference/v2.0/dynamics-subscriptions, devenv-connect-apps-filtering (reference §4, §8).
+ */
+import type { BcClient, BcNotification } from "../lib/bc/client";
+import { BcSubscriptionState, BcSubscriptions, handshakeAnswer, notificationKey, readNotifications } from "../lib/bc/webhook";
+import type { ErpEventMsg } from "../lib/envelope";
+import { ValidationError } from "../lib/errors";
+import { deriveJobId, hashedKey } from "../lib/ids";
+import { odataV4Time } from "../lib/poll/conditions";
+import { WatermarkWindow } from "../lib/poll/window";
+import { contextBackend, resolveStore } from "../shared/context";
+import { num, registerNode, reportError } from "../shared/node";
+import { PollSpec, PushSpec, startTrigger } from "../shared/trigger";
+import type { RedAPI, RedNode } from "../shared/types";
+import { bcConfig } from "./config";
+
+export interface BcTriggerProps extends Record<string, unknown> {
+  name?: string;
+  bc?: string;
+  mode?: "webhook" | "poll";
+  /** Entity sets, comma-separated, e.g. "salesInvoices,purchaseInvoices,customers". */
+  entities?: string;
+  /** webhook: endpoint name below /mlc/bc/. */
+  endpoint?: string;
+  /** webhook: public origin BC reaches this Node-RED at, e.g. https://nodered.example.com (plus httpNodeRoot). */
+  publicUrl?: string;
+  interval?: string | number;
+  overlap?: string | number;
+  startFrom?: string;
+  store?: string;
+}
+
+const list = (s: unknown): string[] => String(s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+
+/** A notification as the journaled event: the record's id and time, the notification itself as payload. */
+function notificationEvent(client: BcClient, n: BcNotification): ErpEventMsg {
+  const entity = /\/([A-Za-z]+)(?:\([^)]*\))?(?:\?.*)?$/.exec(n.resource.split("?")[0])?.[1] ?? "unknown";
+  const id = /\(([0-9a-f-]{36})\)$/i.exec(n.resource.split("?")[0])?.[1] ?? hashedKey("collection", notificationKey(n));
+  const action = n.changeType === "deleted" ? "deleted" : n.changeType === "created" ? "created" : "updated";
+  const scope = client.scope;
+  const tenant = `${scope.tenant}/${scope.environment}/${scope.companyId}`;
+  const version = n.lastModifiedDateTime ?? notificationKey(n);
+  const erp = { system: "bc" as const, tenant, entity, id, action: action as "created" | "updated" | "deleted", modifiedAt: n.lastModifiedDateTime, jobId: deriveJobId({ system: "bc", tenant, entity, id, version, action }) };
+  return { topic: `bc/${entity}/${action}`, payload: { ...n }, erp, bcNotification: true };
+}
+
+function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallback: string[]): PushSpec {
+  const endpoint = (config.endpoint || "events").trim();
+  const secret = (): string => node.credentials.clientState ?? "";
+  const connection = bcConfig(RED, config.bc, node); // kept: at close Node-RED may no longer find the config node
+  const client = (): BcClient => bcConfig(RED, config.bc, node).client();
+  const base = String(config.publicUrl ?? "").trim().replace(/\/+$/, "");
+  const root = String((RED.settings as { httpNodeRoot?: unknown }).httpNodeRoot ?? "/").replace(/\/+$/, "");
+  const url = `${base}${root}/mlc/bc/${endpoint}`;
+  const backend = contextBackend(node, "node", resolveStore(RED, config.store).name);
+  // no secret or no public URL: the endpoint answers 404 (skeleton) and nothing is subscribed
+  const ready = !!secret() && !!base;
+  const manager = (c: BcClient): BcSubscriptions =>
+    new BcSubscriptions({
+      client: c,
+      notificationUrl: url,
+      clientState: secret() || "-",
+      load: async () => (await backend.get("mlc_bc_subscriptions")) as BcSubscriptionState | undefined,
+      save: (s) => backend.set("mlc_bc_subscriptions", s),
+    });
+  const subs = manager(client());
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const schedule = (at: number | undefined): void => {
+    if (stopped || at === undefined) return;
+    timer = setTimeout(() => {
+      subs.renewDue().then(schedule, (err: unknown) => {
+        reportError(RED, node, err, { topic: "bc/subscription" });
+        schedule(Date.now() + 600_000);
+      });
+    }, Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
+    timer.unref();
+  };
+  return {
+    path: `/bc/${endpoint}`,
+    methods: ["POST", "GET"],
+    handshake: { answer: (req) => handshakeAnswer(req.rawQuery) },
+    auth: { configured: () => !!secret() && !!base, verify: (req) => readNotifications(req.body, secret()).genuine.length > 0 },
+    parse: (body) => {
+      const genuine = readNotifications(body, secret()).genuine;
+      return { key: hashedKey("bc", genuine.map(notificationKey).sort().join("\n")), events: genuine.map((n) => notificationEvent(client(), n)) };
+    },
+    subscriptions: !ready ? undefined : {
+      start: async () => {
+        const r = await subs.ensure(list(config.entities));
+        fallback.push(...r.pollFallback);
+        schedule(r.nextRenewalAt);
+      },
+      stop: async (removed) => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        if (!removed) return;
+        // the shared client may be closing with its config node (full deploy): delete through a client of our own
+        const own = connection.detached();
+        try {
+          await manager(own).removeAll();
+        } finally {
+          await own.close();
+        }
+      },
+    },
+  };
+}
+
+function pollSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, sets: () => string[], firstDelayMs: number): PollSpec {
+  return {
+    window: new WatermarkWindow({ overlapMs: num(config.overlap, 60, 0, 86400) * 1000, modifiedField: "lastModifiedDateTime", timeCondition: odataV4Time }),
+    intervalMs: num(config.interval, 60, 1, 86400) * 1000,
+    firstDelayMs,
+    startFrom: (config.startFrom ?? "").trim() || "now",
+    read: async function* ({ filter }) {
+      const client = bcConfig(RED, config.bc, node).client();
+      for (const entitySet of sets()) yield* client.pollRead(entitySet, filter);
+    },
+  };
+}
+
+/** Wrap `node.send` so journaled notifications go out as the records they name (read now, collections paged). */
+function expandNotifications(RED: RedAPI, node: RedNode, config: BcTriggerProps): void {
+  const send = node.send.bind(node);
+  node.send = ((msg: ErpEventMsg) => {
+    if (!msg || msg.bcNotification !== true) return send(msg);
+    void (async () => {
+      const client = bcConfig(RED, config.bc, node).client();
+      for await (const ev of client.changes(msg.payload as unknown as BcNotification)) {
+        // a record notification keeps the journaled jobId, so a send settling it settles the journal entry
+        const single = !String(msg.erp.id).startsWith("collection");
+        send({ ...ev, erp: { ...ev.erp, ...(single ? { jobId: msg.erp.jobId } : {}), ...(msg.erp.replay ? { replay: true } : {}) } });
+      }
+    })().catch((err: unknown) => reportError(RED, node, err, { topic: "bc/push", resource: (msg.payload as { resource?: string }).resource }));
+  }) as typeof node.send;
+}
+
+export function registerBcTrigger(RED: RedAPI): void {
+  registerNode<BcTriggerProps>(
+    RED,
+    "mlc-bc-trigger",
+    (node, config) => {
+      const webhook = config.mode !== "poll";
+      const fallback: string[] = [];
+      let push: PushSpec | undefined;
+      try {
+        if (!list(config.entities).length) throw new ValidationError("Name at least one entity set, e.g. salesInvoices", { code: "bad_config" });
+        if (webhook) push = webhookSpec(RED, node, config, fallback);
+      } catch (err) {
+        reportError(RED, node, err, { topic: "bc/trigger/start" });
+        return;
+      }
+      expandNotifications(RED, node, config);
+      startTrigger(RED, node, {
+        i18n: "mlc-bc-trigger",
+        family: "bc",
+        store: config.store,
+        stateKey: "mlc_bc_poll",
+        push,
+        poll: pollSpec(RED, node, config, () => (webhook ? fallback : list(config.entities)), webhook ? num(config.interval, 60, 1, 86400) * 1000 : 250),
+        about: { entities: list(config.entities) },
+      });
+    },
+    { clientState: { type: "password" } },
+  );
+}
