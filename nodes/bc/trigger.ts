@@ -11,10 +11,10 @@
  * Vendor: BCDOCS api-reference/v2.0/dynamics-subscriptions, devenv-connect-apps-filtering (reference §4, §8).
  */
 import type { BcClient, BcNotification } from "../lib/bc/client";
-import { BcSubscriptionState, BcSubscriptions, handshakeAnswer, notificationKey, readNotifications } from "../lib/bc/webhook";
+import { BcSubscriptionState, BcSubscriptions, handshakeAnswer, notificationEvent, notificationKey, readNotifications } from "../lib/bc/webhook";
 import type { ErpEventMsg } from "../lib/envelope";
 import { ValidationError } from "../lib/errors";
-import { deriveJobId, hashedKey } from "../lib/ids";
+import { hashedKey } from "../lib/ids";
 import { odataV4Time } from "../lib/poll/conditions";
 import { WatermarkWindow } from "../lib/poll/window";
 import { contextBackend, resolveStore } from "../shared/context";
@@ -40,18 +40,6 @@ export interface BcTriggerProps extends Record<string, unknown> {
 }
 
 const list = (s: unknown): string[] => String(s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
-
-/** A notification as the journaled event: the record's id and time, the notification itself as payload. */
-function notificationEvent(client: BcClient, n: BcNotification): ErpEventMsg {
-  const entity = /\/([A-Za-z]+)(?:\([^)]*\))?(?:\?.*)?$/.exec(n.resource.split("?")[0])?.[1] ?? "unknown";
-  const id = /\(([0-9a-f-]{36})\)$/i.exec(n.resource.split("?")[0])?.[1] ?? hashedKey("collection", notificationKey(n));
-  const action = n.changeType === "deleted" ? "deleted" : n.changeType === "created" ? "created" : "updated";
-  const scope = client.scope;
-  const tenant = `${scope.tenant}/${scope.environment}/${scope.companyId}`;
-  const version = n.lastModifiedDateTime ?? notificationKey(n);
-  const erp = { system: "bc" as const, tenant, entity, id, action: action as "created" | "updated" | "deleted", modifiedAt: n.lastModifiedDateTime, jobId: deriveJobId({ system: "bc", tenant, entity, id, version, action }) };
-  return { topic: `bc/${entity}/${action}`, payload: { ...n }, erp, bcNotification: true };
-}
 
 function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallback: string[]): PushSpec {
   const endpoint = (config.endpoint || "events").trim();

@@ -16,6 +16,8 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { MlcError, ValidationError } from "../errors";
+import type { ErpEventMsg } from "../envelope";
+import { deriveJobId, hashedKey } from "../ids";
 import type { BcClient, BcNotification, BcSubscription } from "./client";
 
 /** Renew this long before `expirationDateTime`, ms (reference §8.2: renew well before the 3 days, e.g. daily). */
@@ -94,6 +96,22 @@ export function notificationKey(n: BcNotification): string {
 /** A copy of `subs` without `key`. */
 function without(subs: Record<string, BcSubscription>, key: string): Record<string, BcSubscription> {
   return Object.fromEntries(Object.entries(subs).filter(([k]) => k !== key));
+}
+
+/**
+ * A notification as the event the trigger journals before answering BC: `erp.id` the record's GUID (a hashed key for a
+ * `collection`), `erp.modifiedAt` the notification's time, `payload` the notification itself, `bcNotification: true`
+ * (the trigger reads the record(s) it names before emitting). `jobId` as for the record read at that time.
+ */
+export function notificationEvent(client: BcClient, n: BcNotification): ErpEventMsg {
+  const entity = /\/([A-Za-z]+)(?:\([^)]*\))?(?:\?.*)?$/.exec(n.resource.split("?")[0])?.[1] ?? "unknown";
+  const id = /\(([0-9a-f-]{36})\)$/i.exec(n.resource.split("?")[0])?.[1] ?? hashedKey("collection", notificationKey(n));
+  const action = n.changeType === "deleted" ? "deleted" : n.changeType === "created" ? "created" : "updated";
+  const scope = client.scope;
+  const tenant = `${scope.tenant}/${scope.environment}/${scope.companyId}`;
+  const version = n.lastModifiedDateTime ?? notificationKey(n);
+  const erp = { system: "bc" as const, tenant, entity, id, action: action as "created" | "updated" | "deleted", modifiedAt: n.lastModifiedDateTime, jobId: deriveJobId({ system: "bc", tenant, entity, id, version, action }) };
+  return { topic: `bc/${entity}/${action}`, payload: { ...n }, erp, bcNotification: true };
 }
 
 /** Persisted lifecycle state: one subscription per entity set. */
