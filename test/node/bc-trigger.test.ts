@@ -68,6 +68,23 @@ describe("bc trigger in Node-RED", function () {
     }
   });
 
+  it("a full deploy while notifications arrive: BC never gets a 4xx, the subscription stays, the change arrives", async () => {
+    await bed.load(flow("salesInvoices"), creds());
+    await until(() => sim.subs.size === 1, "subscription");
+    sim.upsert("salesInvoices", { number: "D1" });
+    const [deploy, deliveries] = await Promise.all([bed.redeploy(flow("salesInvoices"), creds()), sim.flush()]);
+    void deploy;
+    assert.ok(deliveries.every((d) => d.status === 200 || d.status === 503), JSON.stringify(deliveries));
+    assert.equal(sim.subs.size, 1, "the subscription was not deleted");
+    // BC retries what was answered 503 (the simulator keeps it for the next delivery)
+    for (let i = 0; i < 20 && !bed.received.out.some((m) => m.payload.number === "D1"); i++) {
+      await sim.flush();
+      await settle(100);
+    }
+    assert.ok(bed.received.out.some((m) => m.payload.number === "D1"), "the change arrived");
+    assert.equal(sim.log.filter((l) => l.kind === "sub-deleted").length, 0);
+  });
+
   it("polls purchaseOrders (not webhook-enabled); removing the node deletes its subscriptions", async () => {
     await bed.load(flow("salesInvoices,purchaseOrders", "webhook", new Date(Date.now() - 1000).toISOString()), creds());
     await until(() => sim.subs.size === 1, "one subscription (purchaseOrders cannot be subscribed)");
