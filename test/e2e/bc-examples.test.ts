@@ -28,16 +28,7 @@ describe("end to end: Business Central example in a real Node-RED (packed and in
       userDir: path.join(root, "user"),
       install: "pack",
       families: ["bc"],
-      extraEnv: {
-        BC_TENANT: bc.tenant,
-        BC_ENVIRONMENT: bc.environment,
-        BC_COMPANY_ID: bc.companyId,
-        BC_AUTHORITY_HOST: bc.authorityHost,
-        BC_API_HOST: bc.apiHost,
-        BC_CLIENT_ID: bc.clientId,
-        BC_CLIENT_SECRET: bc.clientSecret,
-        NODE_EXTRA_CA_CERTS: path.join(__dirname, "..", "..", "..", "test", "fixtures", "tls", "server-cert.pem"),
-      },
+      extraEnv: bc.env(),
     });
   });
 
@@ -58,7 +49,7 @@ describe("end to end: Business Central example in a real Node-RED (packed and in
     assert.equal(set.err ?? null, null);
     assert.deepEqual([...set.types].sort(), ["mlc-bc-config", "mlc-bc-fetch", "mlc-bc-trigger"]);
     const flows = await stack.nodeRed.getJson<FlowNode[]>("/flows");
-    assert.deepEqual(flows.filter((n) => n.type === "tab").map((n) => n.label), ["BC overdue invoice SMS"]);
+    assert.deepEqual(flows.filter((n) => n.type === "tab").map((n) => n.label), ["BC overdue invoice SMS", "BC purchase invoice approval SMS"]);
   });
 
   it("texts each customer with an open invoice past due once a day; the filter uses BC's unquoted date literal", async function () {
@@ -80,5 +71,20 @@ describe("end to end: Business Central example in a real Node-RED (packed and in
     assert.equal(stack.twilio.messages.length, 2, "the second run the same day sends nothing");
     assert.equal(bc.tokensIssued, 1, "one Entra token for both runs");
     assert.ok(!stack.nodeRed.log.join("\n").includes(bc.clientSecret), "no secret in the log");
+  });
+
+  it("a posted purchase invoice above the threshold texts the approver once, through the webhook the trigger subscribed", async function () {
+    await waitFor(() => (bc.subs.size === 1 ? true : undefined), 30000, "the trigger's subscription (handshake passed)");
+    const before = stack.twilio.messages.length;
+    bc.upsert("purchaseInvoices", { number: "PI-2001", status: "Open", vendorName: "Contoso Freight", totalAmountIncludingTax: 5400, currencyCode: "USD", dueDate: day(30) });
+    bc.upsert("purchaseInvoices", { number: "PI-2002", status: "Open", vendorName: "Small Supplies", totalAmountIncludingTax: 120, currencyCode: "USD", dueDate: day(30) });
+    bc.upsert("purchaseInvoices", { number: "PI-2003", status: "Draft", vendorName: "Draft Vendor", totalAmountIncludingTax: 9000, currencyCode: "USD", dueDate: day(30) });
+    const delivered = await bc.flush();
+    assert.deepEqual(delivered.map((d) => d.status), [200]);
+    const sent = await waitFor(() => (stack.twilio.messages.length > before ? stack.twilio.messages.slice(before) : undefined), 30000, "approval SMS");
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(stack.twilio.messages.length - before, 1);
+    assert.match(sent[0].body, /PI-2001 from Contoso Freight posted: 5400 USD/);
+    assert.equal(bc.log.filter((l) => l.kind === "sub-deleted").length, 0);
   });
 });

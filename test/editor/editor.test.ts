@@ -18,6 +18,7 @@ import path from "node:path";
 import { chromium, Browser, Page } from "playwright-core";
 import { REPO_ROOT, tempDir, waitFor } from "../harness/nodered";
 import { CREDENTIAL_REFS, FlowNode, Stack, startStack } from "../harness/stack";
+import { BcSim } from "../sims/bc";
 
 // The callbacks given to page.evaluate run in the browser; the project compiles without the DOM lib.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -88,6 +89,7 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
   let page: Page;
   let shots: string;
   const pageErrors: string[] = [];
+  const bcSim = new BcSim();
 
   before(async function () {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set MLC_CHROMIUM)`);
@@ -96,7 +98,8 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
     fs.rmSync(shots, { recursive: true, force: true });
     fs.mkdirSync(shots, { recursive: true });
     process.stdout.write(`      screenshots: ${shots}\n`);
-    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", families: [] });
+    await bcSim.start(); // the Business Central examples' trigger subscribes at deploy
+    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", families: [], extraEnv: bcSim.env() });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }); // playwright gives it a new empty profile
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.on("pageerror", (e) => pageErrors.push(String(e.message)));
@@ -117,6 +120,7 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
   after(async function () {
     await browser?.close();
     await stack?.stop();
+    await bcSim.stop();
     if (root && !process.env.MLC_KEEP_E2E) fs.rmSync(root, { recursive: true, force: true });
   });
 

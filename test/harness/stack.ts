@@ -20,6 +20,7 @@ export const CREDENTIAL_REFS: Record<string, Record<string, string>> = {
   "mlc-twilio-config": { accountSid: "${TWILIO_ACCOUNT_SID}", authToken: "${TWILIO_AUTH_TOKEN}", sendgridApiKey: "${SENDGRID_API_KEY}" },
   "mlc-acumatica-trigger": { headerSecret: "${ACUMATICA_PUSH_SECRET}" },
   "mlc-bc-config": { clientId: "${BC_CLIENT_ID}", clientSecret: "${BC_CLIENT_SECRET}" },
+  "mlc-bc-trigger": { clientState: "${BC_CLIENT_STATE}" },
 };
 
 /** Read every example flow under examples/<family>/ and merge them (config nodes shared by id appear once). */

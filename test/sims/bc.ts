@@ -160,6 +160,24 @@ export class BcSim {
     }
   }
 
+  /**
+   * The environment the BC examples read (README "Business Central"), pointing at this simulator; Node-RED trusts the
+   * simulator's TLS certificate through NODE_EXTRA_CA_CERTS. Call after `start()`.
+   */
+  env(): Record<string, string> {
+    return {
+      BC_TENANT: this.tenant,
+      BC_ENVIRONMENT: this.environment,
+      BC_COMPANY_ID: this.companyId,
+      BC_AUTHORITY_HOST: this.authorityHost,
+      BC_API_HOST: this.apiHost,
+      BC_CLIENT_ID: this.clientId,
+      BC_CLIENT_SECRET: this.clientSecret,
+      BC_CLIENT_STATE: "k7Qp9v-shared-secret",
+      NODE_EXTRA_CA_CERTS: path.join(__dirname, "..", "..", "..", "test", "fixtures", "tls", "server-cert.pem"),
+    };
+  }
+
   /** Forget every record, subscription, token, fault and log entry (between tests); settings stay. */
   reset(): void {
     for (const set of this.rows.values()) set.clear();
