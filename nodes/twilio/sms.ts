@@ -170,7 +170,7 @@ export function registerSms(RED: RedAPI): void {
               last = m.status;
               const twilio: TwilioMeta = { sid, status: m.status, to, channel, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}) };
               node.send([null, { topic: `twilio/status/${m.status}`, payload: { MessageSid: sid, MessageStatus: m.status, ErrorCode: m.errorCode ?? undefined }, twilio }]);
-              publishStatus({ kind: "message", sid, status: m.status, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}), fields: { MessageSid: sid, MessageStatus: m.status } });
+              publishStatus(cfg.accountSid, { kind: "message", sid, status: m.status, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}), fields: { MessageSid: sid, MessageStatus: m.status } });
             }
             if (!isFinalStatus(last) && Date.now() < deadline && !closed) polls.set(sid, setTimeout(tick, intervalMs));
           })

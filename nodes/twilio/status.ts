@@ -70,6 +70,7 @@ export function registerStatus(RED: RedAPI): void {
         return check.response;
       }
       const fields = check.fields;
+      const accountSid = twilioConfig(RED, config.twilio).accountSid; // checkTwilioWebhook resolved it already
       const callSid = one(fields.CallSid);
       const sid = one(fields.MessageSid) ?? one(fields.SmsSid) ?? callSid;
       const status = (one(fields.MessageStatus) ?? one(fields.SmsStatus) ?? one(fields.CallStatus) ?? "").toLowerCase();
@@ -95,7 +96,7 @@ export function registerStatus(RED: RedAPI): void {
       const failed = FAILED_STATUSES.has(status);
       node.status((failed ? Status.error : isFinalStatus(status) ? Status.ok : Status.busy)(`${status} …${sid.slice(-4)}`));
       node.send({ topic: `twilio/status/${status}`, payload: fields, twilio: twilioMeta });
-      publishStatus({ kind, sid, status, jobId, ...(twilioMeta.errorCode ? { errorCode: twilioMeta.errorCode } : {}), fields });
+      publishStatus(accountSid, { kind, sid, status, jobId, ...(twilioMeta.errorCode ? { errorCode: twilioMeta.errorCode } : {}), fields });
       return { status: 200, body: "" };
     };
 

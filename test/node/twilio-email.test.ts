@@ -109,7 +109,7 @@ describe("mlc-twilio-email and the SendGrid Event Webhook in Node-RED", function
   });
   before(() => {
     sg.eventWebhookUrl = webhookUrl();
-    unsubscribe = onStatus((s) => bus.push(s));
+    unsubscribe = onStatus("", (s) => bus.push(s)); // channel of the config node's Account SID: none here (SendGrid only)
   });
   after(() => unsubscribe?.());
 
