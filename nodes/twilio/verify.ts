@@ -9,8 +9,11 @@
  */
 import { MlcError, ValidationError } from "../lib/errors";
 import { maskRecipient, toE164 } from "../lib/phone";
-import { VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, checkVerification, startVerification } from "../lib/twilio/verify";
-import { Status, evaluate, firstSet, onInput, registerNode, t } from "../shared/node";
+import { SendLedger, isUnknownOutcome, ledgerKey } from "../lib/twilio/ledger";
+import { VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, StartVerificationParams, checkVerification, startVerification } from "../lib/twilio/verify";
+import type { TwilioClient } from "../lib/twilio/client";
+import { contextBackend, resolveStore } from "../shared/context";
+import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, t } from "../shared/node";
 import type { NodeMessage, NodeStatus, RedAPI } from "../shared/types";
 import { twilioConfig } from "./config";
 
@@ -36,6 +39,8 @@ export interface VerifyProps extends Record<string, unknown> {
   codeType?: string;
   /** Message language for "start" ("" = Twilio's choice); `msg.locale` is used when empty. */
   locale?: string;
+  /** Context store of the start ledger ("" = default). */
+  store?: string;
 }
 
 /** `msg.verify` as emitted on the four outputs. `to` is masked. */
@@ -45,6 +50,36 @@ export interface VerifyMeta {
   to: string;
   channel: string;
   result: VerifyOutcome;
+  /** True when this jobId already started this verification (nothing was sent again). */
+  duplicate?: boolean;
+}
+
+/** Twilio keeps a verification pending for 10 minutes: a start of the same jobId within it is not repeated, ms. */
+const START_LEDGER_TTL_MS = 10 * 60 * 1000;
+
+/**
+ * Start a verification at most once per jobId, recipient, channel and Service within its lifetime: claimed in
+ * `ledger` before the request, recorded after. A start whose outcome is unknown keeps its claim; the next attempt
+ * starts again (Twilio re-sends the same code of the same verification, it never opens a second one).
+ * @returns the start's result, `duplicate` when this key already started one (sid recorded, nothing sent)
+ * @throws as startVerification
+ */
+async function startOnce(ledger: SendLedger, key: string, client: TwilioClient, p: StartVerificationParams): Promise<VerifyResult & { duplicate?: boolean }> {
+  return ledger.serial(key, async () => {
+    const claim = await ledger.claim(key);
+    if (claim.outcome === "sent" && claim.entry.sid) {
+      return { sid: claim.entry.sid, status: claim.entry.status ?? "pending", to: p.to, channel: p.channel, valid: false, result: "pending", duplicate: true };
+    }
+    try {
+      const r = await startVerification(client, p);
+      if (r.result === "pending" && r.sid) await ledger.settle(key, r.sid, r.status);
+      else await ledger.release(key);
+      return r;
+    } catch (err) {
+      if (!isUnknownOutcome(err)) await ledger.release(key);
+      throw err;
+    }
+  });
 }
 
 /** Output index per outcome: approved, pending, expired (+ canceled), max attempts. */
@@ -74,6 +109,13 @@ export function registerVerify(RED: RedAPI): void {
     const counts = (last: string): string =>
       t(RED, `${VERIFY_TYPE}.status.counts`, { last, sent: n.sent, ok: n.approved }, `${last}: sent ${n.sent}, ok ${n.approved}`);
     node.status(Status.idle(t(RED, `${VERIFY_TYPE}.status.ready`, undefined, "ready")));
+    let ledger: SendLedger | undefined;
+    try {
+      ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "vl", ttlMs: START_LEDGER_TTL_MS, maxEntries: 50000 });
+      ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/ledger` }));
+    } catch (err) {
+      reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` });
+    }
 
     /** Status after an outcome: green approved, blue code sent, yellow wrong code / expired, red max attempts. */
     const statusFor = (op: VerifyOperation, r: VerifyOutcome): NodeStatus => {
@@ -114,8 +156,10 @@ export function registerVerify(RED: RedAPI): void {
         if (op === "start") {
           to = recipient(rawTo, channel === "email", cfg.defaultRegion);
           status(Status.busy(t(RED, `${VERIFY_TYPE}.status.sending`, undefined, "sending")));
-          result = await startVerification(cfg.client(), { serviceSid, to, channel, locale: firstSet(str(config.locale), str(msg.locale)) });
-          if (result.result === "pending") n.sent++;
+          const params = { serviceSid, to, channel, locale: firstSet(str(config.locale), str(msg.locale)) };
+          if (!ledger) throw new ValidationError("Start ledger not available", { code: "unknown_store" });
+          result = await startOnce(ledger, ledgerKey(messageJobId(msg), to, `verify:${channel}:${serviceSid}`), cfg.client(), params);
+          if (result.result === "pending" && !(result as { duplicate?: boolean }).duplicate) n.sent++;
         } else {
           const verificationSid = firstSet(str(msg.verificationSid), VE_SID.test(String((msg.verify as { sid?: unknown } | undefined)?.sid ?? "")) ? String((msg.verify as { sid: string }).sid) : undefined);
           const hasTo = rawTo !== undefined && rawTo !== null && String(rawTo).trim() !== "";
@@ -145,6 +189,7 @@ export function registerVerify(RED: RedAPI): void {
         to: maskRecipient(result.to || to),
         channel: result.channel || channel,
         result: result.result,
+        ...((result as { duplicate?: boolean }).duplicate ? { duplicate: true } : {}),
       } satisfies VerifyMeta;
       status(statusFor(op, result.result));
       const out: (NodeMessage | null)[] = [null, null, null, null];

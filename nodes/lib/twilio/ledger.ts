@@ -53,6 +53,8 @@ export interface SendLedgerOptions {
   ttlMs?: number;
   /** Maximum entries, oldest evicted first (default 100000). */
   maxEntries?: number;
+  /** Key prefix in the store (default "sl"); one prefix per kind of create sharing a node context. */
+  prefix?: string;
   now?: () => number;
 }
 
@@ -61,10 +63,10 @@ export class SendLedger {
   private readonly now: () => number;
   readonly ready: Promise<void>;
 
-  /** @param backend committing key/value backend (context store); prefix "sl" */
+  /** @param backend committing key/value backend (context store); key prefix `opts.prefix` (default "sl") */
   constructor(backend: KvBackend, opts: SendLedgerOptions = {}) {
     this.now = opts.now ?? Date.now;
-    this.store = new BoundedStore<LedgerEntry>(backend, { prefix: "sl", ttlMs: opts.ttlMs ?? DEFAULT_LEDGER_TTL_MS, maxEntries: opts.maxEntries ?? 100000, now: this.now });
+    this.store = new BoundedStore<LedgerEntry>(backend, { prefix: opts.prefix ?? "sl", ttlMs: opts.ttlMs ?? DEFAULT_LEDGER_TTL_MS, maxEntries: opts.maxEntries ?? 100000, now: this.now });
     this.ready = this.store.ready.then(async () => {
       for (const e of await this.store.entries()) if (e.v.sid) this.sids.add(e.v.sid);
     });
