@@ -136,6 +136,17 @@ describe("mlc-twilio-email and the SendGrid Event Webhook in Node-RED", function
       assert.equal(r("auditOut")[0].audit.channel, "email");
     });
 
+    it("the same jobId and address again (a replay) is not sent again (main sent 2); another jobId is", async () => {
+      await bed.load(flow(), creds);
+      const first = await sendOne("jEMAILTWICE");
+      const again = await sendOne("jEMAILTWICE");
+      assert.equal(sg.mails.length, 1, "one e-mail");
+      assert.equal(again.sid, first.sid);
+      assert.equal(r("out")[1].twilio.duplicate, true);
+      await sendOne("jEMAILOTHER");
+      assert.equal(sg.mails.length, 2);
+    });
+
     it("an HTML body is sent as text/html with the values HTML-escaped; From and msg.email defaults", async () => {
       await bed.load(flow({ email: { to: "", toType: "msg", from: "Payables Desk <desk@contoso.example>", html: true, body: "<p>Bill <b>{{payload.ReferenceNbr}}</b> from {{payload.Vendor}}</p>" } }), creds);
       bed.node("em").receive({ payload: BILL, email: "Vendor AP <AP@Northwind.Example>" });
