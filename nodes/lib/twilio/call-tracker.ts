@@ -3,7 +3,8 @@
  *
  * A tracked call ends once, with one {@link CallResult}: from an accepted call status (status callback through the
  * account's status channel, lib/twilio/bus.ts, or this tracker's own polling of the Call resource), from the
- * keypress posted to the Gather action, or from the give-up timer. Statuses that arrive before the create's answer
+ * keypress posted to the Gather action, or from the give-up timer. Polling is lib/twilio/status-poller.ts, shared
+ * with the SMS node. Statuses that arrive before the create's answer
  * (Twilio may call back before it answers the POST) are kept a short while in a bounded LRU map and applied when
  * the call is tracked.
  *
@@ -15,6 +16,7 @@ import { LRUCache } from "lru-cache";
 import type { AcceptedStatus } from "./bus";
 import { TwilioCall, isMachine } from "./calls";
 import { isFinalStatus, isStatusAdvance } from "./status";
+import { StatusPoller } from "./status-poller";
 
 /** How a tracked call ended. */
 export type CallResult = "acknowledged" | "answered" | "no-input" | "machine" | "no-answer" | "busy" | "failed" | "canceled";
@@ -69,7 +71,6 @@ export type GatherReply<T> =
 interface Entry<T> {
   call: TrackedCall<T>;
   attempts: number;
-  pollErrorReported: boolean;
   expiry: NodeJS.Timeout;
 }
 
@@ -77,12 +78,22 @@ export class CallTracker<T> {
   private readonly bySid = new Map<string, Entry<T>>();
   private readonly byCorr = new Map<string, Entry<T>>();
   private readonly early: LRUCache<string, AcceptedStatus>;
-  private pollTimer: NodeJS.Timeout | undefined;
-  private polling = false;
+  private readonly poller: StatusPoller<TwilioCall, TrackedCall<T>>;
   private closed = false;
 
   constructor(private readonly o: CallTrackerOptions<T>) {
     this.early = new LRUCache<string, AcceptedStatus>({ max: o.earlyMax ?? 200, ttl: o.earlyTtlMs ?? 60000 });
+    this.poller = new StatusPoller<TwilioCall, TrackedCall<T>>({
+      kind: "call",
+      intervalMs: o.pollIntervalMs,
+      fetch: o.fetch,
+      // News against what the call already knows (a callback may have told it), or a first machine answer.
+      changed: (w, c) => isStatusAdvance(w.data.status, c.status, "call") || (isMachine(c.answeredBy) && c.answeredBy !== w.data.answeredBy),
+      onChange: (w, c) => this.publishPolled(w.data, c),
+      onError: (err, w) => {
+        if (!w.errorReported) o.onPollError(err, w.data);
+      },
+    });
   }
 
   /** Calls being tracked. */
@@ -96,7 +107,6 @@ export class CallTracker<T> {
     const e: Entry<T> = {
       call,
       attempts: 0,
-      pollErrorReported: false,
       expiry: setTimeout(() => {
         const s = this.bySid.get(call.sid)?.call.status;
         this.resolve(call, s === "in-progress" || s === "answered" ? "no-input" : "no-answer");
@@ -104,7 +114,7 @@ export class CallTracker<T> {
     };
     this.bySid.set(call.sid, e);
     this.byCorr.set(call.corr, e);
-    if (call.poll && !this.pollTimer) this.pollTimer = setInterval(() => void this.pollOnce(), this.o.pollIntervalMs);
+    if (call.poll) this.poller.add(call.sid, call.status, call);
     const early = this.early.get(call.sid);
     this.early.delete(call.sid);
     if (early) this.onStatus(early);
@@ -151,8 +161,7 @@ export class CallTracker<T> {
   /** Stop everything: timers cleared, nothing emitted afterwards. */
   close(): void {
     this.closed = true;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.pollTimer = undefined;
+    this.poller.close();
     for (const e of this.bySid.values()) clearTimeout(e.expiry);
     this.bySid.clear();
     this.byCorr.clear();
@@ -166,41 +175,13 @@ export class CallTracker<T> {
     clearTimeout(e.expiry);
     this.bySid.delete(c.sid);
     this.byCorr.delete(c.corr);
-    if (this.pollTimer && ![...this.bySid.values()].some((x) => x.call.poll)) {
-      clearInterval(this.pollTimer);
-      this.pollTimer = undefined;
-    }
+    this.poller.remove(c.sid);
     this.o.onOutcome(c, result, digits);
   }
 
-  /** One polling round over the calls tracked with `poll`; each new status is published on the account channel. */
-  private async pollOnce(): Promise<void> {
-    if (this.polling || this.closed) return;
-    this.polling = true;
-    try {
-      for (const e of [...this.bySid.values()].filter((x) => x.call.poll)) await this.pollCall(e);
-    } catch (err) {
-      this.o.onPollError(err);
-    } finally {
-      this.polling = false;
-    }
-  }
-
-  private async pollCall(e: Entry<T>): Promise<void> {
-    const p = e.call;
-    let c: TwilioCall;
-    try {
-      c = await this.o.fetch(p.sid);
-    } catch (err) {
-      if (!e.pollErrorReported) {
-        e.pollErrorReported = true;
-        this.o.onPollError(err, p);
-      }
-      return;
-    }
+  /** A polled change goes out as an accepted status on the account channel (and comes back through onStatus). */
+  private publishPolled(p: TrackedCall<T>, c: TwilioCall): void {
     if (this.closed || !this.bySid.has(p.sid)) return;
-    const newAmd = c.answeredBy && c.answeredBy !== p.answeredBy && isMachine(c.answeredBy);
-    if (!isStatusAdvance(p.status, c.status, "call") && !newAmd) return;
     const fields: Record<string, string> = { CallSid: c.sid, CallStatus: c.status, To: c.to, From: c.from, CallbackSource: "mlc-poll" };
     if (c.answeredBy) fields.AnsweredBy = c.answeredBy;
     if (c.duration !== null) fields.CallDuration = String(c.duration);
