@@ -93,7 +93,7 @@ export function registerCall(RED: RedAPI): void {
     try {
       unsubscribe = onStatus(accountSid, (st) => tracker.onStatus(st));
       const info = resolveStore(RED, config.store);
-      ledger = new SendLedger(contextBackend(node, "node", info.name));
+      ledger = new SendLedger(contextBackend(node, "node", info.name), { scope: node.id });
       ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-call/ledger" }));
       if (s.ack) release = registerEndpoint(RED.httpNode, `/twilio/${s.endpoint}/gather`, node.id, (req) => gatherHandler(req));
       node.status(Status.idle(t(RED, "mlc-twilio-call.status.ready", undefined, "ready")));

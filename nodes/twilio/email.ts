@@ -61,7 +61,7 @@ export function registerEmail(RED: RedAPI): void {
     node.status(Status.idle(t(RED, "mlc-twilio-email.status.ready", undefined, "ready")));
     let ledger: SendLedger | undefined;
     try {
-      ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "el" });
+      ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "el", scope: node.id });
       ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-email/ledger" }));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-email/start" });

@@ -111,7 +111,7 @@ export function registerVerify(RED: RedAPI): void {
     node.status(Status.idle(t(RED, `${VERIFY_TYPE}.status.ready`, undefined, "ready")));
     let ledger: SendLedger | undefined;
     try {
-      ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "vl", ttlMs: START_LEDGER_TTL_MS, maxEntries: 50000 });
+      ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "vl", scope: node.id, ttlMs: START_LEDGER_TTL_MS, maxEntries: 50000 });
       ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/ledger` }));
     } catch (err) {
       reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` });

@@ -55,17 +55,27 @@ export interface SendLedgerOptions {
   maxEntries?: number;
   /** Key prefix in the store (default "sl"); one prefix per kind of create sharing a node context. */
   prefix?: string;
+  /**
+   * Who owns the ledger (the node id): {@link SendLedger.serial} waits for work of the same scope and key in this
+   * process, also work started by the node's previous instance before a redeploy.
+   */
+  scope?: string;
   now?: () => number;
 }
+
+/** Work running per ledger scope and key in this process (see SendLedger.serial). */
+const running = new Map<string, Promise<unknown>>();
 
 export class SendLedger {
   private readonly store: BoundedStore<LedgerEntry>;
   private readonly now: () => number;
+  private readonly scope: string;
   readonly ready: Promise<void>;
 
   /** @param backend committing key/value backend (context store); key prefix `opts.prefix` (default "sl") */
   constructor(backend: KvBackend, opts: SendLedgerOptions = {}) {
     this.now = opts.now ?? Date.now;
+    this.scope = `${opts.prefix ?? "sl"}|${opts.scope ?? ""}`;
     this.store = new BoundedStore<LedgerEntry>(backend, { prefix: opts.prefix ?? "sl", ttlMs: opts.ttlMs ?? DEFAULT_LEDGER_TTL_MS, maxEntries: opts.maxEntries ?? 100000, now: this.now });
     this.ready = this.store.ready.then(async () => {
       for (const e of await this.store.entries()) if (e.v.sid) this.sids.add(e.v.sid);
@@ -126,22 +136,21 @@ export class SendLedger {
     return this.store.size;
   }
 
-  /** Work running per key in this process (a replay while the first attempt still runs waits for it). */
-  private readonly running = new Map<string, Promise<unknown>>();
-
   /**
-   * Run `work` for `key` after any earlier work for the same key has finished (its failure is not this caller's).
+   * Run `work` for `key` after any earlier work for the same scope and key has finished (its failure is not this
+   * caller's): a replay while the first attempt still runs waits for it.
    * @returns what `work` resolves to; @throws what `work` throws
    */
   async serial<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const before = this.running.get(key);
+    const id = `${this.scope}|${key}`;
+    const before = running.get(id);
     if (before) await before.catch(() => undefined);
     const p = work();
-    this.running.set(key, p);
+    running.set(id, p);
     try {
       return await p;
     } finally {
-      if (this.running.get(key) === p) this.running.delete(key);
+      if (running.get(id) === p) running.delete(id);
     }
   }
 }

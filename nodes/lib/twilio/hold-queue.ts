@@ -1,0 +1,84 @@
+/**
+ * The quiet-hours hold queue: messages held durably (a committing context store through {@link KvBackend}) until the
+ * recipient's business hours open, then handed back once each. An entry is deleted before it is handed back, so it
+ * goes at most once even when two checks overlap or Node-RED dies right after.
+ * Used by the SMS node when Twilio's own scheduling (SendAt) cannot be used (no Messaging Service, or the wait is
+ * under 15 minutes or over 35 days: https://www.twilio.com/docs/messaging/features/message-scheduling).
+ */
+import { BoundedStore, KvBackend } from "../store";
+
+/** One held send: whatever the caller needs to send it later (parameters, msg), stored as it is, with `due`. */
+export interface Held {
+  /** When it may be sent, ms since epoch. */
+  due: number;
+}
+
+/** Options of {@link HoldQueue}. Durations in ms. */
+export interface HoldQueueOptions<T extends Held> {
+  /** The key an item was held under (it is deleted by that key before it is released). */
+  keyOf: (item: T) => string;
+  /** Send one due item; a failure is the caller's to report (the item is not held again). */
+  release: (item: T) => Promise<void>;
+  /** A check failed (store error). */
+  onError: (err: unknown) => void;
+  /** After each check ({@link HoldQueue.count} is current). */
+  onChecked?: () => void;
+  /** Time between checks (default 15000). */
+  checkMs?: number;
+  /** How long an entry may wait (default 35 days), and how many may wait (default 10000). */
+  ttlMs?: number;
+  maxEntries?: number;
+}
+
+export class HoldQueue<T extends Held> {
+  private readonly store: BoundedStore<T>;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Entries waiting, as of the last check or hold. */
+  count = 0;
+
+  /** @param backend committing key/value backend (the node's context store); prefix "held" */
+  constructor(backend: KvBackend, private readonly o: HoldQueueOptions<T>) {
+    this.store = new BoundedStore<T>(backend, { prefix: "held", ttlMs: o.ttlMs ?? 35 * 24 * 3600 * 1000, maxEntries: o.maxEntries ?? 10000 });
+  }
+
+  /** Check now, then every `checkMs` until {@link close}. Never rejects (errors go to onError). */
+  start(): void {
+    const loop = (): void => {
+      if (this.closed) return;
+      this.timer = setTimeout(() => void this.check().finally(loop), this.o.checkMs ?? 15000);
+    };
+    void this.check();
+    loop();
+  }
+
+  /** Hold `item` until `item.due`; committed before this resolves. */
+  async hold(item: T): Promise<void> {
+    await this.store.set(this.o.keyOf(item), item);
+    this.count++;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Hand back every due entry once. */
+  private async check(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const now = Date.now();
+      const entries = await this.store.entries();
+      this.count = entries.length;
+      for (const e of entries) {
+        if (e.v.due > now || this.closed) continue;
+        if (!(await this.store.delete(this.o.keyOf(e.v)))) continue; // another check took it
+        this.count--;
+        await this.o.release(e.v).catch(this.o.onError);
+      }
+      this.o.onChecked?.();
+    } catch (err) {
+      this.o.onError(err);
+    }
+  }
+}
