@@ -28,9 +28,9 @@ import { SendLedger, ledgerKey, sendOnce } from "../lib/twilio/ledger";
 import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { InboundRequest, InboundResponse, mountDispatcher, registerEndpoint } from "../shared/dispatcher";
 import { Status, evaluate, firstSet, messageJobId, onClose, onInput, registerNode, reportError, t } from "../shared/node";
-import type { NodeMessage, RedAPI } from "../shared/types";
-import { CallAck, CallProps, callSettings, callTwiml } from "./call-twiml";
-import { twilioConfig } from "./config";
+import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
+import { CallAck, CallContent, CallProps, CallSettings, callSettings, callTwiml } from "./call-twiml";
+import { TwilioConfigApi, twilioConfig } from "./config";
 import { checkTwilioWebhook, one } from "./webhook";
 
 export type { CallAck, CallProps } from "./call-twiml";
@@ -47,6 +47,163 @@ interface CallData {
   prompts?: AckPrompts;
 }
 
+/** One deployed `mlc-twilio-call` node: its tracker, ledger, Gather endpoint and counts. */
+class CallNode {
+  private readonly s: CallSettings;
+  private readonly n = { placed: 0, acked: 0, nacked: 0 };
+  private readonly tracker: CallTracker<CallData>;
+  private closed = false;
+  private accountSid = "";
+  private startError: unknown;
+  private ledger: SendLedger | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private release: (() => void) | undefined;
+
+  constructor(
+    private readonly RED: RedAPI,
+    private readonly node: RedNode,
+    private readonly config: CallProps,
+  ) {
+    this.s = callSettings(config);
+    this.tracker = new CallTracker<CallData>({
+      giveUpMs: this.s.giveUpMs,
+      pollIntervalMs: this.s.pollIntervalMs,
+      ackDigit: this.s.ackDigit,
+      fetch: (sid) => fetchCall(this.cfg().client(), sid),
+      publish: (st) => publishStatus(this.accountSid, st),
+      onOutcome: (c, result, digits) => this.outcome(c, result, digits),
+      onPollError: (err, c) => reportError(RED, node, err, { topic: "mlc-twilio-call/poll", ...(c ? { sid: c.sid, jobId: c.jobId } : {}) }),
+    });
+    this.start();
+    onInput(RED, node, (msg, { send, status }) => this.input(msg, send, status));
+    onClose(node, () => {
+      this.closed = true;
+      this.unsubscribe?.();
+      this.tracker.close();
+      this.release?.();
+    });
+  }
+
+  private cfg(): TwilioConfigApi {
+    return twilioConfig(this.RED, this.config.twilio);
+  }
+
+  private counts(): string {
+    const { placed, acked, nacked } = this.n;
+    return t(this.RED, "mlc-twilio-call.status.counts", { placed, ack: acked, nack: nacked }, `placed ${placed}, ack ${acked}, no ${nacked}`);
+  }
+
+  private showCounts(): void {
+    this.node.status((this.n.nacked > 0 ? Status.warn : this.n.placed > 0 ? Status.ok : Status.idle)(this.counts()));
+  }
+
+  /** Subscribe to the account's statuses, open the ledger and the Gather endpoint. */
+  private start(): void {
+    const { RED, node, s } = this;
+    try {
+      this.accountSid = this.cfg().accountSid;
+    } catch {
+      /* no usable config node: every input fails with that error (Catch), as before */
+    }
+    try {
+      this.unsubscribe = onStatus(this.accountSid, (st) => this.tracker.onStatus(st));
+      const info = resolveStore(RED, this.config.store);
+      this.ledger = new SendLedger(contextBackend(node, "node", info.name), { scope: node.id });
+      this.ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-call/ledger" }));
+      if (s.ack) this.release = registerEndpoint(RED.httpNode, `/twilio/${s.endpoint}/gather`, node.id, (req) => this.gather(req));
+      node.status(Status.idle(t(RED, "mlc-twilio-call.status.ready", undefined, "ready")));
+      warnIfLossy(RED, node, info); // the ledger is what stops a second call after a crash
+    } catch (err) {
+      this.startError = err;
+      reportError(RED, node, err, { topic: "mlc-twilio-call/start", endpoint: s.endpoint });
+    }
+  }
+
+  /** Emit the outcome of a tracked call once, on output 2 (acknowledged/answered) or 3. */
+  private outcome(c: TrackedCall<CallData>, result: CallResult, digits?: string): void {
+    const out = c.data.msg;
+    out.twilio = { ...(out.twilio as TwilioMeta), status: c.status } satisfies TwilioMeta;
+    out.ack = { result, at: new Date().toISOString(), ...(digits ? { digits } : {}), ...(c.answeredBy ? { answeredBy: c.answeredBy } : {}) } satisfies CallAck;
+    const positive = result === "acknowledged" || result === "answered";
+    this.n[positive ? "acked" : "nacked"]++;
+    this.showCounts();
+    this.node.send(positive ? [null, out, null] : [null, null, out]);
+  }
+
+  /** Gather action: Twilio posts the key pressed (or nothing, after the timeout). Answered with TwiML. */
+  private async gather(req: InboundRequest): Promise<InboundResponse> {
+    const check = checkTwilioWebhook(this.RED, this.node, this.config.twilio, req);
+    if (!check.ok) return check.response;
+    const f = check.fields;
+    const corr = new URLSearchParams(req.rawQuery).get("c") ?? "";
+    const r = this.tracker.gather(corr, one(f.CallSid), (one(f.Digits) ?? "").trim(), one(f.AnsweredBy));
+    if (r.kind === "unknown") return { status: 200, headers: TWIML, body: goodbyeTwiml(this.s.voice) }; // restarted, expired or resolved
+    const d = r.call.data;
+    if (r.kind === "thanks") return { status: 200, headers: TWIML, body: thanksTwiml(d.voice, d.prompts) };
+    if (r.kind === "retry" && d.gather) return { status: 200, headers: TWIML, body: retryTwiml(d.voice, d.gather) };
+    return { status: 200, headers: TWIML, body: goodbyeTwiml(d.voice, d.prompts) };
+  }
+
+  private async input(msg: NodeMessage, send: (m: (NodeMessage | null)[]) => void, status: (s: NodeStatus) => void): Promise<void> {
+    const { s } = this;
+    if (this.startError) throw this.startError;
+    if (s.ack && !/^[0-9*#]$/.test(s.ackDigit)) throw new ValidationError(`Acknowledgement key "${s.ackDigit}" must be one of 0-9, * or #`, { code: "bad_config" });
+    const cfg = this.cfg();
+    const jobId = messageJobId(msg);
+    let to = "";
+    try {
+      const rawTo = firstSet(this.config.to ? await evaluate(this.RED, this.node, this.config.to, this.config.toType ?? "msg", msg) : undefined, msg.to);
+      to = typeof rawTo === "string" ? maskPhone(rawTo) : "";
+      to = toE164(rawTo as string, cfg.defaultRegion);
+      if (to.includes(":")) throw new ValidationError(`"${maskPhone(to)}" is not a phone number a call can reach`, { code: "invalid_phone" });
+      const from = String(firstSet(this.config.from ? await evaluate(this.RED, this.node, this.config.from, this.config.fromType, msg) : undefined, msg.from as string, cfg.from) ?? "").trim();
+      if (!from || /^MG/i.test(from)) throw new ValidationError("No caller id: set From here, in msg.from or in the Twilio account (a Messaging Service cannot place calls)", { code: "no_sender" });
+      const key = ledgerKey(jobId, to, "voice");
+      // One call per key: the Gather correlation is derived from it, so a replay after a crash still matches.
+      const corr = hashedKey("c", `${this.node.id}|${key}`);
+      const content = await callTwiml(this.RED, this.node, this.config, s, msg, () => cfg.endpointUrl(`/twilio/${s.endpoint}/gather`, { c: corr }));
+      const statusCallback = s.poll ? undefined : cfg.endpointUrl(`/twilio/${s.callback}`, { j: jobId });
+      status(Status.busy(t(this.RED, "mlc-twilio-call.status.calling", undefined, "calling")));
+      await this.place(cfg, msg, { key, corr, jobId, to, from, content, statusCallback });
+    } catch (err) {
+      const code = err instanceof TwilioError ? err.twilioCode : undefined;
+      const unknown = (err as { outcomeUnknown?: boolean }).outcomeUnknown;
+      msg.twilio = { sid: "", status: unknown ? "unknown" : "failed", to, channel: "voice", jobId, ...(code ? { errorCode: code } : {}) } satisfies TwilioMeta;
+      if (err instanceof MlcError) err.recordId = (msg.erp as { id?: string } | undefined)?.id;
+      status(Status.error(this.counts()));
+      throw err;
+    }
+    this.showCounts();
+    send([msg, null, null]);
+  }
+
+  /** Place the call at most once per ledger key (lib/twilio/ledger.ts sendOnce), describe it on msg, track it. */
+  private async place(cfg: TwilioConfigApi, msg: NodeMessage, c: { key: string; corr: string; jobId: string; to: string; from: string; content: CallContent; statusCallback?: string }): Promise<void> {
+    const { s } = this;
+    const book = this.ledger as SendLedger;
+    const client = cfg.client();
+    const { to, from, content } = c;
+    const r = await book.serial(c.key, () =>
+      sendOnce({
+        ledger: book,
+        key: c.key,
+        create: () => createCall(client, { to, from, ...(content.twiml !== undefined ? { twiml: content.twiml } : { url: content.url }), statusCallback: c.statusCallback, machineDetection: s.amd ? "Enable" : undefined }),
+        lookup: (since) => findRecentCall(client, { to, from, since: new Date(since), skip: (sid) => book.knows(sid) }),
+        windowMs: s.reconcileWindowMs,
+        loadedAt: LOADED_AT,
+        aborted: () => this.closed,
+      }),
+    );
+    const duplicate = r.outcome === "duplicate";
+    msg.twilio = { sid: r.sid, status: r.status, to: r.message?.to || to, channel: "voice", jobId: c.jobId, ...(duplicate ? { duplicate: true } : {}) } satisfies TwilioMeta & Record<string, unknown>;
+    if (r.outcome === "reconciled") msg.reconciled = true;
+    if (duplicate) return;
+    this.n.placed++;
+    const data: CallData = { msg: this.RED.util.cloneMessage(msg), voice: s.voice, gather: content.gather, prompts: content.prompts };
+    this.tracker.track({ corr: c.corr, sid: r.sid, jobId: c.jobId, status: r.status, ack: s.ack, poll: s.poll, data });
+  }
+}
+
 /**
  * Register `mlc-twilio-call` (properties: {@link CallProps}; outputs: placed, acknowledged, not acknowledged with
  * msg.ack as {@link CallAck}). Serves `/mlc/twilio/<endpoint>/gather` while acknowledgement is on.
@@ -54,125 +211,6 @@ interface CallData {
 export function registerCall(RED: RedAPI): void {
   mountDispatcher(RED.httpNode, RED);
   registerNode<CallProps>(RED, "mlc-twilio-call", (node, config) => {
-    const s = callSettings(config);
-    const n = { placed: 0, acked: 0, nacked: 0 };
-    const counts = (): string =>
-      t(RED, "mlc-twilio-call.status.counts", { placed: n.placed, ack: n.acked, nack: n.nacked }, `placed ${n.placed}, ack ${n.acked}, no ${n.nacked}`);
-    const showCounts = (): void => node.status((n.nacked > 0 ? Status.warn : n.placed > 0 ? Status.ok : Status.idle)(counts()));
-    let closed = false;
-    let accountSid = "";
-    let startError: unknown;
-
-    const onOutcome = (c: TrackedCall<CallData>, result: CallResult, digits?: string): void => {
-      const out = c.data.msg;
-      out.twilio = { ...(out.twilio as TwilioMeta), status: c.status } satisfies TwilioMeta;
-      out.ack = { result, at: new Date().toISOString(), ...(digits ? { digits } : {}), ...(c.answeredBy ? { answeredBy: c.answeredBy } : {}) } satisfies CallAck;
-      const positive = result === "acknowledged" || result === "answered";
-      n[positive ? "acked" : "nacked"]++;
-      showCounts();
-      node.send(positive ? [null, out, null] : [null, null, out]);
-    };
-    const tracker = new CallTracker<CallData>({
-      giveUpMs: s.giveUpMs,
-      pollIntervalMs: s.pollIntervalMs,
-      ackDigit: s.ackDigit,
-      fetch: (sid) => fetchCall(twilioConfig(RED, config.twilio).client(), sid),
-      publish: (st) => publishStatus(accountSid, st),
-      onOutcome,
-      onPollError: (err, c) => reportError(RED, node, err, { topic: "mlc-twilio-call/poll", ...(c ? { sid: c.sid, jobId: c.jobId } : {}) }),
-    });
-
-    let ledger: SendLedger | undefined;
-    let unsubscribe: (() => void) | undefined;
-    let release: (() => void) | undefined;
-    try {
-      accountSid = twilioConfig(RED, config.twilio).accountSid;
-    } catch {
-      /* no usable config node: every input fails with that error (Catch), as before */
-    }
-    try {
-      unsubscribe = onStatus(accountSid, (st) => tracker.onStatus(st));
-      const info = resolveStore(RED, config.store);
-      ledger = new SendLedger(contextBackend(node, "node", info.name), { scope: node.id });
-      ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-call/ledger" }));
-      if (s.ack) release = registerEndpoint(RED.httpNode, `/twilio/${s.endpoint}/gather`, node.id, (req) => gatherHandler(req));
-      node.status(Status.idle(t(RED, "mlc-twilio-call.status.ready", undefined, "ready")));
-      warnIfLossy(RED, node, info); // the ledger is what stops a second call after a crash
-    } catch (err) {
-      startError = err;
-      reportError(RED, node, err, { topic: "mlc-twilio-call/start", endpoint: s.endpoint });
-    }
-
-    /** Gather action: Twilio posts the key pressed (or nothing, after the timeout). Answered with TwiML. */
-    const gatherHandler = async (req: InboundRequest): Promise<InboundResponse> => {
-      const check = checkTwilioWebhook(RED, node, config.twilio, req);
-      if (!check.ok) return check.response;
-      const f = check.fields;
-      const corr = new URLSearchParams(req.rawQuery).get("c") ?? "";
-      const r = tracker.gather(corr, one(f.CallSid), (one(f.Digits) ?? "").trim(), one(f.AnsweredBy));
-      if (r.kind === "unknown") return { status: 200, headers: TWIML, body: goodbyeTwiml(s.voice) }; // restarted, expired or resolved
-      const d = r.call.data;
-      if (r.kind === "thanks") return { status: 200, headers: TWIML, body: thanksTwiml(d.voice, d.prompts) };
-      if (r.kind === "retry" && d.gather) return { status: 200, headers: TWIML, body: retryTwiml(d.voice, d.gather) };
-      return { status: 200, headers: TWIML, body: goodbyeTwiml(d.voice, d.prompts) };
-    };
-
-    onInput(RED, node, async (msg, { send, status }) => {
-      if (startError) throw startError;
-      if (s.ack && !/^[0-9*#]$/.test(s.ackDigit)) throw new ValidationError(`Acknowledgement key "${s.ackDigit}" must be one of 0-9, * or #`, { code: "bad_config" });
-      const cfg = twilioConfig(RED, config.twilio);
-      const jobId = messageJobId(msg);
-      let to = "";
-      try {
-        const rawTo = firstSet(config.to ? await evaluate(RED, node, config.to, config.toType ?? "msg", msg) : undefined, msg.to);
-        to = typeof rawTo === "string" ? maskPhone(rawTo) : "";
-        to = toE164(rawTo as string, cfg.defaultRegion);
-        if (to.includes(":")) throw new ValidationError(`"${maskPhone(to)}" is not a phone number a call can reach`, { code: "invalid_phone" });
-        const from = String(firstSet(config.from ? await evaluate(RED, node, config.from, config.fromType, msg) : undefined, msg.from as string, cfg.from) ?? "").trim();
-        if (!from || /^MG/i.test(from)) throw new ValidationError("No caller id: set From here, in msg.from or in the Twilio account (a Messaging Service cannot place calls)", { code: "no_sender" });
-        const key = ledgerKey(jobId, to, "voice");
-        // One call per key: the Gather correlation is derived from it, so a replay after a crash still matches.
-        const corr = hashedKey("c", `${node.id}|${key}`);
-        const content = await callTwiml(RED, node, config, s, msg, () => cfg.endpointUrl(`/twilio/${s.endpoint}/gather`, { c: corr }));
-        const statusCallback = s.poll ? undefined : cfg.endpointUrl(`/twilio/${s.callback}`, { j: jobId });
-        status(Status.busy(t(RED, "mlc-twilio-call.status.calling", undefined, "calling")));
-        const book = ledger as SendLedger;
-        const client = cfg.client();
-        const r = await book.serial(key, () =>
-          sendOnce({
-            ledger: book,
-            key,
-            create: () => createCall(client, { to, from, ...(content.twiml !== undefined ? { twiml: content.twiml } : { url: content.url }), statusCallback, machineDetection: s.amd ? "Enable" : undefined }),
-            lookup: (since) => findRecentCall(client, { to, from, since: new Date(since), skip: (sid) => book.knows(sid) }),
-            windowMs: s.reconcileWindowMs,
-            loadedAt: LOADED_AT,
-            aborted: () => closed,
-          }),
-        );
-        const duplicate = r.outcome === "duplicate";
-        msg.twilio = { sid: r.sid, status: r.status, to: (r.message as { to?: string } | undefined)?.to || to, channel: "voice", jobId, ...(duplicate ? { duplicate: true } : {}) } satisfies TwilioMeta & Record<string, unknown>;
-        if (r.outcome === "reconciled") msg.reconciled = true;
-        if (!duplicate) {
-          n.placed++;
-          tracker.track({ corr, sid: r.sid, jobId, status: r.status, ack: s.ack, poll: s.poll, data: { msg: RED.util.cloneMessage(msg), voice: s.voice, gather: content.gather, prompts: content.prompts } });
-        }
-      } catch (err) {
-        const code = err instanceof TwilioError ? err.twilioCode : undefined;
-        const unknown = (err as { outcomeUnknown?: boolean }).outcomeUnknown;
-        msg.twilio = { sid: "", status: unknown ? "unknown" : "failed", to, channel: "voice", jobId, ...(code ? { errorCode: code } : {}) } satisfies TwilioMeta;
-        if (err instanceof MlcError) err.recordId = (msg.erp as { id?: string } | undefined)?.id;
-        status(Status.error(counts()));
-        throw err;
-      }
-      showCounts();
-      send([msg, null, null]);
-    });
-
-    onClose(node, () => {
-      closed = true;
-      unsubscribe?.();
-      tracker.close();
-      release?.();
-    });
+    new CallNode(RED, node, config);
   });
 }

@@ -32,7 +32,7 @@ import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { Status, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { sharedAuditTrail } from "../flow/audit";
-import { twilioConfig } from "./config";
+import { TwilioConfigApi, twilioConfig } from "./config";
 import { MG_SID, SmsProps, SmsRequest, channelOf, mayRetry, messageParams, readSmsRequest } from "./sms-input";
 
 export { MAX_BODY_CHARS } from "./sms-input";
@@ -69,27 +69,70 @@ function quietHours(config: SmsProps): BusinessHours | undefined {
   return hours;
 }
 
-export function registerSms(RED: RedAPI): void {
-  registerNode<SmsProps>(RED, "mlc-twilio-sms", (node: RedNode, config) => {
-    const n = { sent: 0, failed: 0 };
-    let closed = false;
-    const counts = (): string => {
-      const held = hold?.count ?? 0;
-      return held > 0
-        ? t(RED, "mlc-twilio-sms.status.countsHeld", { sent: n.sent, failed: n.failed, held }, `sent ${n.sent}, failed ${n.failed}, held ${held}`)
-        : t(RED, "mlc-twilio-sms.status.counts", { sent: n.sent, failed: n.failed }, `sent ${n.sent}, failed ${n.failed}`);
-    };
-    const showCounts = (): void => node.status(n.failed ? Status.warn(counts()) : Status.ok(counts()));
-    const cfgOf = () => twilioConfig(RED, config.twilio);
+/** One deployed `mlc-twilio-sms` node: its ledger, hold queue, status poller and counts. */
+class SmsNode {
+  private readonly n = { sent: 0, failed: 0 };
+  private closed = false;
+  private hours: BusinessHours | undefined;
+  private hold: HoldQueue<HeldMessage> | undefined;
+  private ledger: SendLedger | undefined;
+  private readonly poller: StatusPoller<TwilioMessage, Polled>;
+  private readonly pollTimeoutMs: number;
+  /** Recipient failures already counted in the journal decision of their input. */
+  private readonly accounted = new WeakSet<object>();
 
-    let hours: BusinessHours | undefined;
-    let hold: HoldQueue<HeldMessage> | undefined;
-    let ledger: SendLedger | undefined;
+  constructor(
+    private readonly RED: RedAPI,
+    private readonly node: RedNode,
+    private readonly config: SmsProps,
+  ) {
+    this.start();
+    this.poller = new StatusPoller<TwilioMessage, Polled>({
+      kind: "message",
+      intervalMs: num(config.pollInterval, 10, 1, 3600) * 1000,
+      fetch: (sid) => this.cfg().client().fetchMessage(sid),
+      onChange: (w, m) => this.polled(w.sid, w.data, m),
+      onError: (err, w) => reportError(RED, node, err, { topic: "mlc-twilio-sms/poll", sid: w.sid }),
+    });
+    this.pollTimeoutMs = num(config.pollTimeout, 3600, 10, 7 * 86400) * 1000;
+    this.hold?.start();
+    onInput(RED, node, (msg, ctx) => this.input(msg, ctx.status));
+    onClose(node, () => {
+      this.closed = true;
+      this.hold?.close();
+      this.poller.close();
+    });
+  }
+
+  private cfg(): TwilioConfigApi {
+    return twilioConfig(this.RED, this.config.twilio);
+  }
+
+  private counts(): string {
+    const { sent, failed } = this.n;
+    const held = this.hold?.count ?? 0;
+    return held > 0
+      ? t(this.RED, "mlc-twilio-sms.status.countsHeld", { sent, failed, held }, `sent ${sent}, failed ${failed}, held ${held}`)
+      : t(this.RED, "mlc-twilio-sms.status.counts", { sent, failed }, `sent ${sent}, failed ${failed}`);
+  }
+
+  private showCounts(): void {
+    this.node.status(this.n.failed ? Status.warn(this.counts()) : Status.ok(this.counts()));
+  }
+
+  /** Quiet hours and hold queue, then the ledger (a bad quiet-hours setting leaves sending possible, as before). */
+  private start(): void {
+    const { RED, node, config } = this;
     try {
-      hours = quietHours(config);
-      if (hours) {
-        const held = { keyOf: (h: HeldMessage) => `${h.jobId}|${h.params.to}`, release: (h: HeldMessage) => releaseHeld(h), onChecked: showCounts, ttlMs: SEND_AT_MAX_MS };
-        hold = new HoldQueue<HeldMessage>(contextBackend(node, "node", resolveStore(RED, config.store).name), { ...held, onError: (err) => reportError(RED, node, err, { topic: "mlc-twilio-sms/held" }) });
+      this.hours = quietHours(config);
+      if (this.hours) {
+        this.hold = new HoldQueue<HeldMessage>(contextBackend(node, "node", resolveStore(RED, config.store).name), {
+          keyOf: (h) => `${h.jobId}|${h.params.to}`,
+          release: (h) => this.releaseHeld(h),
+          onChecked: () => this.showCounts(),
+          onError: (err) => reportError(RED, node, err, { topic: "mlc-twilio-sms/held" }),
+          ttlMs: SEND_AT_MAX_MS,
+        });
       }
       node.status(Status.idle(t(RED, "mlc-twilio-sms.status.ready", undefined, "ready")));
     } catch (err) {
@@ -97,134 +140,135 @@ export function registerSms(RED: RedAPI): void {
     }
     try {
       const info = resolveStore(RED, config.store);
-      ledger = new SendLedger(contextBackend(node, "node", info.name), { scope: node.id });
+      this.ledger = new SendLedger(contextBackend(node, "node", info.name), { scope: node.id });
       warnIfLossy(RED, node, info); // the ledger is what stops a double after a crash
-      ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-sms/ledger" }));
+      this.ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-sms/ledger" }));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-sms/start" });
     }
+  }
 
-    /** Message status polling (config.poll): each advance on output 2 and on the account's status channel. */
-    const poller = new StatusPoller<TwilioMessage, Polled>({
-      kind: "message",
-      intervalMs: num(config.pollInterval, 10, 1, 3600) * 1000,
-      fetch: (sid) => cfgOf().client().fetchMessage(sid),
-      onChange: (w, m) => {
-        const { jobId, to, channel } = w.data;
-        const twilio: TwilioMeta = { sid: w.sid, status: m.status, to, channel, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}) };
-        node.send([null, { topic: `twilio/status/${m.status}`, payload: { MessageSid: w.sid, MessageStatus: m.status, ErrorCode: m.errorCode ?? undefined }, twilio }]);
-        publishStatus(cfgOf().accountSid, { kind: "message", sid: w.sid, status: m.status, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}), fields: { MessageSid: w.sid, MessageStatus: m.status } });
-      },
-      onError: (err, w) => reportError(RED, node, err, { topic: "mlc-twilio-sms/poll", sid: w.sid }),
-    });
-    const pollTimeoutMs = num(config.pollTimeout, 3600, 10, 7 * 86400) * 1000;
+  /** A polled status advance: output 2 and the account's status channel. */
+  private polled(sid: string, p: Polled, m: TwilioMessage): void {
+    const { jobId, to, channel } = p;
+    const twilio: TwilioMeta = { sid, status: m.status, to, channel, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}) };
+    this.node.send([null, { topic: `twilio/status/${m.status}`, payload: { MessageSid: sid, MessageStatus: m.status, ErrorCode: m.errorCode ?? undefined }, twilio }]);
+    publishStatus(this.cfg().accountSid, { kind: "message", sid, status: m.status, jobId, ...(m.errorCode ? { errorCode: m.errorCode } : {}), fields: { MessageSid: sid, MessageStatus: m.status } });
+  }
 
-    const sendOptions = (): MessageSendOptions => ({
-      client: () => cfgOf().client(),
-      ledger: ledger as SendLedger,
-      retries: num(config.retries, 0, 0, 10),
-      windowMs: num(config.reconcileWindow, 30, 1, 3600) * 1000,
-      aborted: () => closed,
-      onOptedOut: (to) => cfgOf().optOuts(node).optOut(to, "21610"),
-    });
-
-    /** Send one prepared message at most once per jobId|to|channel (lib/twilio/messages.ts) and emit it on output 1. */
-    const deliver = async (base: NodeMessage, params: SendMessageParams, jobId: string, channel: TwilioChannel): Promise<void> => {
-      if (!ledger) throw new ValidationError("Send ledger not available", { code: "unknown_store" });
-      const key = ledgerKey(jobId, params.to, channel);
-      const trail = await sharedAuditTrail(node, String(config.auditTrail ?? "").trim() || "default");
-      const erp = base.erp as Record<string, unknown> | undefined;
-      const d: Delivered = await ledger.serial(key, () => deliverMessage(sendOptions(), trail, params, { key, jobId, channel, erp, loadedAt: LOADED_AT }));
-      n.sent++;
-      const flags = { ...(d.duplicate ? { duplicate: true } : {}), ...(d.reconciled ? { reconciled: true } : {}) };
-      const twilio: TwilioMeta & Record<string, unknown> = { sid: d.sid, status: d.status, to: d.to, channel, jobId, ...(d.errorCode ? { errorCode: d.errorCode } : {}), ...flags };
-      node.send([{ ...base, twilio, ...(d.reconciled ? { reconciled: true } : {}) }, null]);
-      if (config.poll && !d.duplicate) poller.add(d.sid, d.status, { jobId, to: d.to, channel }, Date.now() + pollTimeoutMs);
+  private sendOptions(ledger: SendLedger): MessageSendOptions {
+    return {
+      client: () => this.cfg().client(),
+      ledger,
+      retries: num(this.config.retries, 0, 0, 10),
+      windowMs: num(this.config.reconcileWindow, 30, 1, 3600) * 1000,
+      aborted: () => this.closed,
+      onOptedOut: (to) => this.cfg().optOuts(this.node).optOut(to, "21610"),
     };
+  }
 
-    const releaseHeld = async (h: HeldMessage): Promise<void> => {
-      try {
-        await deliver(h.msg, h.params, h.jobId, h.channel);
-      } catch (err) {
-        n.failed++;
-        node.error(err, { ...h.msg, twilio: { sid: "", status: "failed", to: h.params.to, channel: h.channel, jobId: h.jobId }, errorDetails: err instanceof MlcError ? err.toDetails() : { message: String(err) } });
-      }
-    };
-    hold?.start();
+  /** Send one prepared message at most once per jobId|to|channel (lib/twilio/messages.ts) and emit it on output 1. */
+  private async deliver(base: NodeMessage, params: SendMessageParams, jobId: string, channel: TwilioChannel): Promise<void> {
+    const ledger = this.ledger;
+    if (!ledger) throw new ValidationError("Send ledger not available", { code: "unknown_store" });
+    const key = ledgerKey(jobId, params.to, channel);
+    const trail = await sharedAuditTrail(this.node, String(this.config.auditTrail ?? "").trim() || "default");
+    const erp = base.erp as Record<string, unknown> | undefined;
+    const d: Delivered = await ledger.serial(key, () => deliverMessage(this.sendOptions(ledger), trail, params, { key, jobId, channel, erp, loadedAt: LOADED_AT }));
+    this.n.sent++;
+    const flags = { ...(d.duplicate ? { duplicate: true } : {}), ...(d.reconciled ? { reconciled: true } : {}) };
+    const twilio: TwilioMeta & Record<string, unknown> = { sid: d.sid, status: d.status, to: d.to, channel, jobId, ...(d.errorCode ? { errorCode: d.errorCode } : {}), ...flags };
+    this.node.send([{ ...base, twilio, ...(d.reconciled ? { reconciled: true } : {}) }, null]);
+    if (this.config.poll && !d.duplicate) this.poller.add(d.sid, d.status, { jobId, to: d.to, channel }, Date.now() + this.pollTimeoutMs);
+  }
 
-    /** Send one recipient of request `r`, scheduled (SendAt) or held durably outside quiet hours unless urgent. */
-    const sendOne = async (r: SmsRequest, out: NodeMessage, to: string, channel: TwilioChannel): Promise<void> => {
-      if (await cfgOf().optOuts(node).isOptedOut(to)) throw new ValidationError(`${maskPhone(to)} opted out (replied STOP); not sent`, { code: "opted_out" });
-      let when = r.sendAt;
-      if (hours && hold && !r.urgent && !when) {
-        const tz = (typeof r.tz === "string" && r.tz.trim()) || timeZoneForNumber(to) || config.defaultTimezone || Intl.DateTimeFormat().resolvedOptions().timeZone;
-        const at = nextSendTime(new Date(), tz, hours);
-        const delay = at.getTime() - Date.now();
-        if (delay > 0) {
-          if (config.quietMode !== "hold" && MG_SID.test(r.fromValue) && delay >= SEND_AT_MIN_MS && delay <= SEND_AT_MAX_MS) when = at;
-          else {
-            const stored: NodeMessage = { ...out };
-            delete stored.req;
-            delete stored.res;
-            await hold.hold({ due: at.getTime(), params: messageParams(r, to, channel), jobId: r.jobId, channel, msg: JSON.parse(JSON.stringify(stored)) as NodeMessage });
-            return;
-          }
+  /** A held message is due: send it; a failure reaches Catch with the held msg. */
+  private async releaseHeld(h: HeldMessage): Promise<void> {
+    try {
+      await this.deliver(h.msg, h.params, h.jobId, h.channel);
+    } catch (err) {
+      this.n.failed++;
+      this.node.error(err, { ...h.msg, twilio: { sid: "", status: "failed", to: h.params.to, channel: h.channel, jobId: h.jobId }, errorDetails: err instanceof MlcError ? err.toDetails() : { message: String(err) } });
+    }
+  }
+
+  /** Send one recipient of request `r`, scheduled (SendAt) or held durably outside quiet hours unless urgent. */
+  private async sendOne(r: SmsRequest, out: NodeMessage, to: string, channel: TwilioChannel): Promise<void> {
+    if (await this.cfg().optOuts(this.node).isOptedOut(to)) throw new ValidationError(`${maskPhone(to)} opted out (replied STOP); not sent`, { code: "opted_out" });
+    let when = r.sendAt;
+    if (this.hours && this.hold && !r.urgent && !when) {
+      const tz = (typeof r.tz === "string" && r.tz.trim()) || timeZoneForNumber(to) || this.config.defaultTimezone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+      const at = nextSendTime(new Date(), tz, this.hours);
+      const delay = at.getTime() - Date.now();
+      if (delay > 0) {
+        if (this.config.quietMode !== "hold" && MG_SID.test(r.fromValue) && delay >= SEND_AT_MIN_MS && delay <= SEND_AT_MAX_MS) when = at;
+        else {
+          const stored: NodeMessage = { ...out };
+          delete stored.req;
+          delete stored.res;
+          await this.hold.hold({ due: at.getTime(), params: messageParams(r, to, channel), jobId: r.jobId, channel, msg: JSON.parse(JSON.stringify(stored)) as NodeMessage });
+          return;
         }
       }
-      await deliver(out, messageParams(r, to, channel, when), r.jobId, channel);
-    };
+    }
+    await this.deliver(out, messageParams(r, to, channel, when), r.jobId, channel);
+  }
 
-    /** Recipient failures already counted in the journal decision of their input. */
-    const accounted = new WeakSet<object>();
-    onInput(RED, node, async (msg, ctx) => {
+  private async input(msg: NodeMessage, status: (s: NodeStatus) => void): Promise<void> {
+    try {
+      await this.handleInput(msg, status);
+    } catch (err) {
+      // A refusal no retry can fix (bad number, body too long…) also finishes the event for the push journal.
+      const erpJob = (msg.erp as { jobId?: unknown } | undefined)?.jobId;
+      if (typeof erpJob === "string" && !mayRetry(err) && !(err instanceof Object && this.accounted.has(err))) jobSettled(erpJob);
+      throw err;
+    }
+  }
+
+  private async handleInput(msg: NodeMessage, status: (s: NodeStatus) => void): Promise<void> {
+    const cfg = this.cfg();
+    const r = await readSmsRequest(this.RED, this.node, this.config, cfg, msg);
+    status(Status.busy(t(this.RED, "mlc-twilio-sms.status.sending", undefined, "sending")));
+    const failures: { err: unknown; out: NodeMessage }[] = [];
+    for (const raw of r.recipients) {
+      const out: NodeMessage = r.recipients.length > 1 ? this.RED.util.cloneMessage(msg) : msg;
+      let to = "";
+      let channel: TwilioChannel = "sms";
       try {
-        await handleInput(msg, ctx.status);
+        to = toE164(raw, cfg.defaultRegion);
+        channel = channelOf(to, r.media);
+        await this.sendOne(r, out, to, channel);
       } catch (err) {
-        // A refusal no retry can fix (bad number, body too long…) also finishes the event for the push journal.
-        const erpJob = (msg.erp as { jobId?: unknown } | undefined)?.jobId;
-        if (typeof erpJob === "string" && !mayRetry(err) && !(err instanceof Object && accounted.has(err))) jobSettled(erpJob);
-        throw err;
+        this.n.failed++;
+        const code = err instanceof TwilioError ? err.twilioCode : err instanceof ValidationError && err.code === "opted_out" ? 21610 : undefined;
+        out.twilio = { sid: "", status: err instanceof TimeoutError && err.outcomeUnknown ? "unknown" : "failed", to: to || maskPhone(raw), channel, jobId: r.jobId, ...(code ? { errorCode: code } : {}) } satisfies TwilioMeta;
+        if (err instanceof MlcError) err.recordId = (msg.erp as { id?: string } | undefined)?.id;
+        failures.push({ err, out });
       }
-    });
+    }
+    this.showCounts();
+    this.finish(r, failures);
+  }
 
-    const handleInput = async (msg: NodeMessage, status: (s: NodeStatus) => void): Promise<void> => {
-      const cfg = cfgOf();
-      const r = await readSmsRequest(RED, node, config, cfg, msg);
-      status(Status.busy(t(RED, "mlc-twilio-sms.status.sending", undefined, "sending")));
-      const failures: { err: unknown; out: NodeMessage }[] = [];
-      for (const raw of r.recipients) {
-        const out: NodeMessage = r.recipients.length > 1 ? RED.util.cloneMessage(msg) : msg;
-        let to = "";
-        let channel: TwilioChannel = "sms";
-        try {
-          to = toE164(raw, cfg.defaultRegion);
-          channel = channelOf(to, r.media);
-          await sendOne(r, out, to, channel);
-        } catch (err) {
-          n.failed++;
-          const code = err instanceof TwilioError ? err.twilioCode : err instanceof ValidationError && err.code === "opted_out" ? 21610 : undefined;
-          out.twilio = { sid: "", status: err instanceof TimeoutError && err.outcomeUnknown ? "unknown" : "failed", to: to || maskPhone(raw), channel, jobId: r.jobId, ...(code ? { errorCode: code } : {}) } satisfies TwilioMeta;
-          if (err instanceof MlcError) err.recordId = (msg.erp as { id?: string } | undefined)?.id;
-          failures.push({ err, out });
-        }
-      }
-      showCounts();
-      // The event is finished for the push journal (lib/journal.ts) once no recipient is left to a retry or a replay:
-      // sent, held durably, or refused for good. An unknown outcome or a retryable failure leaves it to the replay.
-      if (!failures.some((f) => mayRetry(f.err))) jobSettled(r.jobId);
-      for (const f of failures) if (f.err instanceof Object) accounted.add(f.err);
-      if (r.recipients.length === 1 && failures.length === 1) throw failures[0].err;
-      // Several recipients: each failure reaches Catch on its own; the others were sent.
-      for (const f of failures) {
-        f.out.errorDetails = f.err instanceof MlcError ? f.err.toDetails() : { message: String(f.err) };
-        node.error(f.err, f.out);
-      }
-    };
+  /**
+   * Settle the event for the push journal (lib/journal.ts) once no recipient is left to a retry or a replay (sent,
+   * held durably, or refused for good), then report failures: one recipient → thrown (Catch via done), several →
+   * each on its own through node.error (the others were sent).
+   */
+  private finish(r: SmsRequest, failures: { err: unknown; out: NodeMessage }[]): void {
+    if (!failures.some((f) => mayRetry(f.err))) jobSettled(r.jobId);
+    for (const f of failures) if (f.err instanceof Object) this.accounted.add(f.err);
+    if (r.recipients.length === 1 && failures.length === 1) throw failures[0].err;
+    for (const f of failures) {
+      f.out.errorDetails = f.err instanceof MlcError ? f.err.toDetails() : { message: String(f.err) };
+      this.node.error(f.err, f.out);
+    }
+  }
+}
 
-    onClose(node, () => {
-      closed = true;
-      hold?.close();
-      poller.close();
-    });
+/** Register `mlc-twilio-sms` (properties: {@link SmsProps}; outputs: sent msgs with msg.twilio, polled statuses). */
+export function registerSms(RED: RedAPI): void {
+  registerNode<SmsProps>(RED, "mlc-twilio-sms", (node: RedNode, config) => {
+    new SmsNode(RED, node, config);
   });
 }
