@@ -42,6 +42,27 @@ function render(template: string, msg: unknown, html: boolean): string {
 }
 
 /**
+ * Send at most once per ledger key: claim → send → record the X-Message-Id. A key already sent is a duplicate (nothing
+ * sent); a key whose earlier outcome is unknown is not sent again (SendGrid cannot be asked).
+ * @throws TimeoutError (outcomeUnknown) for that unknown key; what `send` throws (a refusal releases the claim)
+ */
+async function emailOnce(ledger: SendLedger, key: string, send: () => Promise<{ messageId: string }>): Promise<{ messageId: string; duplicate: boolean }> {
+  return ledger.serial(key, async () => {
+    const claim = await ledger.claim(key);
+    if (claim.outcome === "sent") return { messageId: claim.entry.sid ?? "", duplicate: true };
+    if (claim.outcome === "unknown") throw new TimeoutError("An earlier send of this e-mail has an unknown outcome and SendGrid cannot be asked: not sent again", { outcomeUnknown: true });
+    try {
+      const r = await send();
+      await ledger.settle(key, r.messageId, "queued");
+      return { messageId: r.messageId, duplicate: false };
+    } catch (err) {
+      if (!isUnknownOutcome(err)) await ledger.release(key); // refused: nothing was sent
+      throw err;
+    }
+  });
+}
+
+/**
  * Register `mlc-twilio-email`. Output: the input msg with `msg.twilio = { sid: <X-Message-Id>, status: "queued",
  * to, channel: "email", jobId }`. Errors reach Catch via done(err) with `msg.twilio.status` "failed" ("unknown"
  * after a time-out once the request had left): ValidationError invalid_email / invalid_from / no_sender /
@@ -107,27 +128,12 @@ export function registerEmail(RED: RedAPI): void {
 
       status(Status.busy(t(RED, "mlc-twilio-email.status.sending", undefined, "sending")));
       if (!ledger) throw fail(new ValidationError("Send ledger not available", { code: "unknown_store" }), to.email);
-      const book = ledger;
-      const key = ledgerKey(jobId, to.email.toLowerCase(), "email");
       let messageId: string;
       let duplicate = false;
       try {
-        messageId = await book.serial(key, async () => {
-          const claim = await book.claim(key);
-          if (claim.outcome === "sent") {
-            duplicate = true;
-            return claim.entry.sid ?? "";
-          }
-          if (claim.outcome === "unknown") throw new TimeoutError("An earlier send of this e-mail has an unknown outcome and SendGrid cannot be asked: not sent again", { outcomeUnknown: true });
-          try {
-            const r = await sendEmail(sg.mail, { to, from, subject, ...(html ? { html: body } : { text: body }), customArgs: { [JOB_ID_ARG]: jobId } });
-            await book.settle(key, r.messageId, "queued");
-            return r.messageId;
-          } catch (err) {
-            if (!isUnknownOutcome(err)) await book.release(key); // refused: nothing was sent
-            throw err;
-          }
-        });
+        ({ messageId, duplicate } = await emailOnce(ledger, ledgerKey(jobId, to.email.toLowerCase(), "email"), () =>
+          sendEmail(sg.mail, { to, from, subject, ...(html ? { html: body } : { text: body }), customArgs: { [JOB_ID_ARG]: jobId } }),
+        ));
       } catch (err) {
         throw fail(err, to.email, err instanceof TimeoutError && err.outcomeUnknown ? "unknown" : "failed");
       }

@@ -14,7 +14,7 @@ import { VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, StartVerif
 import type { TwilioClient } from "../lib/twilio/client";
 import { contextBackend, resolveStore } from "../shared/context";
 import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, t } from "../shared/node";
-import type { NodeMessage, NodeStatus, RedAPI } from "../shared/types";
+import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { twilioConfig } from "./config";
 
 export const VERIFY_TYPE = "mlc-twilio-verify";
@@ -102,6 +102,51 @@ function recipient(raw: unknown, email: boolean, defaultRegion: string): string 
   return toE164(raw, defaultRegion).replace(/^[a-z]+:/, "");
 }
 
+/** What one input asks for. `code` is "" for a start. */
+interface VerifyInput {
+  code: string;
+  channel: VerifyChannel;
+  serviceSid: string;
+  rawTo: unknown;
+}
+
+/**
+ * Read the passcode first (a check) and take it off the msg at once, so it can reach no output, Catch or log; then
+ * the channel, Service SID and recipient.
+ * @throws ValidationError invalid_channel
+ */
+async function readVerifyInput(RED: RedAPI, node: RedNode, config: VerifyProps, msg: NodeMessage, op: VerifyOperation): Promise<VerifyInput> {
+  let code = "";
+  if (op === "check") {
+    const prop = str(config.code) ?? "payload";
+    const type = str(config.code) ? config.codeType || "msg" : "msg";
+    const raw = await evaluate(RED, node, prop, type, msg);
+    if (type === "msg") RED.util.setMessageProperty(msg, prop, undefined);
+    code = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim() : "";
+  }
+  const channelRaw = (firstSet(str(msg.channel), str(config.channel)) ?? "sms").toLowerCase();
+  if (!(VERIFY_CHANNELS as readonly string[]).includes(channelRaw)) {
+    throw new ValidationError(`Verify channel must be one of ${VERIFY_CHANNELS.join(", ")}`, { code: "invalid_channel" });
+  }
+  twilioConfig(RED, config.twilio); // a missing config node fails before the Service SID is read, as before
+  const serviceSid = String((await evaluate(RED, node, config.serviceSid ?? "", config.serviceSidType || "str", msg)) ?? "").trim();
+  const rawTo = firstSet(config.to ? await evaluate(RED, node, config.to, config.toType || "msg", msg) : undefined, msg.to);
+  return { code, channel: channelRaw as VerifyChannel, serviceSid, rawTo };
+}
+
+/** The node's start ledger, or undefined (reported) when its context store is unusable. */
+function startLedger(RED: RedAPI, node: RedNode, config: VerifyProps): SendLedger | undefined {
+  try {
+    const ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "vl", scope: node.id, ttlMs: START_LEDGER_TTL_MS, maxEntries: 50000 });
+    ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/ledger` }));
+    return ledger;
+  } catch (err) {
+    reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` });
+    return undefined;
+  }
+}
+
+/** Register `mlc-twilio-verify` (properties: {@link VerifyProps}; outputs approved, pending, expired, max attempts). */
 export function registerVerify(RED: RedAPI): void {
   registerNode<VerifyProps>(RED, VERIFY_TYPE, (node, config) => {
     const n = { sent: 0, approved: 0 };
@@ -109,13 +154,7 @@ export function registerVerify(RED: RedAPI): void {
     const counts = (last: string): string =>
       t(RED, `${VERIFY_TYPE}.status.counts`, { last, sent: n.sent, ok: n.approved }, `${last}: sent ${n.sent}, ok ${n.approved}`);
     node.status(Status.idle(t(RED, `${VERIFY_TYPE}.status.ready`, undefined, "ready")));
-    let ledger: SendLedger | undefined;
-    try {
-      ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "vl", scope: node.id, ttlMs: START_LEDGER_TTL_MS, maxEntries: 50000 });
-      ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/ledger` }));
-    } catch (err) {
-      reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` });
-    }
+    const ledger = startLedger(RED, node, config);
 
     /** Status after an outcome: green approved, blue code sent, yellow wrong code / expired, red max attempts. */
     const statusFor = (op: VerifyOperation, r: VerifyOutcome): NodeStatus => {
@@ -130,24 +169,10 @@ export function registerVerify(RED: RedAPI): void {
       if (opRaw !== "start" && opRaw !== "check") throw new ValidationError(`Verify operation must be "start" or "check", not "${opRaw.slice(0, 20)}"`, { code: "invalid_operation" });
       const op: VerifyOperation = opRaw;
 
-      // Read the passcode first and take it off the msg at once, so it can reach no output, Catch or log.
-      let code = "";
-      if (op === "check") {
-        const prop = str(config.code) ?? "payload";
-        const type = str(config.code) ? config.codeType || "msg" : "msg";
-        const raw = await evaluate(RED, node, prop, type, msg);
-        if (type === "msg") RED.util.setMessageProperty(msg, prop, undefined);
-        code = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim() : "";
-      }
-
-      const channelRaw = (firstSet(str(msg.channel), str(config.channel)) ?? "sms").toLowerCase();
-      if (!(VERIFY_CHANNELS as readonly string[]).includes(channelRaw)) {
-        throw new ValidationError(`Verify channel must be one of ${VERIFY_CHANNELS.join(", ")}`, { code: "invalid_channel" });
-      }
-      let channel = channelRaw as VerifyChannel;
+      const req = await readVerifyInput(RED, node, config, msg, op);
+      const { serviceSid, rawTo, code } = req;
+      let channel = req.channel;
       const cfg = twilioConfig(RED, config.twilio);
-      const serviceSid = String((await evaluate(RED, node, config.serviceSid ?? "", config.serviceSidType || "str", msg)) ?? "").trim();
-      const rawTo = firstSet(config.to ? await evaluate(RED, node, config.to, config.toType || "msg", msg) : undefined, msg.to);
       const recordId = (msg.erp as { id?: string } | undefined)?.id;
 
       let to = "";
