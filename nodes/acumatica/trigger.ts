@@ -18,7 +18,7 @@ import type { ErpEventMsg } from "../lib/envelope";
 import { MlcError, ValidationError, errorDetails } from "../lib/errors";
 import { PushJournal, onJobSettled } from "../lib/journal";
 import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
-import { mountDispatcher, registerEndpoint, InboundRequest, InboundResponse } from "../shared/dispatcher";
+import { mountDispatcher, publicEndpointUrl, registerEndpoint, InboundRequest, InboundResponse } from "../shared/dispatcher";
 import { Status, num, onClose, registerNode, reportError, t } from "../shared/node";
 import type { KvBackend } from "../lib/store";
 import type { RedAPI, RedNode } from "../shared/types";
@@ -216,7 +216,9 @@ export function registerAcumaticaTrigger(RED: RedAPI): void {
           .catch((err: unknown) => reportError(RED, node, err, { topic: "acumatica/journal" }));
         try {
           release = registerEndpoint(RED.httpNode, `/acumatica/${endpoint}`, node.id, onPush, { contentTypes: ["application/json"] }); // 415 to a body that is not JSON
-          node.status(Status.idle(t(RED, "mlc-acumatica-trigger.status.watching", { endpoint }, `watching /${endpoint}`)));
+          // The full path below the HTTP root, the one to paste into Acumatica: "/mlc/acumatica/bills".
+          const full = publicEndpointUrl("", RED.settings.httpNodeRoot, `/acumatica/${endpoint}`);
+          node.status(Status.idle(t(RED, "mlc-acumatica-trigger.status.watching", { endpoint: full }, `watching ${full}`)));
         } catch (err) {
           reportError(RED, node, err, { topic: "acumatica/trigger/start", endpoint });
         }

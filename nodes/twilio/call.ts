@@ -27,7 +27,7 @@ import { AckPrompts, GatherSpec, SayVoice, createCall, fetchCall, findRecentCall
 import { SendLedger, ledgerKey, sendOnce } from "../lib/twilio/ledger";
 import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { InboundRequest, InboundResponse, mountDispatcher, registerEndpoint } from "../shared/dispatcher";
-import { Status, evaluate, firstSet, messageJobId, onClose, onInput, registerNode, reportError, t } from "../shared/node";
+import { Status, evaluate, firstSet, messageJobId, onClose, onInput, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { CallAck, CallContent, CallProps, CallSettings, callSettings, callTwiml } from "./call-twiml";
 import { TwilioConfigApi, twilioConfig } from "./config";
@@ -58,6 +58,8 @@ class CallNode {
   private ledger: SendLedger | undefined;
   private unsubscribe: (() => void) | undefined;
   private release: (() => void) | undefined;
+  /** Count template, translated once here (shared/node.ts statusTemplate). */
+  private readonly countsText: (v: Record<string, number>) => string;
 
   constructor(
     private readonly RED: RedAPI,
@@ -65,6 +67,7 @@ class CallNode {
     private readonly config: CallProps,
   ) {
     this.s = callSettings(config);
+    this.countsText = statusTemplate(RED, "mlc-twilio-call.status.counts", "placed __placed__, ack __ack__, no __nack__");
     this.tracker = new CallTracker<CallData>({
       giveUpMs: this.s.giveUpMs,
       pollIntervalMs: this.s.pollIntervalMs,
@@ -90,7 +93,7 @@ class CallNode {
 
   private counts(): string {
     const { placed, acked, nacked } = this.n;
-    return t(this.RED, "mlc-twilio-call.status.counts", { placed, ack: acked, nack: nacked }, `placed ${placed}, ack ${acked}, no ${nacked}`);
+    return this.countsText({ placed, ack: acked, nack: nacked });
   }
 
   private showCounts(): void {
@@ -100,10 +103,11 @@ class CallNode {
   /** Subscribe to the account's statuses, open the ledger and the Gather endpoint. */
   private start(): void {
     const { RED, node, s } = this;
+    let accountError: unknown;
     try {
       this.accountSid = this.cfg().accountSid;
-    } catch {
-      /* no usable config node: every input fails with that error (Catch), as before */
+    } catch (err) {
+      accountError = err; // every input fails with it too (Catch)
     }
     try {
       this.unsubscribe = onStatus(this.accountSid, (st) => this.tracker.onStatus(st));
@@ -111,8 +115,8 @@ class CallNode {
       this.ledger = new SendLedger(contextBackend(node, "node", info.name), { scope: node.id });
       this.ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-call/ledger" }));
       if (s.ack) this.release = registerEndpoint(RED.httpNode, `/twilio/${s.endpoint}/gather`, node.id, (req) => this.gather(req));
-      node.status(Status.idle(t(RED, "mlc-twilio-call.status.ready", undefined, "ready")));
-      warnIfLossy(RED, node, info); // the ledger is what stops a second call after a crash
+      if (accountError) reportError(RED, node, accountError, { topic: "mlc-twilio-call/start" }); // a missing or failed account shows at deploy, not as "ready"
+      else if (!warnIfLossy(RED, node, info)) node.status(Status.idle("mlc-twilio-call.status.ready")); // the ledger is what stops a second call after a crash
     } catch (err) {
       this.startError = err;
       reportError(RED, node, err, { topic: "mlc-twilio-call/start", endpoint: s.endpoint });
@@ -163,7 +167,7 @@ class CallNode {
       const corr = hashedKey("c", `${this.node.id}|${key}`);
       const content = await callTwiml(this.RED, this.node, this.config, s, msg, () => cfg.endpointUrl(`/twilio/${s.endpoint}/gather`, { c: corr }));
       const statusCallback = s.poll ? undefined : cfg.endpointUrl(`/twilio/${s.callback}`, { j: jobId });
-      status(Status.busy(t(this.RED, "mlc-twilio-call.status.calling", undefined, "calling")));
+      status(Status.busy("mlc-twilio-call.status.calling"));
       await this.place(cfg, msg, { key, corr, jobId, to, from, content, statusCallback });
     } catch (err) {
       const code = err instanceof TwilioError ? err.twilioCode : undefined;

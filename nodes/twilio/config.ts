@@ -3,10 +3,10 @@
  * default phone region, public base URL for status callbacks). Owns the single TwilioClient that every
  * Twilio node using it shares.
  */
-import { ValidationError } from "../lib/errors";
+import { MlcError, ValidationError } from "../lib/errors";
 import { isValidRegion } from "../lib/phone";
 import { TwilioClient, TwilioCredentials } from "../lib/twilio/client";
-import { createMailService, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, MailService } from "../lib/twilio/sendgrid";
+import { checkSendGridKey, createMailService, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, MailService } from "../lib/twilio/sendgrid";
 import { OptOutList } from "../lib/twilio/optout";
 import { registerTestEndpoint } from "../shared/admin";
 import { contextBackend, resolveStore } from "../shared/context";
@@ -204,11 +204,25 @@ export function registerTwilioConfig(RED: RedAPI): void {
 
   registerTestEndpoint(RED, TWILIO_CONFIG_TYPE, async ({ config, credentials }) => {
     const client = buildClient(config as TwilioConfigProps, credentials);
+    let message: string;
     try {
       const acct = await client.testConnection();
-      return { ok: true, message: `Connected to ${acct.friendlyName || acct.sid} (${acct.status})` };
+      message = `Connected to ${acct.friendlyName || acct.sid} (${acct.status})`;
     } finally {
       await client.close();
+    }
+    // Every credential the account holds is checked: the SendGrid key too, when one is set (nothing is sent).
+    const sgKey = (credentials.sendgridApiKey ?? "").trim();
+    if (!sgKey) return { ok: true, message };
+    const cfg = config as TwilioConfigProps;
+    try {
+      const mail = createMailService({ apiKey: sgKey, apiHost: configString(cfg.sendgridApiHost, "SendGrid API host") || undefined, timeoutMs: 15000 });
+      const scopes = await checkSendGridKey(mail);
+      if (!scopes.includes("mail.send")) return { ok: false, message: `${message}; the SendGrid API key may not send mail (no mail.send scope)`, code: "sendgrid_scope" };
+      return { ok: true, message: `${message}; SendGrid API key accepted` };
+    } catch (err) {
+      const code = err instanceof MlcError ? err.code : "internal";
+      return { ok: false, message: `${message}; SendGrid refused the API key: ${(err as Error).message}`, code: code === "auth_failed" ? "sendgrid_auth_failed" : code };
     }
   });
 }

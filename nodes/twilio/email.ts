@@ -13,7 +13,7 @@ import { JOB_ID_ARG, parseEmailAddress, renderHtmlTemplate, sendEmail } from "..
 import { isTemplate, renderTemplate } from "../lib/template";
 import { SendLedger, isUnknownOutcome, ledgerKey } from "../lib/twilio/ledger";
 import { contextBackend, resolveStore } from "../shared/context";
-import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, t } from "../shared/node";
+import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { RedAPI } from "../shared/types";
 import { twilioConfig } from "./config";
 
@@ -26,6 +26,8 @@ export interface EmailProps extends Record<string, unknown> {
   toType?: string;
   /** Sender ("ap@example.com" or "Name <ap@example.com>"); "" = the account's SendGrid From. */
   from?: string;
+  /** TypedInput type of From (str, msg, flow, global, env); absent in older flows = str. */
+  fromType?: string;
   /** Mustache template; "" = msg.subject. */
   subject?: string;
   /** Mustache template; "" = msg.body, else a string msg.payload. */
@@ -78,8 +80,9 @@ export function registerEmail(RED: RedAPI): void {
     const html = config.html === true || config.html === "true";
     let sent = 0;
     let failed = 0;
-    const counts = (): string => t(RED, "mlc-twilio-email.status.counts", { sent, failed }, `sent ${sent}, failed ${failed}`);
-    node.status(Status.idle(t(RED, "mlc-twilio-email.status.ready", undefined, "ready")));
+    const countsText = statusTemplate(RED, "mlc-twilio-email.status.counts", "sent __sent__, failed __failed__"); // translated once
+    const counts = (): string => countsText({ sent, failed });
+    node.status(Status.idle("mlc-twilio-email.status.ready"));
     let ledger: SendLedger | undefined;
     try {
       ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "el", scope: node.id });
@@ -108,7 +111,7 @@ export function registerEmail(RED: RedAPI): void {
       }
       const cfg = twilioConfig(RED, config.twilio);
       const sg = cfg.sendgrid();
-      const fromText = firstSet(config.from?.trim(), sg.from);
+      const fromText = firstSet(config.from?.trim() ? String((await evaluate(RED, node, config.from.trim(), config.fromType, msg)) ?? "").trim() : undefined, sg.from);
       if (!fromText) throw fail(new ValidationError("No sender: set From here or the SendGrid From in the Twilio account", { code: "no_sender" }), to.email);
       const from = parseEmailAddress(fromText);
       if (!from) throw fail(new ValidationError("The From address is not a valid e-mail address", { code: "invalid_from" }), to.email);
@@ -126,7 +129,7 @@ export function registerEmail(RED: RedAPI): void {
       if (!subject) throw fail(new ValidationError("No subject: set Subject here or msg.subject", { code: "empty_subject" }), to.email);
       if (body.trim() === "") throw fail(new ValidationError("Nothing to send: Body is empty", { code: "empty_body" }), to.email);
 
-      status(Status.busy(t(RED, "mlc-twilio-email.status.sending", undefined, "sending")));
+      status(Status.busy("mlc-twilio-email.status.sending"));
       if (!ledger) throw fail(new ValidationError("Send ledger not available", { code: "unknown_store" }), to.email);
       let messageId: string;
       let duplicate = false;

@@ -29,9 +29,10 @@ import { SendLedger, ledgerKey } from "../lib/twilio/ledger";
 import { Delivered, MessageSendOptions, deliverMessage } from "../lib/twilio/messages";
 import { StatusPoller } from "../lib/twilio/status-poller";
 import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
-import { Status, num, onClose, onInput, registerNode, reportError, t } from "../shared/node";
+import { Status, num, onClose, onInput, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { sharedAuditTrail } from "../flow/audit";
+import { configString } from "../shared/config";
 import { TwilioConfigApi, twilioConfig } from "./config";
 import { MG_SID, SmsProps, SmsRequest, channelOf, mayRetry, messageParams, readSmsRequest } from "./sms-input";
 
@@ -60,10 +61,11 @@ interface Polled {
   channel: TwilioChannel;
 }
 
-/** Read the quiet hours of `config` (validated at deploy). @throws ValidationError bad_config */
+/** Read the quiet hours of `config` (validated at deploy). @throws ValidationError bad_config / missing_env */
 function quietHours(config: SmsProps): BusinessHours | undefined {
   if (!config.quiet) return undefined;
   const hours = { start: config.hoursStart || "08:00", end: config.hoursEnd || "20:00", days: parseDays(config.hoursDays || "1-5") };
+  configString(config.defaultTimezone, "Default zone"); // an unset ${VAR} is named, not called a bad zone
   nextSendTime(new Date(), config.defaultTimezone || "UTC", hours);
   if (config.defaultTimezone && !isTimeZone(config.defaultTimezone)) throw new ValidationError(`"${config.defaultTimezone}" is not an IANA time zone`, { code: "bad_config" });
   return hours;
@@ -80,12 +82,17 @@ class SmsNode {
   private readonly pollTimeoutMs: number;
   /** Recipient failures already counted in the journal decision of their input. */
   private readonly accounted = new WeakSet<object>();
+  /** Count templates, translated once here (shared/node.ts statusTemplate). */
+  private readonly countsText: (v: Record<string, number>) => string;
+  private readonly countsHeldText: (v: Record<string, number>) => string;
 
   constructor(
     private readonly RED: RedAPI,
     private readonly node: RedNode,
     private readonly config: SmsProps,
   ) {
+    this.countsText = statusTemplate(RED, "mlc-twilio-sms.status.counts", "sent __sent__, failed __failed__");
+    this.countsHeldText = statusTemplate(RED, "mlc-twilio-sms.status.countsHeld", "sent __sent__, failed __failed__, held __held__");
     this.start();
     this.poller = new StatusPoller<TwilioMessage, Polled>({
       kind: "message",
@@ -111,18 +118,21 @@ class SmsNode {
   private counts(): string {
     const { sent, failed } = this.n;
     const held = this.hold?.count ?? 0;
-    return held > 0
-      ? t(this.RED, "mlc-twilio-sms.status.countsHeld", { sent, failed, held }, `sent ${sent}, failed ${failed}, held ${held}`)
-      : t(this.RED, "mlc-twilio-sms.status.counts", { sent, failed }, `sent ${sent}, failed ${failed}`);
+    return held > 0 ? this.countsHeldText({ sent, failed, held }) : this.countsText({ sent, failed });
   }
 
   private showCounts(): void {
     this.node.status(this.n.failed ? Status.warn(this.counts()) : Status.ok(this.counts()));
   }
 
-  /** Quiet hours and hold queue, then the ledger (a bad quiet-hours setting leaves sending possible, as before). */
+  /**
+   * Quiet hours, hold queue and the account, then the ledger (a bad quiet-hours setting leaves sending possible, as
+   * before). A missing account or a bad setting shows at deploy instead of "ready"; a store that can lose the ledger
+   * shows its yellow warning instead of "ready", unless an error is already showing.
+   */
   private start(): void {
     const { RED, node, config } = this;
+    let warnLossy = false;
     try {
       this.hours = quietHours(config);
       if (this.hours) {
@@ -134,14 +144,16 @@ class SmsNode {
           ttlMs: SEND_AT_MAX_MS,
         });
       }
-      node.status(Status.idle(t(RED, "mlc-twilio-sms.status.ready", undefined, "ready")));
+      twilioConfig(RED, config.twilio); // a missing or failed account shows here at deploy, not as "ready"
+      if (!resolveStore(RED, config.store).lossy) node.status(Status.idle("mlc-twilio-sms.status.ready"));
+      else warnLossy = true;
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-sms/start" });
     }
     try {
       const info = resolveStore(RED, config.store);
       this.ledger = new SendLedger(contextBackend(node, "node", info.name), { scope: node.id });
-      warnIfLossy(RED, node, info); // the ledger is what stops a double after a crash
+      if (warnLossy) warnIfLossy(RED, node, info); // the ledger is what stops a double after a crash
       this.ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-sms/ledger" }));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-sms/start" });
@@ -228,7 +240,7 @@ class SmsNode {
   private async handleInput(msg: NodeMessage, status: (s: NodeStatus) => void): Promise<void> {
     const cfg = this.cfg();
     const r = await readSmsRequest(this.RED, this.node, this.config, cfg, msg);
-    status(Status.busy(t(this.RED, "mlc-twilio-sms.status.sending", undefined, "sending")));
+    status(Status.busy("mlc-twilio-sms.status.sending"));
     const failures: { err: unknown; out: NodeMessage }[] = [];
     for (const raw of r.recipients) {
       const out: NodeMessage = r.recipients.length > 1 ? this.RED.util.cloneMessage(msg) : msg;

@@ -12,8 +12,8 @@ import { isStatusAdvance, isFinalStatus, FAILED_STATUSES } from "../lib/twilio/s
 import { publishStatus } from "../lib/twilio/bus";
 import { BoundedStore } from "../lib/store";
 import { contextBackend, resolveStore } from "../shared/context";
-import { mountDispatcher, registerEndpoint, EndpointOptions, InboundRequest, InboundResponse } from "../shared/dispatcher";
-import { Status, onClose, registerNode, reportError, t } from "../shared/node";
+import { mountDispatcher, publicEndpointUrl, registerEndpoint, EndpointOptions, InboundRequest, InboundResponse } from "../shared/dispatcher";
+import { Status, onClose, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 import { auditCallback } from "../flow/audit";
 import { twilioConfig } from "./config";
@@ -47,6 +47,8 @@ const SENDGRID_WEBHOOK: EndpointOptions = { contentTypes: ["application/json"] }
 class StatusNode {
   private forged = 0;
   private readonly releases: (() => void)[] = [];
+  /** Translated once (shared/node.ts statusTemplate). */
+  private readonly forgedText: (v: Record<string, number>) => string;
 
   constructor(
     private readonly RED: RedAPI,
@@ -55,11 +57,13 @@ class StatusNode {
     private readonly stateStore: BoundedStore<SidState>,
   ) {
     const endpoint = (config.endpoint || "status").trim();
+    this.forgedText = statusTemplate(RED, "mlc-twilio-status.status.forged", "refused __n__ forged");
     try {
       this.releases.push(registerEndpoint(RED.httpNode, `/twilio/${endpoint}`, node.id, (req) => this.callback(req), TWILIO_WEBHOOK));
       this.releases.push(registerEndpoint(RED.httpNode, `/twilio/${endpoint}/inbound`, node.id, (req) => this.inbound(req), TWILIO_WEBHOOK));
       this.releases.push(registerEndpoint(RED.httpNode, `/twilio/${endpoint}/sendgrid`, node.id, (req) => handleSendGridEvents(RED, node, config.twilio, req, { store: config.store }), SENDGRID_WEBHOOK));
-      node.status(Status.idle(t(RED, "mlc-twilio-status.status.listening", { endpoint }, `listening /${endpoint}`)));
+      const full = publicEndpointUrl("", RED.settings.httpNodeRoot, `/twilio/${endpoint}`); // "/mlc/twilio/status"
+      node.status(Status.idle(statusTemplate(RED, "mlc-twilio-status.status.listening", "listening __endpoint__")({ endpoint: full })));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });
     }
@@ -71,7 +75,7 @@ class StatusNode {
   // checkTwilioWebhook logs refusals (at most once a minute); the status counts every one.
   private refuse(): void {
     this.forged++;
-    this.node.status(Status.warn(t(this.RED, "mlc-twilio-status.status.forged", { n: this.forged }, `refused ${this.forged} forged`)));
+    this.node.status(Status.warn(this.forgedText({ n: this.forged })));
   }
 
   /**

@@ -13,7 +13,8 @@ import { SendLedger, isUnknownOutcome, ledgerKey } from "../lib/twilio/ledger";
 import { VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, StartVerificationParams, checkVerification, startVerification } from "../lib/twilio/verify";
 import type { TwilioClient } from "../lib/twilio/client";
 import { contextBackend, resolveStore } from "../shared/context";
-import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, t } from "../shared/node";
+import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, statusTemplate, t } from "../shared/node";
+import { configString } from "../shared/config";
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { twilioConfig } from "./config";
 
@@ -134,6 +135,19 @@ async function readVerifyInput(RED: RedAPI, node: RedNode, config: VerifyProps, 
   return { code, channel: channelRaw as VerifyChannel, serviceSid, rawTo };
 }
 
+/**
+ * What a verify node needs before its first input: the account, the Service SID or its environment variable.
+ * @throws ValidationError bad_config / missing_env, and twilioConfig's errors
+ */
+async function startCheck(RED: RedAPI, node: RedNode, config: VerifyProps): Promise<void> {
+  twilioConfig(RED, config.twilio);
+  const sidType = config.serviceSidType || "str";
+  if (sidType === "str" && !configString(config.serviceSid, "Service SID")) throw new ValidationError("No Verify Service SID set", { code: "bad_config" });
+  if (sidType === "env" && !String((await evaluate(RED, node, config.serviceSid ?? "", "env", {})) ?? "")) {
+    throw new ValidationError(`Service SID: environment variable ${config.serviceSid} is not set`, { code: "missing_env" });
+  }
+}
+
 /** The node's start ledger, or undefined (reported) when its context store is unusable. */
 function startLedger(RED: RedAPI, node: RedNode, config: VerifyProps): SendLedger | undefined {
   try {
@@ -150,10 +164,15 @@ function startLedger(RED: RedAPI, node: RedNode, config: VerifyProps): SendLedge
 export function registerVerify(RED: RedAPI): void {
   registerNode<VerifyProps>(RED, VERIFY_TYPE, (node, config) => {
     const n = { sent: 0, approved: 0 };
-    const label = (key: string, fallback: string): string => t(RED, `${VERIFY_TYPE}.result.${key}`, undefined, fallback);
-    const counts = (last: string): string =>
-      t(RED, `${VERIFY_TYPE}.status.counts`, { last, sent: n.sent, ok: n.approved }, `${last}: sent ${n.sent}, ok ${n.approved}`);
-    node.status(Status.idle(t(RED, `${VERIFY_TYPE}.status.ready`, undefined, "ready")));
+    // Labels and the count template are translated once, here (shared/node.ts statusTemplate); statuses compose them.
+    const labels = new Map<string, string>();
+    const label = (key: string, fallback: string): string => labels.get(key) ?? (labels.set(key, t(RED, `${VERIFY_TYPE}.result.${key}`, undefined, fallback)), labels.get(key) as string);
+    const countsText = statusTemplate(RED, `${VERIFY_TYPE}.status.counts`, "__last__: sent __sent__, ok __ok__");
+    const counts = (last: string): string => countsText({ last, sent: n.sent, ok: n.approved });
+    // Say at deploy what is missing instead of "ready": the account, the Service SID or its variable.
+    startCheck(RED, node, config)
+      .then(() => node.status(Status.idle(`${VERIFY_TYPE}.status.ready`)))
+      .catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` }));
     const ledger = startLedger(RED, node, config);
 
     /** Status after an outcome: green approved, blue code sent, yellow wrong code / expired, red max attempts. */
@@ -180,7 +199,7 @@ export function registerVerify(RED: RedAPI): void {
       try {
         if (op === "start") {
           to = recipient(rawTo, channel === "email", cfg.defaultRegion);
-          status(Status.busy(t(RED, `${VERIFY_TYPE}.status.sending`, undefined, "sending")));
+          status(Status.busy(`${VERIFY_TYPE}.status.sending`));
           const params = { serviceSid, to, channel, locale: firstSet(str(config.locale), str(msg.locale)) };
           if (!ledger) throw new ValidationError("Start ledger not available", { code: "unknown_store" });
           result = await startOnce(ledger, ledgerKey(messageJobId(msg), to, `verify:${channel}:${serviceSid}`), cfg.client(), params);
@@ -193,7 +212,7 @@ export function registerVerify(RED: RedAPI): void {
             if (email) channel = "email";
             to = recipient(rawTo, email, cfg.defaultRegion);
           }
-          status(Status.busy(t(RED, `${VERIFY_TYPE}.status.checking`, undefined, "checking")));
+          status(Status.busy(`${VERIFY_TYPE}.status.checking`));
           result = await checkVerification(cfg.client(), { serviceSid, to: to || undefined, verificationSid, code, channel });
         }
       } catch (err) {

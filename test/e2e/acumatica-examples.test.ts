@@ -137,6 +137,18 @@ describe("end to end: Acumatica examples in a real Node-RED (packed and installe
     assert.match(failed.error?.message ?? "", /not a valid phone number/);
   });
 
+  it("a final status appends to the bill's note: what a clerk wrote is kept", async function () {
+    stack.acumatica.upsert("Bill", { Type: "Bill", ReferenceNbr: "000122", note: "Clerk: hold until the credit memo arrives" });
+    const m = stack.twilio.messages.find((x) => x.to === "+12125550187");
+    assert.ok(m, "bill 000122 was texted in the previous test");
+    await stack.twilio.deliver(m.sid, "delivered");
+    const note = await waitFor(() => {
+      const b = stack.acumatica.get("Bill", ["Bill", "000122"]) as Record<string, unknown>;
+      return typeof b.note === "string" && b.note.includes("SMS delivered") ? b.note : undefined;
+    }, 10000, "note appended on bill 000122");
+    assert.match(note, new RegExp(`^Clerk: hold until the credit memo arrives\nml-connector: SMS delivered to \\+1•+87 .*\\(${m.sid}\\)$`));
+  });
+
   it("polls a newly voided payment and alerts the controller once", async function () {
     const before = stack.twilio.messages.length;
     stack.acumatica.upsert("Payment", {

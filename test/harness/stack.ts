@@ -45,7 +45,7 @@ export interface StackOptions {
   /** "pack": npm pack + npm install (what a palette user gets); "link": symlink the repo (fast, for the demo). */
   install: "pack" | "link";
   pollIntervalSec?: number;
-  /** Example families to deploy (examples/<family>/); default ["acumatica"]. */
+  /** Example families to deploy (examples/<family>/); default ["acumatica"]; [] deploys none (an empty workspace). */
   families?: string[];
   /** Options of the Twilio simulator (rate and concurrency limits…). */
   twilio?: TwilioSimOptions;
@@ -114,7 +114,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   else linkInto(opts.userDir);
   const nodeRed = new NodeRed({ userDir: opts.userDir, port, env: { ...env, ...(opts.extraEnv ?? {}) }, onLog: opts.onLog });
   await nodeRed.start();
-  await nodeRed.deploy([...withCredentialRefs(loadExamples(...(opts.families ?? ["acumatica"]))), ...(opts.extraFlows ?? [])]);
+  const families = opts.families ?? ["acumatica"];
+  const flows = [...(families.length ? withCredentialRefs(loadExamples(...families)) : []), ...(opts.extraFlows ?? [])];
+  if (flows.length) await nodeRed.deploy(flows);
   return {
     acumatica,
     twilio,

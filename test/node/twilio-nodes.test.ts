@@ -13,6 +13,7 @@ import http from "node:http";
 import type { TestFlowNode } from "node-red-node-test-helper";
 import { Msg, Testbed, settle, until } from "../harness/red-testbed";
 import { TwilioSim } from "../sims/twilio";
+import { DEFAULT_SENDGRID_KEY, SendGridSim } from "../sims/sendgrid";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const twilioNodes = require("../../nodes/twilio") as (RED: unknown) => void;
@@ -445,6 +446,26 @@ describe("twilio node set in Node-RED", function () {
       assert.equal(r.json.ok, false);
       assert.equal(r.json.code, "auth_failed");
       assert.ok(!r.text.includes(bad) && !r.text.includes(ACCOUNT.authToken));
+    });
+
+    it("checks the SendGrid API key too when one is set (GET /v3/scopes, nothing sent), never echoing it", async () => {
+      const sg = new SendGridSim();
+      await sg.start();
+      try {
+        await bed.load(flow());
+        const base = { config: { apiHost: sim.url, sendgridApiHost: sg.url }, credentials: { accountSid: ACCOUNT.accountSid, authToken: ACCOUNT.authToken } };
+        const good = await test({ ...base, credentials: { ...base.credentials, sendgridApiKey: DEFAULT_SENDGRID_KEY } });
+        assert.equal(good.json.ok, true, good.text);
+        assert.match(good.json.message, /SendGrid API key accepted/);
+        const badKey = "SG.not-the-key.0000000000000000000000000000000000000000000";
+        const bad = await test({ ...base, credentials: { ...base.credentials, sendgridApiKey: badKey } });
+        assert.equal(bad.json.ok, false, bad.text);
+        assert.equal(bad.json.code, "sendgrid_auth_failed");
+        assert.ok(!bad.text.includes(badKey) && !good.text.includes(DEFAULT_SENDGRID_KEY));
+        assert.deepEqual(sg.requests.map((q) => `${q.method} ${q.path} ${q.status}`), ["GET /v3/scopes 200", "GET /v3/scopes 401"]);
+      } finally {
+        await sg.stop();
+      }
     });
 
     it("uses the deployed node's secret for a __PWRD__ placeholder", async () => {

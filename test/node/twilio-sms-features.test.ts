@@ -167,6 +167,36 @@ describe("mlc-twilio-sms features", function () {
     assert.equal(new Set(seen).size, seen.length, "each status once");
     assert.equal(r("polled")[0].twilio.jobId, r("out")[0].twilio.jobId);
   });
+
+  it("errors reach Catch with their message and code but no stack trace (no install paths in the sidebar)", async () => {
+    await bed.load(flow(sim), creds(sim));
+    bed.node("sms").receive({ payload: { ref: "000127" }, to: "555-01" });
+    await until(() => r("caught").length === 1, "invalid number caught");
+    const error = r("caught")[0].error as { message: string; stack?: string };
+    assert.match(error.message, /not a valid phone number/);
+    assert.equal(error.stack, undefined);
+    assert.ok(!JSON.stringify(r("caught")[0]).includes("node_modules"), "no install path anywhere in the Catch message");
+  });
+
+  it("an unset environment variable is named in the status and the log, not called a bad time zone", async () => {
+    const unset = "MLC_TEST_SURELY_UNSET_ZONE";
+    delete process.env[unset];
+    await bed.load(flow(sim, { sms: { quiet: true, defaultTimezone: "${" + unset + "}" } }), creds(sim));
+    const node = bed.node("sms");
+    const statuses = node.status.getCalls().filter((c) => c.thisValue === node).map((c) => (c.args[0] as { text?: string; fill?: string }));
+    assert.deepEqual(statuses.at(-1), { fill: "red", shape: "ring", text: `${unset} not set` });
+    const logged = node.error.getCalls().filter((c) => c.thisValue === node).map((c) => String((c.args[0] as Error).message ?? c.args[0]));
+    assert.ok(logged.some((m) => m.includes(`environment variable ${unset} is not set`)), logged.join("\n"));
+    assert.ok(!logged.some((m) => /IANA/.test(m)), "not reported as a bad time zone");
+  });
+
+  it("with no Twilio account selected the node says so at deploy instead of \"ready\"", async () => {
+    await bed.load(flow(sim, { sms: { twilio: "" } }), creds(sim));
+    const node = bed.node("sms");
+    const last = node.status.getCalls().filter((c) => c.thisValue === node).map((c) => c.args[0] as { text?: string; fill?: string }).at(-1);
+    assert.equal(last?.fill, "red");
+    assert.notEqual(last?.text, "ready");
+  });
 });
 
 describe("pacing: one budget per Twilio account", function () {

@@ -313,4 +313,19 @@ describe("mlc-twilio-verify in Node-RED", function () {
     assert.equal("payload" in c, false, "the code property is gone before Catch sees the msg");
     assert.equal(checkReqs().length, 0);
   });
+
+  it("says at deploy what is missing instead of \"ready\": no Service SID, or its environment variable unset", async () => {
+    const unset = "MLC_TEST_SURELY_UNSET_VERIFY_SID";
+    delete process.env[unset];
+    await load(flow({ start: { serviceSid: "" }, check: { serviceSid: unset, serviceSidType: "env" } }));
+    const last = (id: string): { text?: string; fill?: string } | undefined => {
+      // load() wraps node.status; the helper's spy on Node.prototype.status saw every call, also the first ones.
+      const node = bed.node(id);
+      const spy = (Object.getPrototypeOf(node) as { status: { getCalls(): { thisValue: unknown; args: unknown[] }[] } }).status;
+      return spy.getCalls().filter((c) => c.thisValue === node).map((c) => c.args[0] as { text?: string; fill?: string }).at(-1);
+    };
+    await until(() => last("vstart")?.fill === "red" && last("vcheck")?.fill === "red", "both nodes red at deploy");
+    assert.equal(last("vcheck")?.text, `${unset} not set`);
+    assert.notEqual(last("vstart")?.text, "ready");
+  });
 });

@@ -287,6 +287,12 @@ export class SendGridSim {
       writeJson(res, status, payload, headers, "application/json");
     };
 
+    if (path === "/v3/scopes" && method === "GET") {
+      // API Keys → "Retrieve a list of scopes for which this user has access": what Test connection calls.
+      if (auth === "none") return answer(401, { errors: [err("authorization required", null, null)] });
+      if (auth === "bad") return answer(401, { errors: [err("The provided authorization grant is invalid, expired, or revoked", null, null)] });
+      return answer(200, { scopes: ["mail.send", "user.profile.read"] });
+    }
     if (path !== "/v3/mail/send") return answer(404, { errors: [err("resource not found", null, null)] });
     if (method !== "POST") return answer(405, { errors: [err("method not allowed", null, null)] });
     if (auth === "none") return answer(401, { errors: [err("authorization required", null, null)] });

@@ -194,12 +194,13 @@ describe("CallTracker", () => {
     const seq = ["ringing", "ringing", "in-progress", "completed"];
     let fetches = 0;
     const published: AcceptedStatus[] = [];
-    let t!: CallTracker<null>;
+    const ref: { t?: CallTracker<null> } = {};
     const h = tracker({
       fetch: async (sid) => ({ sid, status: seq[Math.min(fetches++, seq.length - 1)], to: "+1", from: "+2", answeredBy: null, duration: null }),
-      publish: (s) => (published.push(s), t.onStatus(s)),
+      publish: (s) => (published.push(s), ref.t?.onStatus(s)),
     });
-    t = h.t;
+    const t = h.t;
+    ref.t = t;
     t.track(call("CA1", { poll: true, ack: false }));
     await until(() => h.outs.length === 1, "outcome");
     assert.deepEqual(

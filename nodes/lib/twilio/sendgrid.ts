@@ -39,6 +39,7 @@ export const TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp";
 /** The part of `@sendgrid/client`'s Client this module touches (the client every MailService owns). */
 interface SendGridClientLike {
   setDefaultRequest(key: string, value: unknown): unknown;
+  request(data: { method: string; url: string }): Promise<[{ statusCode: number }, unknown]>;
 }
 
 export interface MailServiceOptions {
@@ -187,6 +188,23 @@ export async function sendEmail(mail: MailService, input: EmailInput, opts: Send
       decide: (err) => (err instanceof RateLimitedError ? { retryAfterMs: err.retryAfterMs } : err instanceof TimeoutError && !err.outcomeUnknown ? {} : false),
     },
   );
+}
+
+/**
+ * Check the API key of a MailService with one harmless call: `GET /v3/scopes` (SendGrid v3 API, API Keys →
+ * "Retrieve a list of scopes for which this user has access"); nothing is sent.
+ * @returns the key's scopes, e.g. ["mail.send", …]
+ * @throws AuthError (auth_failed) when SendGrid refuses the key; the mapped SendGrid error otherwise
+ */
+export async function checkSendGridKey(mail: MailService): Promise<string[]> {
+  const client = (mail as unknown as { client: SendGridClientLike }).client;
+  try {
+    const [, body] = await client.request({ method: "GET", url: "/v3/scopes" });
+    const scopes = (body as { scopes?: unknown } | null)?.scopes;
+    return Array.isArray(scopes) ? scopes.map(String) : [];
+  } catch (err) {
+    throw mapSendGridError(err);
+  }
 }
 
 function headerValue(headers: unknown, name: string): string | undefined {
