@@ -148,6 +148,13 @@ async function startCheck(RED: RedAPI, node: RedNode, config: VerifyProps): Prom
   }
 }
 
+/** Say at deploy what is missing instead of "ready": the account, the Service SID or its variable. Never rejects. */
+function announce(RED: RedAPI, node: RedNode, config: VerifyProps): void {
+  startCheck(RED, node, config)
+    .then(() => node.status(Status.idle(`${VERIFY_TYPE}.status.ready`)))
+    .catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` }));
+}
+
 /** The node's start ledger, or undefined (reported) when its context store is unusable. */
 function startLedger(RED: RedAPI, node: RedNode, config: VerifyProps): SendLedger | undefined {
   try {
@@ -169,10 +176,7 @@ export function registerVerify(RED: RedAPI): void {
     const label = (key: string, fallback: string): string => labels.get(key) ?? (labels.set(key, t(RED, `${VERIFY_TYPE}.result.${key}`, undefined, fallback)), labels.get(key) as string);
     const countsText = statusTemplate(RED, `${VERIFY_TYPE}.status.counts`, "__last__: sent __sent__, ok __ok__");
     const counts = (last: string): string => countsText({ last, sent: n.sent, ok: n.approved });
-    // Say at deploy what is missing instead of "ready": the account, the Service SID or its variable.
-    startCheck(RED, node, config)
-      .then(() => node.status(Status.idle(`${VERIFY_TYPE}.status.ready`)))
-      .catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` }));
+    announce(RED, node, config);
     const ledger = startLedger(RED, node, config);
 
     /** Status after an outcome: green approved, blue code sent, yellow wrong code / expired, red max attempts. */
