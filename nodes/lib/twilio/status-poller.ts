@@ -76,7 +76,11 @@ export class StatusPoller<F extends { status: string }, T> {
     if (this.timer || this.closed || this.watched.size === 0) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.round().finally(() => this.arm());
+      // round() reports through onError; an onError that throws itself has no one left to tell, and must not
+      // become an unhandled rejection (it would stop Node-RED).
+      void this.round()
+        .catch(() => undefined)
+        .finally(() => this.arm());
     }, this.o.intervalMs);
   }
 
