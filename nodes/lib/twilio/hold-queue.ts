@@ -30,6 +30,9 @@ export interface HoldQueueOptions<T extends Held> {
   maxEntries?: number;
 }
 
+/** check() reports through onError; an onError that throws itself must not become an unhandled rejection. */
+function ignore(): void {}
+
 export class HoldQueue<T extends Held> {
   private readonly store: BoundedStore<T>;
   private timer: NodeJS.Timeout | undefined;
@@ -46,9 +49,9 @@ export class HoldQueue<T extends Held> {
   start(): void {
     const loop = (): void => {
       if (this.closed) return;
-      this.timer = setTimeout(() => void this.check().finally(loop), this.o.checkMs ?? 15000);
+      this.timer = setTimeout(() => void this.check().catch(ignore).finally(loop), this.o.checkMs ?? 15000);
     };
-    void this.check();
+    void this.check().catch(ignore);
     loop();
   }
 
