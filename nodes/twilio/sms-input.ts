@@ -6,8 +6,10 @@
  */
 import type { TwilioChannel } from "../lib/envelope";
 import { MlcError, TimeoutError, ValidationError } from "../lib/errors";
+import { BusinessHours, isTimeZone, nextSendTime, parseDays } from "../lib/quiet-hours";
 import { isTemplate, renderTemplate } from "../lib/template";
 import type { SendMessageParams } from "../lib/twilio/client";
+import { configString } from "../shared/config";
 import { evaluate, firstSet, messageJobId } from "../shared/node";
 import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
 import type { TwilioConfigApi } from "./config";
@@ -81,6 +83,16 @@ function asStringList(v: unknown, separators = /[\s,]+/): string[] {
     .split(separators)
     .map((s) => s.trim())
     .filter((s) => s !== "");
+}
+
+/** Read the quiet hours of `config` (validated at deploy). @throws ValidationError bad_config / missing_env */
+export function quietHours(config: SmsProps): BusinessHours | undefined {
+  if (!config.quiet) return undefined;
+  const hours = { start: config.hoursStart || "08:00", end: config.hoursEnd || "20:00", days: parseDays(config.hoursDays || "1-5") };
+  configString(config.defaultTimezone, "Default zone"); // an unset ${VAR} is named, not called a bad zone
+  nextSendTime(new Date(), config.defaultTimezone || "UTC", hours);
+  if (config.defaultTimezone && !isTimeZone(config.defaultTimezone)) throw new ValidationError(`"${config.defaultTimezone}" is not an IANA time zone`, { code: "bad_config" });
+  return hours;
 }
 
 /** What one input asks for (before recipients are normalised). */

@@ -21,10 +21,10 @@ import type { TwilioChannel, TwilioMeta } from "../lib/envelope";
 import { MlcError, TimeoutError, TwilioError, ValidationError } from "../lib/errors";
 import { jobSettled } from "../lib/journal";
 import { maskPhone, toE164 } from "../lib/phone";
-import { BusinessHours, isTimeZone, nextSendTime, parseDays, timeZoneForNumber } from "../lib/quiet-hours";
+import type { BusinessHours } from "../lib/quiet-hours";
 import { publishStatus } from "../lib/twilio/bus";
 import type { SendMessageParams, TwilioMessage } from "../lib/twilio/client";
-import { HoldQueue } from "../lib/twilio/hold-queue";
+import { HoldQueue, SEND_AT_MAX_MS, quietPlan } from "../lib/twilio/hold-queue";
 import { SendLedger, ledgerKey } from "../lib/twilio/ledger";
 import { Delivered, MessageSendOptions, deliverMessage } from "../lib/twilio/messages";
 import { StatusPoller } from "../lib/twilio/status-poller";
@@ -32,18 +32,14 @@ import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { Status, num, onClose, onInput, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { sharedAuditTrail } from "../flow/audit";
-import { configString } from "../shared/config";
 import { TwilioConfigApi, twilioConfig } from "./config";
-import { MG_SID, SmsProps, SmsRequest, channelOf, mayRetry, messageParams, readSmsRequest } from "./sms-input";
+import { MG_SID, SmsProps, SmsRequest, channelOf, mayRetry, messageParams, quietHours, readSmsRequest } from "./sms-input";
 
 export { MAX_BODY_CHARS } from "./sms-input";
 export type { SmsProps } from "./sms-input";
 
 /** When this module was loaded (≈ process start): a create claimed before it may have left before a crash. */
 const LOADED_AT = Date.now();
-/** Twilio accepts SendAt more than 300 s and at most 35 days ahead (errors 35114, 35115). */
-const SEND_AT_MIN_MS = 15 * 60 * 1000;
-const SEND_AT_MAX_MS = 35 * 24 * 3600 * 1000;
 
 /** A message held for quiet hours (context store; contains the recipient because it must be sent later). */
 interface HeldMessage {
@@ -61,15 +57,6 @@ interface Polled {
   channel: TwilioChannel;
 }
 
-/** Read the quiet hours of `config` (validated at deploy). @throws ValidationError bad_config / missing_env */
-function quietHours(config: SmsProps): BusinessHours | undefined {
-  if (!config.quiet) return undefined;
-  const hours = { start: config.hoursStart || "08:00", end: config.hoursEnd || "20:00", days: parseDays(config.hoursDays || "1-5") };
-  configString(config.defaultTimezone, "Default zone"); // an unset ${VAR} is named, not called a bad zone
-  nextSendTime(new Date(), config.defaultTimezone || "UTC", hours);
-  if (config.defaultTimezone && !isTimeZone(config.defaultTimezone)) throw new ValidationError(`"${config.defaultTimezone}" is not an IANA time zone`, { code: "bad_config" });
-  return hours;
-}
 
 /** One deployed `mlc-twilio-sms` node: its ledger, hold queue, status poller and counts. */
 class SmsNode {
@@ -209,18 +196,15 @@ class SmsNode {
     if (await this.cfg().optOuts(this.node).isOptedOut(to)) throw new ValidationError(`${maskPhone(to)} opted out (replied STOP); not sent`, { code: "opted_out" });
     let when = r.sendAt;
     if (this.hours && this.hold && !r.urgent && !when) {
-      const tz = (typeof r.tz === "string" && r.tz.trim()) || timeZoneForNumber(to) || this.config.defaultTimezone || Intl.DateTimeFormat().resolvedOptions().timeZone;
-      const at = nextSendTime(new Date(), tz, this.hours);
-      const delay = at.getTime() - Date.now();
-      if (delay > 0) {
-        if (this.config.quietMode !== "hold" && MG_SID.test(r.fromValue) && delay >= SEND_AT_MIN_MS && delay <= SEND_AT_MAX_MS) when = at;
-        else {
-          const stored: NodeMessage = { ...out };
-          delete stored.req;
-          delete stored.res;
-          await this.hold.hold({ due: at.getTime(), params: messageParams(r, to, channel), jobId: r.jobId, channel, msg: JSON.parse(JSON.stringify(stored)) as NodeMessage });
-          return;
-        }
+      const tz = typeof r.tz === "string" ? r.tz.trim() : undefined;
+      const plan = quietPlan(this.hours, to, { tz, defaultTz: this.config.defaultTimezone, viaService: MG_SID.test(r.fromValue), mode: this.config.quietMode });
+      if (plan.kind === "schedule") when = plan.at;
+      if (plan.kind === "hold") {
+        const stored: NodeMessage = { ...out };
+        delete stored.req;
+        delete stored.res;
+        await this.hold.hold({ due: plan.at.getTime(), params: messageParams(r, to, channel), jobId: r.jobId, channel, msg: JSON.parse(JSON.stringify(stored)) as NodeMessage });
+        return;
       }
     }
     await this.deliver(out, messageParams(r, to, channel, when), r.jobId, channel);

@@ -9,9 +9,8 @@
  */
 import { MlcError, ValidationError } from "../lib/errors";
 import { maskRecipient, toE164 } from "../lib/phone";
-import { SendLedger, isUnknownOutcome, ledgerKey } from "../lib/twilio/ledger";
-import { VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, StartVerificationParams, checkVerification, startVerification } from "../lib/twilio/verify";
-import type { TwilioClient } from "../lib/twilio/client";
+import { SendLedger, ledgerKey } from "../lib/twilio/ledger";
+import { START_LEDGER_TTL_MS, VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, checkVerification, startVerificationOnce } from "../lib/twilio/verify";
 import { contextBackend, resolveStore } from "../shared/context";
 import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, statusTemplate, t } from "../shared/node";
 import { configString } from "../shared/config";
@@ -55,33 +54,6 @@ export interface VerifyMeta {
   duplicate?: boolean;
 }
 
-/** Twilio keeps a verification pending for 10 minutes: a start of the same jobId within it is not repeated, ms. */
-const START_LEDGER_TTL_MS = 10 * 60 * 1000;
-
-/**
- * Start a verification at most once per jobId, recipient, channel and Service within its lifetime: claimed in
- * `ledger` before the request, recorded after. A start whose outcome is unknown keeps its claim; the next attempt
- * starts again (Twilio re-sends the same code of the same verification, it never opens a second one).
- * @returns the start's result, `duplicate` when this key already started one (sid recorded, nothing sent)
- * @throws as startVerification
- */
-async function startOnce(ledger: SendLedger, key: string, client: TwilioClient, p: StartVerificationParams): Promise<VerifyResult & { duplicate?: boolean }> {
-  return ledger.serial(key, async () => {
-    const claim = await ledger.claim(key);
-    if (claim.outcome === "sent" && claim.entry.sid) {
-      return { sid: claim.entry.sid, status: claim.entry.status ?? "pending", to: p.to, channel: p.channel, valid: false, result: "pending", duplicate: true };
-    }
-    try {
-      const r = await startVerification(client, p);
-      if (r.result === "pending" && r.sid) await ledger.settle(key, r.sid, r.status);
-      else await ledger.release(key);
-      return r;
-    } catch (err) {
-      if (!isUnknownOutcome(err)) await ledger.release(key);
-      throw err;
-    }
-  });
-}
 
 /** Output index per outcome: approved, pending, expired (+ canceled), max attempts. */
 const PORT: Record<VerifyOutcome, number> = { approved: 0, pending: 1, expired: 2, canceled: 2, max_attempts: 3 };
@@ -206,7 +178,7 @@ export function registerVerify(RED: RedAPI): void {
           status(Status.busy(`${VERIFY_TYPE}.status.sending`));
           const params = { serviceSid, to, channel, locale: firstSet(str(config.locale), str(msg.locale)) };
           if (!ledger) throw new ValidationError("Start ledger not available", { code: "unknown_store" });
-          result = await startOnce(ledger, ledgerKey(messageJobId(msg), to, `verify:${channel}:${serviceSid}`), cfg.client(), params);
+          result = await startVerificationOnce(ledger, ledgerKey(messageJobId(msg), to, `verify:${channel}:${serviceSid}`), cfg.client(), params);
           if (result.result === "pending" && !(result as { duplicate?: boolean }).duplicate) n.sent++;
         } else {
           const verificationSid = firstSet(str(msg.verificationSid), VE_SID.test(String((msg.verify as { sid?: unknown } | undefined)?.sid ?? "")) ? String((msg.verify as { sid: string }).sid) : undefined);

@@ -5,6 +5,7 @@
  * Used by the SMS node when Twilio's own scheduling (SendAt) cannot be used (no Messaging Service, or the wait is
  * under 15 minutes or over 35 days: https://www.twilio.com/docs/messaging/features/message-scheduling).
  */
+import { BusinessHours, nextSendTime, timeZoneForNumber } from "../quiet-hours";
 import { BoundedStore, KvBackend } from "../store";
 
 /** One held send: whatever the caller needs to send it later (parameters, msg), stored as it is, with `due`. */
@@ -84,4 +85,26 @@ export class HoldQueue<T extends Held> {
       this.o.onError(err);
     }
   }
+}
+
+/** Twilio accepts SendAt more than 300 s and at most 35 days ahead (errors 35114, 35115); we schedule from 15 min, ms. */
+export const SEND_AT_MIN_MS = 15 * 60 * 1000;
+export const SEND_AT_MAX_MS = 35 * 24 * 3600 * 1000;
+
+/** What to do with one message under quiet hours: send now, schedule with Twilio (SendAt), or hold here until `at`. */
+export type QuietPlan = { kind: "now" } | { kind: "schedule"; at: Date } | { kind: "hold"; at: Date };
+
+/**
+ * Plan a message to `to` under business `hours` in the recipient's zone (`tz`, else the number's zone, else
+ * `defaultTz`, else the runtime's). Twilio schedules it when a Messaging Service sends it, `mode` is not "hold" and
+ * the wait is between {@link SEND_AT_MIN_MS} and {@link SEND_AT_MAX_MS}; otherwise it is held.
+ */
+export function quietPlan(hours: BusinessHours, to: string, o: { tz?: string; defaultTz?: string; viaService: boolean; mode?: string; now?: Date }): QuietPlan {
+  const zone = o.tz || timeZoneForNumber(to) || o.defaultTz || Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const now = o.now ?? new Date();
+  const at = nextSendTime(now, zone, hours);
+  const delay = at.getTime() - now.getTime();
+  if (delay <= 0) return { kind: "now" };
+  if (o.mode !== "hold" && o.viaService && delay >= SEND_AT_MIN_MS && delay <= SEND_AT_MAX_MS) return { kind: "schedule", at };
+  return { kind: "hold", at };
 }
