@@ -10,7 +10,7 @@ import { MapBackend } from "../../nodes/lib/store";
 import { AcceptedStatus, onStatus, publishStatus } from "../../nodes/lib/twilio/bus";
 import { CallResult, CallTracker, TrackedCall } from "../../nodes/lib/twilio/call-tracker";
 import type { TwilioCall } from "../../nodes/lib/twilio/calls";
-import { HoldQueue } from "../../nodes/lib/twilio/hold-queue";
+import { HoldQueue, quietPlan } from "../../nodes/lib/twilio/hold-queue";
 import { SendLedger, sendOnce } from "../../nodes/lib/twilio/ledger";
 import { StatusPoller } from "../../nodes/lib/twilio/status-poller";
 
@@ -260,6 +260,21 @@ describe("HoldQueue", () => {
     q2.close();
     assert.deepEqual(released, ["due"]);
     assert.equal(q2.count, 1, "the later one still waits");
+  });
+});
+
+describe("quietPlan", () => {
+  const hours = { start: "08:00", end: "20:00", days: [1, 2, 3, 4, 5] };
+  it("inside business hours: now; outside: SendAt through a Messaging Service, else (or in hold mode, or under 15 min) held", () => {
+    const tue1000 = new Date("2025-04-08T10:00:00Z"); // Tuesday 10:00 in UTC
+    const tue2300 = new Date("2025-04-08T23:00:00Z"); // opens 09 h later
+    const tue0750 = new Date("2025-04-08T07:50:00Z"); // opens in 10 min
+    assert.deepEqual(quietPlan(hours, "+442071234567", { tz: "UTC", viaService: true, now: tue1000 }), { kind: "now" });
+    const at = new Date("2025-04-09T08:00:00Z");
+    assert.deepEqual(quietPlan(hours, "+442071234567", { tz: "UTC", viaService: true, now: tue2300 }), { kind: "schedule", at });
+    assert.deepEqual(quietPlan(hours, "+442071234567", { tz: "UTC", viaService: false, now: tue2300 }), { kind: "hold", at });
+    assert.deepEqual(quietPlan(hours, "+442071234567", { tz: "UTC", viaService: true, mode: "hold", now: tue2300 }), { kind: "hold", at });
+    assert.equal(quietPlan(hours, "+442071234567", { tz: "UTC", viaService: true, now: tue0750 }).kind, "hold");
   });
 });
 
