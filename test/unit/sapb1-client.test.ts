@@ -169,11 +169,12 @@ describe("sapb1 client against the Service Layer simulator", function () {
   it("filters on UpdateDate/UpdateTime with quoted literals and minutes only (the kit's split-time window)", async () => {
     await startSim();
     const c = client();
-    const w = updateWindow("UTC", undefined, 0);
-    const filter = w.filterFor({ watermark: "2024-03-01T09:40:30.000Z", seenAtWatermark: [], recent: [] }, 0);
+    const w = updateWindow("UTC");
+    // watermark 09:41:30 − 120 s overlap = 09:39:30, rounded up to the whole minute: records the window still remembers
+    const filter = w.filterFor({ watermark: "2024-03-01T09:41:30.000Z", seenAtWatermark: [], recent: [] });
     assert.match(filter, /UpdateTime ge '09:40'/);
     const rows = await c.listAll("Invoices", { filter, orderby: "UpdateDate,UpdateTime,DocEntry" });
-    // 09:40 … 09:45 (minutes only: 09:40:17 is included although it is before 09:40:30)
+    // 09:40:17 … 09:45:17 (the server compares hour:minute only)
     assert.deepEqual(rows.map((r) => r.DocEntry), [40, 41, 42, 43, 44, 45]);
     assert.deepEqual(sim.secondsInTimeFilters, []);
     await assert.rejects(c.listAll("Invoices", { filter: "UpdateDate ge 2024-03-01" }), (e: unknown) => e instanceof ErpError && e.code === "bad_request" && e.vendorCode === "-1000");

@@ -16,7 +16,7 @@ import { ValidationError } from "../errors";
 import { deriveJobId } from "../ids";
 import { sapB1SplitTime } from "../poll/conditions";
 import { splitDateTime } from "../poll/modified-time";
-import { WatermarkWindow } from "../poll/window";
+import { TimeCondition, WatermarkWindow } from "../poll/window";
 import { pad, wallClock } from "../poll/zone";
 import { keyLiteral } from "./client";
 
@@ -53,15 +53,30 @@ export function pollOrderBy(entity: string): string {
 }
 
 /**
+ * The split-time condition of the kit (`sapB1SplitTime`), with the overlap's lower bound (`gt`) rounded UP to the next
+ * whole minute instead of down. Why: the filter only knows minutes, and the kit's window remembers delivered records
+ * only inside the overlap (`recent`: modified after watermark − overlap). A lower bound floored to the minute re-reads
+ * up to 59 s of records older than that memory, which the window would deliver again. Rounding up keeps every row the
+ * filter returns inside the memory, and still re-reads at least overlap − 60 s below the watermark. `ge` (no overlap)
+ * and `le` are the kit's. (Should move into the kit: any literal coarser than the window's memory needs it.)
+ */
+export function sapB1PollTime(timeZone: string): TimeCondition {
+  const base = sapB1SplitTime(timeZone);
+  return (field, op, atMs) => (op === "gt" ? base(field, "ge", Math.ceil((atMs + 1) / 60_000) * 60_000) : base(field, op, atMs));
+}
+
+/**
  * The kit's watermark window for an "update" entity: filters like
  * `(UpdateDate gt '2024-03-01' or (UpdateDate eq '2024-03-01' and UpdateTime ge '09:14'))` in the server's zone.
  * @param timeZone the Service Layer server's IANA zone (UpdateDate/UpdateTime are server-local)
- * @param overlapMs re-read below the watermark, ms; default 120000 (two minutes: the filter only knows minutes)
- * @throws ValidationError for an unknown time zone
+ * @param overlapMs re-read below the watermark, ms; default and minimum 120000 (the filter only knows minutes)
+ * @throws ValidationError for an unknown time zone or an overlap below 120 s
  */
 export function updateWindow(timeZone: string, userFilter?: string, overlapMs = 120_000): WatermarkWindow {
   sapB1SplitTime(timeZone)("UpdateDate", "ge", 0); // validates the zone now, not at the first poll
-  return new WatermarkWindow({ timeCondition: sapB1SplitTime(timeZone), modifiedField: "UpdateDate", overlapMs, userFilter });
+  // with less, the minute-rounded filter re-reads records the window no longer remembers (see sapB1PollTime)
+  if (!(overlapMs >= 120_000)) throw new ValidationError("Overlap must be at least 120 s (the filter only knows minutes)", { code: "bad_config" });
+  return new WatermarkWindow({ timeCondition: sapB1PollTime(timeZone), modifiedField: "UpdateDate", overlapMs, userFilter });
 }
 
 /** `DocEntry gt N` (and the user filter), the IncomingPayments cursor. */
