@@ -185,6 +185,14 @@ export class SapB1Sim {
     this.data[entity].set(String(row[schema.key]), { ...row });
   }
 
+  /** Forget all records, sessions, ledgers and injections (between tests). */
+  reset(): void {
+    for (const e of Object.keys(this.data)) this.data[e].clear();
+    for (const list of [this.logins, this.logouts, this.requests, this.violations, this.secondsInTimeFilters, this.inject] as unknown[][]) list.length = 0;
+    this.sessions.clear();
+    this.ended.clear();
+  }
+
   /** End every session on the server side (as after an idle timeout or a Service Layer restart). */
   expireSessions(): void {
     for (const [id, s] of this.sessions) this.ended.set(id, s.seq);
