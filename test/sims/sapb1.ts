@@ -81,8 +81,11 @@ export interface SapB1SimOptions {
   pageSize?: number;
   /** SessionTimeout, minutes; default 30. */
   sessionTimeoutMin?: number;
-  /** Next-link form: "relative" (`Invoices?$skip=20`, default) or "absolute-path" (`/b1s/v1/Invoices?$skip=20`). */
-  nextLink?: "relative" | "absolute-path";
+  /**
+   * Next-link form: "relative" (`Invoices?$skip=20`, default), "absolute-path" (`/b1s/v1/Invoices?$skip=20`),
+   * "absolute-url" (`https://127.0.0.1:<port>/b1s/v1/…`), or "foreign" (a link to another host: a client must not follow it).
+   */
+  nextLink?: "relative" | "absolute-path" | "absolute-url" | "foreign";
   /** Clock, ms (session idle timeout); default Date.now. */
   now?: () => number;
 }
@@ -389,7 +392,9 @@ export class SapB1Sim {
       params.push(`$skip=${skip + size}`);
       if (top !== Infinity) params.push(`$top=${top - size}`);
       const link = `${entity}?${params.join("&")}`;
-      out[v === "v1" ? "odata.nextLink" : "@odata.nextLink"] = this.opts.nextLink === "absolute-path" ? `/b1s/${v}/${link}` : link;
+      const form = this.opts.nextLink ?? "relative";
+      const abs = form === "absolute-path" ? `/b1s/${v}/${link}` : form === "absolute-url" ? `${this.origin}/b1s/${v}/${link}` : form === "foreign" ? `https://sl.attacker.example/b1s/${v}/${link}` : link;
+      out[v === "v1" ? "odata.nextLink" : "@odata.nextLink"] = abs;
     }
     writeJson(res, 200, out, pref ? { "Preference-Applied": `odata.maxpagesize=${pref[1]}` } : {});
     return 200;

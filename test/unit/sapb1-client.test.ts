@@ -144,7 +144,7 @@ describe("sapb1 client against the Service Layer simulator", function () {
   });
 
   for (const version of ["v1", "v2"] as const) {
-    for (const nextLink of ["relative", "absolute-path"] as const) {
+    for (const nextLink of ["relative", "absolute-path", "absolute-url"] as const) {
       it(`pages at the server's 20 rows and follows ${version} ${nextLink} next links`, async () => {
         await startSim({ nextLink });
         const c = client({ version, pageSize: 0 });
@@ -154,6 +154,29 @@ describe("sapb1 client against the Service Layer simulator", function () {
       });
     }
   }
+
+  it("refuses a next link to another server (the session cookies never leave for it)", async () => {
+    await startSim({ nextLink: "foreign" });
+    const c = client({ pageSize: 0 });
+    await assert.rejects(c.listAll("Invoices"), (e: unknown) => e instanceof ErpError && e.code === "foreign_next_link");
+    assert.equal(sim.dataRequests.length, 1);
+  });
+
+  it("treats an idle session past SessionTimeout as gone: 401, one re-login", async () => {
+    let now = Date.parse("2024-03-01T08:00:00Z");
+    await startSim({ now: () => now });
+    const c = client();
+    await c.get("Invoices", 1);
+    now += 29 * 60_000;
+    await c.get("Invoices", 1);
+    now += 29 * 60_000; // sliding: 29 min after the last use is still alive
+    await c.get("Invoices", 1);
+    assert.equal(sim.logins.length, 1);
+    now += 31 * 60_000;
+    assert.equal((await c.get("Invoices", 2))?.DocEntry, 2);
+    assert.equal(sim.logins.length, 2);
+    assert.deepEqual(sim.dataRequests.map((r) => r.status), [200, 200, 200, 401, 200]);
+  });
 
   it("asks a page size with Prefer: odata.maxpagesize, and $top does not lift the page size", async () => {
     await startSim();
