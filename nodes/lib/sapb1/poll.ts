@@ -10,6 +10,7 @@ import { ErpEventMsg } from "../envelope";
 import { MlcError } from "../errors";
 import { PollRead } from "../poll/poller";
 import { SapB1Client, SapB1Record } from "./client";
+import type { ClientRef } from "./scan";
 import { EventContext, advanceDocEntry, changedEvent, createdEvent, docEntryFilter, entitySpec, lowStockEvents, overdueEvent, overdueFilter, pollOrderBy } from "./events";
 
 /** Options shared by the readers. */
@@ -43,12 +44,13 @@ function tryEvent(make: () => ErpEventMsg | undefined, onMalformed?: (e: MlcErro
  * @param condition "changed" (every version) or "created" (one event per DocNum + DocDate)
  * @throws what {@link SapB1Client.list} throws
  */
-export function updateReader(client: SapB1Client, ctx: EventContext, condition: "changed" | "created", o: ReaderOptions = {}): (r: PollRead) => AsyncIterable<ErpEventMsg> {
+export function updateReader(client: ClientRef, ctx: EventContext, condition: "changed" | "created", o: ReaderOptions = {}): (r: PollRead) => AsyncIterable<ErpEventMsg> {
   const spec = entitySpec(ctx.entity);
   const docFields = spec.number ? [spec.number, "DocDate", "CreationDate"] : [];
   const select = withFields(o.select, [spec.key, ...docFields, "UpdateDate", "UpdateTime"]);
   return async function* read(r: PollRead) {
-    for await (const row of client.list(ctx.entity, { filter: r.filter, select, orderby: pollOrderBy(ctx.entity) })) {
+    const c = client instanceof SapB1Client ? client : client();
+    for await (const row of c.list(ctx.entity, { filter: r.filter, select, orderby: pollOrderBy(ctx.entity) })) {
       const ev = tryEvent(() => (condition === "created" ? createdEvent(ctx, row) : changedEvent(ctx, row)), o.onMalformed);
       if (ev) yield ev;
     }

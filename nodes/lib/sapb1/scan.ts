@@ -29,6 +29,9 @@ export interface ScanState extends PollState {
 }
 
 type Reader = (r: PollRead) => AsyncIterable<ErpEventMsg>;
+/** The client, or a getter called at each read (a trigger's config node builds its client lazily). */
+export type ClientRef = SapB1Client | (() => SapB1Client);
+const clientOf = (c: ClientRef): SapB1Client => (c instanceof SapB1Client ? c : c());
 
 /** Base: never a time condition; `accept` per window. */
 abstract class ScanWindow extends WatermarkWindow {
@@ -48,7 +51,7 @@ function untilOf(until: string | number | undefined): number {
 const and = (f: string, user?: string): string => (user?.trim() ? `${f} and (${user.trim()})` : f);
 
 /** IncomingPayments by DocEntry (see module doc). @returns the window and its reader */
-export function paymentsWindow(client: SapB1Client, ctx: EventContext, userFilter?: string): { window: WatermarkWindow; read: Reader } {
+export function paymentsWindow(client: ClientRef, ctx: EventContext, userFilter?: string): { window: WatermarkWindow; read: Reader } {
   const c = { ...ctx, entity: "IncomingPayments" };
   class Payments extends ScanWindow {
     filterFor(state: PollState): string {
@@ -67,13 +70,13 @@ export function paymentsWindow(client: SapB1Client, ctx: EventContext, userFilte
     }
   }
   const read: Reader = async function* (r) {
-    for await (const row of client.list("IncomingPayments", { filter: r.filter, orderby: "DocEntry" })) yield changedEvent(c, row);
+    for await (const row of clientOf(client).list("IncomingPayments", { filter: r.filter, orderby: "DocEntry" })) yield changedEvent(c, row);
   };
   return { window: new Payments(), read };
 }
 
 /** Open invoices overdue by `days` (see module doc). @throws ValidationError for bad days @returns the window and its reader */
-export function overdueWindow(client: SapB1Client, ctx: EventContext, days: number): { window: WatermarkWindow; read: Reader } {
+export function overdueWindow(client: ClientRef, ctx: EventContext, days: number): { window: WatermarkWindow; read: Reader } {
   overdueFilter(0, days, ctx.timeZone); // validates now
   class Overdue extends ScanWindow {
     filterFor(_state: PollState, _o?: number, until?: string | number): string {
@@ -87,7 +90,7 @@ export function overdueWindow(client: SapB1Client, ctx: EventContext, days: numb
     }
   }
   const read: Reader = async function* (r) {
-    for await (const row of client.list(ctx.entity, { filter: r.filter, orderby: "DocDueDate,DocEntry" })) {
+    for await (const row of clientOf(client).list(ctx.entity, { filter: r.filter, orderby: "DocDueDate,DocEntry" })) {
       const ev = overdueEvent(ctx, row, days);
       if (ev) yield ev;
     }
@@ -96,7 +99,7 @@ export function overdueWindow(client: SapB1Client, ctx: EventContext, days: numb
 }
 
 /** Inventory items below minimum per warehouse (see module doc). @returns the window and its reader */
-export function lowStockWindow(client: SapB1Client, ctx: EventContext, userFilter?: string): { window: WatermarkWindow; read: Reader } {
+export function lowStockWindow(client: ClientRef, ctx: EventContext, userFilter?: string): { window: WatermarkWindow; read: Reader } {
   const c = { ...ctx, entity: "Items" };
   class LowStock extends ScanWindow {
     filterFor(): string {
@@ -117,7 +120,7 @@ export function lowStockWindow(client: SapB1Client, ctx: EventContext, userFilte
   // one message per item read; `accept` turns them into alerts (it holds the memory)
   const read: Reader = async function* (r) {
     const select = ["ItemCode", "ItemName", "QuantityOnStock", "MinInventory", "ItemWarehouseInfoCollection", "UpdateDate", "UpdateTime"];
-    for await (const item of client.list("Items", { filter: r.filter, select, orderby: "ItemCode" })) {
+    for await (const item of clientOf(client).list("Items", { filter: r.filter, select, orderby: "ItemCode" })) {
       yield { topic: "sapb1/Items/scanned", payload: item, erp: { system: "sapb1", tenant: c.tenant, entity: "Items", id: String(item.ItemCode), action: "updated", jobId: "" } };
     }
   };
