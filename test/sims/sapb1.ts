@@ -242,7 +242,7 @@ export class SapB1Sim {
     const v = m[1] as Version;
     const rest = m[2];
     if (req.method === "POST" && rest === "Login") {
-      rec.status = this.login(req, res, v, body);
+      rec.status = this.login(res, v, body);
       return;
     }
     const session = this.sessionOf(req, rec);
@@ -268,7 +268,7 @@ export class SapB1Sim {
     rec.status = this.data_(req, res, v, decodeURIComponent(rest), query, body);
   }
 
-  private login(req: http.IncomingMessage, res: http.ServerResponse, v: Version, body: string): number {
+  private login(res: http.ServerResponse, v: Version, body: string): number {
     let creds: Row = {};
     try {
       creds = JSON.parse(body) as Row;

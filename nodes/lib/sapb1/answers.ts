@@ -24,7 +24,6 @@ function isObj(v: unknown): v is Record<string, unknown> {
 
 /** Text of a vendor message without control characters, at most `max` characters. */
 function clean(text: string, max = 300): string {
-  // eslint-disable-next-line no-control-regex
   const t = text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 }
