@@ -4,6 +4,8 @@
 //   nodes/editor-common.js (as a <script>) + nodes/<set>.html + nodes/<set>/*.html -> dist/nodes/<set>.html
 //   locales/<lang>/<set>.html + locales/<lang>/<set>/*.html   -> dist/nodes/locales/<lang>/<set>.html
 //   locales/<lang>/<set>.json + locales/<lang>/<set>/*.json   -> dist/nodes/locales/<lang>/<set>.json (deep merge)
+//   locales/<lang>/errors.json (errors.* and shared status keys) -> merged into every set's catalog, since the
+//     editor looks a status key up in the namespace of the node's own set
 //   icons/*                                                   -> dist/nodes/icons/*
 "use strict";
 const fs = require("node:fs");
@@ -47,6 +49,7 @@ for (const lang of fs.readdirSync(locales)) {
     const help = [path.join(src, `${set}.html`), ...fragments(path.join(src, set), ".html")].filter((f) => fs.existsSync(f));
     if (help.length) fs.writeFileSync(path.join(dst, `${set}.html`), concat(help));
     const cats = [path.join(src, `${set}.json`), ...fragments(path.join(src, set), ".json")].filter((f) => fs.existsSync(f));
+    if (cats.length && fs.existsSync(path.join(src, "errors.json"))) cats.push(path.join(src, "errors.json"));
     if (cats.length) {
       const merged = cats.reduce((acc, f) => merge(acc, JSON.parse(fs.readFileSync(f, "utf8")), path.relative(root, f)), {});
       fs.writeFileSync(path.join(dst, `${set}.json`), JSON.stringify(merged, null, 2) + "\n");

@@ -17,7 +17,7 @@ import type { TokenFile } from "../lib/auth/token-file";
 import { encodeParts } from "../lib/ids";
 import { registerTestEndpoint } from "../shared/admin";
 import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
-import { Status, registerNode, t } from "../shared/node";
+import { Status, registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
 export const ACUMATICA_CONFIG_TYPE = "mlc-acumatica-config";
@@ -93,13 +93,13 @@ export function registerAcumaticaConfig(RED: RedAPI): void {
         const hooks: ClientHooks = {
           onAuthState: (s: AuthState) => {
             if (s.blocked) {
-              const status = Status.error(t(RED, "errors.auth_cooldown", undefined, "sign-in paused"));
+              const status = Status.error("errors.auth_cooldown");
               node.status(status);
               users.show(status);
               node.warn(`${s.error?.message ?? "Acumatica refused the sign-in"}`);
             } else {
               users.clear();
-              node.status(Status.ok(t(RED, "mlc-acumatica-config.status.signedIn", undefined, "signed in")));
+              node.status(Status.ok("mlc-acumatica-config.status.signedIn"));
             }
           },
         };

@@ -7,7 +7,7 @@
 import { ErpError, ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
 import { isTemplate, renderTemplate } from "../lib/template";
-import { Status, evaluate, firstSet, num, onInput, registerNode, t } from "../shared/node";
+import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
 import type { NodeMessage, RedAPI } from "../shared/types";
 import { acumaticaConfig } from "./config";
 
@@ -53,6 +53,9 @@ export function registerAcumaticaFetch(RED: RedAPI): void {
     const property = (config.property || "payload").trim();
     let calls = 0;
     node.status(Status.idle(operation));
+    // Translated once here; each message only fills in the count.
+    const workingText = statusTemplate(RED, "mlc-acumatica-fetch.status.working", "__operation__…")({ operation });
+    const doneText = statusTemplate(RED, "mlc-acumatica-fetch.status.done", "__operation__ ✓ __n__");
     try {
       acumaticaConfig(RED, config.acumatica, node); // shown the connection's sign-in problems from the start
     } catch {
@@ -64,7 +67,7 @@ export function registerAcumaticaFetch(RED: RedAPI): void {
       if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(entity)) throw new ValidationError(`"${entity}" is not an Acumatica entity name`, { code: "bad_entity" });
       const select = text(config.select, msg);
       const expand = text(config.expand, msg);
-      status(Status.busy(t(RED, "mlc-acumatica-fetch.status.working", { operation }, operation)));
+      status(Status.busy(workingText));
       let result: unknown;
       if (operation === "get") {
         const key = config.key ? await evaluate(RED, node, config.key, config.keyType, msg) : msg.key;
@@ -83,7 +86,7 @@ export function registerAcumaticaFetch(RED: RedAPI): void {
       }
       calls++;
       RED.util.setMessageProperty(msg, property, result, true);
-      status(Status.ok(t(RED, "mlc-acumatica-fetch.status.done", { operation, n: calls }, `${operation} ✓ ${calls}`)));
+      status(Status.ok(doneText({ operation, n: calls })));
       send(msg);
     });
   });

@@ -11,7 +11,7 @@ import { AuditTrail, AuditRecord, SendInput, isValidTrailName, shortSid, DEFAULT
 import { ValidationError } from "../lib/errors";
 import { FAILED_STATUSES, isFinalStatus } from "../lib/twilio/status";
 import { contextBackend, resolveStore, StoreInfo, warnIfLossy } from "../shared/context";
-import { Status, errorStatusText, num, onInput, registerNode, t } from "../shared/node";
+import { Status, errorStatusKey, num, onInput, registerNode, statusTemplate, t } from "../shared/node";
 import type { ContextScope, NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 
 /** Editor properties of `mlc-audit`. */
@@ -176,7 +176,7 @@ export function registerAudit(RED: RedAPI): void {
     let getTrail: (() => Promise<AuditTrail>) | undefined;
     const refuse = (err: unknown): void => {
       startError = err instanceof Error ? err : new Error(String(err));
-      node.status(Status.error(errorStatusText(RED, err)));
+      node.status(Status.error(errorStatusKey(err)));
       node.error(startError);
     };
     try {
@@ -195,10 +195,12 @@ export function registerAudit(RED: RedAPI): void {
       refuse(err);
     }
     if (!startError) {
-      node.status(info.memoryOnly ? Status.warn(t(RED, "mlc-audit.status.memoryOnly", undefined, "memory only")) : Status.idle(t(RED, "mlc-audit.status.ready", undefined, "ready")));
+      node.status(info.memoryOnly ? Status.warn("mlc-audit.status.memoryOnly") : Status.idle("mlc-audit.status.ready"));
       warnIfLossy(RED, node, info);
     }
 
+    const foundText = statusTemplate(RED, "mlc-audit.status.found", "__n__ found");
+    const failedText = statusTemplate(RED, "mlc-audit.status.failed", "__n__ failed");
     onInput(RED, node, async (msg: NodeMessage, { send, status }) => {
       if (startError || !getTrail) throw startError ?? new ValidationError("Audit trail not available", { code: "internal" });
       const trail = await getTrail();
@@ -246,7 +248,7 @@ export function registerAudit(RED: RedAPI): void {
         msg.audit = res.record;
         msg.auditChanged = res.changed;
         if (res.record) status(recordStatus(res.record));
-        else status(Status.warn(t(RED, "mlc-audit.status.unknown", undefined, "unknown sid")));
+        else status(Status.warn("mlc-audit.status.unknown"));
       };
 
       const record = async (): Promise<void> => {
@@ -266,7 +268,7 @@ export function registerAudit(RED: RedAPI): void {
             else {
               msg.audit = undefined;
               msg.auditChanged = false;
-              status(Status.warn(t(RED, "mlc-audit.status.notRecorded", undefined, "error not recorded")));
+              status(Status.warn("mlc-audit.status.notRecorded"));
             }
           } else if (sid && (await trail.findBySid(sid))) await applyStatus();
           else if (twilio) await record();
@@ -281,13 +283,13 @@ export function registerAudit(RED: RedAPI): void {
           break;
         case "get": {
           msg.payload = await lookup(trail, msg.payload);
-          status(Status.ok(t(RED, "mlc-audit.status.found", { n: (msg.payload as unknown[]).length }, `${(msg.payload as unknown[]).length} found`)));
+          status(Status.ok(foundText({ n: (msg.payload as unknown[]).length })));
           break;
         }
         case "failed": {
           const failed = await trail.listFailed();
           msg.payload = failed;
-          status((failed.length ? Status.warn : Status.ok)(t(RED, "mlc-audit.status.failed", { n: failed.length }, `${failed.length} failed`)));
+          status((failed.length ? Status.warn : Status.ok)(failedText({ n: failed.length })));
           break;
         }
       }

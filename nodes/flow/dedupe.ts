@@ -10,7 +10,7 @@ import { ValidationError } from "../lib/errors";
 import { hashedKey } from "../lib/ids";
 import { BoundedStore } from "../lib/store";
 import { contextBackend, resolveStore, StoreInfo, warnIfLossy } from "../shared/context";
-import { Status, errorStatusText, evaluate, num, onInput, registerNode, t } from "../shared/node";
+import { Status, errorStatusKey, evaluate, num, onInput, registerNode, statusTemplate } from "../shared/node";
 import type { NodeMessage, RedAPI } from "../shared/types";
 
 /** Editor properties of `mlc-dedupe`. */
@@ -89,17 +89,20 @@ export function registerDedupe(RED: RedAPI): void {
       store = new BoundedStore<number>(contextBackend(node, "node", info.name), { prefix: DEDUPE_PREFIX, ttlMs, maxEntries });
       store.ready.catch((err: unknown) => {
         startError = err instanceof Error ? err : new Error(String(err));
-        node.status(Status.error(errorStatusText(RED, err)));
+        node.status(Status.error(errorStatusKey(err)));
         node.error(startError);
       });
     } catch (err) {
       startError = err instanceof Error ? err : new Error(String(err));
-      node.status(Status.error(errorStatusText(RED, err)));
+      node.status(Status.error(errorStatusKey(err)));
       node.error(startError);
     }
 
-    const memoryText = (): string => t(RED, "mlc-dedupe.status.memoryOnly", undefined, "memory only");
-    if (!startError) node.status(info.memoryOnly ? Status.warn(memoryText()) : Status.idle(t(RED, "mlc-dedupe.status.ready", undefined, "ready")));
+    if (!startError) node.status(info.memoryOnly ? Status.warn("mlc-dedupe.status.memoryOnly") : Status.idle("mlc-dedupe.status.ready"));
+    // Translated once here; each message only fills in the numbers.
+    const countsText = info.memoryOnly
+      ? statusTemplate(RED, "mlc-dedupe.status.countsMemory", "__fresh__ new / __dup__ dup (mem)")
+      : statusTemplate(RED, "mlc-dedupe.status.counts", "__fresh__ new / __dup__ dup");
     if (!startError) warnIfLossy(RED, node, info);
 
     onInput(RED, node, async (msg: NodeMessage, { send, status }) => {
@@ -129,8 +132,8 @@ export function registerDedupe(RED: RedAPI): void {
       msg.dedupe = dedupe;
       if (pass) fresh++;
       else dup++;
-      const counts = t(RED, "mlc-dedupe.status.counts", { fresh, dup }, `${fresh} new / ${dup} dup`);
-      status(info.memoryOnly ? Status.warn(t(RED, "mlc-dedupe.status.countsMemory", { fresh, dup }, `${counts} (mem)`)) : Status.ok(counts));
+      const counts = countsText({ fresh, dup });
+      status(info.memoryOnly ? Status.warn(counts) : Status.ok(counts));
       send(pass ? [msg, null] : [null, msg]);
     });
   });

@@ -179,10 +179,11 @@ export class MapBackend implements KvStore {
     return [...this.map.keys()].filter((k) => this.live(k));
   }
   scan(prefix: string): AsyncIterable<[string, unknown]> {
-    const self = this;
+    const map = this.map;
+    const live = (k: string): boolean => this.live(k);
     return {
       async *[Symbol.asyncIterator]() {
-        for (const k of [...self.map.keys()]) if (k.startsWith(prefix) && self.live(k)) yield [k, self.map.get(k)] as [string, unknown];
+        for (const k of [...map.keys()]) if (k.startsWith(prefix) && live(k)) yield [k, map.get(k)] as [string, unknown];
       },
     };
   }

@@ -10,7 +10,7 @@ import { AuthState } from "../lib/auth/source";
 import { SapB1Client, SapB1ClientOptions } from "../lib/sapb1/client";
 import { registerTestEndpoint } from "../shared/admin";
 import { ConfigUsers, OwnedClient, configApi, configString } from "../shared/config";
-import { Status, registerNode, t } from "../shared/node";
+import { Status, registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
 export const SAPB1_CONFIG_TYPE = "mlc-sapb1-config";
@@ -70,13 +70,13 @@ export function registerSapB1Config(RED: RedAPI): void {
       const owned = new OwnedClient(node, () =>
         buildSapB1Client(config, node.credentials, (s: AuthState) => {
           if (s.blocked) {
-            const status = Status.error(t(RED, "errors.auth_cooldown", undefined, "login paused"));
+            const status = Status.error("errors.auth_cooldown");
             node.status(status);
             users.show(status);
             node.warn(s.error?.message ?? "SAP Business One refused the Login");
           } else {
             users.clear();
-            node.status(Status.ok(t(RED, "mlc-sapb1-config.status.signedIn", undefined, "logged in")));
+            node.status(Status.ok("mlc-sapb1-config.status.signedIn"));
           }
         }),
       );

@@ -9,7 +9,7 @@
 import { ErpError, ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
 import { isTemplate, renderTemplate } from "../lib/template";
-import { Status, evaluate, firstSet, num, onInput, registerNode, t } from "../shared/node";
+import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
 import type { NodeMessage, RedAPI } from "../shared/types";
 import { sapB1Config } from "./config";
 
@@ -55,6 +55,9 @@ export function registerSapB1Fetch(RED: RedAPI): void {
     const property = (config.property || "payload").trim();
     let calls = 0;
     node.status(Status.idle(operation));
+    // translated once here, filled per message (shared/node.ts statusTemplate)
+    const workingText = statusTemplate(RED, "mlc-sapb1-fetch.status.working", "__operation__…")({ operation });
+    const doneText = statusTemplate(RED, "mlc-sapb1-fetch.status.done", "__operation__ ✓ __n__");
     try {
       sapB1Config(RED, config.sapb1, node); // shown the connection's Login problems from the start
     } catch {
@@ -64,7 +67,7 @@ export function registerSapB1Fetch(RED: RedAPI): void {
       const sap = sapB1Config(RED, config.sapb1, node);
       const configured = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity) ?? "").trim();
       const select = text(config.select, msg);
-      status(Status.busy(t(RED, "mlc-sapb1-fetch.status.working", { operation }, operation)));
+      status(Status.busy(workingText));
       let result: unknown;
       if (operation === "list") {
         const top = config.top === undefined || config.top === "" ? undefined : num(config.top, 100, 1, 100000);
@@ -87,7 +90,7 @@ export function registerSapB1Fetch(RED: RedAPI): void {
       }
       calls++;
       RED.util.setMessageProperty(msg, property, result, true);
-      status(Status.ok(t(RED, "mlc-sapb1-fetch.status.done", { operation, n: calls }, `${operation} ✓ ${calls}`)));
+      status(Status.ok(doneText({ operation, n: calls })));
       send(msg);
     });
   });

@@ -8,7 +8,7 @@ import { ValidationError } from "../lib/errors";
 import { backendStore, type KvBackend, type KvStore } from "../lib/store";
 import { EngineKvStore } from "../store/kv";
 import { engineFor, isStoreModule, type StoreConfig } from "../store/registry";
-import { Status, t } from "./node";
+import { Status } from "./node";
 import type { ContextScope, RedAPI, RedNode } from "./types";
 
 export type ContextScopeName = "node" | "flow" | "global";
@@ -115,7 +115,7 @@ const warnedStores = new Set<string>();
 export function warnIfLossy(RED: RedAPI, node: RedNode, info: StoreInfo | undefined): boolean {
   if (!info?.lossy) return false;
   const memory = info.module === "memory";
-  node.status(Status.warn(memory ? t(RED, "mlc-store.status.memory", undefined, "memory only") : t(RED, "mlc-store.status.cached", undefined, "not durable (cache)")));
+  node.status(Status.warn(memory ? "mlc-store.status.memory" : "mlc-store.status.cached"));
   const label = info.name ?? "default";
   if (!warnedStores.has(label)) {
     warnedStores.add(label);

@@ -193,9 +193,8 @@ function readBody(req: Req, cap: number, timeoutMs: number, res?: ServerResponse
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    let timer: NodeJS.Timeout | undefined;
     const finish = (r: BodyRead): void => {
-      if (timer) clearTimeout(timer);
+      clearTimeout(timer); // declared below; finish runs only from the listeners and the timer added after it
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);
@@ -213,7 +212,7 @@ function readBody(req: Req, cap: number, timeoutMs: number, res?: ServerResponse
     const onEnd = (): void => finish({ kind: "ok", body: Buffer.concat(chunks, size) });
     const onError = (): void => finish({ kind: "aborted" });
     const onClose = (): void => finish(req.complete ? { kind: "ok", body: Buffer.concat(chunks, size) } : { kind: "aborted" });
-    timer = setTimeout(() => {
+    const timer = setTimeout(() => {
       chunks.length = 0;
       req.pause();
       finish({ kind: "timeout" });

@@ -99,7 +99,7 @@ export function setPath(root: unknown, segs: (string | number)[], value: unknown
     root !== null && typeof root === "object" ? (Array.isArray(root) ? [...root] : { ...(root as object) }) : typeof head === "number" ? [] : {};
   const obj = base as Record<string | number, unknown>;
   if (rest.length === 0) {
-    if (value === undefined) delete obj[head];
+    if (value === undefined) Reflect.deleteProperty(obj, head);
     else obj[head] = value;
     return base;
   }

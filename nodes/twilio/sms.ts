@@ -143,6 +143,7 @@ export function registerSms(RED: RedAPI): void {
 
     let hours: BusinessHours | undefined;
     let holdStore: BoundedStore<HeldMessage> | undefined;
+    let warnLossy = false; // set when the start-up checks pass on a store that can lose acknowledged work
     try {
       if (config.quiet) {
         hours = { start: config.hoursStart || "08:00", end: config.hoursEnd || "20:00", days: parseDays(config.hoursDays || "1-5") };
@@ -152,7 +153,9 @@ export function registerSms(RED: RedAPI): void {
         holdStore = new BoundedStore<HeldMessage>(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "held", ttlMs: SEND_AT_MAX_MS, maxEntries: 10000 });
       }
       twilioConfig(RED, config.twilio); // a missing or failed account shows here at deploy, not as "ready"
-      node.status(Status.idle(t(RED, "mlc-twilio-sms.status.ready", undefined, "ready")));
+      // A store that can lose the send ledger keeps its yellow warning (set below) instead of "ready".
+      if (!resolveStore(RED, config.store).lossy) node.status(Status.idle(t(RED, "mlc-twilio-sms.status.ready", undefined, "ready")));
+      else warnLossy = true;
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-sms/start" });
     }
@@ -190,7 +193,7 @@ export function registerSms(RED: RedAPI): void {
     try {
       const info = resolveStore(RED, config.store);
       ledger = new SendLedger(contextBackend(node, "node", info.name));
-      warnIfLossy(RED, node, info); // the ledger is what stops a double after a crash
+      if (warnLossy) warnIfLossy(RED, node, info); // the ledger is what stops a double after a crash; an error status set above stays
       ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-sms/ledger" }));
     } catch (err) {
       reportError(RED, node, err, { topic: "mlc-twilio-sms/start" });

@@ -2,7 +2,7 @@
  * A test-only ERP "family" built from the kit alone, to show what a new family costs: a client (an OAuth token
  * source with single-flight renewal, OData next-link paging) and a poll trigger (the generic watermark poller with
  * OData v4 time literals and the zoned-ISO normaliser). It talks to test/sims/kit-odata.ts.
- * The push side (HMAC-checked webhook) comes with the trigger skeleton (nodes/shared/trigger.ts), later.
+ * Its Node-RED node type (push with an HMAC check, poll, subscription) is in nodes.ts, on the trigger skeleton.
  */
 import { ClientCredentialsSource, PasswordGrantSource } from "../../nodes/lib/auth/oauth";
 import { AuthManager } from "../../nodes/lib/auth/renewal";
@@ -50,6 +50,27 @@ export class KitClient {
       if (res.status !== 200) throw new ErpError(`Kit answered HTTP ${res.status}`, { code: `http_${res.status}`, status: res.status });
       return JSON.parse(res.body) as unknown;
     });
+  }
+
+  /**
+   * Register a webhook subscription for `notificationUrl` (the ERP first sends it a validation handshake).
+   * @returns the subscription id and its expiry (ISO)
+   * @throws ErpError when the ERP refuses (e.g. the handshake failed)
+   */
+  async subscribe(notificationUrl: string): Promise<{ id: string; expirationDateTime: string }> {
+    const url = `${this.baseUrl}/subscriptions`;
+    const { res } = await this.auth.call(() =>
+      this.http.request({ method: "POST", url, headers: { "Content-Type": "application/json", Accept: "application/json", ...this.auth.headers(url) }, body: JSON.stringify({ notificationUrl }) }),
+    );
+    if (res.status !== 201) throw new ErpError(`Kit refused the subscription: HTTP ${res.status}`, { code: `http_${res.status}`, status: res.status });
+    return JSON.parse(res.body) as { id: string; expirationDateTime: string };
+  }
+
+  /** Delete a webhook subscription (404, already gone, counts as done). @throws ErpError otherwise */
+  async unsubscribe(id: string): Promise<void> {
+    const url = `${this.baseUrl}/subscriptions/${encodeURIComponent(id)}`;
+    const { res } = await this.auth.call(() => this.http.request({ method: "DELETE", url, headers: this.auth.headers(url) }));
+    if (res.status !== 204 && res.status !== 404) throw new ErpError(`Kit refused to delete the subscription: HTTP ${res.status}`, { code: `http_${res.status}`, status: res.status });
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { TestFlowNode, TestNode } from "node-red-node-test-helper";
+import { shown } from "../harness/catalog";
 import { Testbed, settle, until, Msg } from "../harness/red-testbed";
 import { AcumaticaClient } from "../../nodes/lib/acumatica/client";
 import { TokenFile } from "../../nodes/lib/auth/token-file";
@@ -37,11 +38,13 @@ function fetchFlow(props: Msg = {}): TestFlowNode[] {
   ];
 }
 
+/** Status objects a node has set, oldest first, with the text the editor shows (catalog keys translated). */
 function statuses(node: TestNode): { fill?: string; text?: string }[] {
   return node.status
     .getCalls()
     .filter((c) => c.thisValue === node)
-    .map((c) => c.args[0] as { fill?: string; text?: string });
+    .map((c) => c.args[0] as { fill?: string; text?: string })
+    .map((s) => (s.text === undefined ? s : { ...s, text: shown("acumatica", s.text) }));
 }
 
 const tokenPosts = (): number => sim.requests.filter((r) => r.path === "/identity/connect/token").length;

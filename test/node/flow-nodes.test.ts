@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import type { TestFlowNode, TestNode } from "node-red-node-test-helper";
+import { shown } from "../harness/catalog";
 import { Testbed, settle, until } from "../harness/red-testbed";
 import { maskRecipient } from "../../nodes/lib/phone";
 
@@ -55,12 +56,17 @@ async function roundTrip(input: string, out: string, msg: Msg): Promise<Msg> {
   return (await p)[out][0];
 }
 
-/** Status objects a node has set, oldest first (the helper spies on Node.prototype.status). */
-function statuses(node: TestNode): { fill?: string; shape?: string; text?: string }[] {
+/** Raw status objects a node has set, oldest first (the helper spies on Node.prototype.status). */
+function rawStatuses(node: TestNode): { fill?: string; shape?: string; text?: string }[] {
   return node.status
     .getCalls()
     .filter((c) => c.thisValue === node)
     .map((c) => c.args[0] as { fill?: string; shape?: string; text?: string });
+}
+
+/** Status objects a node has set, oldest first, with the text the editor shows (catalog keys translated). */
+function statuses(node: TestNode): { fill?: string; shape?: string; text?: string }[] {
+  return rawStatuses(node).map((s) => (s.text === undefined ? s : { ...s, text: shown("flow", s.text) }));
 }
 
 function errorsOf(node: TestNode): unknown[] {
@@ -167,6 +173,8 @@ describe("flow node set (mlc-dedupe, mlc-audit) in Node-RED", function () {
       await bed.load(dedupeFlow());
       const d1 = bed.node("d1");
       assert.deepEqual(statuses(d1).at(-1), { fill: "yellow", shape: "ring", text: "memory only" });
+      // The runtime sends the catalog key; the editor translates it.
+      assert.equal(rawStatuses(d1).at(-1)?.text, "mlc-store.status.memory");
       await roundTrip("d1", "first", { erp: erp("jA") });
       const st = statuses(d1).at(-1);
       assert.equal(st?.fill, "yellow");

@@ -82,8 +82,8 @@ describe("sapb1 nodes in Node-RED", function () {
     bed.node("f1").receive({ erp: { id: "Invoices(812)" } });
     await until(() => bed.received.caught.length === 1, "TLS error at Catch");
     assert.equal((bed.received.caught[0].errorDetails as { code: string }).code, "tls_refused");
-    // the catalog's "certificate refused" in the editor; the helper runtime has no catalog, so the code's own words
-    assert.ok(statusTexts(bed.node("f1")).some((s) => /^red:(certificate refused|tls refused)$/.test(s)), statusTexts(bed.node("f1")).join(", "));
+    // a catalog key the editor translates ("TLS refused")
+    assert.ok(statusTexts(bed.node("f1")).includes("red:errors.tls_refused"), statusTexts(bed.node("f1")).join(", "));
     assert.equal(sim.logins.length, 0);
   });
 
@@ -96,7 +96,7 @@ describe("sapb1 nodes in Node-RED", function () {
     assert.equal(sim.logins.length, 1);
     assert.deepEqual(bed.received.caught.map((m) => (m.errorDetails as { code: string }).code), ["login_failed", "login_failed", "login_failed"]);
     assert.doesNotMatch(JSON.stringify(bed.received.caught), /wrong-password/);
-    assert.ok(statusTexts(bed.node("cfg")).includes("red:login paused"));
+    assert.ok(statusTexts(bed.node("cfg")).includes("red:errors.auth_cooldown"), statusTexts(bed.node("cfg")).join(", "));
   });
 
   it("logs out when the flow stops", async () => {

@@ -15,6 +15,7 @@ import { Testbed, until, settle } from "../harness/red-testbed";
 import { hashedKey } from "../../nodes/lib/ids";
 import { ledgerKey } from "../../nodes/lib/twilio/ledger";
 import { onJobSettled } from "../../nodes/lib/journal";
+import type { AuditRecord } from "../../nodes/lib/audit";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const twilioNodes = require("../../nodes/twilio") as (RED: unknown) => void;
@@ -64,11 +65,11 @@ function send(jobId: string, ref = "000123"): void {
 }
 
 /** The audit records of a jobId, read through an mlc-audit "get" node. */
-async function records(jobId: string): Promise<Record<string, any>[]> {
+async function records(jobId: string): Promise<AuditRecord[]> {
   const before = r("records").length;
   bed.node("q").receive({ payload: { jobId } });
   await until(() => r("records").length > before, "audit get");
-  return r("records")[before].payload as Record<string, any>[];
+  return r("records")[before].payload as AuditRecord[];
 }
 
 /**
@@ -123,7 +124,7 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
   });
 
   it("writes the audit record with the ERP link before the create, and the sid after it", async () => {
-    let seenAtCreate: Record<string, any>[] | undefined;
+    let seenAtCreate: AuditRecord[] | undefined;
     sim.injectFault({ delayMs: 2000 });
     sim.onFault = () => {
       // The create has reached Twilio: read the trail now (the answer is 2 s away).
@@ -183,7 +184,7 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     const recs = await records("jcrash2");
     assert.equal(recs.length, 1);
     assert.equal(recs[0].sid, sim.messages[0].sid);
-    assert.equal(recs[0].erp.id, "Bill/000123");
+    assert.equal(recs[0].erp?.id, "Bill/000123");
   });
 
   it("a status callback for a sid the record does not carry yet lands on that record (with the bill link)", async () => {
@@ -197,7 +198,7 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     const recs = await records("jlate");
     assert.equal(recs.length, 1);
     assert.equal(recs[0].status, "delivered");
-    assert.equal(recs[0].erp.id, "Bill/000123");
+    assert.equal(recs[0].erp?.id, "Bill/000123");
   });
 
   it("a status callback is in the audit trail before Twilio gets its 200 (no mlc-audit after the status node needed)", async () => {
@@ -210,8 +211,8 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     // Read right after the 200s: nothing downstream of the status node writes the trail in this flow.
     const recs = await records("jack");
     assert.equal(recs.length, 1);
-    assert.deepEqual(recs[0].history.map((h: { status: string }) => h.status), ["pending", "queued", "sent", "delivered"]);
-    assert.equal(recs[0].erp.id, "Bill/000123");
+    assert.deepEqual(recs[0].history.map((h) => h.status), ["pending", "queued", "sent", "delivered"]);
+    assert.equal(recs[0].erp?.id, "Bill/000123");
   });
 
   it("tells the push journal an event is finished only when no recipient is left to a retry or a replay", async () => {

@@ -7,6 +7,11 @@
  * - `GET /odata/Items` (OData v4): Bearer only (401 otherwise, RFC 6750 §3); `$filter` made of
  *   `modifiedAt gt|ge|le <ISO 8601>` conditions joined by `and` (anything else: 400); results ordered by
  *   (modifiedAt, id), `$top` rows per page (default 2) with `@odata.nextLink` carrying `$skiptoken`.
+ * - `POST /subscriptions` `{ notificationUrl }` (Bearer; the webhook registration of Business Central's
+ *   `subscriptions` API and Exact Online's `webhooks/WebhookSubscriptions`): before it is created, the notification URL
+ *   must pass the validation handshake as Business Central requires it: `POST <url>?validationToken=<token>`
+ *   with no body, answered 200 with the token as the body (else 400 `ValidationFailed`). 201
+ *   `{ id, notificationUrl, expirationDateTime }` (three days ahead). `DELETE /subscriptions/<id>` → 204, 404 unknown.
  * - The ledger (`log`) records each token grant issued and each API call with the token it used, so tests can check
  *   that a rotated refresh token was persisted before its access token was first used.
  */
@@ -26,7 +31,16 @@ export interface KitItem {
 export type KitLogEntry =
   | { kind: "token"; grant: string; accessToken: string; refreshToken?: string }
   | { kind: "token-refused"; grant: string; error: string }
-  | { kind: "api"; accessToken: string; status: number; filter: string };
+  | { kind: "api"; accessToken: string; status: number; filter: string }
+  | { kind: "subscription"; op: "created" | "deleted" | "refused"; id?: string; notificationUrl?: string };
+
+/** A webhook subscription. */
+export interface KitSubscription {
+  id: string;
+  notificationUrl: string;
+  /** ISO 8601 UTC. */
+  expirationDateTime: string;
+}
 
 const COND_RE = /^modifiedAt (gt|ge|le) (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)$/;
 
@@ -42,6 +56,8 @@ export class KitSim {
   expiresIn = 3600;
   /** Rows per page unless `$top` says otherwise. */
   pageSize = 2;
+  /** Webhook subscriptions by id. */
+  readonly subscriptions = new Map<string, KitSubscription>();
   /** When set, the next list request answers this status (once), e.g. 400. */
   failNextList?: number;
   private readonly access = new Set<string>();
@@ -60,6 +76,16 @@ export class KitSim {
     return this.server.url;
   }
 
+  /** Clears items, the ledger, tokens and faults (credentials and page size are kept). */
+  reset(): void {
+    this.items.length = 0;
+    this.log.length = 0;
+    this.subscriptions.clear();
+    this.access.clear();
+    this.refresh.clear();
+    this.failNextList = undefined;
+  }
+
   /** Revoke every access token (the next API call answers 401). */
   revokeAccessTokens(): void {
     this.access.clear();
@@ -69,6 +95,11 @@ export class KitSim {
     const { path, query } = splitUrl(req.url);
     if (req.method === "POST" && path === "/oauth/token") return this.token(await readBody(req, 64 * 1024), res);
     if (req.method === "GET" && path === "/odata/Items") return this.list(req, new URLSearchParams(query), res);
+    if (path === "/subscriptions" || path.startsWith("/subscriptions/")) {
+      if (!this.access.has(bearer(req))) return writeJson(res, 401, { error: { code: "Unauthorized", message: "The access token is missing or invalid" } });
+      if (req.method === "POST" && path === "/subscriptions") return this.subscribe(await readBody(req, 64 * 1024), res);
+      if (req.method === "DELETE") return this.unsubscribe(decodeURIComponent(path.slice("/subscriptions/".length)), res);
+    }
     writeJson(res, 404, { error: { code: "NotFound", message: "No such resource" } });
   }
 
@@ -101,9 +132,40 @@ export class KitSim {
     writeJson(res, 200, answer, { "Cache-Control": "no-store" });
   }
 
+  private async subscribe(body: Buffer, res: http.ServerResponse): Promise<void> {
+    let url = "";
+    try {
+      url = String((JSON.parse(body.toString("utf8")) as { notificationUrl?: unknown }).notificationUrl ?? "");
+    } catch {
+      /* answered below */
+    }
+    if (!/^https?:\/\//.test(url)) return writeJson(res, 400, { error: { code: "BadRequest", message: "notificationUrl is required" } });
+    const token = randomBytes(12).toString("hex");
+    let ok = false;
+    try {
+      const answer = await fetch(`${url}?validationToken=${token}`, { method: "POST", signal: AbortSignal.timeout(10000) });
+      ok = answer.status === 200 && (await answer.text()) === token;
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      this.log.push({ kind: "subscription", op: "refused", notificationUrl: url });
+      return writeJson(res, 400, { error: { code: "ValidationFailed", message: "The notification URL did not echo the validation token" } });
+    }
+    const sub: KitSubscription = { id: randomBytes(8).toString("hex"), notificationUrl: url, expirationDateTime: new Date(Date.now() + 3 * 86400_000).toISOString() };
+    this.subscriptions.set(sub.id, sub);
+    this.log.push({ kind: "subscription", op: "created", id: sub.id, notificationUrl: url });
+    writeJson(res, 201, sub);
+  }
+
+  private unsubscribe(id: string, res: http.ServerResponse): void {
+    if (!this.subscriptions.delete(id)) return writeJson(res, 404, { error: { code: "NotFound", message: "No such subscription" } });
+    this.log.push({ kind: "subscription", op: "deleted", id });
+    res.writeHead(204).end();
+  }
+
   private list(req: http.IncomingMessage, q: URLSearchParams, res: http.ServerResponse): void {
-    const auth = req.headers.authorization ?? "";
-    const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
+    const token = bearer(req);
     const filter = q.get("$filter") ?? "";
     if (!this.access.has(token)) {
       this.log.push({ kind: "api", accessToken: token, status: 401, filter });
@@ -137,4 +199,9 @@ export class KitSim {
     }
     writeJson(res, 200, body);
   }
+}
+
+function bearer(req: http.IncomingMessage): string {
+  const auth = req.headers.authorization ?? "";
+  return auth.startsWith("Bearer ") ? auth.slice(7) : "";
 }

@@ -18,6 +18,7 @@ import { DurableContextStore } from "../../nodes/store/plugin";
 import mlcStore = require("../../nodes/store");
 import { kvStore, resolveStore, warnIfLossy } from "../../nodes/shared/context";
 import type { RedAPI, RedNode } from "../../nodes/shared/types";
+import { shown } from "../harness/catalog";
 import { REPO_ROOT, writeSettings } from "../harness/nodered";
 
 const dirs: string[] = [];
@@ -442,11 +443,14 @@ describe("shared/context: which store a node gets (kvStore, resolveStore, warnIf
     const b = fakeNode();
     assert.equal(warnIfLossy(red, a, resolveStore(red, undefined)), true);
     assert.equal(warnIfLossy(red, b, resolveStore(red, undefined)), true);
-    assert.deepEqual(a.statuses.at(-1), { fill: "yellow", shape: "ring", text: "not durable (cache)" });
-    assert.deepEqual(b.statuses.at(-1), { fill: "yellow", shape: "ring", text: "not durable (cache)" });
+    // The status text is a catalog key; every node set's catalog has it (the shared fragment) and the editor shows it translated.
+    for (const set of ["acumatica", "flow", "twilio"]) assert.equal(shown(set, "mlc-store.status.cached"), "not durable (cache)");
+    assert.deepEqual(a.statuses.at(-1), { fill: "yellow", shape: "ring", text: "mlc-store.status.cached" });
+    assert.deepEqual(b.statuses.at(-1), { fill: "yellow", shape: "ring", text: "mlc-store.status.cached" });
     assert.equal(red.warnings.filter((w) => w.includes('"default"')).length, 1);
     assert.equal(warnIfLossy(red, a, resolveStore(red, "mem")), true);
-    assert.deepEqual(a.statuses.at(-1), { fill: "yellow", shape: "ring", text: "memory only" });
+    assert.deepEqual(a.statuses.at(-1), { fill: "yellow", shape: "ring", text: "mlc-store.status.memory" });
+    assert.equal(shown("twilio", "mlc-store.status.memory"), "memory only");
     const c = fakeNode();
     assert.equal(warnIfLossy(red, c, resolveStore(red, "ours")), false);
     assert.deepEqual(c.statuses, []);
@@ -491,8 +495,8 @@ describe("README settings = e2e harness settings", () => {
 });
 
 describe("node sets do not load LMDB", () => {
-  it("requiring the three node sets leaves lmdb unloaded (a platform without its binary keeps every node)", () => {
-    const sets = ["flow", "acumatica", "twilio"].map((s) => path.join(REPO_ROOT, "dist", "nodes", `${s}.js`));
+  it("requiring the node sets leaves lmdb unloaded (a platform without its binary keeps every node)", () => {
+    const sets = ["flow", "acumatica", "intacct", "twilio", "sapb1"].map((s) => path.join(REPO_ROOT, "dist", "nodes", `${s}.js`));
     const script = `for (const f of ${JSON.stringify(sets)}) require(f); process.stdout.write(JSON.stringify(Object.keys(require.cache).filter((p) => /[\\\\/]lmdb[\\\\/]|[\\\\/]@lmdb[\\\\/]/.test(p))));`;
     const loaded = JSON.parse(execFileSync(process.execPath, ["-e", script], { encoding: "utf8" })) as string[];
     assert.deepEqual(loaded, []);

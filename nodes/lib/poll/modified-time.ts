@@ -37,16 +37,14 @@ export function splitDateTime(date: unknown, time: unknown, timeZone: string): s
   if (typeof date !== "string") return undefined;
   const d = /^(\d{4})-(\d{2})-(\d{2})/.exec(date.trim());
   if (!d) return undefined;
-  let h: number;
-  let mi: number;
   let s = 0;
   const t = typeof time === "number" ? String(time).padStart(4, "0") : typeof time === "string" ? time.trim() : "";
   const colon = /^(\d{1,2}):(\d{2})(?::(\d{2}))?$/.exec(t);
   const digits = /^(\d{2})(\d{2})(\d{2})?$/.exec(t);
   const m = colon ?? digits;
   if (!m) return undefined;
-  h = Number(m[1]);
-  mi = Number(m[2]);
+  const h = Number(m[1]);
+  const mi = Number(m[2]);
   if (m[3] !== undefined) s = Number(m[3]);
   if (h > 23 || mi > 59 || s > 59) return undefined;
   return iso(instantOf({ year: +d[1], month: +d[2], day: +d[3], hour: h, minute: mi, second: s, ms: 0 }, timeZone));

@@ -108,8 +108,8 @@ export class RateBudget extends Budget {
   private readonly senderRates: SenderRates;
 
   constructor(opts: PacingOptions = {}) {
-    const senderRates: SenderRates = { ...(opts.senderRates ?? {}) };
-    const { ratePerSec, senderRates: _rates, ...rest } = opts;
+    const { ratePerSec, senderRates: givenRates, ...rest } = opts;
+    const senderRates: SenderRates = { ...(givenRates ?? {}) };
     super({
       ...rest,
       limits: { perSecond: ratePerSec ?? 10 },

@@ -1,0 +1,336 @@
+/**
+ * The trigger skeleton every ERP family's trigger node configures (design.md "Family kit"): the family gives its
+ * pieces (how a push body becomes events, how a push is authenticated, how a poll reads one window), the skeleton
+ * does the rest the same way for every family:
+ * - **push**: an endpoint `<httpNodeRoot>/mlc/<path>` on the package dispatcher (dispatcher.ts: body cap, methods,
+ *   media types checked before the handler). Optional validation handshake first (Business Central answers
+ *   `?validationToken=…`), then the {@link PushAuth} check (shared-secret header or HMAC signature, constant time):
+ *   no secret configured → 404 and the status says why once (refusals.ts `notServed`); wrong or missing → 401,
+ *   logged at most once a minute. A body that is not JSON → 400, logged at most once a minute; one the family's
+ *   parser refuses → 400 and reported to Catch (never a 500).
+ *   The events are committed to the push journal (lib/journal.ts) before the 2xx; a redelivery is answered 2xx and
+ *   dropped.
+ * - **poll** (or catch-up next to push): the generic {@link Poller} (lib/poll/poller.ts) with its state in the
+ *   node's context store. Every fresh event is committed to the same journal (key `p|<jobId>`) before it is emitted,
+ *   and the watermark is saved only after that, so a crash at any point neither loses a polled event (replayed at
+ *   the next start) nor emits it twice (a re-read of a journaled event is dropped).
+ * - **replay** at start: events acknowledged (pushed or polled) but not settled by a send node (lib/journal.ts
+ *   `jobSettled`) before a restart are emitted again with `msg.erp.replay = true`.
+ * - **subscription manager** hook (Business Central renews its subscription every three days, Exact Online registers
+ *   webhook subscriptions): started after the endpoint is served, stopped on close.
+ * - **status** and **close**: close stops the poller (awaiting a poll in progress), releases the endpoint, stops the
+ *   subscription manager and never rejects.
+ * Status texts are keys `<i18n>.status.*` of the family's catalog (`watching`, `polling`, `polled`, `pushed`,
+ * `refused`, `replayed`) with English fallbacks.
+ * Vendor: Node-RED "Creating nodes" (close with done, status); RFC 2104 (HMAC).
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { ErpEventMsg } from "../lib/envelope";
+import { ValidationError, errorDetails } from "../lib/errors";
+import { PushJournal, onJobSettled } from "../lib/journal";
+import { PollRead, Poller } from "../lib/poll/poller";
+import type { PollState, WatermarkWindow } from "../lib/poll/window";
+import type { KvBackend } from "../lib/store";
+import { contextBackend, resolveStore, warnIfLossy } from "./context";
+import { InboundRequest, InboundResponse, mountDispatcher, publicEndpointUrl, registerEndpoint } from "./dispatcher";
+import { Status, onClose, reportError, t } from "./node";
+import { logRefusal, notServed } from "./refusals";
+import type { RedAPI, RedNode } from "./types";
+
+/** How a push proves it comes from the ERP. */
+export interface PushAuth {
+  /** Whether a secret/key is configured (false: the endpoint answers 404 and says why once). */
+  configured(): boolean;
+  /** Whether the request carries the right secret or signature (compare in constant time). */
+  verify(req: InboundRequest): boolean;
+}
+
+function sameText(expected: string, got: string | undefined): boolean {
+  if (!expected || typeof got !== "string") return false;
+  const a = Buffer.from(expected, "utf8");
+  const b = Buffer.from(got, "utf8");
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function header(req: InboundRequest, name: string): string | undefined {
+  const v = req.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** A shared secret carried as-is in a header (Acumatica push notifications: a custom header of the destination). */
+export function sharedSecretHeader(headerName: string, secret: () => string): PushAuth {
+  return { configured: () => !!secret(), verify: (req) => sameText(secret(), header(req, headerName)) };
+}
+
+/** Options of {@link hmacSignature}. */
+export interface HmacOptions {
+  /** Header carrying the signature, e.g. "X-Signature". */
+  headerName: string;
+  /** The signing key ("" = not configured). */
+  key: () => string;
+  /** Digest; default "sha256". */
+  algorithm?: string;
+  /** Signature encoding; default "hex". */
+  encoding?: "hex" | "base64";
+  /** Text before the signature in the header, e.g. "sha256="; default none. */
+  prefix?: string;
+}
+
+/** An HMAC of the raw body in a header (RFC 2104), e.g. `X-Signature: sha256=<hex>`. */
+export function hmacSignature(o: HmacOptions): PushAuth {
+  return {
+    configured: () => !!o.key(),
+    verify: (req) => {
+      const mac = createHmac(o.algorithm ?? "sha256", o.key()).update(req.body).digest(o.encoding ?? "hex");
+      return sameText(`${o.prefix ?? ""}${mac}`, header(req, o.headerName));
+    },
+  };
+}
+
+/** What a family's push parser returns for one body. */
+export interface ParsedPush {
+  /** Dedupe key of the delivery (Acumatica `Query|Id`): a redelivery carries the same key. */
+  key: string;
+  events: ErpEventMsg[];
+  /** Rows that could not become events (reported to Catch; the others are still emitted). */
+  problems?: { index: number; message: string }[];
+}
+
+/** Validation handshake (Business Central: `POST …?validationToken=x` must be answered 200 `x` in text/plain). */
+export interface ValidationHandshake {
+  /** The answer to a handshake request, or undefined when `req` is not one. Runs before the auth check. */
+  answer(req: InboundRequest): InboundResponse | undefined;
+}
+
+/** Subscription manager (BC renews every three days; Exact registers webhook subscriptions). */
+export interface SubscriptionManager {
+  /** Called once the endpoint is served. Rejections are reported to Catch. */
+  start(): Promise<void>;
+  /** Called on close (`removed`: the node was deleted, unsubscribe). Rejections are logged. */
+  stop(removed: boolean): Promise<void>;
+}
+
+/** The push side of a trigger. */
+export interface PushSpec {
+  /** Path below /mlc, e.g. "/acumatica/bills". */
+  path: string;
+  auth: PushAuth;
+  /** Media types accepted (default ["application/json"]): 415 otherwise. */
+  contentTypes?: string[];
+  /** Methods accepted (default ["POST"]): 405 with Allow otherwise. */
+  methods?: string[];
+  /**
+   * The verified body → events.
+   * @throws SyntaxError for a body that does not parse (answered 400, logged at most once a minute), anything else
+   *   for a body that is not what the ERP sends (answered 400, reported to Catch)
+   */
+  parse(body: Buffer, req: InboundRequest): ParsedPush;
+  handshake?: ValidationHandshake;
+  subscriptions?: SubscriptionManager;
+}
+
+/** The poll side of a trigger (poll mode, or catch-up next to push). */
+export interface PollSpec {
+  window: WatermarkWindow;
+  /** Between polls, ms. */
+  intervalMs: number;
+  /** First poll after, ms. */
+  firstDelayMs: number;
+  /** ISO 8601 or "now" (default): where a first poll starts. */
+  startFrom?: string;
+  /** Catch-up slice, ms (default unbounded). */
+  sliceMs?: number;
+  /** Every event of one window, all pages; rows that cannot become events are reported by `read` itself. */
+  read(r: PollRead): AsyncIterable<ErpEventMsg>;
+}
+
+/** What a family's trigger gives the skeleton. */
+export interface TriggerSpec {
+  /** Catalog prefix of the status texts, normally the node type, e.g. "mlc-acumatica-trigger". */
+  i18n: string;
+  /** Topic prefix of error reports, e.g. "acumatica" ("acumatica/push", "acumatica/poll"). */
+  family: string;
+  /** Context store name (node property `store`; "" = default). */
+  store?: string;
+  /** Context key of the poll state, e.g. "mlc_acumatica_poll". */
+  stateKey: string;
+  push?: PushSpec;
+  poll?: PollSpec;
+  /** Extra properties of a poll error's report (e.g. the entity). */
+  about?: Record<string, unknown>;
+  /** Runs last on close, after the poll and the subscription manager stopped (e.g. close the family's client). */
+  close?: (removed: boolean) => Promise<void>;
+}
+
+const JOURNAL_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/** The running trigger (tests and families read it; the node's close stops it). */
+export interface TriggerHandle {
+  journal: PushJournal;
+  poller?: Poller;
+}
+
+/**
+ * Start a trigger on `node` per `spec` (call from the node's setup) and register its close. Errors of the setup
+ * (unknown store, endpoint already served) are reported to Catch and leave the node idle; never throws.
+ */
+export function startTrigger(RED: RedAPI, node: RedNode, spec: TriggerSpec): TriggerHandle | undefined {
+  mountDispatcher(RED.httpNode, RED);
+  const text = (key: string, subs: Record<string, unknown> | undefined, fallback: string): string => t(RED, `${spec.i18n}.${key}`, subs, fallback);
+  const report = (err: unknown, what: string, extra: Record<string, unknown> = {}): void => reportError(RED, node, err, { topic: `${spec.family}/${what}`, ...extra });
+  let backend: KvBackend;
+  let journal: PushJournal;
+  try {
+    const store = resolveStore(RED, spec.store);
+    backend = contextBackend(node, "node", store.name);
+    journal = new PushJournal(backend, { prefix: "pn", ttlMs: JOURNAL_TTL_MS, maxEntries: 50000 });
+    if (store.memoryOnly) node.warn(text("warn.memory", undefined, "The context store is memory-only: the watermark and push journal do not survive a restart"));
+  } catch (err) {
+    report(err, "trigger/start");
+    return undefined;
+  }
+  let closed = false;
+  const emit = (events: ErpEventMsg[]): void => {
+    for (const e of events) node.send(e);
+  };
+  const unsubscribe = onJobSettled((jobId) => {
+    if (journal.has(jobId)) journal.settle(jobId).catch((err: unknown) => report(err, "journal"));
+  });
+  const replayed = replayJournal(node, journal, emit, text, () => closed).catch((err: unknown) => report(err, "journal"));
+
+  let release: (() => void) | undefined;
+  if (spec.push) release = servePush(RED, node, spec, spec.push, journal, emit, text);
+  const poller = spec.poll ? startPoller(node, spec, spec.poll, backend, journal, emit, text, report) : undefined;
+  if (poller) void replayed.then(() => (closed ? undefined : poller.start(spec.poll?.firstDelayMs)));
+  const subs = spec.push?.subscriptions;
+  if (subs && release) subs.start().catch((err: unknown) => report(err, "subscription"));
+  warnIfLossy(RED, node, resolveStore(RED, spec.store));
+
+  onClose(node, async (removed) => {
+    closed = true;
+    release?.();
+    unsubscribe();
+    try {
+      await Promise.all([poller?.stop(), subs?.stop(removed)]);
+    } finally {
+      await spec.close?.(removed);
+    }
+  });
+  return { journal, poller };
+}
+
+type Text = (key: string, subs: Record<string, unknown> | undefined, fallback: string) => string;
+
+async function replayJournal(node: RedNode, journal: PushJournal, emit: (e: ErpEventMsg[]) => void, text: Text, isClosed: () => boolean): Promise<void> {
+  const { events, givenUp } = await journal.replay();
+  if (isClosed()) return;
+  if (givenUp) node.warn(text("warn.givenUp", { n: givenUp }, `${givenUp} journaled events were replayed too often without being settled and are dropped`));
+  if (!events.length) return;
+  node.log(text("log.replay", { n: events.length }, `replaying ${events.length} acknowledged events that had not reached a send`));
+  emit(events);
+  node.status(Status.ok(text("status.replayed", { n: events.length }, `replayed ${events.length}`)));
+}
+
+function servePush(RED: RedAPI, node: RedNode, spec: TriggerSpec, push: PushSpec, journal: PushJournal, emit: (e: ErpEventMsg[]) => void, text: Text): (() => void) | undefined {
+  const about = { topic: `${spec.family}/push`, endpoint: push.path };
+  let count = 0;
+  const onPush = async (req: InboundRequest): Promise<InboundResponse> => {
+    const shake = push.handshake?.answer(req);
+    if (shake) return shake;
+    if (!push.auth.configured()) {
+      return notServed(RED, node, "no_secret", new ValidationError("No shared secret or signing key configured for the push endpoint", { code: "no_secret" }), about);
+    }
+    if (!push.auth.verify(req)) {
+      node.status(Status.warn(text("status.refused", undefined, "refused push")));
+      logRefusal(node, "forged", `${push.path}: refused a push without the right secret or signature`);
+      return { status: 401, body: "Unauthorized" };
+    }
+    let parsed: ParsedPush;
+    try {
+      parsed = push.parse(req.body, req);
+    } catch (err) {
+      // broken JSON is logged at most once a minute; a body of the wrong shape (or a config error) goes to Catch
+      if (err instanceof SyntaxError) logRefusal(node, "bad_json", `${push.path}: refused a push whose body is not JSON`);
+      else reportError(RED, node, err, about);
+      return { status: 400, body: "Bad request" };
+    }
+    // Journal first: committed before the 2xx (a crash after it replays them); a journal that cannot commit
+    // answers 503, so the ERP retries.
+    let first: boolean;
+    try {
+      first = await journal.accept(parsed.key, parsed.events);
+    } catch (err) {
+      reportError(RED, node, err, about);
+      return { status: 503, body: "Service unavailable" };
+    }
+    if (!first) return { status: 200, body: "" };
+    for (const p of parsed.problems ?? []) reportError(RED, node, new ValidationError(`Push row ${p.index}: ${p.message}`, { code: "bad_record" }), { ...about, row: p.index });
+    emit(parsed.events);
+    count += parsed.events.length;
+    node.status(Status.ok(text("status.pushed", { n: count }, `${count} events`)));
+    return { status: 200, body: "" };
+  };
+  try {
+    const release = registerEndpoint(RED.httpNode, push.path, node.id, onPush, { methods: push.methods ?? ["POST"], contentTypes: push.contentTypes ?? ["application/json"] });
+    // The full path below the HTTP root, the one to paste into the ERP: "/mlc/acumatica/bills".
+    const full = publicEndpointUrl("", RED.settings.httpNodeRoot, push.path);
+    node.status(Status.idle(text("status.watching", { endpoint: full }, `watching ${full}`)));
+    return release;
+  } catch (err) {
+    reportError(RED, node, err, { topic: `${spec.family}/trigger/start`, endpoint: push.path });
+    return undefined;
+  }
+}
+
+function startPoller(
+  node: RedNode,
+  spec: TriggerSpec,
+  poll: PollSpec,
+  backend: KvBackend,
+  journal: PushJournal,
+  emit: (e: ErpEventMsg[]) => void,
+  text: Text,
+  report: (err: unknown, what: string, extra?: Record<string, unknown>) => void,
+): Poller | undefined {
+  let fresh = 0;
+  try {
+    return new Poller({
+      window: poll.window,
+      intervalMs: poll.intervalMs,
+      startFrom: poll.startFrom,
+      sliceMs: poll.sliceMs,
+      load: async () => (await backend.get(spec.stateKey)) as PollState | undefined,
+      save: (s) => backend.set(spec.stateKey, s),
+      read: (r) => {
+        node.status(Status.busy(text("status.polling", undefined, "polling")));
+        return poll.read(r);
+      },
+      // Acknowledged means durable: each event is journaled before it is emitted, the watermark saved after. All of
+      // a slice's events are committed at once (the store batches them: ~0.05 ms an event instead of ~5 ms one by
+      // one, test/bench/poll-journal.ts); those committed are emitted in order, and if any failed the tick fails so
+      // the watermark stays and the next poll re-reads them (the committed ones are then dropped as journaled).
+      deliver: async (events) => {
+        const results = await Promise.allSettled(events.map((ev) => journal.accept(`p|${ev.erp.jobId}`, [ev])));
+        events.forEach((ev, i) => {
+          const r = results[i];
+          if (r.status === "fulfilled" && r.value) {
+            emit([ev]);
+            fresh++;
+          }
+        });
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) throw failed.reason;
+      },
+      onSlice: (r) => {
+        if (!r.last) return;
+        const time = new Date().toISOString().slice(11, 19);
+        node.status(Status.ok(text("status.polled", { time, n: fresh }, `polled ${time} (+${fresh})`)));
+        fresh = 0;
+      },
+      onError: (err) => report(err, "poll", { ...spec.about, error: errorDetails(err).code }),
+    });
+  } catch (err) {
+    report(err, "trigger/start");
+    return undefined;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * End to end for the exact node set, as a palette user gets it (`npm pack` → install into a fresh user dir → Node-RED
+ * as its own process) against ExactSim with its default (strict) settings: the set loads; an invoice GUID posted to a
+ * flow (http in → exact fetch get → exact fetch enrich → http response) comes back with the recipient chosen by
+ * contact preference; Test connection uses the deployed connection; after `kill -9` the saved tokens are used (no
+ * token request inside Exact's 570 s); the editor's Authorise flow (admin endpoint → Exact's authorize page →
+ * redirect to the admin server's callback) exchanges the code once.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { FlowNode, Stack, startStack } from "../harness/stack";
+import { tempDir } from "../harness/nodered";
+import { ExactSim } from "../sims/exact";
+
+const ACME = "0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f";
+const MAIN = "2a9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f";
+
+function flows(refreshToken: string): FlowNode[] {
+  const z = "e2exTab";
+  return [
+    { id: z, type: "tab", label: "exact e2e" },
+    {
+      id: "e2exCfg",
+      type: "mlc-exact-config",
+      name: "Exact (env)",
+      region: "nl",
+      baseUrl: "${EXACT_BASE_URL}",
+      division: "${EXACT_DIVISION}",
+      redirectUri: "https://nodered.example.com/mlc/mlc-exact-config/oauth",
+      credentials: { clientId: "${EXACT_CLIENT_ID}", clientSecret: "${EXACT_CLIENT_SECRET}", refreshToken },
+    },
+    { id: "e2exIn", type: "http in", z, url: "/e2e-exact", method: "post", wires: [["e2exGet"]] },
+    { id: "e2exGet", type: "mlc-exact-fetch", z, exact: "e2exCfg", operation: "get", entity: "salesinvoice/SalesInvoices", record: "payload.id", recordType: "msg", select: "InvoiceID,InvoiceNumber,AmountDC,DueDate,InvoiceTo", property: "payload", wires: [["e2exEnrich"]] },
+    { id: "e2exEnrich", type: "mlc-exact-fetch", z, exact: "e2exCfg", operation: "enrich", wires: [["e2exShape"]] },
+    { id: "e2exShape", type: "function", z, func: "msg.payload = { number: msg.payload.InvoiceNumber, due: msg.payload.DueDate, recipient: msg.recipient, skipReason: msg.skipReason || null };\nreturn msg;", outputs: 1, wires: [["e2exOut"]] },
+    { id: "e2exOut", type: "http response", z, statusCode: "", headers: {}, wires: [] },
+    { id: "e2exCatch", type: "catch", z, scope: ["e2exGet", "e2exEnrich"], uncaught: false, wires: [["e2exErr"]] },
+    { id: "e2exErr", type: "change", z, rules: [{ t: "set", p: "statusCode", pt: "msg", to: "502", tot: "num" }, { t: "set", p: "payload", pt: "msg", to: "errorDetails.code", tot: "msg" }], wires: [["e2exOut"]] },
+  ];
+}
+
+describe("end to end: Exact Online connection and fetch in a real Node-RED (packed and installed)", function () {
+  this.timeout(240000);
+  const sim = new ExactSim();
+  let stack: Stack;
+  let root: string;
+
+  before(async function () {
+    await sim.start();
+    sim.put("crm/Accounts", { ID: ACME, Code: "            000042", Name: "Acme BV", Email: "ap@acme.example", MainContact: MAIN });
+    sim.put("crm/Contacts", { ID: MAIN, Account: ACME, FullName: "Anna de Vries", Mobile: "+31612345678", Email: "anna@acme.example" });
+    root = tempDir("mlc-e2e-exact-");
+    stack = await startStack({
+      userDir: path.join(root, "user"),
+      install: "pack",
+      families: [],
+      extraEnv: { EXACT_BASE_URL: sim.url, EXACT_DIVISION: String(sim.division), EXACT_CLIENT_ID: sim.clientId, EXACT_CLIENT_SECRET: sim.clientSecret },
+      extraFlows: flows(sim.grant()),
+    });
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === "failed" && stack) process.stderr.write(stack.nodeRed.log.slice(-25).join("\n") + "\n");
+  });
+
+  after(async function () {
+    await stack?.stop();
+    await sim.stop();
+    if (root && !process.env.MLC_KEEP_E2E) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  const remind = async (id: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const r = await fetch(`${stack.nodeRed.url}/e2e-exact`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id }) });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  };
+  const invoice = (n: number): string => String(sim.put("salesinvoice/SalesInvoices", { InvoiceNumber: n, AmountDC: 1512.5, InvoiceTo: ACME, DueDate: "/Date(1743465600000)/" }).InvoiceID);
+  const tokenRequests = () => sim.log.filter((l) => l.kind === "token");
+
+  it("loads the exact set from the tarball and routes a new invoice to the main contact by SMS", async function () {
+    const sets = await stack.nodeRed.getJson<{ module: string; name: string; types: string[]; err?: string }[]>("/nodes");
+    const exact = sets.find((s) => s.name === "exact");
+    assert.deepEqual(exact?.types.sort(), ["mlc-exact-config", "mlc-exact-fetch"]);
+    assert.equal(exact?.err ?? null, null);
+    const r = await remind(invoice(25000142));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, { number: 25000142, due: "2025-04-01T00:00:00.000Z", recipient: { channel: "sms", to: "+31612345678", name: "Anna de Vries", contactId: MAIN, accountId: ACME }, skipReason: null });
+    assert.ok(sim.apiCalls().every((c) => c.kind === "api" && c.status === 200), "no error answer from Exact");
+  });
+
+  it("Test connection reads /current/Me through the deployed connection and shows the calls left today", async function () {
+    const r = await fetch(`${stack.nodeRed.url}/mlc/mlc-exact-config/test`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id: "e2exCfg", config: {}, credentials: {} }) });
+    const body = (await r.json()) as { ok: boolean; message: string };
+    assert.equal(body.ok, true, body.message);
+    assert.match(body.message, /Signed in as sim\.user; division 123456; \d+ calls left today/);
+    assert.doesNotMatch(body.message, new RegExp(sim.clientSecret));
+  });
+
+  it("after kill -9 the saved tokens are used: no token request inside Exact's 570 s", async function () {
+    assert.equal(tokenRequests().length, 1);
+    const file = path.join(root, "user", ".mlc-tokens", "exact-e2exCfg.json");
+    assert.ok(fs.existsSync(file), "token chain saved under the user directory");
+    await stack.nodeRed.kill();
+    await stack.nodeRed.start();
+    const r = await remind(invoice(25000143));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(tokenRequests().length, 1, "the saved access token was used");
+  });
+
+  it("Authorise from the editor: admin endpoint → Exact's authorize page → the admin callback exchanges the code once", async function () {
+    const start = await fetch(`${stack.nodeRed.url}/mlc/mlc-exact-config/authorize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id: "e2exCfg" }) });
+    const { ok, url } = (await start.json()) as { ok: boolean; url: string };
+    assert.equal(ok, true);
+    assert.ok(url.startsWith(`${sim.url}/api/oauth2/auth?`));
+    const page = await fetch(url, { redirect: "manual" });
+    assert.equal(page.status, 302);
+    const back = new URL(String(page.headers.get("location")));
+    assert.equal(`${back.origin}${back.pathname}`, "https://nodered.example.com/mlc/mlc-exact-config/oauth");
+    const callback = `${stack.nodeRed.url}/mlc/mlc-exact-config/oauth${back.search}`;
+    const done = await fetch(callback);
+    assert.equal(done.status, 200, await done.text());
+    assert.equal((await fetch(callback)).status, 400, "the state is single use");
+    assert.deepEqual(tokenRequests().map((l) => l.kind === "token" && [l.grant, l.status]).slice(-1), [["authorization_code", 200]]);
+    const r = await remind(invoice(25000144));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  });
+});

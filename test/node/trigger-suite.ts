@@ -1,0 +1,236 @@
+/**
+ * The trigger test cases every family's trigger passes (issue 7: "a tiny test-only family … passes the same trigger
+ * tests as Acumatica"), in a real Node-RED runtime (node-red-node-test-helper via test/harness/red-testbed.ts) against
+ * the family's simulator. A family file gives a {@link TriggerFamily} and calls {@link triggerSuite}.
+ *
+ * Push: a verified push is journaled, answered 200 and emitted once (a redelivery emits nothing); a forged one gets
+ * 401; no secret configured → 404 and the status says why once; broken JSON → 400, logged at most once a minute;
+ * wrong media type 415, wrong method 405; what was acknowledged but not settled by a send is replayed after a restart.
+ * Poll: each change emitted once across polls and restarts; a restart that lost the watermark (a crash after the
+ * events were journaled, before the watermark was saved) replays what was not settled and emits nothing twice.
+ */
+import assert from "node:assert/strict";
+import helper, { TestFlowNode } from "node-red-node-test-helper";
+import { jobSettled } from "../../nodes/lib/journal";
+import { Credentials, Msg, SimServer, Testbed, settle, until } from "../harness/red-testbed";
+
+/** What a family gives the suite. The trigger node has id "trg" and z "t1". */
+export interface TriggerFamily {
+  title: string;
+  bed: Testbed;
+  sims: SimServer[];
+  /** Tab, config nodes and the trigger "trg" with `props`, its output wired to the helper "events". */
+  flow(props: Msg): TestFlowNode[];
+  /** Credentials of the flow, the push secret or signing key being `secret` ("" = none configured). */
+  credentials(secret: string): Credentials;
+  /** Trigger properties of push mode, served at `pushPath` (below the helper's URL). */
+  pushProps: Msg;
+  pushPath: string;
+  /** Trigger properties of poll mode, starting at `startFrom` (ISO), polling every second. */
+  pollProps(startFrom: string): Msg;
+  /** A push body delivering `rows` (record reference, modified at, ms). */
+  pushBody(deliveryId: string, rows: { ref: string; atMs: number }[]): Buffer;
+  /** Headers proving a push with `secret` (shared-secret header, or the HMAC of `body`). */
+  authHeaders(body: Buffer, secret: string): Record<string, string>;
+  /** Create or change a record in the simulator, modified at `atMs`. */
+  addRecord(ref: string, atMs: number): void;
+  /** The record reference of an emitted message. */
+  ref(msg: Msg): string;
+  /** The family's own cases, run inside the suite's describe (same runtime and simulators). */
+  extraCases?: () => void;
+}
+
+const SECRET = "suite-Secret-7f3a";
+
+/**
+ * Settings a family's Testbed must be given: a configured context store, as in every production settings.js. With
+ * none, Node-RED deletes a node's context whenever the node stops, so no restart could be shown.
+ */
+export const SUITE_SETTINGS = { contextStorage: { default: { module: "memory" } } };
+
+/**
+ * The helper initialises the runtime's context module but never loads the configured stores, which Node-RED does at
+ * start (context/index.js `load`); without that a redeploy deletes node context. Load them after every init.
+ * @returns undo
+ */
+function loadContextStores(): () => void {
+  const ctx = (helper as unknown as { _context: { init(s: unknown): void; load(): Promise<void> } })._context;
+  const init = ctx.init;
+  ctx.init = (s: unknown): void => {
+    init(s);
+    ctx.load().catch((err: unknown) => console.error("context load", err));
+  };
+  return () => {
+    ctx.init = init;
+  };
+}
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export function triggerSuite(f: TriggerFamily): void {
+  const { bed } = f;
+  const flow = (props: Msg): TestFlowNode[] => [
+    ...f.flow(props),
+    { id: "events", type: "helper", z: "t1" },
+    { id: "c1", type: "catch", z: "t1", scope: ["trg"], uncaught: false, wires: [["caught"]] },
+    { id: "caught", type: "helper", z: "t1" },
+  ];
+  const post = async (body: Buffer | string, headers: Record<string, string>, method = "POST"): Promise<{ status: number; text: string }> => {
+    const res = await fetch(`${bed.url}${f.pushPath}`, { method, headers, body: method === "GET" ? undefined : body });
+    return { status: res.status, text: await res.text() };
+  };
+  const signed = (body: Buffer, secret = SECRET): Record<string, string> => ({ "Content-Type": "application/json", ...f.authHeaders(body, secret) });
+  const refs = (): string[] => bed.received.events.map((m) => f.ref(m));
+  const statuses = (): { fill?: string; text?: string }[] =>
+    bed
+      .node("trg")
+      .status.getCalls()
+      .map((c) => c.args[0] as { fill?: string; text?: string });
+  const polls = (): number => statuses().filter((s) => s.fill === "green" && /polled/.test(s.text ?? "")).length;
+  /** Journal entries of the trigger still holding `jobId` as pending (memory context, read synchronously). */
+  const pending = (jobId: string): boolean => {
+    const ctx = bed.node("trg").context() as unknown as { keys(): string[]; get(k: string): unknown };
+    return ctx.keys().some((k) => k.startsWith("pn_") && JSON.stringify(ctx.get(k)).includes(`"jobId":"${jobId}"`));
+  };
+
+  describe(`${f.title}: the family trigger suite`, function () {
+    this.timeout(30000);
+    bed.hooks({ sims: f.sims });
+    let undo: (() => void) | undefined;
+    before(() => (undo = loadContextStores()));
+    after(() => undo?.());
+
+    it("push: a verified push is answered 200 and emitted once; its redelivery is answered 200 and emits nothing", async () => {
+      await bed.load(flow(f.pushProps), f.credentials(SECRET));
+      const t0 = Date.now() - 60_000;
+      const body = f.pushBody("d-1", [{ ref: "A1", atMs: t0 }, { ref: "A2", atMs: t0 + 1 }]);
+      assert.equal((await post(body, signed(body))).status, 200);
+      await until(() => bed.received.events.length === 2, "2 events");
+      assert.deepEqual(refs().sort(), ["A1", "A2"]);
+      assert.equal((await post(body, signed(body))).status, 200);
+      await settle();
+      assert.equal(bed.received.events.length, 2, "the redelivery emitted nothing");
+      assert.equal(bed.received.caught.length, 0);
+    });
+
+    it("push: a missing or wrong secret/signature gets 401 and emits nothing", async () => {
+      await bed.load(flow(f.pushProps), f.credentials(SECRET));
+      const body = f.pushBody("d-2", [{ ref: "B1", atMs: Date.now() }]);
+      assert.equal((await post(body, { "Content-Type": "application/json" })).status, 401);
+      const forged = await post(body, signed(body, "not-the-secret"));
+      assert.deepEqual(forged, { status: 401, text: "Unauthorized" });
+      await settle();
+      assert.equal(bed.received.events.length, 0);
+      assert.ok(!forged.text.includes(SECRET));
+    });
+
+    it("push: with no secret configured the endpoint answers 404 and the status says why once", async () => {
+      await bed.load(flow(f.pushProps), f.credentials(""));
+      const body = f.pushBody("d-3", [{ ref: "C1", atMs: Date.now() }]);
+      for (let i = 0; i < 3; i++) assert.deepEqual(await post(body, signed(body)), { status: 404, text: "Not found" });
+      await until(() => bed.received.caught.length === 1, "one report to Catch");
+      await settle();
+      assert.equal(bed.received.caught.length, 1, "reported once, not per request");
+      assert.equal((bed.received.caught[0].errorDetails as { code: string }).code, "no_secret");
+      assert.equal(statuses().filter((s) => s.fill === "yellow" && /notServed|not configured/.test(s.text ?? "")).length, 1, "said once in the status");
+      assert.equal(bed.received.events.length, 0);
+    });
+
+    it("push: the right secret with broken JSON gets 400 (never 500), logged once a minute, nothing emitted", async () => {
+      await bed.load(flow(f.pushProps), f.credentials(SECRET));
+      for (const text of ["{not json", "[1,", "\u0000"]) {
+        const body = Buffer.from(text);
+        assert.deepEqual(await post(body, signed(body)), { status: 400, text: "Bad request" });
+      }
+      await settle();
+      const lines = bed.logCalls().filter((c) => JSON.stringify(c.args).includes("not JSON"));
+      assert.equal(lines.length, 1, "one log line for three refusals");
+      assert.equal(bed.received.events.length, 0);
+      assert.equal(bed.received.caught.length, 0, "a stranger's body does not flood Catch");
+    });
+
+    it("push: another media type gets 415 and another method 405", async () => {
+      await bed.load(flow(f.pushProps), f.credentials(SECRET));
+      const body = f.pushBody("d-4", [{ ref: "D1", atMs: Date.now() }]);
+      assert.equal((await post(body, { ...signed(body), "Content-Type": "text/plain" })).status, 415);
+      assert.equal((await post(body, signed(body), "GET")).status, 405);
+      await settle();
+      assert.equal(bed.received.events.length, 0);
+    });
+
+    it("push: after a restart, what was acknowledged but not settled by a send is replayed once (msg.erp.replay)", async () => {
+      await bed.load(flow(f.pushProps), f.credentials(SECRET));
+      const t0 = Date.now() - 60_000;
+      const body = f.pushBody("d-5", [{ ref: "E1", atMs: t0 }, { ref: "E2", atMs: t0 + 1 }]);
+      assert.equal((await post(body, signed(body))).status, 200);
+      await until(() => bed.received.events.length === 2, "2 events");
+      const e1 = bed.received.events.find((m) => f.ref(m) === "E1") as Msg;
+      jobSettled(e1.erp.jobId as string); // a send node finished E1
+      await until(() => !pending(e1.erp.jobId as string), "E1 settled in the journal");
+      await bed.redeploy(flow(f.pushProps), f.credentials(SECRET));
+      await until(() => bed.received.events.length === 3, "the replay");
+      const replayed = bed.received.events[2];
+      assert.equal(f.ref(replayed), "E2");
+      assert.equal(replayed.erp.replay, true);
+      assert.equal((await post(body, signed(body))).status, 200, "a redelivery after the restart is still recognised");
+      await settle();
+      assert.equal(bed.received.events.length, 3);
+    });
+
+    it("poll: each change is emitted once across polls; a later change of the same record is emitted again", async () => {
+      const t0 = Date.now() - 600_000;
+      f.addRecord("P1", t0 + 1000);
+      f.addRecord("P2", t0 + 2000);
+      await bed.load(flow(f.pollProps(iso(t0))), f.credentials(SECRET));
+      await until(() => bed.received.events.length === 2, () => `2 events, got ${refs().join(",")}`);
+      f.addRecord("P3", Date.now() - 5000);
+      f.addRecord("P1", Date.now() - 4000);
+      await until(() => bed.received.events.length === 4, () => `4 events, got ${refs().join(",")}`);
+      const before = polls();
+      await until(() => polls() >= before + 2, "two more polls");
+      assert.deepEqual(refs(), ["P1", "P2", "P3", "P1"]);
+      assert.equal(new Set(bed.received.events.map((m) => m.erp.jobId)).size, 4, "four distinct jobIds");
+      assert.equal(bed.received.caught.length, 0);
+    });
+
+    it("poll: a restart neither repeats settled events nor misses new ones", async () => {
+      const t0 = Date.now() - 600_000;
+      f.addRecord("Q1", t0 + 1000);
+      await bed.load(flow(f.pollProps(iso(t0))), f.credentials(SECRET));
+      await until(() => bed.received.events.length === 1, "Q1");
+      const q1 = bed.received.events[0].erp.jobId as string;
+      jobSettled(q1);
+      await until(() => !pending(q1), "Q1 settled");
+      await bed.redeploy(flow(f.pollProps(iso(t0))), f.credentials(SECRET));
+      f.addRecord("Q2", Date.now() - 1000);
+      await until(() => bed.received.events.length === 2, () => `Q2, got ${refs().join(",")}`);
+      const before = polls();
+      await until(() => polls() >= before + 2, "two more polls");
+      assert.deepEqual(refs(), ["Q1", "Q2"]);
+    });
+
+    it("poll: a crash after the events were journaled but before the watermark was saved loses nothing and emits nothing twice", async () => {
+      const t0 = Date.now() - 600_000;
+      f.addRecord("R1", t0 + 1000);
+      f.addRecord("R2", t0 + 2000);
+      const props = { ...f.pollProps(iso(t0)), interval: 3600 }; // one poll at the start, the next in an hour
+      await bed.load(flow(props), f.credentials(SECRET));
+      await until(() => polls() === 1 && bed.received.events.length === 2, "R1, R2 polled");
+      const r1 = bed.received.events.find((m) => f.ref(m) === "R1") as Msg;
+      jobSettled(r1.erp.jobId as string); // R1 reached a send; R2 was still on its way when the process died
+      await until(() => !pending(r1.erp.jobId as string), "R1 settled");
+      // what a crash between the journal commit and the watermark save leaves behind: the journal, no watermark
+      const ctx = bed.node("trg").context() as unknown as { keys(): string[]; set(k: string, v: unknown): void };
+      const stateKeys = ctx.keys().filter((k) => !k.startsWith("pn_"));
+      assert.equal(stateKeys.length, 1, `one poll state key besides the journal: ${stateKeys.join(",")}`);
+      ctx.set(stateKeys[0], undefined);
+      await bed.redeploy(flow(props), f.credentials(SECRET));
+      await until(() => polls() === 1, "the first poll after the restart (re-reading R1 and R2)");
+      await settle();
+      assert.deepEqual(refs(), ["R1", "R2", "R2"]);
+      assert.equal(bed.received.events[2].erp.replay, true, "R2 came back as a replay, not from the re-read");
+      assert.equal(bed.received.caught.length, 0);
+    });
+
+    f.extraCases?.();
+  });
+}
