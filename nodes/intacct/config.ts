@@ -109,9 +109,8 @@ export function registerIntacctConfig(RED: RedAPI): void {
           else {
             file = f;
             hooks.session = keptSession(f);
-            hooks.onSession = (session) => {
+            hooks.onSession = (session) =>
               (session ? f.write(JSON.stringify(session)) : f.clear()).catch(() => node.warn("Could not keep the Intacct session on disk: after a crash the next start opens a new session"));
-            };
           }
           return buildClient(config, node.credentials, hooks);
         },

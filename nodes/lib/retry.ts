@@ -61,3 +61,42 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/** What {@link withRetry} does after a failed attempt: give up (throw), or wait and try again. */
+export type RetryDecision = false | { retryAfterMs?: number };
+
+/** Options of {@link withRetry}. */
+export interface WithRetryOptions {
+  policy: RetryPolicy;
+  /**
+   * Whether the failure of attempt `attempt` (0-based) may be retried: false throws it, `{}` waits the policy's
+   * backoff, `{retryAfterMs}` the server's ask (a longer ask than `policy.maxRetryAfterMs` throws at once).
+   * May do async work first (e.g. look up whether a create happened) and may throw a different error.
+   */
+  decide: (err: unknown, attempt: number) => RetryDecision | Promise<RetryDecision>;
+  /** Stops the waiting (rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** Injected for tests; default {@link sleep}. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/**
+ * The package's one retry loop: run `attempt` up to `policy.maxAttempts` times, asking `decide` after each failure.
+ * Callers decide what is safe to repeat (only requests the server did not process, or whose absence was proven).
+ * @param attempt called with the 0-based attempt number
+ * @returns the first successful result
+ * @throws the last error (or what `decide` threw) once no attempt is left or `decide` says false
+ */
+export async function withRetry<T>(attempt: (n: number) => Promise<T>, o: WithRetryOptions): Promise<T> {
+  const wait = o.sleep ?? sleep;
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt(n);
+    } catch (err) {
+      const d = await o.decide(err, n);
+      if (d === false || n + 1 >= o.policy.maxAttempts) throw err;
+      if (d.retryAfterMs !== undefined && d.retryAfterMs > o.policy.maxRetryAfterMs) throw err;
+      await wait(backoffDelay(n, o.policy, d.retryAfterMs), o.signal);
+    }
+  }
+}

@@ -80,9 +80,12 @@ export async function handleSendGridEvents(RED: RedAPI, node: RedNode, cfgId: un
   if (req.method !== "POST") return { status: 405, headers: { Allow: "POST" }, body: "Method not allowed" };
   let state: NodeState;
   let valid: boolean;
+  let accountSid: string;
   try {
     state = stateOf(RED, node, opts.store);
-    const sg = twilioConfig(RED, cfgId).sendgrid();
+    const cfg = twilioConfig(RED, cfgId);
+    accountSid = cfg.accountSid;
+    const sg = cfg.sendgrid();
     if (!sg.verificationKey) throw new ValidationError("No SendGrid Event Webhook verification key in the Twilio account: signed events cannot be checked", { code: "no_verification_key" });
     valid = verifyEventWebhook(sg.verificationKey, req.body, header(req, SIGNATURE_HEADER), header(req, TIMESTAMP_HEADER), { toleranceSec: sg.timestampToleranceSec });
   } catch (err) {
@@ -123,7 +126,7 @@ export async function handleSendGridEvents(RED: RedAPI, node: RedNode, cfgId: un
     const failed = FAILED_STATUSES.has(mapped.status);
     node.status((failed ? Status.error : isFinalStatus(mapped.status) ? Status.ok : Status.busy)(`${mapped.status} …${ev.sgMessageId.slice(-4)}`));
     node.send({ topic: `twilio/status/${mapped.status}`, payload: ev.raw, twilio });
-    publishStatus({ kind: "message", sid: ev.sgMessageId, status: mapped.status, jobId: ev.jobId, fields: busFields(ev.raw) });
+    publishStatus(accountSid, { kind: "message", sid: ev.sgMessageId, status: mapped.status, jobId: ev.jobId, fields: busFields(ev.raw) });
   }
   return { status: 200, body: "" };
 }

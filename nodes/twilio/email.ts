@@ -11,7 +11,9 @@ import { MlcError, TimeoutError, ValidationError } from "../lib/errors";
 import { maskEmail } from "../lib/phone";
 import { JOB_ID_ARG, parseEmailAddress, renderHtmlTemplate, sendEmail } from "../lib/twilio/sendgrid";
 import { isTemplate, renderTemplate } from "../lib/template";
-import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, t } from "../shared/node";
+import { SendLedger, isUnknownOutcome, ledgerKey } from "../lib/twilio/ledger";
+import { contextBackend, resolveStore } from "../shared/context";
+import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { RedAPI } from "../shared/types";
 import { twilioConfig } from "./config";
 
@@ -32,6 +34,8 @@ export interface EmailProps extends Record<string, unknown> {
   body?: string;
   /** The body is HTML (sent as text/html, values HTML-escaped). */
   html?: boolean | string;
+  /** Context store of the send ledger ("" = default). */
+  store?: string;
 }
 
 function render(template: string, msg: unknown, html: boolean): string {
@@ -40,19 +44,52 @@ function render(template: string, msg: unknown, html: boolean): string {
 }
 
 /**
+ * Send at most once per ledger key: claim → send → record the X-Message-Id. A key already sent is a duplicate (nothing
+ * sent); a key whose earlier outcome is unknown is not sent again (SendGrid cannot be asked).
+ * @throws TimeoutError (outcomeUnknown) for that unknown key; what `send` throws (a refusal releases the claim)
+ */
+async function emailOnce(ledger: SendLedger, key: string, send: () => Promise<{ messageId: string }>): Promise<{ messageId: string; duplicate: boolean }> {
+  return ledger.serial(key, async () => {
+    const claim = await ledger.claim(key);
+    if (claim.outcome === "sent") return { messageId: claim.entry.sid ?? "", duplicate: true };
+    if (claim.outcome === "unknown") throw new TimeoutError("An earlier send of this e-mail has an unknown outcome and SendGrid cannot be asked: not sent again", { outcomeUnknown: true });
+    try {
+      const r = await send();
+      await ledger.settle(key, r.messageId, "queued");
+      return { messageId: r.messageId, duplicate: false };
+    } catch (err) {
+      if (!isUnknownOutcome(err)) await ledger.release(key); // refused: nothing was sent
+      throw err;
+    }
+  });
+}
+
+/**
  * Register `mlc-twilio-email`. Output: the input msg with `msg.twilio = { sid: <X-Message-Id>, status: "queued",
  * to, channel: "email", jobId }`. Errors reach Catch via done(err) with `msg.twilio.status` "failed" ("unknown"
  * after a time-out once the request had left): ValidationError invalid_email / invalid_from / no_sender /
  * empty_subject / empty_body / bad_template / no_api_key / bad_api_key (nothing sent), AuthError auth_failed,
  * RateLimitedError, HttpError sendgrid_rejected, TimeoutError.
+ * Each send is claimed in a ledger (jobId + address) before the request and recorded after it: the same jobId and
+ * address again is not sent (`msg.twilio.duplicate`). SendGrid offers no lookup of a send (its Email Activity API is
+ * a paid add-on), so a send whose outcome stayed unknown (time-out, crash) is not repeated either: the replay
+ * reaches Catch as TimeoutError (outcomeUnknown) for a person to decide.
  */
 export function registerEmail(RED: RedAPI): void {
   registerNode<EmailProps>(RED, "mlc-twilio-email", (node, config) => {
     const html = config.html === true || config.html === "true";
     let sent = 0;
     let failed = 0;
-    const counts = (): string => t(RED, "mlc-twilio-email.status.counts", { sent, failed }, `sent ${sent}, failed ${failed}`);
-    node.status(Status.idle(t(RED, "mlc-twilio-email.status.ready", undefined, "ready")));
+    const countsText = statusTemplate(RED, "mlc-twilio-email.status.counts", "sent __sent__, failed __failed__"); // translated once
+    const counts = (): string => countsText({ sent, failed });
+    node.status(Status.idle("mlc-twilio-email.status.ready"));
+    let ledger: SendLedger | undefined;
+    try {
+      ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "el", scope: node.id });
+      ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-email/ledger" }));
+    } catch (err) {
+      reportError(RED, node, err, { topic: "mlc-twilio-email/start" });
+    }
 
     onInput(RED, node, async (msg, { send, status }) => {
       const jobId = messageJobId(msg);
@@ -92,21 +129,19 @@ export function registerEmail(RED: RedAPI): void {
       if (!subject) throw fail(new ValidationError("No subject: set Subject here or msg.subject", { code: "empty_subject" }), to.email);
       if (body.trim() === "") throw fail(new ValidationError("Nothing to send: Body is empty", { code: "empty_body" }), to.email);
 
-      status(Status.busy(t(RED, "mlc-twilio-email.status.sending", undefined, "sending")));
+      status(Status.busy("mlc-twilio-email.status.sending"));
+      if (!ledger) throw fail(new ValidationError("Send ledger not available", { code: "unknown_store" }), to.email);
       let messageId: string;
+      let duplicate = false;
       try {
-        ({ messageId } = await sendEmail(sg.mail, {
-          to,
-          from,
-          subject,
-          ...(html ? { html: body } : { text: body }),
-          customArgs: { [JOB_ID_ARG]: jobId },
-        }));
+        ({ messageId, duplicate } = await emailOnce(ledger, ledgerKey(jobId, to.email.toLowerCase(), "email"), () =>
+          sendEmail(sg.mail, { to, from, subject, ...(html ? { html: body } : { text: body }), customArgs: { [JOB_ID_ARG]: jobId } }),
+        ));
       } catch (err) {
         throw fail(err, to.email, err instanceof TimeoutError && err.outcomeUnknown ? "unknown" : "failed");
       }
-      sent++;
-      msg.twilio = { sid: messageId, status: "queued", to: to.email, channel: "email", jobId } satisfies TwilioMeta;
+      if (!duplicate) sent++;
+      msg.twilio = { sid: messageId, status: "queued", to: to.email, channel: "email", jobId, ...(duplicate ? { duplicate: true } : {}) } satisfies TwilioMeta & { duplicate?: boolean };
       status(Status.ok(counts()));
       send(msg);
     });

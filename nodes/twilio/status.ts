@@ -13,8 +13,8 @@ import { publishStatus } from "../lib/twilio/bus";
 import { BoundedStore } from "../lib/store";
 import { contextBackend, resolveStore } from "../shared/context";
 import { mountDispatcher, publicEndpointUrl, registerEndpoint, EndpointOptions, InboundRequest, InboundResponse } from "../shared/dispatcher";
-import { Status, onClose, registerNode, reportError, t } from "../shared/node";
-import type { RedAPI } from "../shared/types";
+import { Status, onClose, registerNode, reportError, statusTemplate } from "../shared/node";
+import type { RedAPI, RedNode } from "../shared/types";
 import { auditCallback } from "../flow/audit";
 import { twilioConfig } from "./config";
 import { handleSendGridEvents } from "./email-events";
@@ -43,110 +43,128 @@ const TWILIO_WEBHOOK: EndpointOptions = { contentTypes: ["application/x-www-form
 const SENDGRID_WEBHOOK: EndpointOptions = { contentTypes: ["application/json"] };
 
 
+/** One deployed `mlc-twilio-status` node: its three endpoints and the per-sid ordering state. */
+class StatusNode {
+  private forged = 0;
+  private readonly releases: (() => void)[] = [];
+  /** Translated once (shared/node.ts statusTemplate). */
+  private readonly forgedText: (v: Record<string, number>) => string;
+
+  constructor(
+    private readonly RED: RedAPI,
+    private readonly node: RedNode,
+    private readonly config: StatusProps,
+    private readonly stateStore: BoundedStore<SidState>,
+  ) {
+    const endpoint = (config.endpoint || "status").trim();
+    this.forgedText = statusTemplate(RED, "mlc-twilio-status.status.forged", "refused __n__ forged");
+    try {
+      this.releases.push(registerEndpoint(RED.httpNode, `/twilio/${endpoint}`, node.id, (req) => this.callback(req), TWILIO_WEBHOOK));
+      this.releases.push(registerEndpoint(RED.httpNode, `/twilio/${endpoint}/inbound`, node.id, (req) => this.inbound(req), TWILIO_WEBHOOK));
+      this.releases.push(registerEndpoint(RED.httpNode, `/twilio/${endpoint}/sendgrid`, node.id, (req) => handleSendGridEvents(RED, node, config.twilio, req, { store: config.store }), SENDGRID_WEBHOOK));
+      const full = publicEndpointUrl("", RED.settings.httpNodeRoot, `/twilio/${endpoint}`); // "/mlc/twilio/status"
+      node.status(Status.idle(statusTemplate(RED, "mlc-twilio-status.status.listening", "listening __endpoint__")({ endpoint: full })));
+    } catch (err) {
+      reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });
+    }
+    onClose(node, () => {
+      for (const release of this.releases) release();
+    });
+  }
+
+  // checkTwilioWebhook logs refusals (at most once a minute); the status counts every one.
+  private refuse(): void {
+    this.forged++;
+    this.node.status(Status.warn(this.forgedText({ n: this.forged })));
+  }
+
+  /**
+   * A status callback of a message or call: audited before the 200, deduplicated and ordered per sid, emitted, and
+   * published on the account's status channel (lib/twilio/bus.ts) for the send nodes of that account.
+   */
+  private async callback(req: InboundRequest): Promise<InboundResponse> {
+    const { RED, node, config } = this;
+    const check = checkTwilioWebhook(RED, node, config.twilio, req);
+    if (!check.ok) {
+      if (check.forged) this.refuse();
+      return check.response;
+    }
+    const fields = check.fields;
+    const accountSid = twilioConfig(RED, config.twilio).accountSid; // checkTwilioWebhook resolved it already
+    const callSid = one(fields.CallSid);
+    const sid = one(fields.MessageSid) ?? one(fields.SmsSid) ?? callSid;
+    const status = (one(fields.MessageStatus) ?? one(fields.SmsStatus) ?? one(fields.CallStatus) ?? "").toLowerCase();
+    if (!sid || !status) return { status: 400, body: "Bad request" };
+    const kind = callSid && !fields.MessageSid ? "call" : "message";
+    const jobId = new URLSearchParams(req.rawQuery).get("j") ?? "";
+    const errorCode = Number(one(fields.ErrorCode));
+    const to = one(fields.To) ?? "";
+
+    // Audit before the 200 (flow/audit.ts auditCallback): an acknowledged callback survives a crash.
+    if (!(await auditCallback(node, { sid, status, kind, jobId, to, errorCode }))) return { status: 503, body: "Service unavailable" };
+    const advanced = await this.stateStore.update(sid, (prev) => (isStatusAdvance(prev?.status, status, kind) ? { status } : undefined));
+    if (!advanced) return { status: 200, body: "" }; // duplicate or late: acknowledged, not emitted
+    const twilioMeta: TwilioMeta = {
+      sid,
+      status,
+      to,
+      channel: kind === "call" ? "voice" : to.startsWith("whatsapp:") ? "whatsapp" : "sms",
+      jobId,
+      ...(Number.isFinite(errorCode) && errorCode > 0 ? { errorCode } : {}),
+    };
+    const failed = FAILED_STATUSES.has(status);
+    node.status((failed ? Status.error : isFinalStatus(status) ? Status.ok : Status.busy)(`${status} …${sid.slice(-4)}`));
+    node.send({ topic: `twilio/status/${status}`, payload: fields, twilio: twilioMeta });
+    publishStatus(accountSid, { kind, sid, status, jobId, ...(twilioMeta.errorCode ? { errorCode: twilioMeta.errorCode } : {}), fields });
+    return { status: 200, body: "" };
+  }
+
+  /**
+   * Inbound messages (the number's "A message comes in" webhook → <endpoint>/inbound): STOP-type keywords
+   * add the sender to the account's opt-out list, START-type remove it; every inbound message is emitted
+   * (topic twilio/inbound/<stop|start|help|message>). Twilio itself sends the keyword replies.
+   */
+  private async inbound(req: InboundRequest): Promise<InboundResponse> {
+    const { RED, node, config } = this;
+    const check = checkTwilioWebhook(RED, node, config.twilio, req);
+    if (!check.ok) {
+      if (check.forged) this.refuse();
+      return check.response;
+    }
+    const f = check.fields;
+    const fromRaw = one(f.From) ?? "";
+    let from = fromRaw;
+    try {
+      from = toE164(fromRaw);
+    } catch {
+      /* short codes and alphanumeric senders stay as they are */
+    }
+    const kind = classifyKeyword(one(f.Body), one(f.OptOutType));
+    const cfg = twilioConfig(RED, config.twilio);
+    if (kind === "stop") await cfg.optOuts(node).optOut(from, "keyword");
+    if (kind === "start") await cfg.optOuts(node).optIn(from);
+    if (kind) node.status(Status.busy(`${kind.toUpperCase()} ${maskPhone(from)}`));
+    node.send({
+      topic: `twilio/inbound/${kind ?? "message"}`,
+      payload: f,
+      inbound: { sid: one(f.MessageSid) ?? "", from, to: one(f.To) ?? "", body: one(f.Body) ?? "", keyword: kind ?? null },
+    });
+    return { status: 200, headers: { "Content-Type": "text/xml" }, body: "<Response/>" };
+  }
+}
+
+/** Register `mlc-twilio-status` (properties: {@link StatusProps}; output: one msg per accepted status or inbound message). */
 export function registerStatus(RED: RedAPI): void {
   mountDispatcher(RED.httpNode, RED);
   registerNode<StatusProps>(RED, "mlc-twilio-status", (node, config) => {
-    const endpoint = (config.endpoint || "status").trim();
-    let forged = 0;
     let stateStore: BoundedStore<SidState>;
     try {
       const store = resolveStore(RED, config.store);
       stateStore = new BoundedStore<SidState>(contextBackend(node, "node", store.name), { prefix: "st", ttlMs: STATE_TTL_MS, maxEntries: 50000 });
     } catch (err) {
-      reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });
+      reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint: (config.endpoint || "status").trim() });
       return;
     }
-
-    // checkTwilioWebhook logs refusals (at most once a minute); the status counts every one.
-    const refuse = (): void => {
-      forged++;
-      node.status(Status.warn(t(RED, "mlc-twilio-status.status.forged", { n: forged }, `refused ${forged} forged`)));
-    };
-
-    const handler = async (req: InboundRequest): Promise<InboundResponse> => {
-      const check = checkTwilioWebhook(RED, node, config.twilio, req);
-      if (!check.ok) {
-        if (check.forged) refuse();
-        return check.response;
-      }
-      const fields = check.fields;
-      const callSid = one(fields.CallSid);
-      const sid = one(fields.MessageSid) ?? one(fields.SmsSid) ?? callSid;
-      const status = (one(fields.MessageStatus) ?? one(fields.SmsStatus) ?? one(fields.CallStatus) ?? "").toLowerCase();
-      if (!sid || !status) return { status: 400, body: "Bad request" };
-      const kind = callSid && !fields.MessageSid ? "call" : "message";
-      const query = new URLSearchParams(req.rawQuery);
-      const jobId = query.get("j") ?? "";
-
-      // Audit before the 200 (flow/audit.ts auditCallback): an acknowledged callback survives a crash.
-      if (!(await auditCallback(node, { sid, status, kind, jobId, to: one(fields.To) ?? "", errorCode: Number(one(fields.ErrorCode)) }))) return { status: 503, body: "Service unavailable" };
-      const advanced = await stateStore.update(sid, (prev) => (isStatusAdvance(prev?.status, status, kind) ? { status } : undefined));
-      if (!advanced) return { status: 200, body: "" }; // duplicate or late: acknowledged, not emitted
-      const errorCode = Number(one(fields.ErrorCode));
-      const to = one(fields.To) ?? "";
-      const twilioMeta: TwilioMeta = {
-        sid,
-        status,
-        to,
-        channel: kind === "call" ? "voice" : to.startsWith("whatsapp:") ? "whatsapp" : "sms",
-        jobId,
-        ...(Number.isFinite(errorCode) && errorCode > 0 ? { errorCode } : {}),
-      };
-      const failed = FAILED_STATUSES.has(status);
-      node.status((failed ? Status.error : isFinalStatus(status) ? Status.ok : Status.busy)(`${status} …${sid.slice(-4)}`));
-      node.send({ topic: `twilio/status/${status}`, payload: fields, twilio: twilioMeta });
-      publishStatus({ kind, sid, status, jobId, ...(twilioMeta.errorCode ? { errorCode: twilioMeta.errorCode } : {}), fields });
-      return { status: 200, body: "" };
-    };
-
-    /**
-     * Inbound messages (the number's "A message comes in" webhook → <endpoint>/inbound): STOP-type keywords
-     * add the sender to the account's opt-out list, START-type remove it; every inbound message is emitted
-     * (topic twilio/inbound/<stop|start|help|message>). Twilio itself sends the keyword replies.
-     */
-    const inbound = async (req: InboundRequest): Promise<InboundResponse> => {
-      const check = checkTwilioWebhook(RED, node, config.twilio, req);
-      if (!check.ok) {
-        if (check.forged) refuse();
-        return check.response;
-      }
-      const f = check.fields;
-      const fromRaw = one(f.From) ?? "";
-      let from = fromRaw;
-      try {
-        from = toE164(fromRaw);
-      } catch {
-        /* short codes and alphanumeric senders stay as they are */
-      }
-      const kind = classifyKeyword(one(f.Body), one(f.OptOutType));
-      const cfg = twilioConfig(RED, config.twilio);
-      if (kind === "stop") await cfg.optOuts(node).optOut(from, "keyword");
-      if (kind === "start") await cfg.optOuts(node).optIn(from);
-      if (kind) node.status(Status.busy(`${kind.toUpperCase()} ${maskPhone(from)}`));
-      node.send({
-        topic: `twilio/inbound/${kind ?? "message"}`,
-        payload: f,
-        inbound: { sid: one(f.MessageSid) ?? "", from, to: one(f.To) ?? "", body: one(f.Body) ?? "", keyword: kind ?? null },
-      });
-      return { status: 200, headers: { "Content-Type": "text/xml" }, body: "<Response/>" };
-    };
-
-    let release: (() => void) | undefined;
-    let releaseInbound: (() => void) | undefined;
-    let releaseSendGrid: (() => void) | undefined;
-    try {
-      release = registerEndpoint(RED.httpNode, `/twilio/${endpoint}`, node.id, handler, TWILIO_WEBHOOK);
-      releaseInbound = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/inbound`, node.id, inbound, TWILIO_WEBHOOK);
-      releaseSendGrid = registerEndpoint(RED.httpNode, `/twilio/${endpoint}/sendgrid`, node.id, (req) => handleSendGridEvents(RED, node, config.twilio, req, { store: config.store }), SENDGRID_WEBHOOK);
-      const full = publicEndpointUrl("", RED.settings.httpNodeRoot, `/twilio/${endpoint}`); // "/mlc/twilio/status"
-      node.status(Status.idle(t(RED, "mlc-twilio-status.status.listening", { endpoint: full }, `listening ${full}`)));
-    } catch (err) {
-      reportError(RED, node, err, { topic: "mlc-twilio-status/start", endpoint });
-    }
-    onClose(node, () => {
-      release?.();
-      releaseInbound?.();
-      releaseSendGrid?.();
-    });
+    new StatusNode(RED, node, config, stateStore);
   });
 }

@@ -9,10 +9,12 @@
  */
 import { MlcError, ValidationError } from "../lib/errors";
 import { maskRecipient, toE164 } from "../lib/phone";
-import { VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, checkVerification, startVerification } from "../lib/twilio/verify";
-import { Status, evaluate, firstSet, onInput, registerNode, reportError, t } from "../shared/node";
+import { SendLedger, ledgerKey } from "../lib/twilio/ledger";
+import { START_LEDGER_TTL_MS, VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, checkVerification, startVerificationOnce } from "../lib/twilio/verify";
+import { contextBackend, resolveStore } from "../shared/context";
+import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, statusTemplate, t } from "../shared/node";
 import { configString } from "../shared/config";
-import type { NodeMessage, NodeStatus, RedAPI } from "../shared/types";
+import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { twilioConfig } from "./config";
 
 export const VERIFY_TYPE = "mlc-twilio-verify";
@@ -37,6 +39,8 @@ export interface VerifyProps extends Record<string, unknown> {
   codeType?: string;
   /** Message language for "start" ("" = Twilio's choice); `msg.locale` is used when empty. */
   locale?: string;
+  /** Context store of the start ledger ("" = default). */
+  store?: string;
 }
 
 /** `msg.verify` as emitted on the four outputs. `to` is masked. */
@@ -46,7 +50,10 @@ export interface VerifyMeta {
   to: string;
   channel: string;
   result: VerifyOutcome;
+  /** True when this jobId already started this verification (nothing was sent again). */
+  duplicate?: boolean;
 }
+
 
 /** Output index per outcome: approved, pending, expired (+ canceled), max attempts. */
 const PORT: Record<VerifyOutcome, number> = { approved: 0, pending: 1, expired: 2, canceled: 2, max_attempts: 3 };
@@ -68,24 +75,81 @@ function recipient(raw: unknown, email: boolean, defaultRegion: string): string 
   return toE164(raw, defaultRegion).replace(/^[a-z]+:/, "");
 }
 
+/** What one input asks for. `code` is "" for a start. */
+interface VerifyInput {
+  code: string;
+  channel: VerifyChannel;
+  serviceSid: string;
+  rawTo: unknown;
+}
+
+/**
+ * Read the passcode first (a check) and take it off the msg at once, so it can reach no output, Catch or log; then
+ * the channel, Service SID and recipient.
+ * @throws ValidationError invalid_channel
+ */
+async function readVerifyInput(RED: RedAPI, node: RedNode, config: VerifyProps, msg: NodeMessage, op: VerifyOperation): Promise<VerifyInput> {
+  let code = "";
+  if (op === "check") {
+    const prop = str(config.code) ?? "payload";
+    const type = str(config.code) ? config.codeType || "msg" : "msg";
+    const raw = await evaluate(RED, node, prop, type, msg);
+    if (type === "msg") RED.util.setMessageProperty(msg, prop, undefined);
+    code = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim() : "";
+  }
+  const channelRaw = (firstSet(str(msg.channel), str(config.channel)) ?? "sms").toLowerCase();
+  if (!(VERIFY_CHANNELS as readonly string[]).includes(channelRaw)) {
+    throw new ValidationError(`Verify channel must be one of ${VERIFY_CHANNELS.join(", ")}`, { code: "invalid_channel" });
+  }
+  twilioConfig(RED, config.twilio); // a missing config node fails before the Service SID is read, as before
+  const serviceSid = String((await evaluate(RED, node, config.serviceSid ?? "", config.serviceSidType || "str", msg)) ?? "").trim();
+  const rawTo = firstSet(config.to ? await evaluate(RED, node, config.to, config.toType || "msg", msg) : undefined, msg.to);
+  return { code, channel: channelRaw as VerifyChannel, serviceSid, rawTo };
+}
+
+/**
+ * What a verify node needs before its first input: the account, the Service SID or its environment variable.
+ * @throws ValidationError bad_config / missing_env, and twilioConfig's errors
+ */
+async function startCheck(RED: RedAPI, node: RedNode, config: VerifyProps): Promise<void> {
+  twilioConfig(RED, config.twilio);
+  const sidType = config.serviceSidType || "str";
+  if (sidType === "str" && !configString(config.serviceSid, "Service SID")) throw new ValidationError("No Verify Service SID set", { code: "bad_config" });
+  if (sidType === "env" && !String((await evaluate(RED, node, config.serviceSid ?? "", "env", {})) ?? "")) {
+    throw new ValidationError(`Service SID: environment variable ${config.serviceSid} is not set`, { code: "missing_env" });
+  }
+}
+
+/** Say at deploy what is missing instead of "ready": the account, the Service SID or its variable. Never rejects. */
+function announce(RED: RedAPI, node: RedNode, config: VerifyProps): void {
+  startCheck(RED, node, config)
+    .then(() => node.status(Status.idle(`${VERIFY_TYPE}.status.ready`)))
+    .catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` }));
+}
+
+/** The node's start ledger, or undefined (reported) when its context store is unusable. */
+function startLedger(RED: RedAPI, node: RedNode, config: VerifyProps): SendLedger | undefined {
+  try {
+    const ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "vl", scope: node.id, ttlMs: START_LEDGER_TTL_MS, maxEntries: 50000 });
+    ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/ledger` }));
+    return ledger;
+  } catch (err) {
+    reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` });
+    return undefined;
+  }
+}
+
+/** Register `mlc-twilio-verify` (properties: {@link VerifyProps}; outputs approved, pending, expired, max attempts). */
 export function registerVerify(RED: RedAPI): void {
   registerNode<VerifyProps>(RED, VERIFY_TYPE, (node, config) => {
     const n = { sent: 0, approved: 0 };
-    const label = (key: string, fallback: string): string => t(RED, `${VERIFY_TYPE}.result.${key}`, undefined, fallback);
-    const counts = (last: string): string =>
-      t(RED, `${VERIFY_TYPE}.status.counts`, { last, sent: n.sent, ok: n.approved }, `${last}: sent ${n.sent}, ok ${n.approved}`);
-    // Say at deploy what is missing instead of "ready": the account, the Service SID or its variable.
-    const startCheck = async (): Promise<void> => {
-      twilioConfig(RED, config.twilio);
-      const sidType = config.serviceSidType || "str";
-      if (sidType === "str" && !configString(config.serviceSid, "Service SID")) throw new ValidationError("No Verify Service SID set", { code: "bad_config" });
-      if (sidType === "env" && !String((await evaluate(RED, node, config.serviceSid ?? "", "env", {})) ?? "")) {
-        throw new ValidationError(`Service SID: environment variable ${config.serviceSid} is not set`, { code: "missing_env" });
-      }
-    };
-    startCheck()
-      .then(() => node.status(Status.idle(t(RED, `${VERIFY_TYPE}.status.ready`, undefined, "ready"))))
-      .catch((err: unknown) => reportError(RED, node, err, { topic: `${VERIFY_TYPE}/start` }));
+    // Labels and the count template are translated once, here (shared/node.ts statusTemplate); statuses compose them.
+    const labels = new Map<string, string>();
+    const label = (key: string, fallback: string): string => labels.get(key) ?? (labels.set(key, t(RED, `${VERIFY_TYPE}.result.${key}`, undefined, fallback)), labels.get(key) as string);
+    const countsText = statusTemplate(RED, `${VERIFY_TYPE}.status.counts`, "__last__: sent __sent__, ok __ok__");
+    const counts = (last: string): string => countsText({ last, sent: n.sent, ok: n.approved });
+    announce(RED, node, config);
+    const ledger = startLedger(RED, node, config);
 
     /** Status after an outcome: green approved, blue code sent, yellow wrong code / expired, red max attempts. */
     const statusFor = (op: VerifyOperation, r: VerifyOutcome): NodeStatus => {
@@ -100,24 +164,10 @@ export function registerVerify(RED: RedAPI): void {
       if (opRaw !== "start" && opRaw !== "check") throw new ValidationError(`Verify operation must be "start" or "check", not "${opRaw.slice(0, 20)}"`, { code: "invalid_operation" });
       const op: VerifyOperation = opRaw;
 
-      // Read the passcode first and take it off the msg at once, so it can reach no output, Catch or log.
-      let code = "";
-      if (op === "check") {
-        const prop = str(config.code) ?? "payload";
-        const type = str(config.code) ? config.codeType || "msg" : "msg";
-        const raw = await evaluate(RED, node, prop, type, msg);
-        if (type === "msg") RED.util.setMessageProperty(msg, prop, undefined);
-        code = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim() : "";
-      }
-
-      const channelRaw = (firstSet(str(msg.channel), str(config.channel)) ?? "sms").toLowerCase();
-      if (!(VERIFY_CHANNELS as readonly string[]).includes(channelRaw)) {
-        throw new ValidationError(`Verify channel must be one of ${VERIFY_CHANNELS.join(", ")}`, { code: "invalid_channel" });
-      }
-      let channel = channelRaw as VerifyChannel;
+      const req = await readVerifyInput(RED, node, config, msg, op);
+      const { serviceSid, rawTo, code } = req;
+      let channel = req.channel;
       const cfg = twilioConfig(RED, config.twilio);
-      const serviceSid = String((await evaluate(RED, node, config.serviceSid ?? "", config.serviceSidType || "str", msg)) ?? "").trim();
-      const rawTo = firstSet(config.to ? await evaluate(RED, node, config.to, config.toType || "msg", msg) : undefined, msg.to);
       const recordId = (msg.erp as { id?: string } | undefined)?.id;
 
       let to = "";
@@ -125,9 +175,11 @@ export function registerVerify(RED: RedAPI): void {
       try {
         if (op === "start") {
           to = recipient(rawTo, channel === "email", cfg.defaultRegion);
-          status(Status.busy(t(RED, `${VERIFY_TYPE}.status.sending`, undefined, "sending")));
-          result = await startVerification(cfg.client(), { serviceSid, to, channel, locale: firstSet(str(config.locale), str(msg.locale)) });
-          if (result.result === "pending") n.sent++;
+          status(Status.busy(`${VERIFY_TYPE}.status.sending`));
+          const params = { serviceSid, to, channel, locale: firstSet(str(config.locale), str(msg.locale)) };
+          if (!ledger) throw new ValidationError("Start ledger not available", { code: "unknown_store" });
+          result = await startVerificationOnce(ledger, ledgerKey(messageJobId(msg), to, `verify:${channel}:${serviceSid}`), cfg.client(), params);
+          if (result.result === "pending" && !(result as { duplicate?: boolean }).duplicate) n.sent++;
         } else {
           const verificationSid = firstSet(str(msg.verificationSid), VE_SID.test(String((msg.verify as { sid?: unknown } | undefined)?.sid ?? "")) ? String((msg.verify as { sid: string }).sid) : undefined);
           const hasTo = rawTo !== undefined && rawTo !== null && String(rawTo).trim() !== "";
@@ -136,7 +188,7 @@ export function registerVerify(RED: RedAPI): void {
             if (email) channel = "email";
             to = recipient(rawTo, email, cfg.defaultRegion);
           }
-          status(Status.busy(t(RED, `${VERIFY_TYPE}.status.checking`, undefined, "checking")));
+          status(Status.busy(`${VERIFY_TYPE}.status.checking`));
           result = await checkVerification(cfg.client(), { serviceSid, to: to || undefined, verificationSid, code, channel });
         }
       } catch (err) {
@@ -157,6 +209,7 @@ export function registerVerify(RED: RedAPI): void {
         to: maskRecipient(result.to || to),
         channel: result.channel || channel,
         result: result.result,
+        ...((result as { duplicate?: boolean }).duplicate ? { duplicate: true } : {}),
       } satisfies VerifyMeta;
       status(statusFor(op, result.result));
       const out: (NodeMessage | null)[] = [null, null, null, null];

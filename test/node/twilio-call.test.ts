@@ -290,7 +290,7 @@ describe("mlc-twilio-call in Node-RED", function () {
 
   it("poll mode reaches the final status without any callback endpoint, publishing each status once", async () => {
     const seen: AcceptedStatus[] = [];
-    const off = onStatus((s) => seen.push(s));
+    const off = onStatus(ACCOUNT.accountSid, (s) => seen.push(s));
     try {
       await bed.load(flow({ call: { poll: true, pollInterval: 1, callback: "" }, status: false }));
       const out = await placeOne({ erp: { jobId: "jpoll" } });

@@ -109,7 +109,7 @@ describe("mlc-twilio-email and the SendGrid Event Webhook in Node-RED", function
   });
   before(() => {
     sg.eventWebhookUrl = webhookUrl();
-    unsubscribe = onStatus((s) => bus.push(s));
+    unsubscribe = onStatus("", (s) => bus.push(s)); // channel of the config node's Account SID: none here (SendGrid only)
   });
   after(() => unsubscribe?.());
 
@@ -134,6 +134,17 @@ describe("mlc-twilio-email and the SendGrid Event Webhook in Node-RED", function
       await until(() => r("auditOut").length === 1, "audit record");
       assert.equal(r("auditOut")[0].audit.status, "queued");
       assert.equal(r("auditOut")[0].audit.channel, "email");
+    });
+
+    it("the same jobId and address again (a replay) is not sent again (main sent 2); another jobId is", async () => {
+      await bed.load(flow(), creds);
+      const first = await sendOne("jEMAILTWICE");
+      const again = await sendOne("jEMAILTWICE");
+      assert.equal(sg.mails.length, 1, "one e-mail");
+      assert.equal(again.sid, first.sid);
+      assert.equal(r("out")[1].twilio.duplicate, true);
+      await sendOne("jEMAILOTHER");
+      assert.equal(sg.mails.length, 2);
     });
 
     it("an HTML body is sent as text/html with the values HTML-escaped; From and msg.email defaults", async () => {

@@ -222,6 +222,23 @@ describe("mlc-twilio-verify in Node-RED", function () {
     assert.equal(starts().length, 6);
   });
 
+  it("a replay of the same jobId within the verification's lifetime sends no second code (main sent 2); another jobId does", async () => {
+    await load();
+    const erp = { system: "acumatica", entity: "Vendor", id: "V-1001", jobId: "jverify-1" };
+    send("vstart", { to: PHONE, erp });
+    await until(() => out("vstart").pending.length === 1, "first start");
+    send("vstart", { to: PHONE, erp });
+    await until(() => out("vstart").pending.length === 2, "replay on output 2");
+    assert.equal(starts().length, 1, "one start request");
+    assert.equal(sim.verifications[0].sendCodeAttempts.length, 1, "one code sent");
+    assert.equal(out("vstart").pending[1].verify.duplicate, true);
+    assert.equal(out("vstart").pending[1].verify.sid, out("vstart").pending[0].verify.sid);
+    send("vstart", { to: PHONE, erp: { ...erp, jobId: "jverify-2" } });
+    await until(() => out("vstart").pending.length === 3, "another event");
+    assert.equal(starts().length, 2, "a new event starts (re-sends) again");
+    assert.equal(out("vstart").pending[2].verify.duplicate, undefined);
+  });
+
   it("an expired code (10 minutes over): output 3", async () => {
     await load();
     const code = await started();

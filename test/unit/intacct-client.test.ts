@@ -296,12 +296,12 @@ describe("intacct: the session kept across a restart", () => {
 
   it("a restarted client reuses the kept session instead of opening a second one; a failed one is forgotten", async () => {
     const kept: (unknown | undefined)[] = [];
-    const first = new IntacctClient({ ...opts(), onSession: (s) => kept.push(s) });
+    const first = new IntacctClient({ ...opts(), onSession: (s) => void kept.push(s) });
     await first.query({ object: "APBILL", select: ["RECORDNO"] });
     await first.close(); // like kill -9: nothing is signed out, the session stays alive on the server
     const saved = kept[kept.length - 1] as NonNullable<IntacctClientOptions["session"]>;
     assert.ok(saved && saved.sessionId && saved.endpoint === sim.endpoint && saved.expiresAt > Date.now());
-    const second = new IntacctClient({ ...opts(), session: saved, onSession: (s) => kept.push(s) });
+    const second = new IntacctClient({ ...opts(), session: saved, onSession: (s) => void kept.push(s) });
     await second.query({ object: "APBILL", select: ["RECORDNO"] });
     assert.equal(sim.logins, 1, "one getAPISession across the restart");
     sim.expireSessions();

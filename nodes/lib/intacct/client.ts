@@ -59,7 +59,7 @@ export interface IntacctClientOptions extends IntacctCredentials {
   /** A session kept from an earlier run (see session.ts); used while valid. */
   session?: IntacctSession;
   /** Told the session to keep across restarts, `undefined` when it must be forgotten; must not throw. */
-  onSession?: (s: IntacctSession | undefined) => void;
+  onSession?: (s: IntacctSession | undefined) => void | Promise<void>;
   /** HTTP client options (timeouts, TLS). */
   http?: HttpClientOptions;
   /** Local clock, ms since the epoch (tests). */

@@ -55,7 +55,7 @@ export interface IntacctSessionSourceOptions {
   /** A session kept from an earlier run (used while valid; a failure discards it like any other). */
   initial?: IntacctSession;
   /** Told the session to keep (see module doc); must not throw. */
-  onSession?: (s: IntacctSession | undefined) => void;
+  onSession?: (s: IntacctSession | undefined) => void | Promise<void>;
 }
 
 /** See module doc. */
@@ -83,10 +83,11 @@ export class IntacctSessionSource implements AuthSource {
     }
   }
 
-  private save(s: IntacctSession | undefined): void {
+  /** Hand the session to `onSession`; resolves when it has been kept (never rejects: keeping is best effort). */
+  private async save(s: IntacctSession | undefined): Promise<void> {
     this.savedExpiry = s?.expiresAt ?? 0;
     try {
-      this.opts.onSession?.(s ? { ...s, lifetimeMs: this.lifetimeMs } : undefined);
+      await this.opts.onSession?.(s ? { ...s, lifetimeMs: this.lifetimeMs } : undefined);
     } catch {
       // keeping the session is best effort
     }
@@ -109,7 +110,8 @@ export class IntacctSessionSource implements AuthSource {
     this.logins++;
     this.lifetimeMs = 0;
     this.slide(left);
-    this.save(this.current);
+    // Kept before first use, so a crash right after this request reuses the session instead of opening another.
+    await this.save(this.current);
   }
 
   /**
@@ -120,14 +122,14 @@ export class IntacctSessionSource implements AuthSource {
     if (!this.current || remaining === undefined) return;
     this.current.expiresAt = this.now() + remaining;
     this.lifetimeMs = Math.max(this.lifetimeMs, remaining);
-    if (Math.abs(this.current.expiresAt - this.savedExpiry) > 60_000) this.save(this.current);
+    if (Math.abs(this.current.expiresAt - this.savedExpiry) > 60_000) void this.save(this.current);
   }
 
   /** Forget the session (it failed or is about to expire): it is never sent again, nor kept. */
   invalidate(): void {
     const had = this.current !== undefined;
     this.current = undefined;
-    if (had) this.save(undefined);
+    if (had) void this.save(undefined);
   }
 
   headers(): Record<string, string> {

@@ -102,6 +102,53 @@ export async function fetchCall(client: TwilioClient, sid: string): Promise<Twil
   }
 }
 
+/** Query of {@link findRecentCall}. */
+export interface RecentCallQuery {
+  /** E.164 callee. */
+  to: string;
+  /** E.164 caller id. */
+  from: string;
+  /** The create may have left at or after this time (ms since epoch is `since.getTime()`). */
+  since: Date;
+  /** Clock difference tolerated between us and Twilio, ms (default 60000). */
+  skewMs?: number;
+  /** Pages of 50 read at most (default 10). */
+  maxPages?: number;
+  /** Calls already accounted for by another send (a ledger's known sids) are passed over. */
+  skip?: (sid: string) => boolean;
+}
+
+/**
+ * Newest call from `from` to `to` created at or after `since - skewMs` that `skip` does not exclude, or null: the
+ * lookup that settles a call create whose outcome is unknown. Lists the account's calls filtered by To and From
+ * (GET …/Calls.json?To=&From=, newest first, within the concurrency budget) and compares `date_created` here:
+ * Twilio's `StartTime` filter would miss a call still queued or ringing (its start_time is empty until dialled).
+ * Vendor: https://www.twilio.com/docs/voice/api/call-resource#read-multiple-call-resources
+ * @throws TwilioError / AuthError / TimeoutError as fetchCall
+ */
+export async function findRecentCall(client: TwilioClient, q: RecentCallQuery): Promise<TwilioCall | null> {
+  try {
+    const after = q.since.getTime() - (q.skewMs ?? 60000);
+    type Page = { instances: Record<string, unknown>[]; nextPage(): Promise<Page | undefined> };
+    let page: Page | undefined = (await client.budget.other(() => client.rest.calls.page({ to: q.to, from: q.from, pageSize: 50 }))) as unknown as Page;
+    for (let n = 0; page && n < (q.maxPages ?? 10); n++) {
+      for (const raw of page.instances) {
+        const d = raw.dateCreated ?? raw.date_created;
+        const created = d instanceof Date ? d.getTime() : typeof d === "string" ? Date.parse(d) : NaN;
+        if (Number.isFinite(created) && created < after) return null; // newest first: nothing older can match
+        const c = toCall(raw);
+        if (q.skip?.(c.sid)) continue;
+        return c;
+      }
+      const current: Page = page;
+      page = await client.budget.other(() => current.nextPage());
+    }
+    return null;
+  } catch (err) {
+    throw mapTwilioError(err);
+  }
+}
+
 /** Voice of every `<Say>`: Twilio voice name ("Polly.Joanna", "alice") and BCP 47 language ("en-US"). */
 export interface SayVoice {
   voice?: string;

@@ -17,6 +17,7 @@
  * Vendor: Message resource list filters (To, From, DateSent>),
  * https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources
  */
+import { MlcError, TimeoutError } from "../errors";
 import { BoundedStore, KvBackend } from "../store";
 
 /** One ledger entry. Times are ms since the epoch. No message body is stored; the recipient is in the key hash only. */
@@ -52,18 +53,30 @@ export interface SendLedgerOptions {
   ttlMs?: number;
   /** Maximum entries, oldest evicted first (default 100000). */
   maxEntries?: number;
+  /** Key prefix in the store (default "sl"); one prefix per kind of create sharing a node context. */
+  prefix?: string;
+  /**
+   * Who owns the ledger (the node id): {@link SendLedger.serial} waits for work of the same scope and key in this
+   * process, also work started by the node's previous instance before a redeploy.
+   */
+  scope?: string;
   now?: () => number;
 }
+
+/** Work running per ledger scope and key in this process (see SendLedger.serial). */
+const running = new Map<string, Promise<unknown>>();
 
 export class SendLedger {
   private readonly store: BoundedStore<LedgerEntry>;
   private readonly now: () => number;
+  private readonly scope: string;
   readonly ready: Promise<void>;
 
-  /** @param backend committing key/value backend (context store); prefix "sl" */
+  /** @param backend committing key/value backend (context store); key prefix `opts.prefix` (default "sl") */
   constructor(backend: KvBackend, opts: SendLedgerOptions = {}) {
     this.now = opts.now ?? Date.now;
-    this.store = new BoundedStore<LedgerEntry>(backend, { prefix: "sl", ttlMs: opts.ttlMs ?? DEFAULT_LEDGER_TTL_MS, maxEntries: opts.maxEntries ?? 100000, now: this.now });
+    this.scope = `${opts.prefix ?? "sl"}|${opts.scope ?? ""}`;
+    this.store = new BoundedStore<LedgerEntry>(backend, { prefix: opts.prefix ?? "sl", ttlMs: opts.ttlMs ?? DEFAULT_LEDGER_TTL_MS, maxEntries: opts.maxEntries ?? 100000, now: this.now });
     this.ready = this.store.ready.then(async () => {
       for (const e of await this.store.entries()) if (e.v.sid) this.sids.add(e.v.sid);
     });
@@ -121,6 +134,24 @@ export class SendLedger {
 
   get size(): number {
     return this.store.size;
+  }
+
+  /**
+   * Run `work` for `key` after any earlier work for the same scope and key has finished (its failure is not this
+   * caller's): a replay while the first attempt still runs waits for it.
+   * @returns what `work` resolves to; @throws what `work` throws
+   */
+  async serial<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const id = `${this.scope}|${key}`;
+    const before = running.get(id);
+    if (before) await before.catch(() => undefined);
+    const p = work();
+    running.set(id, p);
+    try {
+      return await p;
+    } finally {
+      if (running.get(id) === p) running.delete(id);
+    }
   }
 }
 
@@ -183,5 +214,74 @@ export async function reconcileSend<M extends FoundMessage>(lookup: () => Promis
     const wait = Math.max(0, Math.min(delay, windowEnd - now()));
     delay = Math.min(delay * 2, 8000);
     await sleep(wait);
+  }
+}
+
+/** Whether a create error leaves the outcome unknown: a timeout after the request left, or a 5xx answer. */
+export function isUnknownOutcome(err: unknown): boolean {
+  return (err instanceof TimeoutError && err.outcomeUnknown) || (err instanceof MlcError && (err.status ?? 0) >= 500);
+}
+
+/** Options of {@link sendOnce}. Durations in ms, times in ms since epoch. */
+export interface SendOnceOptions<M extends FoundMessage> {
+  ledger: SendLedger;
+  /** {@link ledgerKey} of the send. */
+  key: string;
+  /** The create request (one attempt; the caller's client applies its own safe retries). */
+  create: () => Promise<M>;
+  /** Look the resource up: the newest one created at or after `since` that the ledger does not know, or null. */
+  lookup: (since: number) => Promise<M | null>;
+  /** See {@link ReconcileOptions.windowMs}. */
+  windowMs: number;
+  /** When this process started: a claim older than that may have left before a crash. */
+  loadedAt: number;
+  aborted: () => boolean;
+}
+
+/** Result of {@link sendOnce}: created now, already recorded (nothing sent), or found by a lookup. */
+export interface SendOnceResult<M extends FoundMessage> {
+  outcome: "created" | "duplicate" | "reconciled";
+  sid: string;
+  status: string;
+  /** The resource when created now or found by the lookup. */
+  message?: M;
+}
+
+/**
+ * Create a resource at most once per ledger key: claim → create → settle; a key already settled is not created
+ * again ("duplicate"); a claim left unsettled (crash, timeout) or a create with an unknown outcome is looked up
+ * with {@link reconcileSend} and created again only when the lookup proves it absent. Used by the call node (Call
+ * resource); the SMS node runs the same steps with its audit writes in between.
+ * @throws TimeoutError (outcomeUnknown) while the outcome is still unknown (the claim stays for the next attempt);
+ *   MlcError code "not_sent" (retryable) when a create with an unknown outcome proved absent; else what `create`
+ *   threw (the claim is released: nothing was created)
+ */
+export async function sendOnce<M extends FoundMessage>(o: SendOnceOptions<M>): Promise<SendOnceResult<M>> {
+  const settle = async (m: M, outcome: SendOnceResult<M>["outcome"]): Promise<SendOnceResult<M>> => {
+    await o.ledger.settle(o.key, m.sid, m.status);
+    return { outcome, sid: m.sid, status: m.status, message: m };
+  };
+  const claim = await o.ledger.claim(o.key);
+  if (claim.outcome === "sent" && claim.entry.sid) return { outcome: "duplicate", sid: claim.entry.sid, status: claim.entry.status ?? "queued" };
+  if (claim.outcome === "unknown") {
+    const r = await reconcileSend(() => o.lookup(claim.entry.at), { since: Math.max(claim.entry.at, o.loadedAt), windowMs: o.windowMs, aborted: o.aborted });
+    if (r.outcome === "found") return settle(r.message, "reconciled");
+    if (r.outcome === "unsettled") throw new TimeoutError("Outcome of an earlier create is unknown (not settled before the node closed)", { outcomeUnknown: true });
+    await o.ledger.reclaim(o.key); // proven absent: this attempt owns the create
+  }
+  const startedAt = Date.now();
+  try {
+    return await settle(await o.create(), "created");
+  } catch (err) {
+    if (!isUnknownOutcome(err)) {
+      await o.ledger.release(o.key); // Twilio created nothing
+      throw err;
+    }
+    const r = await reconcileSend(() => o.lookup(startedAt), { since: Date.now(), windowMs: o.windowMs, aborted: o.aborted });
+    if (r.outcome === "found") return settle(r.message, "reconciled");
+    if (r.outcome === "unsettled") throw new TimeoutError("Outcome of the create is unknown (not settled before the node closed)", { outcomeUnknown: true });
+    await o.ledger.release(o.key);
+    const text = err instanceof Error ? err.message : String(err);
+    throw new MlcError(`The create failed (${text}) and Twilio has no such resource after ${o.windowMs / 1000} s: not sent`, { code: "not_sent", retryable: true, status: err instanceof MlcError ? err.status : undefined, cause: err });
   }
 }

@@ -24,7 +24,8 @@ import { MailService } from "@sendgrid/mail";
 import { EventWebhook } from "@sendgrid/eventwebhook";
 import Mustache from "mustache";
 import { AuthError, HttpError, MlcError, RateLimitedError, TimeoutError, ValidationError } from "../errors";
-import { backoffDelay, DEFAULT_RETRY_POLICY, parseRetryAfter, RetryPolicy, sleep } from "../retry";
+import { LRUCache } from "lru-cache";
+import { DEFAULT_RETRY_POLICY, parseRetryAfter, RetryPolicy, withRetry } from "../retry";
 
 export type { MailService };
 
@@ -172,21 +173,21 @@ export async function sendEmail(mail: MailService, input: EmailInput, opts: Send
     ...(input.html !== undefined ? { html: input.html } : {}),
     ...(input.customArgs && Object.keys(input.customArgs).length ? { customArgs: input.customArgs } : {}),
   };
-  const policy = opts.retry ?? DEFAULT_RETRY_POLICY;
-  for (let attempt = 0; ; attempt++) {
-    let mapped: MlcError;
-    try {
-      const [response] = await mail.send(data as Parameters<MailService["send"]>[0]);
-      return { messageId: headerValue(response.headers, "x-message-id") ?? "" };
-    } catch (err) {
-      mapped = mapSendGridError(err);
-    }
-    const notProcessed = mapped instanceof RateLimitedError || (mapped instanceof TimeoutError && !mapped.outcomeUnknown);
-    if (!notProcessed || attempt + 1 >= policy.maxAttempts) throw mapped;
-    const retryAfter = mapped instanceof RateLimitedError ? mapped.retryAfterMs : undefined;
-    if (retryAfter !== undefined && retryAfter > policy.maxRetryAfterMs) throw mapped;
-    await sleep(backoffDelay(attempt, policy, retryAfter));
-  }
+  // Only answers that prove nothing was processed are retried: 429, and a time-out before the request left.
+  return withRetry(
+    async () => {
+      try {
+        const [response] = await mail.send(data as Parameters<MailService["send"]>[0]);
+        return { messageId: headerValue(response.headers, "x-message-id") ?? "" };
+      } catch (err) {
+        throw mapSendGridError(err);
+      }
+    },
+    {
+      policy: opts.retry ?? DEFAULT_RETRY_POLICY,
+      decide: (err) => (err instanceof RateLimitedError ? { retryAfterMs: err.retryAfterMs } : err instanceof TimeoutError && !err.outcomeUnknown ? {} : false),
+    },
+  );
 }
 
 /**
@@ -288,7 +289,8 @@ export function mapSendGridError(err: unknown): MlcError {
 
 const eventWebhook = new EventWebhook();
 type EcdsaPublicKey = ReturnType<EventWebhook["convertPublicKeyToECDSA"]>;
-const keyCache = new Map<string, EcdsaPublicKey>();
+/** Keys converted so far, the 32 most recently used (one per config node in practice). */
+const keyCache = new LRUCache<string, EcdsaPublicKey>({ max: 32 });
 
 /**
  * The account's verification key as an ECDSA key (cached per key text).
@@ -304,7 +306,6 @@ function publicKeyOf(publicKeyBase64: string): EcdsaPublicKey {
     } catch {
       throw new ValidationError("The SendGrid Event Webhook verification key is not a valid ECDSA public key (base64)", { code: "bad_verification_key" });
     }
-    if (keyCache.size > 32) keyCache.clear();
     keyCache.set(text, key);
   }
   return key;

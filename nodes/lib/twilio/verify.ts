@@ -25,6 +25,7 @@
  */
 import { MlcError, ValidationError } from "../errors";
 import { TwilioClient, mapTwilioError } from "./client";
+import { SendLedger, isUnknownOutcome } from "./ledger";
 
 /** Delivery channels the package offers (Twilio's `sna` needs a device SDK and is not offered). */
 export type VerifyChannel = "sms" | "call" | "email" | "whatsapp";
@@ -195,4 +196,32 @@ export async function checkVerification(client: TwilioClient, p: CheckVerificati
     if (e.message.includes(code)) e.message = e.message.split(code).join("•••");
     throw e;
   }
+}
+
+/** Twilio keeps a verification pending for 10 minutes: a start of the same jobId within it is not repeated, ms. */
+export const START_LEDGER_TTL_MS = 10 * 60 * 1000;
+
+/**
+ * Start a verification at most once per jobId, recipient, channel and Service within its lifetime: claimed in
+ * `ledger` before the request, recorded after. A start whose outcome is unknown keeps its claim; the next attempt
+ * starts again (Twilio re-sends the same code of the same verification, it never opens a second one).
+ * @returns the start's result, `duplicate` when this key already started one (sid recorded, nothing sent)
+ * @throws as {@link startVerification}
+ */
+export async function startVerificationOnce(ledger: SendLedger, key: string, client: TwilioClient, p: StartVerificationParams): Promise<VerifyResult & { duplicate?: boolean }> {
+  return ledger.serial(key, async () => {
+    const claim = await ledger.claim(key);
+    if (claim.outcome === "sent" && claim.entry.sid) {
+      return { sid: claim.entry.sid, status: claim.entry.status ?? "pending", to: p.to, channel: p.channel, valid: false, result: "pending", duplicate: true };
+    }
+    try {
+      const r = await startVerification(client, p);
+      if (r.result === "pending" && r.sid) await ledger.settle(key, r.sid, r.status);
+      else await ledger.release(key);
+      return r;
+    } catch (err) {
+      if (!isUnknownOutcome(err)) await ledger.release(key);
+      throw err;
+    }
+  });
 }
