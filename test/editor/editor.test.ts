@@ -31,13 +31,14 @@ const CHROMIUM = process.env.MLC_CHROMIUM || "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
 
 /** Palette types and, for config types, the palette node whose dialog opens them. */
-const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-exact-fetch", "mlc-bc-trigger", "mlc-bc-fetch"];
+const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-exact-fetch", "mlc-bc-trigger", "mlc-bc-fetch", "mlc-sapb1-trigger", "mlc-sapb1-fetch"];
 const CONFIG_TYPES: Record<string, { via: string; prop: string }> = {
   "mlc-acumatica-config": { via: "mlc-acumatica-trigger", prop: "acumatica" },
   "mlc-intacct-config": { via: "mlc-intacct-fetch", prop: "intacct" },
   "mlc-twilio-config": { via: "mlc-twilio-sms", prop: "twilio" },
   "mlc-exact-config": { via: "mlc-exact-fetch", prop: "exact" },
   "mlc-bc-config": { via: "mlc-bc-fetch", prop: "bc" },
+  "mlc-sapb1-config": { via: "mlc-sapb1-fetch", prop: "sapb1" },
 };
 /** Fields shown or hidden by a mode: [mode select, value, field, shown]. */
 const FIELD_VISIBILITY: Record<string, [string, string, string, boolean][]> = {
@@ -66,6 +67,13 @@ const FIELD_VISIBILITY: Record<string, [string, string, string, boolean][]> = {
     ["#node-input-operation", "enrich", "#node-input-entity", false],
     ["#node-input-operation", "list", "#node-input-filter", true],
     ["#node-input-operation", "enrich", "#node-input-select", false],
+  ],
+  "mlc-sapb1-fetch": [
+    ["#node-input-operation", "get", "#node-input-select", true],
+    ["#node-input-operation", "get", "#node-input-field", false],
+    ["#node-input-operation", "list", "#node-input-filter", true],
+    ["#node-input-operation", "patch", "#node-input-field", true],
+    ["#node-input-operation", "patch", "#node-input-filter", false],
   ],
   "mlc-twilio-verify": [
     ["#node-input-operation", "check", "#node-input-channel", false],

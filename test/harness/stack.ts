@@ -8,6 +8,7 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { AcumaticaSim, AcuRecord } from "../sims/acumatica";
 import { DEFAULT_VERIFY_SERVICE_SID, TwilioSim, TwilioSimOptions } from "../sims/twilio";
+import { SapB1Sim } from "../sims/sapb1";
 import { DEFAULT_SENDGRID_KEY, SendGridSim } from "../sims/sendgrid";
 import { NodeRed, REPO_ROOT, freePort, installInto, linkInto, packRepo } from "./nodered";
 
@@ -21,6 +22,7 @@ export const CREDENTIAL_REFS: Record<string, Record<string, string>> = {
   "mlc-acumatica-trigger": { headerSecret: "${ACUMATICA_PUSH_SECRET}" },
   "mlc-bc-config": { clientId: "${BC_CLIENT_ID}", clientSecret: "${BC_CLIENT_SECRET}" },
   "mlc-bc-trigger": { clientState: "${BC_CLIENT_STATE}" },
+  "mlc-sapb1-config": { username: "${SAPB1_USERNAME}", password: "${SAPB1_PASSWORD}" },
 };
 
 /** Read every example flow under examples/<family>/ and merge them (config nodes shared by id appear once). */
@@ -62,6 +64,8 @@ export interface Stack {
   acumatica: AcumaticaSim;
   twilio: TwilioSim;
   sendgrid: SendGridSim;
+  /** SAP Business One Service Layer (HTTPS, self-signed; the examples in examples/sapb1/ poll it). */
+  sapb1: SapB1Sim;
   nodeRed: NodeRed;
   env: Record<string, string>;
   pushSecret: string;
@@ -79,6 +83,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   await acumatica.start();
   await twilio.start();
   await sendgrid.start();
+  const sapb1 = new SapB1Sim();
+  await sapb1.start();
   acumatica.seedDemoData();
   const port = opts.port || (await freePort());
   const pushSecret = randomBytes(18).toString("base64url");
@@ -110,6 +116,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     SENDGRID_API_KEY: DEFAULT_SENDGRID_KEY,
     SENDGRID_VERIFICATION_KEY: sendgrid.publicKeyBase64,
     REMINDER_TIMEZONE: "America/Chicago",
+    SAPB1_URL: sapb1.url,
+    SAPB1_COMPANY_DB: sapb1.companyDb,
+    SAPB1_TIMEZONE: "UTC",
+    SAPB1_CA: sapb1.cert ?? "",
+    SAPB1_USERNAME: sapb1.username,
+    SAPB1_PASSWORD: sapb1.password,
+    AP_PHONE: "(415) 555-0123",
+    AR_PHONE: "(415) 555-0199",
+    OVERDUE_DAYS: "30",
+    PURCHASING_PHONE: "(415) 555-0142",
   };
   sendgrid.eventWebhookUrl = `http://127.0.0.1:${port}/mlc/twilio/events/sendgrid`;
   if (opts.install === "pack") installInto(opts.userDir, packRepo(path.join(opts.userDir, "..", "pack")));
@@ -123,6 +139,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     acumatica,
     twilio,
     sendgrid,
+    sapb1,
     nodeRed,
     env,
     pushSecret,
@@ -136,6 +153,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       await nodeRed.stop();
       await twilio.stop();
       await sendgrid.stop();
+      await sapb1.stop();
       await acumatica.stop();
     },
   };

@@ -496,7 +496,7 @@ describe("README settings = e2e harness settings", () => {
 
 describe("node sets do not load LMDB", () => {
   it("requiring the node sets leaves lmdb unloaded (a platform without its binary keeps every node)", () => {
-    const sets = ["flow", "acumatica", "intacct", "twilio"].map((s) => path.join(REPO_ROOT, "dist", "nodes", `${s}.js`));
+    const sets = ["flow", "acumatica", "intacct", "twilio", "sapb1"].map((s) => path.join(REPO_ROOT, "dist", "nodes", `${s}.js`));
     const script = `for (const f of ${JSON.stringify(sets)}) require(f); process.stdout.write(JSON.stringify(Object.keys(require.cache).filter((p) => /[\\\\/]lmdb[\\\\/]|[\\\\/]@lmdb[\\\\/]/.test(p))));`;
     const loaded = JSON.parse(execFileSync(process.execPath, ["-e", script], { encoding: "utf8" })) as string[];
     assert.deepEqual(loaded, []);

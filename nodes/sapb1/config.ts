@@ -1,0 +1,116 @@
+/**
+ * `mlc-sapb1-config`: one SAP Business One Service Layer (URL, `/b1s/v1` or `/b1s/v2`, CompanyDB, user, password,
+ * server time zone, and the connection's own TLS trust: a CA certificate (PEM) and/or a SHA-256 pin for the
+ * self-signed certificate Service Layer ships with; never a process-wide switch). Owns the single SapB1Client every
+ * trigger and fetch node using it shares: one Login, reused, renewed once on 401, logged out when the node closes.
+ * A refused Login pauses logging in (5 min) and is shown on this node and on every node using it.
+ * Vendor: SAP "Working with SAP Business One Service Layer" §3.1 (Login/Logout), reference sap-business-one.md §1–2.
+ */
+import { AuthState } from "../lib/auth/source";
+import { SapB1Client, SapB1ClientOptions } from "../lib/sapb1/client";
+import { registerTestEndpoint } from "../shared/admin";
+import { ConfigUsers, OwnedClient, configApi, configString } from "../shared/config";
+import { Status, registerNode } from "../shared/node";
+import type { RedAPI, RedNode } from "../shared/types";
+
+export const SAPB1_CONFIG_TYPE = "mlc-sapb1-config";
+
+export interface SapB1ConfigProps extends Record<string, unknown> {
+  name?: string;
+  url?: string;
+  version?: "v1" | "v2";
+  companyDb?: string;
+  timeZone?: string;
+  /** PEM CA certificate(s) to trust for this connection (not a secret: a public certificate). */
+  ca?: string;
+  /** SHA-256 fingerprint of the server certificate (hex, colons allowed). */
+  pin?: string;
+  timeout?: string | number;
+}
+
+export interface SapB1ConfigApi {
+  /** @throws the configuration error; ErpError "client_closed" after the config node closed */
+  client(): SapB1Client;
+  /** CompanyDB (the envelope's tenant). */
+  readonly tenant: string;
+  /** The Service Layer server's IANA time zone (UpdateDate/UpdateTime are server-local); default "UTC". */
+  readonly timeZone: string;
+  /** Register a node that uses this connection: it is shown the connection's Login problems (idempotent). */
+  use(user: RedNode): void;
+}
+
+interface SapB1ConfigNode extends RedNode {
+  mlc: SapB1ConfigApi;
+}
+
+/** Build a client from the node's properties and credentials. @throws ValidationError (missing_env, bad URL, bad TLS) */
+export function buildSapB1Client(config: SapB1ConfigProps, c: Record<string, string | undefined>, onAuthState?: (s: AuthState) => void): SapB1Client {
+  const ca = configString(config.ca, "CA certificate");
+  const pin = configString(config.pin, "Certificate pin");
+  const timeout = Number(config.timeout);
+  const opts: SapB1ClientOptions = {
+    url: configString(config.url, "Service Layer URL"),
+    version: config.version === "v1" ? "v1" : "v2",
+    companyDb: configString(config.companyDb, "Company database"),
+    username: configString(c.username, "User name"),
+    password: configString(c.password, "Password"),
+    tls: ca || pin ? { ca: ca || undefined, pinSha256: pin || undefined } : undefined,
+    http: Number.isFinite(timeout) && timeout > 0 ? { timeoutMs: timeout * 1000 } : undefined,
+    onAuthState,
+  };
+  return new SapB1Client(opts);
+}
+
+export function registerSapB1Config(RED: RedAPI): void {
+  registerNode<SapB1ConfigProps>(
+    RED,
+    SAPB1_CONFIG_TYPE,
+    (node, config) => {
+      const users = new ConfigUsers();
+      const owned = new OwnedClient(node, () =>
+        buildSapB1Client(config, node.credentials, (s: AuthState) => {
+          if (s.blocked) {
+            const status = Status.error("errors.auth_cooldown");
+            node.status(status);
+            users.show(status);
+            node.warn(s.error?.message ?? "SAP Business One refused the Login");
+          } else {
+            users.clear();
+            node.status(Status.ok("mlc-sapb1-config.status.signedIn"));
+          }
+        }),
+      );
+      (node as SapB1ConfigNode).mlc = {
+        client: () => owned.get(),
+        get tenant() {
+          return configString(config.companyDb, "Company database");
+        },
+        get timeZone() {
+          return configString(config.timeZone, "Server time zone") || "UTC";
+        },
+        use: (user: RedNode) => users.add(user),
+      };
+    },
+    { username: { type: "text" }, password: { type: "password" } },
+  );
+
+  registerTestEndpoint(RED, SAPB1_CONFIG_TYPE, async ({ config, credentials }) => {
+    const client = buildSapB1Client(config as SapB1ConfigProps, credentials);
+    try {
+      const r = await client.testConnection();
+      return { ok: true, message: `Logged in to ${r.companyDb} (/b1s/${r.version}${r.serverVersion ? `, server ${r.serverVersion}` : ""}); Items answer` };
+    } finally {
+      await client.close();
+    }
+  });
+}
+
+/**
+ * Find the SAP Business One config node a dependent node references; `user` is registered with it.
+ * @throws ValidationError code "no_config"
+ */
+export function sapB1Config(RED: RedAPI, id: unknown, user?: RedNode): SapB1ConfigApi {
+  const api = configApi<SapB1ConfigApi>(RED, id, SAPB1_CONFIG_TYPE, "SAP Business One connection");
+  if (user) api.use(user);
+  return api;
+}

@@ -1,0 +1,97 @@
+/**
+ * `mlc-sapb1-fetch`: reads and writes SAP Business One records for a flow through the config node's client:
+ * get one record by key (`DocEntry` number, `ItemCode`/`CardCode` string, or `msg.erp.id` like `Invoices(812)`),
+ * list with `$filter/$select/$orderby/$top` over every page (values templated into `$filter` are escaped as OData
+ * literals), or update (PATCH, a merge) — e.g. write the SMS delivery status into the document's `Comments` or a user
+ * field `U_…` as an audit trace on the document. `If-Match` from `msg.etag` when set (v2).
+ * Vendor: SAP "Working with SAP Business One Service Layer" §3.5 (CRUD), §3.7 (query options).
+ */
+import { ErpError, ValidationError } from "../lib/errors";
+import { renderODataFilter } from "../lib/odata";
+import { isTemplate, renderTemplate } from "../lib/template";
+import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
+import type { NodeMessage, RedAPI } from "../shared/types";
+import { sapB1Config } from "./config";
+
+export interface SapB1FetchProps extends Record<string, unknown> {
+  name?: string;
+  sapb1?: string;
+  operation?: "get" | "list" | "patch";
+  entity?: string;
+  entityType?: string;
+  key?: string;
+  keyType?: string;
+  filter?: string;
+  select?: string;
+  orderby?: string;
+  top?: string | number;
+  /** PATCH: the field to write (e.g. "Comments", "U_NotifyStatus"); empty = msg.payload holds the fields. */
+  field?: string;
+  /** PATCH: the value written into `field`, a Mustache template over msg. */
+  value?: string;
+  /** msg property that receives the result (default "payload"). */
+  property?: string;
+}
+
+function text(template: string | undefined, msg: NodeMessage): string | undefined {
+  if (!template || template.trim() === "") return undefined;
+  return isTemplate(template) ? renderTemplate(template, msg) : template.trim();
+}
+
+/** Entity and key from the configured entity and a key value (`812`, `"A00001"`, or `Invoices(812)` / `Items('A1')`). */
+function target(entity: string, key: unknown): { entity: string; key: string | number } {
+  if (typeof key === "number") return { entity, key };
+  const s = typeof key === "string" ? key.trim() : "";
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)\((?:'((?:[^']|'')*)'|(\d+))\)$/.exec(s);
+  if (m) return { entity: m[1], key: m[3] !== undefined ? Number(m[3]) : m[2].replace(/''/g, "'") };
+  if (/^\d+$/.test(s)) return { entity, key: Number(s) };
+  if (s) return { entity, key: s };
+  throw new ValidationError("No record key: give a DocEntry, an ItemCode/CardCode, or msg.erp.id like Invoices(812)", { code: "missing_key" });
+}
+
+export function registerSapB1Fetch(RED: RedAPI): void {
+  registerNode<SapB1FetchProps>(RED, "mlc-sapb1-fetch", (node, config) => {
+    const operation = config.operation ?? "get";
+    const property = (config.property || "payload").trim();
+    let calls = 0;
+    node.status(Status.idle(operation));
+    // translated once here, filled per message (shared/node.ts statusTemplate)
+    const workingText = statusTemplate(RED, "mlc-sapb1-fetch.status.working", "__operation__…")({ operation });
+    const doneText = statusTemplate(RED, "mlc-sapb1-fetch.status.done", "__operation__ ✓ __n__");
+    try {
+      sapB1Config(RED, config.sapb1, node); // shown the connection's Login problems from the start
+    } catch {
+      // no connection selected: reported on the first message
+    }
+    onInput(RED, node, async (msg, { send, status }) => {
+      const sap = sapB1Config(RED, config.sapb1, node);
+      const configured = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity) ?? "").trim();
+      const select = text(config.select, msg);
+      status(Status.busy(workingText));
+      let result: unknown;
+      if (operation === "list") {
+        const top = config.top === undefined || config.top === "" ? undefined : num(config.top, 100, 1, 100000);
+        const filter = config.filter && isTemplate(config.filter) ? renderODataFilter(config.filter, msg) : config.filter?.trim() || undefined;
+        result = await sap.client().listAll(configured, { filter, select, orderby: text(config.orderby, msg), top });
+      } else {
+        const key = config.key ? await evaluate(RED, node, config.key, config.keyType, msg) : msg.key;
+        const at = target(configured, key);
+        if (operation === "get") {
+          const rec = await sap.client().get(at.entity, at.key, { select });
+          if (!rec) throw new ErpError(`${at.entity} ${String(at.key)} was not found`, { code: "not_found", status: 404, recordId: `${at.entity}(${String(at.key)})` });
+          result = rec;
+        } else {
+          const field = (config.field ?? "").trim();
+          const fields = field ? { [field]: renderTemplate(config.value ?? "", msg) } : msg.payload;
+          if (!fields || typeof fields !== "object" || Array.isArray(fields)) throw new ValidationError("Update needs a field to write or msg.payload as the fields to change", { code: "bad_record" });
+          await sap.client().patch(at.entity, at.key, fields as Record<string, unknown>, { ifMatch: typeof msg.etag === "string" ? msg.etag : undefined });
+          result = fields;
+        }
+      }
+      calls++;
+      RED.util.setMessageProperty(msg, property, result, true);
+      status(Status.ok(doneText({ operation, n: calls })));
+      send(msg);
+    });
+  });
+}
