@@ -59,6 +59,7 @@ describe("end to end: the Intacct bill approval example (packed and installed)",
         TWILIO_SENDER_RATE: "100",
         PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
         APPROVAL_THRESHOLD: "1000",
+        CALL_THRESHOLD: "10000",
         APPROVER_PHONE: APPROVER,
         POLL_INTERVAL: "2",
       },
@@ -129,6 +130,24 @@ describe("end to end: the Intacct bill approval example (packed and installed)",
     // a real change of state is a new event
     submit("INV-88231", "1250.00", "4999", "Partially Approved");
     await waitFor(() => texts("INV-88231") === 2, 60000, "the Partially Approved SMS");
+  });
+
+  it("a bill above CALL_THRESHOLD calls the approver, who presses 1: acknowledged, the call audited, no SMS", async function () {
+    const before = twilio.messages.length;
+    submit("INV-9001", "25000.00");
+    const call = await waitFor(() => twilio.calls.find((c) => c.to === APPROVER), 60000, "the approval call");
+    const answered = await twilio.answerCall(call.sid, { digits: "1" });
+    assert.equal(answered.status, 200);
+    assert.match(call.spokenText, /Bill I N V, 9 0 0 1 from Blue Ridge Paper, 25,000 dollars, is waiting for your approval\. Press 1 to confirm/);
+    await twilio.progressCall(call.sid, "completed");
+    const jobId = deriveJobId({ system: "intacct", tenant: intacct.companyId, entity: "APBILL", id: "APBILL/V1007/INV-9001", version: "Submitted" });
+    // In poll mode the call node stops polling a call once it is acknowledged, so the record keeps the last status
+    // polled before the keypress (a status endpoint would record "completed"; this example has none).
+    const rec = await waitFor(async () => (await auditOf(nodeRed.url, jobId)).find((r) => r.sid === call.sid), 30000, "the call in the audit trail");
+    assert.equal(rec.channel, "voice");
+    await morePolls(2);
+    assert.equal(twilio.calls.length, 1, "one call");
+    assert.equal(twilio.messages.length, before, "acknowledged: no SMS");
   });
 
   it("kill -9 as the first alert of a burst reaches Twilio: after the restart every bill is texted exactly once", async function () {
