@@ -1,13 +1,14 @@
 /**
- * Node set "intacct": the Sage Intacct connection (XML gateway, API session) and the fetch node. The trigger
- * (`mlc-intacct-trigger`, polling on WHENMODIFIED) joins when the shared trigger skeleton (nodes/shared/trigger.ts)
- * lands; its library pieces are in nodes/lib/intacct/events.ts.
+ * Node set "intacct": the Sage Intacct connection (XML gateway, API session), the trigger (`mlc-intacct-trigger`,
+ * polling on WHENMODIFIED through the shared trigger skeleton) and the fetch node.
  */
 import type { RedAPI } from "./shared/types";
 import { registerIntacctConfig } from "./intacct/config";
 import { registerIntacctFetch } from "./intacct/fetch";
+import { registerIntacctTrigger } from "./intacct/trigger";
 
 export = function (RED: RedAPI): void {
   registerIntacctConfig(RED);
+  registerIntacctTrigger(RED);
   registerIntacctFetch(RED);
 };

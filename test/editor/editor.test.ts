@@ -19,6 +19,7 @@ import { chromium, Browser, Page } from "playwright-core";
 import { REPO_ROOT, tempDir, waitFor } from "../harness/nodered";
 import { CREDENTIAL_REFS, FlowNode, Stack, startStack } from "../harness/stack";
 import { BcSim } from "../sims/bc";
+import { IntacctSim } from "../sims/intacct";
 
 // The callbacks given to page.evaluate run in the browser; the project compiles without the DOM lib.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -31,7 +32,7 @@ const CHROMIUM = process.env.MLC_CHROMIUM || "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
 
 /** Palette types and, for config types, the palette node whose dialog opens them. */
-const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-exact-fetch", "mlc-bc-trigger", "mlc-bc-fetch", "mlc-sapb1-trigger", "mlc-sapb1-fetch"];
+const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-exact-fetch", "mlc-bc-trigger", "mlc-bc-fetch", "mlc-sapb1-trigger", "mlc-sapb1-fetch", "mlc-intacct-trigger"];
 const CONFIG_TYPES: Record<string, { via: string; prop: string }> = {
   "mlc-acumatica-config": { via: "mlc-acumatica-trigger", prop: "acumatica" },
   "mlc-intacct-config": { via: "mlc-intacct-fetch", prop: "intacct" },
@@ -98,6 +99,7 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
   let shots: string;
   const pageErrors: string[] = [];
   const bcSim = new BcSim();
+  const intacct = new IntacctSim();
 
   before(async function () {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set MLC_CHROMIUM)`);
@@ -107,7 +109,10 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
     fs.mkdirSync(shots, { recursive: true });
     process.stdout.write(`      screenshots: ${shots}\n`);
     await bcSim.start(); // the Business Central examples' trigger subscribes at deploy
-    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", families: [], extraEnv: bcSim.env() });
+    // The Intacct example polls as soon as it is deployed: its connection points at the Intacct simulator.
+    await intacct.start();
+    const intacctEnv = { INTACCT_URL: intacct.endpoint, INTACCT_COMPANY_ID: intacct.companyId, INTACCT_TIMEZONE: intacct.timeZone, INTACCT_SENDER_ID: intacct.senderId, INTACCT_SENDER_PASSWORD: intacct.senderPassword, INTACCT_USER_ID: intacct.userId, INTACCT_USER_PASSWORD: intacct.userPassword, APPROVER_PHONE: "+14155550123" };
+    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", families: [], extraEnv: { ...bcSim.env(), ...intacctEnv } });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }); // playwright gives it a new empty profile
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.on("pageerror", (e) => pageErrors.push(String(e.message)));
@@ -129,6 +134,7 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
     await browser?.close();
     await stack?.stop();
     await bcSim.stop();
+    await intacct.stop();
     if (root && !process.env.MLC_KEEP_E2E) fs.rmSync(root, { recursive: true, force: true });
   });
 
@@ -325,7 +331,10 @@ describe("editor in a real browser (Chromium, packed package in a real Node-RED)
     );
   }
 
-  const credentialRefs = Object.fromEntries(Object.entries(CREDENTIAL_REFS));
+  const credentialRefs: Record<string, Record<string, string>> = {
+    ...CREDENTIAL_REFS,
+    "mlc-intacct-config": { senderId: "${INTACCT_SENDER_ID}", senderPassword: "${INTACCT_SENDER_PASSWORD}", userId: "${INTACCT_USER_ID}", userPassword: "${INTACCT_USER_PASSWORD}" },
+  };
 
   for (const ex of examples()) {
     it(`example ${ex.family}/${ex.name}: imports into an empty workspace clean and deploys with no warning`, async function () {
