@@ -1,0 +1,159 @@
+/**
+ * `mlc-exact-trigger`: turns Exact Online changes into envelope events. A thin adapter on the trigger skeleton
+ * (nodes/shared/trigger.ts: endpoint, journal, replay, poll loop, status, close) with Exact's pieces
+ * (nodes/lib/exact/: webhook.ts, subscriptions.ts, events.ts). One trigger watches one entity.
+ * - webhook mode: serves `<httpNodeRoot>/mlc/exact/<endpoint>`; on deploy subscribes the entity's topic
+ *   (WebhookSubscriptions, listed before created) to `<public URL><httpNodeRoot>/mlc/exact/<endpoint>` and removes it
+ *   when the node is deleted. Exact's empty validation POST is answered 200 unchecked; any other body must carry a
+ *   valid `HashCode` (HMAC-SHA256 of the raw Content, upper-case hex, keyed with the app's webhook secret): else 401.
+ *   A notification carries only the key, so the skeleton journals a key-only notice (before the 200); when the notice
+ *   is emitted this adapter fetches the record, journals the full event under the poll path's key `p|<jobId>`
+ *   (jobId from the record's `Modified`, as a poll read of the same change) and only then settles the notice. So a
+ *   push and a poll of the same change emit once, and a crash between the 200 and the fetch replays the notice at the
+ *   next start. A delete needs no fetch (its event is journaled as is). Optionally a catch-up poll runs too.
+ * - poll mode (entities without webhooks: Receivables, Payments, PurchaseInvoices): `Modified gt datetime'…'` with a
+ *   2 h overlap by default (the zone of Exact's datetimes is undocumented), every event journaled before the
+ *   watermark moves.
+ * Vendor: reference exact-online.md §7 (entities), §8.1–§8.4 (subscriptions, validation call, payload, HashCode).
+ */
+import type { ErpEventMsg } from "../lib/envelope";
+import { MlcError, ValidationError } from "../lib/errors";
+import { EXACT_EVENT_ENTITIES, EXACT_POLL_OVERLAP_MS, eventFromNotification, exactEntity, exactEvent, exactWindow } from "../lib/exact/events";
+import { ensureSubscriptions, removeSubscriptions } from "../lib/exact/subscriptions";
+import { ExactNotification, parseExactNotification, verifyExactHashCode } from "../lib/exact/webhook";
+import { publicEndpointUrl } from "../shared/dispatcher";
+import { num, registerNode, reportError } from "../shared/node";
+import { PollSpec, PushSpec, TriggerHandle, startTrigger } from "../shared/trigger";
+import type { RedAPI, RedNode } from "../shared/types";
+import { exactConfig } from "./config";
+
+export interface ExactTriggerProps extends Record<string, unknown> {
+  name?: string;
+  exact?: string;
+  mode?: "webhook" | "poll";
+  /** Entity name, e.g. SalesInvoices (lib/exact/events.ts EXACT_EVENT_ENTITIES). */
+  entity?: string;
+  /** webhook: endpoint name below /mlc/exact/. */
+  endpoint?: string;
+  /** webhook: public https origin Exact reaches Node-RED at (the app's redirect-URI domain), e.g. https://nr.example.com. */
+  publicUrl?: string;
+  filter?: string;
+  /** Poll interval, s. */
+  interval?: string | number;
+  /** Overlap re-read on every poll, s. */
+  overlap?: string | number;
+  startFrom?: string;
+  /** webhook mode: also poll the entity as a catch-up (Exact's redelivery policy is undocumented). */
+  catchUp?: boolean;
+  store?: string;
+}
+
+/** Payload property of a key-only notice (journaled before the 200, enriched when emitted). */
+const NOTICE = "exactNotice";
+
+/** The notice journaled for a verified notification: the final event for a delete, else key-only. */
+function noticeEvent(entity: string, n: ExactNotification): ErpEventMsg {
+  const pk = exactEntity(entity).pk;
+  if (n.action === "delete") return exactEvent(entity, { [pk]: n.key }, n.division, "deleted", { deliveryId: n.deliveryId, version: `deleted:${n.eventCreatedOn}` });
+  const ev = exactEvent(entity, { [pk]: n.key }, n.division, n.action === "create" ? "created" : "updated", { deliveryId: n.deliveryId, version: `notice:${n.eventCreatedOn}` });
+  return { ...ev, payload: { [NOTICE]: n } };
+}
+
+function pushSpec(RED: RedAPI, node: RedNode, config: ExactTriggerProps, entity: string): PushSpec {
+  const path = `/exact/${(config.endpoint || "events").trim()}`;
+  const secret = (): string => node.credentials.webhookSecret ?? "";
+  const callbackUrl = publicEndpointUrl((config.publicUrl ?? "").trim(), RED.settings.httpNodeRoot, path);
+  const topic = exactEntity(entity).topic;
+  const client = () => exactConfig(RED, config.exact, node).client();
+  return {
+    path,
+    auth: { configured: () => !!secret(), verify: (req) => verifyExactHashCode(req.body, secret()) },
+    handshake: { answer: (req) => (req.body.toString("utf8").trim() === "" ? { status: 200, body: "" } : undefined) },
+    parse: (body) => {
+      const n = parseExactNotification(body);
+      if (!n) throw new ValidationError("Exact webhook body without the notification's fields", { code: "bad_push" });
+      return { key: n.deliveryId, events: n.topic === topic ? [noticeEvent(entity, n)] : [] };
+    },
+    subscriptions: {
+      start: async () => {
+        if (!topic) throw new ValidationError(`Exact has no webhook topic for ${entity}: use poll mode`, { code: "bad_config" });
+        if (!/^https:\/\//.test(callbackUrl)) throw new ValidationError("Webhook mode needs the public https URL Exact calls (Public URL)", { code: "bad_config" });
+        const refused = (await ensureSubscriptions(client(), [topic], callbackUrl)).filter((r) => r.error);
+        if (refused.length) throw new MlcError(`Exact refused the webhook subscription: ${refused.map((r) => `${r.topic}: ${r.error ?? ""}`).join("; ")}`, { code: "subscription_refused" });
+      },
+      stop: async (removed) => {
+        if (removed && topic && /^https:\/\//.test(callbackUrl)) await removeSubscriptions(client(), callbackUrl);
+      },
+    },
+  };
+}
+
+function pollSpec(RED: RedAPI, node: RedNode, config: ExactTriggerProps, entity: string, firstDelayMs: number): PollSpec {
+  const e = exactEntity(entity);
+  return {
+    window: exactWindow((config.filter ?? "").trim() || undefined, num(config.overlap, EXACT_POLL_OVERLAP_MS / 1000, 0, 86400) * 1000),
+    intervalMs: num(config.interval, 60, 1, 86400) * 1000,
+    firstDelayMs,
+    startFrom: (config.startFrom ?? "").trim() || "now",
+    read: async function* ({ filter }) {
+      const client = exactConfig(RED, config.exact, node).client();
+      const division = await client.currentDivision();
+      for await (const raw of client.list(e.path, { select: e.select, filter })) {
+        try {
+          yield exactEvent(entity, raw, division, "updated");
+        } catch (err) {
+          reportError(RED, node, err, { topic: "exact/poll", entity, recordId: err instanceof MlcError ? err.recordId : undefined });
+        }
+      }
+    },
+  };
+}
+
+/**
+ * Emit through the enrichment: a key-only notice fetches its record (ExactClient.getByEndpoint, one GET), the full
+ * event is journaled under `p|<jobId>` (dropped when a poll or an earlier delivery already journaled it) and
+ * emitted, then the notice is settled. A failed fetch leaves the notice pending: it is replayed at the next start.
+ */
+function enrichOnSend(RED: RedAPI, node: RedNode, config: ExactTriggerProps, handle: () => TriggerHandle | undefined): void {
+  const send = node.send.bind(node);
+  const enrich = async (notice: ErpEventMsg, n: ExactNotification): Promise<void> => {
+    const journal = handle()?.journal;
+    if (!journal) return;
+    const full = await eventFromNotification(exactConfig(RED, config.exact, node).client(), n);
+    if (full && (await journal.accept(`p|${full.erp.jobId}`, [full]))) send(full);
+    await journal.settle(notice.erp.jobId);
+  };
+  node.send = (msg) => {
+    const ev = msg as ErpEventMsg | undefined;
+    const n = ev?.payload?.[NOTICE] as ExactNotification | undefined;
+    if (!ev || !n) {
+      send(msg);
+      return;
+    }
+    enrich(ev, n).catch((err: unknown) => reportError(RED, node, err, { topic: "exact/push", entity: ev.erp.entity, recordId: ev.erp.id }));
+  };
+}
+
+export function registerExactTrigger(RED: RedAPI): void {
+  registerNode<ExactTriggerProps>(
+    RED,
+    "mlc-exact-trigger",
+    (node: RedNode, config) => {
+      const entity = (config.entity ?? "").trim() || "SalesInvoices";
+      if (!EXACT_EVENT_ENTITIES[entity]) return reportError(RED, node, new ValidationError(`Unknown Exact entity ${entity.slice(0, 40)}`, { code: "bad_entity" }), { topic: "exact/trigger/start" });
+      const mode = config.mode === "poll" ? "poll" : "webhook";
+      let handle: TriggerHandle | undefined;
+      enrichOnSend(RED, node, config, () => handle);
+      handle = startTrigger(RED, node, {
+        i18n: "mlc-exact-trigger",
+        family: "exact",
+        store: config.store,
+        stateKey: "mlc_exact_poll",
+        push: mode === "webhook" ? pushSpec(RED, node, config, entity) : undefined,
+        poll: mode === "poll" || config.catchUp ? pollSpec(RED, node, config, entity, mode === "poll" ? 250 : num(config.interval, 60, 1, 86400) * 1000) : undefined,
+        about: { entity },
+      });
+    },
+    { webhookSecret: { type: "password" } },
+  );
+}
