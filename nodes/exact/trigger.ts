@@ -142,9 +142,9 @@ export function registerExactTrigger(RED: RedAPI): void {
       const entity = (config.entity ?? "").trim() || "SalesInvoices";
       if (!EXACT_EVENT_ENTITIES[entity]) return reportError(RED, node, new ValidationError(`Unknown Exact entity ${entity.slice(0, 40)}`, { code: "bad_entity" }), { topic: "exact/trigger/start" });
       const mode = config.mode === "poll" ? "poll" : "webhook";
-      let handle: TriggerHandle | undefined;
-      enrichOnSend(RED, node, config, () => handle);
-      handle = startTrigger(RED, node, {
+      const started: { handle?: TriggerHandle } = {};
+      enrichOnSend(RED, node, config, () => started.handle);
+      started.handle = startTrigger(RED, node, {
         i18n: "mlc-exact-trigger",
         family: "exact",
         store: config.store,
