@@ -120,7 +120,8 @@ function enrichOnSend(RED: RedAPI, node: RedNode, config: ExactTriggerProps, han
     const journal = handle()?.journal;
     if (!journal) return;
     const full = await eventFromNotification(exactConfig(RED, config.exact, node).client(), n);
-    if (full && (await journal.accept(`p|${full.erp.jobId}`, [full]))) send(full);
+    // a replayed notice may have passed a dedupe before the crash: its event goes on as a replay too (the ledger stops a double)
+    if (full && (await journal.accept(`p|${full.erp.jobId}`, [full]))) send(notice.erp.replay ? { ...full, erp: { ...full.erp, replay: true } } : full);
     await journal.settle(notice.erp.jobId);
   };
   node.send = (msg) => {
