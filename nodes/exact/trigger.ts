@@ -18,15 +18,16 @@
  */
 import type { ErpEventMsg } from "../lib/envelope";
 import { MlcError, ValidationError } from "../lib/errors";
-import { EXACT_EVENT_ENTITIES, EXACT_POLL_OVERLAP_MS, eventFromNotification, exactEntity, exactEvent, exactWindow } from "../lib/exact/events";
+import { EXACT_EVENT_ENTITIES, EXACT_NOTICE, EXACT_POLL_OVERLAP_MS, eventFromNotification, exactEntity, exactEvent, exactNoticeEvent, exactWindow } from "../lib/exact/events";
 import { ensureSubscriptions, removeSubscriptions } from "../lib/exact/subscriptions";
 import { ExactNotification, parseExactNotification, verifyExactHashCode } from "../lib/exact/webhook";
 import { publicEndpointUrl } from "../shared/dispatcher";
-import { num, registerNode, reportError } from "../shared/node";
+import { Status, num, registerNode, reportError } from "../shared/node";
 import { PollSpec, PushSpec, TriggerHandle, startTrigger } from "../shared/trigger";
 import type { RedAPI, RedNode } from "../shared/types";
 import { exactConfig } from "./config";
 
+/** Editor properties. `interval` and `overlap` in s; `publicUrl`: the https origin Exact reaches (redirect-URI domain). */
 export interface ExactTriggerProps extends Record<string, unknown> {
   name?: string;
   exact?: string;
@@ -35,28 +36,14 @@ export interface ExactTriggerProps extends Record<string, unknown> {
   entity?: string;
   /** webhook: endpoint name below /mlc/exact/. */
   endpoint?: string;
-  /** webhook: public https origin Exact reaches Node-RED at (the app's redirect-URI domain), e.g. https://nr.example.com. */
   publicUrl?: string;
   filter?: string;
-  /** Poll interval, s. */
   interval?: string | number;
-  /** Overlap re-read on every poll, s. */
   overlap?: string | number;
   startFrom?: string;
   /** webhook mode: also poll the entity as a catch-up (Exact's redelivery policy is undocumented). */
   catchUp?: boolean;
   store?: string;
-}
-
-/** Payload property of a key-only notice (journaled before the 200, enriched when emitted). */
-const NOTICE = "exactNotice";
-
-/** The notice journaled for a verified notification: the final event for a delete, else key-only. */
-function noticeEvent(entity: string, n: ExactNotification): ErpEventMsg {
-  const pk = exactEntity(entity).pk;
-  if (n.action === "delete") return exactEvent(entity, { [pk]: n.key }, n.division, "deleted", { deliveryId: n.deliveryId, version: `deleted:${n.eventCreatedOn}` });
-  const ev = exactEvent(entity, { [pk]: n.key }, n.division, n.action === "create" ? "created" : "updated", { deliveryId: n.deliveryId, version: `notice:${n.eventCreatedOn}` });
-  return { ...ev, payload: { [NOTICE]: n } };
 }
 
 function pushSpec(RED: RedAPI, node: RedNode, config: ExactTriggerProps, entity: string): PushSpec {
@@ -72,12 +59,17 @@ function pushSpec(RED: RedAPI, node: RedNode, config: ExactTriggerProps, entity:
     parse: (body) => {
       const n = parseExactNotification(body);
       if (!n) throw new ValidationError("Exact webhook body without the notification's fields", { code: "bad_push" });
-      return { key: n.deliveryId, events: n.topic === topic ? [noticeEvent(entity, n)] : [] };
+      return { key: n.deliveryId, events: n.topic === topic ? [exactNoticeEvent(entity, n)] : [] };
     },
     subscriptions: {
       start: async () => {
         if (!topic) throw new ValidationError(`Exact has no webhook topic for ${entity}: use poll mode`, { code: "bad_config" });
-        if (!/^https:\/\//.test(callbackUrl)) throw new ValidationError("Webhook mode needs the public https URL Exact calls (Public URL)", { code: "bad_config" });
+        if (!(config.publicUrl ?? "").trim()) {
+          // no Public URL: the endpoint is served, the subscription is the user's to make (said in the status, not an error)
+          node.status(Status.warn("mlc-exact-trigger.status.unsubscribed"));
+          return;
+        }
+        if (!/^https:\/\//.test(callbackUrl)) throw new ValidationError("Exact calls https URLs only: the Public URL must start with https://", { code: "bad_config" });
         const refused = (await ensureSubscriptions(client(), [topic], callbackUrl)).filter((r) => r.error);
         if (refused.length) throw new MlcError(`Exact refused the webhook subscription: ${refused.map((r) => `${r.topic}: ${r.error ?? ""}`).join("; ")}`, { code: "subscription_refused" });
       },
@@ -126,7 +118,7 @@ function enrichOnSend(RED: RedAPI, node: RedNode, config: ExactTriggerProps, han
   };
   node.send = (msg) => {
     const ev = msg as ErpEventMsg | undefined;
-    const n = ev?.payload?.[NOTICE] as ExactNotification | undefined;
+    const n = ev?.payload?.[EXACT_NOTICE] as ExactNotification | undefined;
     if (!ev || !n) {
       send(msg);
       return;

@@ -123,6 +123,28 @@ describe("mlc-exact-trigger in Node-RED against ExactSim", function () {
     assert.notEqual(bed.received.events[0].erp.jobId, bed.received.events[1].erp.jobId);
   });
 
+  it("a delete is emitted without a fetch; a record gone before its fetch emits nothing and is not replayed", async () => {
+    await bed.load(flow(HOOK), creds());
+    await until(() => ours().length === 1, "subscribed");
+    const id = invoice(25000107);
+    await sim.notify("SalesInvoices", "Delete", id);
+    await until(() => bed.received.events.length === 1, "the delete");
+    assert.equal(bed.received.events[0].topic, "exact/SalesInvoices/deleted");
+    assert.deepEqual(bed.received.events[0].payload, { InvoiceID: id });
+    assert.equal(fetches(id), 0);
+    const gone = "7b1c9f2e-3d4a-4e5b-8c6d-9e0f1a2b3c4d";
+    await sim.notify("SalesInvoices", "Create", gone);
+    await until(() => fetches(gone) === 1, "the fetch of the vanished record");
+    await settle();
+    jobSettled(bed.received.events[0].erp.jobId as string);
+    await settle();
+    await bed.redeploy(flow(HOOK), creds());
+    await settle(500);
+    assert.equal(bed.received.events.length, 1, "nothing for the vanished record, before or after a restart");
+    assert.equal(fetches(gone), 1, "its notice was settled, not replayed");
+    assert.equal(bed.received.caught.length, 0);
+  });
+
   it("refuses forged notifications (lower-case hash, wrong secret, hash over re-encoded JSON) with 401 and emits nothing", async () => {
     await bed.load(flow(HOOK), creds());
     await until(() => ours().length === 1, "subscribed");
@@ -176,6 +198,16 @@ describe("mlc-exact-trigger in Node-RED against ExactSim", function () {
     await settle();
     assert.equal(bed.received.events.length, 3);
     assert.equal(ours().length, 1, "a redeploy keeps the subscription (listed first, never posted twice)");
+  });
+
+  it("without a Public URL the endpoint is served but nothing is subscribed, and the status says so (not an error)", async () => {
+    await bed.load(flow({ ...HOOK, publicUrl: "" }), creds());
+    const status = () => bed.node("trg").status.getCalls().map((c) => (c.args[0] as { text?: string }).text);
+    await until(() => status().includes("mlc-exact-trigger.status.unsubscribed"), "the status");
+    assert.equal(sim.subscriptions.size, 0);
+    const empty = await fetch(`${bed.url}/mlc/exact/invoices`, { method: "POST" });
+    assert.equal(empty.status, 200, "served");
+    assert.equal(bed.received.caught.length, 0);
   });
 
   it("deleting the node removes its subscription", async () => {
