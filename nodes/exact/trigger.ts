@@ -1,19 +1,15 @@
 /**
- * `mlc-exact-trigger`: turns Exact Online changes into envelope events. A thin adapter on the trigger skeleton
- * (nodes/shared/trigger.ts: endpoint, journal, replay, poll loop, status, close) with Exact's pieces
- * (nodes/lib/exact/: webhook.ts, subscriptions.ts, events.ts). One trigger watches one entity.
- * - webhook mode: serves `<httpNodeRoot>/mlc/exact/<endpoint>`; on deploy subscribes the entity's topic
- *   (WebhookSubscriptions, listed before created) to `<public URL><httpNodeRoot>/mlc/exact/<endpoint>` and removes it
- *   when the node is deleted. Exact's empty validation POST is answered 200 unchecked; any other body must carry a
- *   valid `HashCode` (HMAC-SHA256 of the raw Content, upper-case hex, keyed with the app's webhook secret): else 401.
- *   A notification carries only the key, so the skeleton journals a key-only notice (before the 200); when the notice
- *   is emitted this adapter fetches the record, journals the full event under the poll path's key `p|<jobId>`
- *   (jobId from the record's `Modified`, as a poll read of the same change) and only then settles the notice. So a
- *   push and a poll of the same change emit once, and a crash between the 200 and the fetch replays the notice at the
- *   next start. A delete needs no fetch (its event is journaled as is). Optionally a catch-up poll runs too.
- * - poll mode (entities without webhooks: Receivables, Payments, PurchaseInvoices): `Modified gt datetime'…'` with a
- *   2 h overlap by default (the zone of Exact's datetimes is undocumented), every event journaled before the
- *   watermark moves.
+ * `mlc-exact-trigger`: Exact Online changes → envelope events; a thin adapter on the trigger skeleton
+ * (nodes/shared/trigger.ts) with the pieces of nodes/lib/exact/ (webhook.ts, subscriptions.ts, events.ts).
+ * - webhook mode: serves `<httpNodeRoot>/mlc/exact/<endpoint>`; on deploy subscribes the entity's topic to
+ *   `<Public URL><httpNodeRoot>/mlc/exact/<endpoint>` (listed before created), removed when the node is deleted. The empty
+ *   validation POST gets 200 unchecked; any other body needs a valid `HashCode` (HMAC-SHA256 of the raw Content,
+ *   upper-case hex, app webhook secret), else 401. A notification carries only the key: the skeleton journals a
+ *   key-only notice before the 200; when it is emitted, the record is fetched, journaled under the poll path's key
+ *   `p|<jobId>` (jobId from `Modified`, as a poll read) and emitted, then the notice is settled. So webhook and poll
+ *   emit a change once, and a crash after the 200 replays the notice. A delete is journaled final (no fetch).
+ * - poll mode (no webhooks: Receivables, Payments, PurchaseInvoices), or catch-up next to webhooks: `Modified` with a
+ *   2 h overlap by default (Exact's datetime zone is undocumented), events journaled before the watermark moves.
  * Vendor: reference exact-online.md §7 (entities), §8.1–§8.4 (subscriptions, validation call, payload, HashCode).
  */
 import type { ErpEventMsg } from "../lib/envelope";
@@ -49,7 +45,10 @@ export interface ExactTriggerProps extends Record<string, unknown> {
 function pushSpec(RED: RedAPI, node: RedNode, config: ExactTriggerProps, entity: string): PushSpec {
   const path = `/exact/${(config.endpoint || "events").trim()}`;
   const secret = (): string => node.credentials.webhookSecret ?? "";
-  const callbackUrl = publicEndpointUrl((config.publicUrl ?? "").trim(), RED.settings.httpNodeRoot, path);
+  // an unset ${VAR} is left as is by Node-RED: like an empty Public URL, the subscription is then the user's to make
+  const unsetVar = /^\$\{(\S+)\}$/.exec((config.publicUrl ?? "").trim())?.[1];
+  const publicUrl = unsetVar ? "" : (config.publicUrl ?? "").trim();
+  const callbackUrl = publicEndpointUrl(publicUrl, RED.settings.httpNodeRoot, path);
   const topic = exactEntity(entity).topic;
   const client = () => exactConfig(RED, config.exact, node).client();
   return {
@@ -64,9 +63,10 @@ function pushSpec(RED: RedAPI, node: RedNode, config: ExactTriggerProps, entity:
     subscriptions: {
       start: async () => {
         if (!topic) throw new ValidationError(`Exact has no webhook topic for ${entity}: use poll mode`, { code: "bad_config" });
-        if (!(config.publicUrl ?? "").trim()) {
-          // no Public URL: the endpoint is served, the subscription is the user's to make (said in the status, not an error)
+        if (!publicUrl) {
+          // the endpoint is served; no subscription is made (said in the status and the log, not an error)
           node.status(Status.warn("mlc-exact-trigger.status.unsubscribed"));
+          node.log(`${unsetVar ? `environment variable ${unsetVar} is not set` : "no Public URL"}: no webhook subscription made`);
           return;
         }
         if (!/^https:\/\//.test(callbackUrl)) throw new ValidationError("Exact calls https URLs only: the Public URL must start with https://", { code: "bad_config" });

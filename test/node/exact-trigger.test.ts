@@ -200,8 +200,8 @@ describe("mlc-exact-trigger in Node-RED against ExactSim", function () {
     assert.equal(ours().length, 1, "a redeploy keeps the subscription (listed first, never posted twice)");
   });
 
-  it("without a Public URL the endpoint is served but nothing is subscribed, and the status says so (not an error)", async () => {
-    await bed.load(flow({ ...HOOK, publicUrl: "" }), creds());
+  it("without a Public URL (an unset variable) the endpoint is served but nothing is subscribed, and the status says so (not an error)", async () => {
+    await bed.load(flow({ ...HOOK, publicUrl: "${EXACT_PUBLIC_URL_UNSET}" }), creds()); // an unset variable, as Node-RED leaves it
     const status = () => bed.node("trg").status.getCalls().map((c) => (c.args[0] as { text?: string }).text);
     await until(() => status().includes("mlc-exact-trigger.status.unsubscribed"), "the status");
     assert.equal(sim.subscriptions.size, 0);
