@@ -5,7 +5,8 @@
  * the way Exact does, probing the callback, and signs notifications with HashCode) and the Twilio/SendGrid simulators.
  * A new invoice → exactly one reminder to the right contact by the right channel; the same change delivered again →
  * none; a forged notification → 401; kill -9 right after a delivery was acknowledged + restart → the reminder is sent
- * once, nothing lost, nothing twice.
+ * once, nothing lost, nothing twice, also when the crash comes while the record's fetch waits for Exact's rate-limit
+ * reset (the acknowledged notification is fetched after the restart).
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -112,6 +113,18 @@ describe("end to end: the Exact payment-reminder example in a real Node-RED (pac
     assert.equal(smsFor(25000202).length, 0);
   });
 
+  it("a burst of 10 invoices for one customer: 10 SMS at no more than 1.1 Exact API calls per reminder (enrichment cached)", async function () {
+    const before = sim.apiCalls().length;
+    const numbers = Array.from({ length: 10 }, (_, i) => 25000300 + i);
+    for (const n of numbers) assert.deepEqual(await sim.notify("SalesInvoices", "Create", invoice(n)), [200]);
+    await waitFor(() => numbers.every((n) => smsFor(n).length === 1) || undefined, 30000, "10 SMS");
+    await quiet();
+    const calls = sim.apiCalls().length - before;
+    process.stdout.write(`      (${calls} Exact API calls for ${numbers.length} reminders: ${(calls / numbers.length).toFixed(2)} per reminder)\n`);
+    assert.ok(calls / numbers.length <= 1.1, `${calls} calls`);
+    assert.ok(numbers.every((n) => smsFor(n).length === 1));
+  });
+
   it("a forged notification is refused with 401 and sends nothing", async function () {
     const id = invoice(25000203);
     for (const forge of ["lowercase", "secret", "reencoded"] as const) assert.deepEqual(await sim.notify("SalesInvoices", "Create", id, forge), [401]);
@@ -130,5 +143,19 @@ describe("end to end: the Exact payment-reminder example in a real Node-RED (pac
     assert.equal(smsFor(25000204).length, 1);
     assert.equal(smsFor(25000201).length, 1, "nothing earlier sent again");
     assert.equal([...sim.subscriptions.values()].filter((s) => s.Topic === "SalesInvoices").length, 1, "the restart did not subscribe twice");
+  });
+
+  it("kill -9 while the record's fetch waits for Exact's minute to reset: after the restart it is fetched and reminded once", async function () {
+    const id = invoice(25000205);
+    sim.spendMinute(); // another app used this minute's allowance: the fetch gets 429 and waits for the reset
+    assert.deepEqual(await sim.notify("SalesInvoices", "Create", id), [200], "acknowledged (journaled) before any fetch");
+    await waitFor(() => sim.apiCalls().some((e) => e.kind === "api" && e.status === 429 && decodeURIComponent(e.path).includes(id)), 20000, "the fetch refused with 429");
+    assert.equal(smsFor(25000205).length, 0);
+    await stack.nodeRed.kill();
+    await stack.nodeRed.start();
+    await waitFor(() => (smsFor(25000205).length ? true : undefined), 150000, "the reminder after the restart and the reset");
+    await quiet();
+    assert.equal(smsFor(25000205).length, 1);
+    assert.ok(sim.apiCalls().filter((e) => e.kind === "api" && e.status === 429).length <= 2, "a 429 waits for the reset; no retry storm");
   });
 });
