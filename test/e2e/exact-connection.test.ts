@@ -80,7 +80,7 @@ describe("end to end: Exact Online connection and fetch in a real Node-RED (pack
   it("loads the exact set from the tarball and routes a new invoice to the main contact by SMS", async function () {
     const sets = await stack.nodeRed.getJson<{ module: string; name: string; types: string[]; err?: string }[]>("/nodes");
     const exact = sets.find((s) => s.name === "exact");
-    assert.deepEqual(exact?.types.sort(), ["mlc-exact-config", "mlc-exact-fetch"]);
+    assert.deepEqual(exact?.types.sort(), ["mlc-exact-config", "mlc-exact-fetch", "mlc-exact-trigger"]);
     assert.equal(exact?.err ?? null, null);
     const r = await remind(invoice(25000142));
     assert.equal(r.status, 200, JSON.stringify(r.body));

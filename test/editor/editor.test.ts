@@ -32,7 +32,7 @@ const CHROMIUM = process.env.MLC_CHROMIUM || "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
 
 /** Palette types and, for config types, the palette node whose dialog opens them. */
-const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-exact-fetch", "mlc-bc-trigger", "mlc-bc-fetch", "mlc-sapb1-trigger", "mlc-sapb1-fetch", "mlc-intacct-trigger"];
+const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-exact-fetch", "mlc-bc-trigger", "mlc-bc-fetch", "mlc-sapb1-trigger", "mlc-sapb1-fetch", "mlc-intacct-trigger", "mlc-exact-trigger"];
 const CONFIG_TYPES: Record<string, { via: string; prop: string }> = {
   "mlc-acumatica-config": { via: "mlc-acumatica-trigger", prop: "acumatica" },
   "mlc-intacct-config": { via: "mlc-intacct-fetch", prop: "intacct" },
@@ -62,6 +62,12 @@ const FIELD_VISIBILITY: Record<string, [string, string, string, boolean][]> = {
     ["#node-input-mode", "push", "#node-input-endpoint", true],
     ["#node-input-mode", "poll", "#node-input-modifiedField", true],
     ["#node-input-mode", "poll", "#node-input-endpoint", false],
+  ],
+  "mlc-exact-trigger": [
+    ["#node-input-mode", "webhook", "#node-input-publicUrl", true],
+    ["#node-input-mode", "webhook", "#node-input-interval", false],
+    ["#node-input-mode", "poll", "#node-input-publicUrl", false],
+    ["#node-input-mode", "poll", "#node-input-interval", true],
   ],
   "mlc-exact-fetch": [
     ["#node-input-operation", "get", "#node-input-entity", true],

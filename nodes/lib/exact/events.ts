@@ -95,6 +95,22 @@ export async function eventFromNotification(client: ExactClient, n: ExactNotific
   return raw ? exactEvent(entityName, raw, n.division, action, { deliveryId: n.deliveryId }) : undefined;
 }
 
+/** Payload property of a key-only notice (the trigger journals it before answering 200 and fetches the record after). */
+export const EXACT_NOTICE = "exactNotice";
+
+/**
+ * The event journaled for a verified notification before the 200: the final event for a delete (nothing to fetch),
+ * else a key-only notice (`payload.exactNotice` = the notification, version `notice:<EventCreatedOn>`) that the trigger
+ * replaces with {@link eventFromNotification}'s event, whose jobId is the poll path's.
+ * @throws ValidationError `bad_entity` for an unknown entity name
+ */
+export function exactNoticeEvent(entityName: string, n: ExactNotification): ErpEventMsg {
+  const pk = exactEntity(entityName).pk;
+  if (n.action === "delete") return exactEvent(entityName, { [pk]: n.key }, n.division, "deleted", { deliveryId: n.deliveryId, version: `deleted:${n.eventCreatedOn}` });
+  const ev = exactEvent(entityName, { [pk]: n.key }, n.division, n.action === "create" ? "created" : "updated", { deliveryId: n.deliveryId, version: `notice:${n.eventCreatedOn}` });
+  return { ...ev, payload: { [EXACT_NOTICE]: n } };
+}
+
 /** The kit's watermark window for Exact: `Modified`, `datetime'…'` literals, 2 h overlap unless given. */
 export function exactWindow(userFilter?: string, overlapMs = EXACT_POLL_OVERLAP_MS): WatermarkWindow {
   return new WatermarkWindow({ modifiedField: "Modified", timeCondition: exactTime, overlapMs, userFilter });
