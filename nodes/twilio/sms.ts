@@ -31,7 +31,7 @@ import { StatusPoller } from "../lib/twilio/status-poller";
 import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { Status, num, onClose, onInput, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
-import { sharedAuditTrail } from "../flow/audit";
+import { sharedAuditTrail } from "../shared/audit-trail";
 import { TwilioConfigApi, twilioConfig } from "./config";
 import { MG_SID, SmsProps, SmsRequest, channelOf, mayRetry, messageParams, quietHours, readSmsRequest } from "./sms-input";
 

@@ -15,7 +15,7 @@ import { contextBackend, resolveStore } from "../shared/context";
 import { mountDispatcher, publicEndpointUrl, registerEndpoint, EndpointOptions, InboundRequest, InboundResponse } from "../shared/dispatcher";
 import { Status, onClose, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
-import { auditCallback } from "../flow/audit";
+import { auditCallback } from "../shared/audit-trail";
 import { twilioConfig } from "./config";
 import { handleSendGridEvents } from "./email-events";
 import { checkTwilioWebhook, one } from "./webhook";
@@ -100,7 +100,7 @@ class StatusNode {
     const errorCode = Number(one(fields.ErrorCode));
     const to = one(fields.To) ?? "";
 
-    // Audit before the 200 (flow/audit.ts auditCallback): an acknowledged callback survives a crash.
+    // Audit before the 200 (shared/audit-trail.ts auditCallback): an acknowledged callback survives a crash.
     if (!(await auditCallback(node, { sid, status, kind, jobId, to, errorCode }))) return { status: 503, body: "Service unavailable" };
     const advanced = await this.stateStore.update(sid, (prev) => (isStatusAdvance(prev?.status, status, kind) ? { status } : undefined));
     if (!advanced) return { status: 200, body: "" }; // duplicate or late: acknowledged, not emitted
