@@ -5,7 +5,7 @@
  * https://www.twilio.com/docs/messaging/features/message-scheduling ; https://www.twilio.com/docs/content
  */
 import type { TwilioChannel } from "../lib/envelope";
-import { MlcError, TimeoutError, ValidationError } from "../lib/errors";
+import { ValidationError } from "../lib/errors";
 import { BusinessHours, isTimeZone, nextSendTime, parseDays } from "../lib/quiet-hours";
 import { isTemplate, renderTemplate } from "../lib/template";
 import type { SendMessageParams } from "../lib/twilio/client";
@@ -66,10 +66,7 @@ export const MAX_BODY_CHARS = 1600;
 
 export const MG_SID = /^MG[0-9a-fA-F]{32}$/;
 
-/** Whether a failed send may still go out later (a replay retries it): unknown outcome, or a retryable error. */
-export function mayRetry(err: unknown): boolean {
-  return (err instanceof TimeoutError && err.outcomeUnknown) || (err instanceof MlcError && err.retryable);
-}
+export { mayRetry } from "../lib/twilio/recipients";
 
 export function channelOf(to: string, media: string[]): TwilioChannel {
   if (to.startsWith("whatsapp:")) return "whatsapp";

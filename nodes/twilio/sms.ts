@@ -17,12 +17,12 @@
  * Vendor: https://www.twilio.com/docs/messaging/api/message-resource ;
  * https://www.twilio.com/docs/messaging/features/message-scheduling
  */
-import type { TwilioChannel, TwilioMeta } from "../lib/envelope";
-import { MlcError, TimeoutError, TwilioError, ValidationError } from "../lib/errors";
-import { jobSettled } from "../lib/journal";
+import type { TwilioChannel } from "../lib/envelope";
+import { MlcError } from "../lib/errors";
 import { maskPhone, toE164 } from "../lib/phone";
 import type { BusinessHours } from "../lib/quiet-hours";
 import { HoldQueue, SEND_AT_MAX_MS } from "../lib/twilio/hold-queue";
+import { EventSettlement, RecipientFailure, failedRecipient } from "../lib/twilio/recipients";
 import { SendLedger } from "../lib/twilio/ledger";
 import { HeldMessage, SmsSend, SmsSender } from "../lib/twilio/sms-sender";
 import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
@@ -30,7 +30,7 @@ import { Status, num, onClose, onInput, registerNode, reportError, statusTemplat
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { sharedAuditTrail } from "../shared/audit-trail";
 import { TwilioConfigApi, twilioConfig } from "./config";
-import { MG_SID, SmsProps, SmsRequest, channelOf, mayRetry, messageParams, quietHours, readSmsRequest } from "./sms-input";
+import { MG_SID, SmsProps, SmsRequest, channelOf, messageParams, quietHours, readSmsRequest } from "./sms-input";
 
 export { MAX_BODY_CHARS } from "./sms-input";
 export type { SmsProps } from "./sms-input";
@@ -48,8 +48,7 @@ class SmsNode {
   private hold: HoldQueue<HeldMessage<NodeMessage>> | undefined;
   private ledger: SendLedger | undefined;
   private readonly sender: SmsSender<NodeMessage>;
-  /** Recipient failures already counted in the journal decision of their input. */
-  private readonly accounted = new WeakSet<object>();
+  private readonly settlement = new EventSettlement();
   /** Count templates, translated once here (shared/node.ts statusTemplate). */
   private readonly countsText: (v: Record<string, number>) => string;
   private readonly countsHeldText: (v: Record<string, number>) => string;
@@ -152,18 +151,20 @@ class SmsNode {
     try {
       await this.handleInput(msg, status);
     } catch (err) {
-      // A refusal no retry can fix (bad number, body too long…) also finishes the event for the push journal.
-      const erpJob = (msg.erp as { jobId?: unknown } | undefined)?.jobId;
-      if (typeof erpJob === "string" && !mayRetry(err) && !(err instanceof Object && this.accounted.has(err))) jobSettled(erpJob);
+      this.settlement.inputFailed((msg.erp as { jobId?: unknown } | undefined)?.jobId, err);
       throw err;
     }
   }
 
+  /**
+   * Send to every recipient, settle the event for the push journal (lib/twilio/recipients.ts), then report failures:
+   * one recipient → thrown (Catch via done), several → each on its own through node.error (the others were sent).
+   */
   private async handleInput(msg: NodeMessage, status: (s: NodeStatus) => void): Promise<void> {
     const cfg = this.cfg();
     const r = await readSmsRequest(this.RED, this.node, this.config, cfg, msg);
     status(Status.busy("mlc-twilio-sms.status.sending"));
-    const failures: { err: unknown; out: NodeMessage }[] = [];
+    const failures: RecipientFailure<NodeMessage>[] = [];
     for (const raw of r.recipients) {
       const out: NodeMessage = r.recipients.length > 1 ? this.RED.util.cloneMessage(msg) : msg;
       let to = "";
@@ -174,25 +175,14 @@ class SmsNode {
         await this.sender.sendOne(smsSend(r, to, channel), out, to, channel);
       } catch (err) {
         this.n.failed++;
-        const code = err instanceof TwilioError ? err.twilioCode : err instanceof ValidationError && err.code === "opted_out" ? 21610 : undefined;
-        out.twilio = { sid: "", status: err instanceof TimeoutError && err.outcomeUnknown ? "unknown" : "failed", to: to || maskPhone(raw), channel, jobId: r.jobId, ...(code ? { errorCode: code } : {}) } satisfies TwilioMeta;
+        out.twilio = failedRecipient(err, to || maskPhone(raw), channel, r.jobId);
         if (err instanceof MlcError) err.recordId = (msg.erp as { id?: string } | undefined)?.id;
         failures.push({ err, out });
       }
     }
     this.showCounts();
-    this.finish(r, failures);
-  }
-
-  /**
-   * Settle the event for the push journal (lib/journal.ts) once no recipient is left to a retry or a replay (sent,
-   * held durably, or refused for good), then report failures: one recipient → thrown (Catch via done), several →
-   * each on its own through node.error (the others were sent).
-   */
-  private finish(r: SmsRequest, failures: { err: unknown; out: NodeMessage }[]): void {
-    if (!failures.some((f) => mayRetry(f.err))) jobSettled(r.jobId);
-    for (const f of failures) if (f.err instanceof Object) this.accounted.add(f.err);
-    if (r.recipients.length === 1 && failures.length === 1) throw failures[0].err;
+    const thrown = this.settlement.settle(r.jobId, r.recipients.length, failures);
+    if (thrown !== undefined) throw thrown;
     for (const f of failures) {
       f.out.errorDetails = f.err instanceof MlcError ? f.err.toDetails() : { message: String(f.err) };
       this.node.error(f.err, f.out);
