@@ -13,7 +13,7 @@
  * OAuthOIDC_GettingStarted_RefreshToken, IS__con_License_Restrictions_API_Users.
  */
 import type { AcumaticaClient, AuthState } from "../lib/acumatica/client";
-import { AcumaticaConnectionProps, ClientHooks, buildAcumaticaClient, connectionIdentity, testAcumaticaConnection } from "../lib/acumatica/connection";
+import { AcumaticaConnectionProps, ClientHooks, buildAcumaticaClient, connectionIdentity, persistedTokenHooks, testAcumaticaConnection } from "../lib/acumatica/connection";
 import type { TokenFile } from "../lib/auth/token-file";
 import { registerTestEndpoint } from "../shared/admin";
 import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
@@ -86,17 +86,8 @@ class Connection {
       if ("reason" in file) {
         this.warnPersist(`The Acumatica refresh token is kept in memory only (${file.reason}): after a crash the next start opens a new session`);
       } else {
-        const tokens: TokenFile = file;
-        this.tokenFile = tokens;
-        hooks.refreshToken = tokens.read();
-        hooks.onTokens = async ({ refreshToken }) => {
-          try {
-            await tokens.write(refreshToken);
-          } catch (err) {
-            this.warnPersist(`Could not save the Acumatica refresh token (${(err as NodeJS.ErrnoException)?.code ?? "write failed"}): after a crash the next start opens a new session`);
-          }
-        };
-        hooks.onSignedOut = () => tokens.clear();
+        this.tokenFile = file;
+        Object.assign(hooks, persistedTokenHooks(file, (text) => this.warnPersist(text)));
       }
     }
     return buildAcumaticaClient(this.config, this.node.credentials, hooks);

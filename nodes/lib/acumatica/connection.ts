@@ -6,6 +6,7 @@
  */
 import { configString } from "../config-value";
 import { encodeParts } from "../ids";
+import type { TokenFile } from "../auth/token-file";
 import { AcumaticaClient, AcumaticaClientOptions } from "./client";
 
 /** Properties of an Acumatica config node (strings as the editor stores them; `${ENV}` allowed; timeout in s). */
@@ -62,4 +63,23 @@ export async function testAcumaticaConnection(config: AcumaticaConnectionProps, 
   } finally {
     await client.close();
   }
+}
+
+/**
+ * Client hooks that keep the OAuth refresh token in `tokens`: the saved one is used at start, every rotated one is
+ * saved before the new access token is used, and it is cleared on sign-out. A failed save is told to `warn` (the
+ * session then lives in memory only) and never fails the refresh.
+ */
+export function persistedTokenHooks(tokens: TokenFile, warn: (text: string) => void): Pick<ClientHooks, "refreshToken" | "onTokens" | "onSignedOut"> {
+  return {
+    refreshToken: tokens.read(),
+    onTokens: async ({ refreshToken }) => {
+      try {
+        await tokens.write(refreshToken);
+      } catch (err) {
+        warn(`Could not save the Acumatica refresh token (${(err as NodeJS.ErrnoException)?.code ?? "write failed"}): after a crash the next start opens a new session`);
+      }
+    },
+    onSignedOut: () => tokens.clear(),
+  };
 }
