@@ -24,22 +24,17 @@ import type { BusinessHours } from "../lib/quiet-hours";
 import { HoldQueue, SEND_AT_MAX_MS } from "../lib/twilio/hold-queue";
 import { EventSettlement, RecipientFailure, failedRecipient } from "../lib/twilio/recipients";
 import { SendLedger } from "../lib/twilio/ledger";
-import { HeldMessage, SmsSend, SmsSender } from "../lib/twilio/sms-sender";
+import { HeldMessage, SmsSender } from "../lib/twilio/sms-sender";
+import { smsSend } from "../lib/twilio/sms-request";
 import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { Status, num, onClose, onInput, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { NodeMessage, NodeStatus, RedAPI, RedNode } from "../shared/types";
 import { sharedAuditTrail } from "../shared/audit-trail";
 import { TwilioConfigApi, twilioConfig } from "./config";
-import { MG_SID, SmsProps, SmsRequest, channelOf, messageParams, quietHours, readSmsRequest } from "./sms-input";
+import { SmsProps, channelOf, quietHours, readSmsRequest } from "./sms-input";
 
 export { MAX_BODY_CHARS } from "./sms-input";
 export type { SmsProps } from "./sms-input";
-
-/** The send of request `r` to one recipient, for lib/twilio/sms-sender.ts. */
-function smsSend(r: SmsRequest, to: string, channel: TwilioChannel): SmsSend {
-  const tz = typeof r.tz === "string" ? r.tz.trim() : undefined;
-  return { jobId: r.jobId, sendAt: r.sendAt, urgent: r.urgent, tz, viaService: MG_SID.test(r.fromValue), params: (when) => messageParams(r, to, channel, when) };
-}
 
 /** One deployed `mlc-twilio-sms` node: its ledger, hold queue, sender and counts. */
 class SmsNode {

@@ -10,6 +10,7 @@ import type { TwilioChannel } from "../envelope";
 import { ValidationError } from "../errors";
 import { BusinessHours, isTimeZone, nextSendTime, parseDays } from "../quiet-hours";
 import type { SendMessageParams } from "./client";
+import type { SmsSend } from "./sms-sender";
 
 /** Editor properties of `mlc-twilio-sms`. */
 export interface SmsProps extends Record<string, unknown> {
@@ -104,4 +105,10 @@ export function messageParams(r: SmsRequest, to: string, channel: TwilioChannel,
   const from = !viaService && channel === "whatsapp" && !r.fromValue.startsWith("whatsapp:") ? `whatsapp:${r.fromValue}` : r.fromValue;
   const extra = when ? { ...r.extra, sendAt: when, scheduleType: "fixed" } : { ...r.extra };
   return { to, ...(viaService ? { messagingServiceSid: r.fromValue } : { from }), body: r.body, mediaUrl: r.media, statusCallback: r.statusCallback, extra };
+}
+
+/** The send of request `r` to one recipient, for lib/twilio/sms-sender.ts. */
+export function smsSend(r: SmsRequest, to: string, channel: TwilioChannel): SmsSend {
+  const tz = typeof r.tz === "string" ? r.tz.trim() : undefined;
+  return { jobId: r.jobId, sendAt: r.sendAt, urgent: r.urgent, tz, viaService: MG_SID.test(r.fromValue), params: (when) => messageParams(r, to, channel, when) };
 }
