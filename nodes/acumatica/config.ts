@@ -12,9 +12,9 @@
  * Vendor: MYOB-IDG IntegrationDev_RESTExample_Basic_Login, OAuthOIDC_ResourceOwner_AccessToken,
  * OAuthOIDC_GettingStarted_RefreshToken, IS__con_License_Restrictions_API_Users.
  */
-import { AcumaticaClient, AcumaticaClientOptions, AuthState } from "../lib/acumatica/client";
+import type { AcumaticaClient, AuthState } from "../lib/acumatica/client";
+import { AcumaticaConnectionProps, ClientHooks, buildAcumaticaClient, connectionIdentity, persistedTokenHooks, testAcumaticaConnection } from "../lib/acumatica/connection";
 import type { TokenFile } from "../lib/auth/token-file";
-import { encodeParts } from "../lib/ids";
 import { registerTestEndpoint } from "../shared/admin";
 import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
 import { Status, registerNode } from "../shared/node";
@@ -22,17 +22,8 @@ import type { RedAPI, RedNode } from "../shared/types";
 
 export const ACUMATICA_CONFIG_TYPE = "mlc-acumatica-config";
 
-export interface AcumaticaConfigProps extends Record<string, unknown> {
-  name?: string;
-  instanceUrl?: string;
-  tenant?: string;
-  endpointName?: string;
-  endpointVersion?: string;
-  authMode?: "oauth" | "cookie";
-  scope?: string;
-  branch?: string;
-  timeout?: string | number;
-}
+/** Editor properties of `mlc-acumatica-config` (lib/acumatica/connection.ts). */
+export type AcumaticaConfigProps = AcumaticaConnectionProps;
 
 export interface AcumaticaConfigApi {
   /** @throws the configuration error; ErpError "client_closed" after the config node closed */
@@ -46,107 +37,96 @@ interface AcumaticaConfigNode extends RedNode {
   mlc: AcumaticaConfigApi;
 }
 
-/** Runtime hooks of a config node's client (tests and Test connection build clients without them). */
-type ClientHooks = Pick<AcumaticaClientOptions, "refreshToken" | "onTokens" | "onSignedOut" | "onAuthState">;
+/**
+ * The client of one config node, with its refresh token persisted (lib/auth/token-file.ts) and its sign-in state shown
+ * on the node and on every node using it.
+ */
+class Connection {
+  readonly users = new ConfigUsers();
+  readonly owned: OwnedClient<AcumaticaClient>;
+  private warnedPersist = false;
+  private built = false;
+  private tokenFile: TokenFile | undefined;
 
-/** What a persisted refresh token is bound to: a token saved for another instance, client or user is not used. */
-function connectionIdentity(config: AcumaticaConfigProps, c: Record<string, string | undefined>): string {
-  return encodeParts(["acumatica", String(config.instanceUrl ?? "").trim(), String(c.clientId ?? "").trim(), String(c.username ?? "").trim().toLowerCase()]);
+  constructor(
+    private readonly RED: RedAPI,
+    private readonly node: RedNode,
+    private readonly config: AcumaticaConfigProps,
+  ) {
+    this.owned = new OwnedClient(node, () => this.build(), (removed) => this.closed(removed));
+  }
+
+  private warnPersist(text: string): void {
+    if (this.warnedPersist) return;
+    this.warnedPersist = true;
+    this.node.warn(text);
+  }
+
+  private file(): TokenFile | { reason: string } {
+    return tokenFileFor(this.RED, this.node, "acumatica", connectionIdentity(this.config, this.node.credentials));
+  }
+
+  private authState(s: AuthState): void {
+    if (s.blocked) {
+      const status = Status.error("errors.auth_cooldown");
+      this.node.status(status);
+      this.users.show(status);
+      this.node.warn(`${s.error?.message ?? "Acumatica refused the sign-in"}`);
+    } else {
+      this.users.clear();
+      this.node.status(Status.ok("mlc-acumatica-config.status.signedIn"));
+    }
+  }
+
+  private build(): AcumaticaClient {
+    this.built = true;
+    const hooks: ClientHooks = { onAuthState: (s: AuthState) => this.authState(s) };
+    if (this.config.authMode !== "cookie") {
+      const file = this.file();
+      if ("reason" in file) {
+        this.warnPersist(`The Acumatica refresh token is kept in memory only (${file.reason}): after a crash the next start opens a new session`);
+      } else {
+        this.tokenFile = file;
+        Object.assign(hooks, persistedTokenHooks(file, (text) => this.warnPersist(text)));
+      }
+    }
+    return buildAcumaticaClient(this.config, this.node.credentials, hooks);
+  }
+
+  private async closed(removed: boolean): Promise<void> {
+    if (!removed) return; // redeployed or stopped: a saved token is reused by the next start
+    if (!this.built && this.config.authMode !== "cookie") {
+      // deleted before it was used since a crash: end the grant the saved token still holds (else it keeps a
+      // licensed API user until the refresh token expires), within the client's close bound
+      const file = this.file();
+      const saved = "reason" in file ? undefined : file.read();
+      if (saved && !("reason" in file)) {
+        this.tokenFile = file;
+        try {
+          await buildAcumaticaClient(this.config, this.node.credentials, { refreshToken: saved }).close();
+        } catch {
+          // bad configuration: nothing can be signed out
+        }
+      }
+    }
+    // a deleted config node's token can never be reused: drop it even if the sign-out failed
+    await this.tokenFile?.clear();
+  }
 }
 
-function buildClient(config: AcumaticaConfigProps, c: Record<string, string | undefined>, hooks: ClientHooks = {}): AcumaticaClient {
-  const mode = config.authMode === "cookie" ? "cookie" : "oauth";
-  const username = configString(c.username, "Username");
-  const password = configString(c.password, "Password");
-  const auth: AcumaticaClientOptions["auth"] =
-    mode === "oauth"
-      ? { mode, clientId: configString(c.clientId, "Client ID"), clientSecret: configString(c.clientSecret, "Client secret"), username, password, scope: configString(config.scope, "Scope") || undefined }
-      : { mode, username, password, branch: configString(config.branch, "Branch") || undefined };
-  const timeout = Number(config.timeout);
-  return new AcumaticaClient({
-    instanceUrl: configString(config.instanceUrl, "Instance URL"),
-    tenant: configString(config.tenant, "Tenant"),
-    endpointName: configString(config.endpointName, "Endpoint name") || undefined,
-    endpointVersion: configString(config.endpointVersion, "Endpoint version") || undefined,
-    auth,
-    http: Number.isFinite(timeout) && timeout > 0 ? { timeoutMs: timeout * 1000 } : undefined,
-    ...hooks,
-  });
-}
-
+/** Register `mlc-acumatica-config` and its Test connection (lib/acumatica/connection.ts). */
 export function registerAcumaticaConfig(RED: RedAPI): void {
   registerNode<AcumaticaConfigProps>(
     RED,
     ACUMATICA_CONFIG_TYPE,
     (node, config) => {
-      const users = new ConfigUsers();
-      let warnedPersist = false;
-      const warnPersist = (text: string): void => {
-        if (warnedPersist) return;
-        warnedPersist = true;
-        node.warn(text);
-      };
-      let built = false;
-      let tokenFile: TokenFile | undefined;
-      const owned = new OwnedClient(node, () => {
-        built = true;
-        const hooks: ClientHooks = {
-          onAuthState: (s: AuthState) => {
-            if (s.blocked) {
-              const status = Status.error("errors.auth_cooldown");
-              node.status(status);
-              users.show(status);
-              node.warn(`${s.error?.message ?? "Acumatica refused the sign-in"}`);
-            } else {
-              users.clear();
-              node.status(Status.ok("mlc-acumatica-config.status.signedIn"));
-            }
-          },
-        };
-        if (config.authMode !== "cookie") {
-          const file = tokenFileFor(RED, node, "acumatica", connectionIdentity(config, node.credentials));
-          if ("reason" in file) {
-            warnPersist(`The Acumatica refresh token is kept in memory only (${file.reason}): after a crash the next start opens a new session`);
-          } else {
-            const tokens: TokenFile = file;
-            tokenFile = tokens;
-            hooks.refreshToken = tokens.read();
-            hooks.onTokens = async ({ refreshToken }) => {
-              try {
-                await tokens.write(refreshToken);
-              } catch (err) {
-                warnPersist(`Could not save the Acumatica refresh token (${(err as NodeJS.ErrnoException)?.code ?? "write failed"}): after a crash the next start opens a new session`);
-              }
-            };
-            hooks.onSignedOut = () => tokens.clear();
-          }
-        }
-        return buildClient(config, node.credentials, hooks);
-      }, async (removed) => {
-        if (!removed) return; // redeployed or stopped: a saved token is reused by the next start
-        if (!built && config.authMode !== "cookie") {
-          // deleted before it was used since a crash: end the grant the saved token still holds (else it keeps a
-          // licensed API user until the refresh token expires), within the client's close bound
-          const file = tokenFileFor(RED, node, "acumatica", connectionIdentity(config, node.credentials));
-          const saved = "reason" in file ? undefined : file.read();
-          if (saved && !("reason" in file)) {
-            tokenFile = file;
-            try {
-              await buildClient(config, node.credentials, { refreshToken: saved }).close();
-            } catch {
-              // bad configuration: nothing can be signed out
-            }
-          }
-        }
-        // a deleted config node's token can never be reused: drop it even if the sign-out failed
-        await tokenFile?.clear();
-      });
+      const conn = new Connection(RED, node, config);
       (node as AcumaticaConfigNode).mlc = {
-        client: () => owned.get(),
+        client: () => conn.owned.get(),
         get tenant() {
           return configString(config.tenant, "Tenant");
         },
-        use: (user: RedNode) => users.add(user),
+        use: (user: RedNode) => conn.users.add(user),
       };
     },
     {
@@ -157,15 +137,7 @@ export function registerAcumaticaConfig(RED: RedAPI): void {
     },
   );
 
-  registerTestEndpoint(RED, ACUMATICA_CONFIG_TYPE, async ({ config, credentials }) => {
-    const client = buildClient(config as AcumaticaConfigProps, credentials);
-    try {
-      const r = await client.testConnection();
-      return { ok: true, message: `Signed in; endpoint ${r.endpoint}/${r.version} answers` };
-    } finally {
-      await client.close();
-    }
-  });
+  registerTestEndpoint(RED, ACUMATICA_CONFIG_TYPE, async ({ config, credentials }) => ({ ok: true, message: await testAcumaticaConnection(config as AcumaticaConfigProps, credentials) }));
 }
 
 /**

@@ -224,6 +224,60 @@ function pushHistory(history: AuditHistoryEntry[], entry: AuditHistoryEntry): Au
   return next.length > MAX_HISTORY ? next.slice(next.length - MAX_HISTORY) : next;
 }
 
+/** What a recorded send brings to the record it continues (see {@link AuditTrail.recordSend}). */
+interface SendFields {
+  jobId: string;
+  erp?: AuditRecord["erp"];
+  channel?: string;
+  sid?: string;
+  /** Raw recipient (masked when stored). */
+  to?: string;
+  error?: AuditRecord["error"];
+  status: string;
+  /** ISO time of the status. */
+  at: string;
+}
+
+/**
+ * `existing` completed by a later record of the same send: missing jobId, erp, channel, sid, recipient and error
+ * filled in, the status applied when it is an advance (history grows).
+ * @returns a new record, or undefined when nothing changed
+ */
+function completeRecord(existing: AuditRecord, f: SendFields): AuditRecord | undefined {
+  const merged: AuditRecord = { ...existing };
+  let changed = false;
+  if (!merged.jobId && f.jobId) {
+    merged.jobId = f.jobId;
+    changed = true;
+  }
+  if (!merged.erp && f.erp) {
+    merged.erp = f.erp;
+    changed = true;
+  }
+  if (merged.channel === "unknown" && f.channel) {
+    merged.channel = f.channel;
+    changed = true;
+  }
+  if (!merged.sid && f.sid) {
+    merged.sid = f.sid;
+    changed = true;
+  }
+  if (!merged.to && f.to) {
+    merged.to = maskTo(f.to);
+    changed = true;
+  }
+  if (!merged.error && f.error) {
+    merged.error = f.error;
+    changed = true;
+  }
+  if (advances(merged.status, f.status, statusKind(merged.channel))) {
+    merged.status = f.status;
+    merged.history = pushHistory(merged.history, f.error ? { status: f.status, at: f.at, errorCode: f.error.code } : { status: f.status, at: f.at });
+    changed = true;
+  }
+  return changed ? merged : undefined;
+}
+
 /**
  * The audit trail. All operations are serialised (one at a time, in call order), so concurrent
  * callbacks for the same sid cannot overwrite each other's history.
@@ -372,45 +426,12 @@ export class AuditTrail {
       // before the create for the same jobId, recipient and channel, which has no sid yet.
       let existing = sid ? await this.recordBySid(sid) : undefined;
       if (!existing && jobId) existing = await this.openRecordOf(jobId, input, status);
-      {
-        if (existing) {
-          const merged: AuditRecord = { ...existing };
-          let changed = false;
-          const channel = str(input.channel);
-          if (!merged.jobId && jobId) {
-            merged.jobId = jobId;
-            changed = true;
-          }
-          if (!merged.erp && erp) {
-            merged.erp = erp;
-            changed = true;
-          }
-          if (merged.channel === "unknown" && channel) {
-            merged.channel = channel;
-            changed = true;
-          }
-          if (!merged.sid && sid) {
-            merged.sid = sid;
-            changed = true;
-          }
-          if (!merged.to && input.to) {
-            merged.to = maskTo(input.to);
-            changed = true;
-          }
-          if (!merged.error && error) {
-            merged.error = error;
-            changed = true;
-          }
-          if (advances(merged.status, status, statusKind(merged.channel))) {
-            merged.status = status;
-            merged.history = pushHistory(merged.history, error ? { status, at, errorCode: error.code } : { status, at });
-            changed = true;
-          }
-          if (!changed) return existing;
-          merged.updatedAt = isoOf(undefined, this.now());
-          await this.save(merged);
-          return merged;
-        }
+      if (existing) {
+        const merged = completeRecord(existing, { jobId, erp, channel: str(input.channel), sid, to: input.to, error, status, at });
+        if (!merged) return existing;
+        merged.updatedAt = isoOf(undefined, this.now());
+        await this.save(merged);
+        return merged;
       }
 
       let recordId = sid;

@@ -9,16 +9,7 @@ import { ErpError, ValidationError } from "../lib/errors";
 import { onClose } from "./node";
 import type { NodeStatus, RedAPI, RedNode } from "./types";
 
-/**
- * A config string, trimmed. An unsubstituted `${NAME}` means the environment variable is not set.
- * @throws ValidationError code "missing_env" naming the variable (never its value)
- */
-export function configString(value: unknown, field: string): string {
-  const s = typeof value === "string" ? value.trim() : value === undefined || value === null ? "" : String(value);
-  const m = /^\$\{(\S+)\}$/.exec(s) ?? /^\$\((\S+)\)$/.exec(s);
-  if (m) throw new ValidationError(`${field}: environment variable ${m[1]} is not set`, { code: "missing_env" });
-  return s;
-}
+export { configString } from "../lib/config-value";
 
 /**
  * One lazily created client per config node, closed with the node. A configuration error is kept and

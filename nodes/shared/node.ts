@@ -182,12 +182,7 @@ export function firstSet<T>(...values: (T | undefined | null | "")[]): T | undef
   return undefined;
 }
 
-/** Read a numeric config property with a default and bounds. */
-export function num(value: unknown, dflt: number, min = -Infinity, max = Infinity): number {
-  const n = typeof value === "number" ? value : Number(value);
-  if (value === "" || value === undefined || value === null || !Number.isFinite(n)) return dflt;
-  return Math.min(max, Math.max(min, n));
-}
+export { num } from "../lib/config-value";
 
 /** The jobId a message belongs to: `msg.erp.jobId`, else `msg.jobId`, else a new random one ("j" + 24 hex). */
 export function messageJobId(msg: NodeMessage): string {

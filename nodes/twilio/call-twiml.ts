@@ -1,60 +1,22 @@
 /**
- * `mlc-twilio-call` properties, settings read at deploy, and the call content (TwiML or URL) built per message.
+ * `mlc-twilio-call`: the call content (TwiML or URL) built per message; its properties and the settings read at
+ * deploy are in lib/twilio/call-settings.ts (re-exported here).
  * Vendor: https://www.twilio.com/docs/voice/api/call-resource#create-a-call-resource ;
  * https://www.twilio.com/docs/voice/twiml/gather
  */
 import { ValidationError } from "../lib/errors";
 import { renderTemplate } from "../lib/template";
 import type { CallResult } from "../lib/twilio/call-tracker";
-import { AckPrompts, GatherSpec, MAX_TWIML_CHARS, SayVoice, speechTwiml } from "../lib/twilio/calls";
+import { MAX_TWIML_CHARS, speechTwiml } from "../lib/twilio/calls";
+import { CallSettings, isTwimlUrl, promptsFrom } from "../lib/twilio/call-settings";
+import type { CallContent, CallProps } from "../lib/twilio/call-settings";
+
+export { callSettings } from "../lib/twilio/call-settings";
+export type { CallContent, CallProps, CallSettings } from "../lib/twilio/call-settings";
 import { speechView } from "../lib/twilio/speech";
-import { evaluate, firstSet, num } from "../shared/node";
+import { evaluate, firstSet } from "../shared/node";
 import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
 
-export interface CallProps extends Record<string, unknown> {
-  name?: string;
-  twilio?: string;
-  to?: string;
-  toType?: string;
-  from?: string;
-  fromType?: string;
-  /** Mustache template of the spoken text (twimlMode "say"). */
-  message?: string;
-  /** Twilio voice ("Polly.Joanna", "alice"). */
-  voice?: string;
-  /** BCP 47 language of the voice and of the amount/date helpers ("en-US"). */
-  language?: string;
-  /** Speak the message twice (default true). */
-  repeat?: boolean | string;
-  /** "say" (default): speak `message`; "twiml": TwiML document from `twiml`; "url": TwiML URL from `twiml`. */
-  twimlMode?: string;
-  twiml?: string;
-  twimlType?: string;
-  /** Ask for a keypress acknowledgement (say mode only). */
-  ack?: boolean | string;
-  /** Seconds to wait for the key (default 8). */
-  ackTimeout?: string | number;
-  /** The confirming key (default "1"). */
-  ackDigit?: string;
-  /** Answering machine detection (MachineDetection=Enable). */
-  amd?: boolean | string;
-  /** Endpoint name of the mlc-twilio-status node receiving call progress (default "status"). */
-  callback?: string;
-  /** This node's endpoint name; Gather actions go to /mlc/twilio/<endpoint>/gather (default "call"). */
-  endpoint?: string;
-  /** Poll the Call resource instead of receiving status callbacks. */
-  poll?: boolean | string;
-  /** Seconds between polls (default 5). */
-  pollInterval?: string | number;
-  /** Seconds after which a call without final outcome is given up (default 600). */
-  pollTimeout?: string | number;
-  /** How long a create whose outcome is unknown is looked up before it counts as absent, s (default 30). */
-  reconcileWindow?: string | number;
-  /** Context store of the send ledger ("" = default). */
-  store?: string;
-}
-
-/** `msg.ack` on outputs 2 and 3. */
 export interface CallAck {
   result: CallResult;
   /** Key(s) pressed, when any. */
@@ -63,80 +25,6 @@ export interface CallAck {
   answeredBy?: string;
   /** ISO 8601 time the outcome was known. */
   at: string;
-}
-
-function bool(v: unknown, dflt: boolean): boolean {
-  if (v === undefined || v === null || v === "") return dflt;
-  return v === true || v === "true";
-}
-
-function promptsFrom(v: unknown): AckPrompts | undefined {
-  if (!v || typeof v !== "object") return undefined;
-  const out: AckPrompts = {};
-  for (const k of ["confirm", "goodbye", "thanks", "retry"] as const) {
-    const s = (v as Record<string, unknown>)[k];
-    if (typeof s === "string" && s.trim()) out[k] = s;
-  }
-  return out;
-}
-
-/** Absolute http(s) URL with a hostname Twilio accepts (no underscores). */
-function isTwimlUrl(text: string): boolean {
-  try {
-    const u = new URL(text);
-    return (u.protocol === "https:" || u.protocol === "http:") && !u.hostname.includes("_");
-  } catch {
-    return false;
-  }
-}
-
-
-/** Settings of one call node, read once at deploy. Durations in ms. */
-export interface CallSettings {
-  endpoint: string;
-  callback: string;
-  voice: SayVoice;
-  mode: "say" | "twiml" | "url";
-  ack: boolean;
-  ackTimeoutSec: number;
-  ackDigit: string;
-  amd: boolean;
-  repeat: boolean;
-  poll: boolean;
-  pollIntervalMs: number;
-  giveUpMs: number;
-  reconcileWindowMs: number;
-}
-
-export function callSettings(config: CallProps): CallSettings {
-  const callback = (config.callback ?? "status").trim();
-  const mode = config.twimlMode === "twiml" || config.twimlMode === "url" ? config.twimlMode : "say";
-  const ack = bool(config.ack, false) && mode === "say";
-  const ackTimeoutSec = num(config.ackTimeout, 8, 1, 60);
-  return {
-    endpoint: (config.endpoint || "call").trim(),
-    callback,
-    voice: { voice: (config.voice ?? "Polly.Joanna").trim() || undefined, language: (config.language ?? "en-US").trim() || undefined },
-    mode,
-    ack,
-    ackTimeoutSec,
-    ackDigit: String(config.ackDigit ?? "1").trim() || "1",
-    amd: bool(config.amd, false),
-    repeat: bool(config.repeat, true),
-    // Without a status endpoint there is no other way to learn how the call ended.
-    poll: bool(config.poll, false) || callback === "",
-    pollIntervalMs: num(config.pollInterval, 5, 1, 3600) * 1000,
-    giveUpMs: Math.max(num(config.pollTimeout, 600, 1, 86400), ack ? ackTimeoutSec : 0) * 1000,
-    reconcileWindowMs: num(config.reconcileWindow, 30, 1, 3600) * 1000,
-  };
-}
-
-/** What a call says: inline TwiML or a TwiML URL, and the Gather when an acknowledgement is asked for. */
-export interface CallContent {
-  twiml?: string;
-  url?: string;
-  gather?: GatherSpec;
-  prompts?: AckPrompts;
 }
 
 /**

@@ -18,13 +18,14 @@
  * https://www.twilio.com/docs/voice/twiml/gather ; https://www.twilio.com/docs/voice/answering-machine-detection
  */
 import type { TwilioMeta } from "../lib/envelope";
-import { MlcError, TwilioError, ValidationError } from "../lib/errors";
+import { MlcError, ValidationError } from "../lib/errors";
 import { hashedKey } from "../lib/ids";
 import { maskPhone, toE164 } from "../lib/phone";
 import { onStatus, publishStatus } from "../lib/twilio/bus";
 import { CallResult, CallTracker, TrackedCall } from "../lib/twilio/call-tracker";
-import { AckPrompts, GatherSpec, SayVoice, createCall, fetchCall, findRecentCall, goodbyeTwiml, retryTwiml, thanksTwiml } from "../lib/twilio/calls";
-import { SendLedger, ledgerKey, sendOnce } from "../lib/twilio/ledger";
+import { CallVoice, fetchCall, gatherReplyTwiml, placeCallOnce } from "../lib/twilio/calls";
+import { SendLedger, ledgerKey } from "../lib/twilio/ledger";
+import { failedRecipient } from "../lib/twilio/recipients";
 import { contextBackend, resolveStore, warnIfLossy } from "../shared/context";
 import { InboundRequest, InboundResponse, mountDispatcher, registerEndpoint } from "../shared/dispatcher";
 import { Status, evaluate, firstSet, messageJobId, onClose, onInput, registerNode, reportError, statusTemplate } from "../shared/node";
@@ -35,16 +36,11 @@ import { checkTwilioWebhook, one } from "./webhook";
 
 export type { CallAck, CallProps } from "./call-twiml";
 
-/** When this module was loaded (≈ process start): a call claimed before it may have been placed before a crash. */
-const LOADED_AT = Date.now();
 const TWIML = { "Content-Type": "text/xml; charset=utf-8" };
 
 /** What the tracker keeps per call: the placed msg (emitted later with msg.ack), voice and prompts. */
-interface CallData {
+interface CallData extends CallVoice {
   msg: NodeMessage;
-  voice: SayVoice;
-  gather?: GatherSpec;
-  prompts?: AckPrompts;
 }
 
 /** One deployed `mlc-twilio-call` node: its tracker, ledger, Gather endpoint and counts. */
@@ -141,11 +137,7 @@ class CallNode {
     const f = check.fields;
     const corr = new URLSearchParams(req.rawQuery).get("c") ?? "";
     const r = this.tracker.gather(corr, one(f.CallSid), (one(f.Digits) ?? "").trim(), one(f.AnsweredBy));
-    if (r.kind === "unknown") return { status: 200, headers: TWIML, body: goodbyeTwiml(this.s.voice) }; // restarted, expired or resolved
-    const d = r.call.data;
-    if (r.kind === "thanks") return { status: 200, headers: TWIML, body: thanksTwiml(d.voice, d.prompts) };
-    if (r.kind === "retry" && d.gather) return { status: 200, headers: TWIML, body: retryTwiml(d.voice, d.gather) };
-    return { status: 200, headers: TWIML, body: goodbyeTwiml(d.voice, d.prompts) };
+    return { status: 200, headers: TWIML, body: gatherReplyTwiml(r, this.s.voice) };
   }
 
   private async input(msg: NodeMessage, send: (m: (NodeMessage | null)[]) => void, status: (s: NodeStatus) => void): Promise<void> {
@@ -170,9 +162,7 @@ class CallNode {
       status(Status.busy("mlc-twilio-call.status.calling"));
       await this.place(cfg, msg, { key, corr, jobId, to, from, content, statusCallback });
     } catch (err) {
-      const code = err instanceof TwilioError ? err.twilioCode : undefined;
-      const unknown = (err as { outcomeUnknown?: boolean }).outcomeUnknown;
-      msg.twilio = { sid: "", status: unknown ? "unknown" : "failed", to, channel: "voice", jobId, ...(code ? { errorCode: code } : {}) } satisfies TwilioMeta;
+      msg.twilio = failedRecipient(err, to, "voice", jobId);
       if (err instanceof MlcError) err.recordId = (msg.erp as { id?: string } | undefined)?.id;
       status(Status.error(this.counts()));
       throw err;
@@ -181,23 +171,13 @@ class CallNode {
     send([msg, null, null]);
   }
 
-  /** Place the call at most once per ledger key (lib/twilio/ledger.ts sendOnce), describe it on msg, track it. */
+  /** Place the call at most once per ledger key (lib/twilio/calls.ts placeCallOnce), describe it on msg, track it. */
   private async place(cfg: TwilioConfigApi, msg: NodeMessage, c: { key: string; corr: string; jobId: string; to: string; from: string; content: CallContent; statusCallback?: string }): Promise<void> {
     const { s } = this;
     const book = this.ledger as SendLedger;
-    const client = cfg.client();
     const { to, from, content } = c;
-    const r = await book.serial(c.key, () =>
-      sendOnce({
-        ledger: book,
-        key: c.key,
-        create: () => createCall(client, { to, from, ...(content.twiml !== undefined ? { twiml: content.twiml } : { url: content.url }), statusCallback: c.statusCallback, machineDetection: s.amd ? "Enable" : undefined }),
-        lookup: (since) => findRecentCall(client, { to, from, since: new Date(since), skip: (sid) => book.knows(sid) }),
-        windowMs: s.reconcileWindowMs,
-        loadedAt: LOADED_AT,
-        aborted: () => this.closed,
-      }),
-    );
+    const params = { to, from, ...(content.twiml !== undefined ? { twiml: content.twiml } : { url: content.url }), statusCallback: c.statusCallback, machineDetection: s.amd ? ("Enable" as const) : undefined };
+    const r = await placeCallOnce(cfg.client(), book, c.key, params, { windowMs: s.reconcileWindowMs, aborted: () => this.closed });
     const duplicate = r.outcome === "duplicate";
     msg.twilio = { sid: r.sid, status: r.status, to: r.message?.to || to, channel: "voice", jobId: c.jobId, ...(duplicate ? { duplicate: true } : {}) } satisfies TwilioMeta & Record<string, unknown>;
     if (r.outcome === "reconciled") msg.reconciled = true;

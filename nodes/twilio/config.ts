@@ -3,10 +3,11 @@
  * default phone region, public base URL for status callbacks). Owns the single TwilioClient that every
  * Twilio node using it shares.
  */
-import { MlcError, ValidationError } from "../lib/errors";
+import { ValidationError } from "../lib/errors";
 import { isValidRegion } from "../lib/phone";
-import { TwilioClient, TwilioCredentials } from "../lib/twilio/client";
-import { checkSendGridKey, createMailService, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, MailService } from "../lib/twilio/sendgrid";
+import { TwilioAccountProps, buildMailService, buildTwilioClient, publicBaseUrl, testTwilioAccount } from "../lib/twilio/account";
+import { TwilioClient } from "../lib/twilio/client";
+import { DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, MailService } from "../lib/twilio/sendgrid";
 import { OptOutList } from "../lib/twilio/optout";
 import { registerTestEndpoint } from "../shared/admin";
 import { contextBackend, resolveStore } from "../shared/context";
@@ -17,34 +18,8 @@ import type { RedAPI, RedNode } from "../shared/types";
 
 export const TWILIO_CONFIG_TYPE = "mlc-twilio-config";
 
-export interface TwilioConfigProps extends Record<string, unknown> {
-  name?: string;
-  from?: string;
-  messagingServiceSid?: string;
-  defaultRegion?: string;
-  publicBaseUrl?: string;
-  region?: string;
-  edge?: string;
-  apiHost?: string;
-  timeout?: string | number;
-  /** Context store for the account's opt-out list ("" = default store). */
-  store?: string;
-  /** Account-wide creates per second (default 10) and concurrent requests (default 5). */
-  rate?: string | number;
-  concurrency?: string | number;
-  /** Per sender type, creates per second ("" = Twilio's default for the type, see DEFAULT_SENDER_RATES; 0 = account rate only). */
-  rateLongCode?: string | number;
-  rateTollFree?: string | number;
-  rateShortCode?: string | number;
-  rateMessagingService?: string | number;
-  rateWhatsapp?: string | number;
-  /** SendGrid (e-mail): default sender address, API host override, Event Webhook verification key (base64, not secret). */
-  sendgridFrom?: string;
-  sendgridApiHost?: string;
-  sendgridVerificationKey?: string;
-  /** SendGrid Event Webhook: largest age of a signed request's timestamp, s (default 300; 0 = not checked). */
-  sendgridTolerance?: string | number;
-}
+/** Editor properties of `mlc-twilio-config` (lib/twilio/account.ts). */
+export type TwilioConfigProps = TwilioAccountProps;
 
 /**
  * The account's SendGrid (e-mail) side. `mail` is created on first read, one MailService per config node;
@@ -94,104 +69,56 @@ export interface TwilioConfigNode extends RedNode {
   mlc: TwilioConfigApi;
 }
 
-function credsFrom(c: Record<string, string | undefined>): TwilioCredentials {
-  return {
-    accountSid: configString(c.accountSid, "Account SID"),
-    authToken: configString(c.authToken, "Auth Token") || undefined,
-    apiKeySid: configString(c.apiKeySid, "API key SID") || undefined,
-    apiKeySecret: configString(c.apiKeySecret, "API key secret") || undefined,
-  };
-}
-
-/** A per-sender rate field: "" (or unset) = undefined, Twilio's default for the type; else 0–1000 per second (0 = no per-sender limit). */
-function senderRateProp(v: unknown): number | undefined {
-  const n = num(v, NaN, 0, 1000);
-  return Number.isNaN(n) ? undefined : n;
-}
-
-function buildClient(config: TwilioConfigProps, credentials: Record<string, string | undefined>): TwilioClient {
-  const timeout = Number(config.timeout);
-  return new TwilioClient({
-    credentials: credsFrom(credentials),
-    region: configString(config.region, "Region") || undefined,
-    edge: configString(config.edge, "Edge") || undefined,
-    apiHost: configString(config.apiHost, "API host") || undefined,
-    http: Number.isFinite(timeout) && timeout > 0 ? { timeoutMs: timeout * 1000 } : undefined,
-    pacing: {
-      ratePerSec: num(config.rate, 10, 0, 1000),
-      maxConcurrent: num(config.concurrency, 5, 1, 100),
-      senderRates: {
-        longCode: senderRateProp(config.rateLongCode),
-        tollFree: senderRateProp(config.rateTollFree),
-        shortCode: senderRateProp(config.rateShortCode),
-        messagingService: senderRateProp(config.rateMessagingService),
-        whatsapp: senderRateProp(config.rateWhatsapp),
-      },
+/** The API of one config node: its owned client, senders, callback URLs, opt-out list and SendGrid side. */
+function accountApi(RED: RedAPI, node: RedNode, config: TwilioConfigProps): TwilioConfigApi {
+  const owned = new OwnedClient(node, () => buildTwilioClient(config, node.credentials));
+  const defaultRegion = (config.defaultRegion ?? "").trim().toUpperCase();
+  if (defaultRegion && !isValidRegion(defaultRegion)) node.warn(`Default phone region "${defaultRegion}" is not an ISO 3166-1 alpha-2 code`);
+  let mail: MailService | undefined;
+  const sendgrid = (): SendGridApi => ({
+    get mail() {
+      return (mail ??= buildMailService(config, node.credentials));
     },
+    from: configString(config.sendgridFrom, "SendGrid From"),
+    verificationKey: configString(config.sendgridVerificationKey, "SendGrid verification key"),
+    timestampToleranceSec: num(config.sendgridTolerance, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, 0, 86400),
   });
+  const api: TwilioConfigApi = {
+    get accountSid() {
+      return (node.credentials.accountSid ?? "").trim();
+    },
+    client: () => owned.get(),
+    from: configString(config.from ?? "", "From"),
+    messagingServiceSid: configString(config.messagingServiceSid ?? "", "Messaging Service SID"),
+    defaultRegion,
+    validationToken: () => {
+      const tok = configString(node.credentials.authToken, "Auth Token");
+      if (!tok) throw new ValidationError("The Auth Token is needed to validate Twilio's signatures (API key secrets cannot)", { code: "no_auth_token" });
+      return tok;
+    },
+    endpointUrl: (path, query) => {
+      const url = publicEndpointUrl(publicBaseUrl(config), RED.settings.httpNodeRoot, path);
+      const qs = query ? new URLSearchParams(query).toString() : "";
+      return qs ? `${url}?${qs}` : url;
+    },
+    publicRoot: () => publicEndpointUrl(publicBaseUrl(config), RED.settings.httpNodeRoot, "").replace(/\/mlc$/, ""),
+    optOuts: (requester) => {
+      // One list per account and store, shared by every config node of that account (lib/twilio/optout.ts).
+      const store = resolveStore(RED, config.store).name;
+      return OptOutList.shared(requester.context().global, store ?? "", api.accountSid, () => contextBackend(requester, "global", store));
+    },
+    sendgrid,
+  };
+  return api;
 }
 
+/** Register `mlc-twilio-config` and its Test connection (lib/twilio/account.ts testTwilioAccount). */
 export function registerTwilioConfig(RED: RedAPI): void {
   registerNode<TwilioConfigProps>(
     RED,
     TWILIO_CONFIG_TYPE,
     (node, config) => {
-      const owned = new OwnedClient(node, () => buildClient(config, node.credentials));
-      const defaultRegion = (config.defaultRegion ?? "").trim().toUpperCase();
-      if (defaultRegion && !isValidRegion(defaultRegion)) node.warn(`Default phone region "${defaultRegion}" is not an ISO 3166-1 alpha-2 code`);
-      const publicBase = (): string => {
-        const base = configString(config.publicBaseUrl, "Public base URL");
-        if (!base) throw new ValidationError("Public base URL is not set: Twilio cannot reach the status callback endpoint", { code: "no_public_url" });
-        let u: URL;
-        try {
-          u = new URL(base);
-        } catch {
-          throw new ValidationError("Public base URL is not a valid URL", { code: "no_public_url" });
-        }
-        if (u.hostname.includes("_")) throw new ValidationError("Public base URL host must not contain underscores (Twilio rejects such callback URLs)", { code: "no_public_url" });
-        return base;
-      };
-      let mail: MailService | undefined;
-      const timeout = Number(config.timeout);
-      const sendgrid = (): SendGridApi => ({
-        get mail() {
-          return (mail ??= createMailService({
-            apiKey: configString(node.credentials.sendgridApiKey, "SendGrid API key"),
-            apiHost: configString(config.sendgridApiHost, "SendGrid API host") || undefined,
-            timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout * 1000 : undefined,
-          }));
-        },
-        from: configString(config.sendgridFrom, "SendGrid From"),
-        verificationKey: configString(config.sendgridVerificationKey, "SendGrid verification key"),
-        timestampToleranceSec: num(config.sendgridTolerance, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, 0, 86400),
-      });
-      const api: TwilioConfigApi = {
-        get accountSid() {
-          return (node.credentials.accountSid ?? "").trim();
-        },
-        client: () => owned.get(),
-        from: configString(config.from ?? "", "From"),
-        messagingServiceSid: configString(config.messagingServiceSid ?? "", "Messaging Service SID"),
-        defaultRegion,
-        validationToken: () => {
-          const tok = configString(node.credentials.authToken, "Auth Token");
-          if (!tok) throw new ValidationError("The Auth Token is needed to validate Twilio's signatures (API key secrets cannot)", { code: "no_auth_token" });
-          return tok;
-        },
-        endpointUrl: (path, query) => {
-          const url = publicEndpointUrl(publicBase(), RED.settings.httpNodeRoot, path);
-          const qs = query ? new URLSearchParams(query).toString() : "";
-          return qs ? `${url}?${qs}` : url;
-        },
-        publicRoot: () => publicEndpointUrl(publicBase(), RED.settings.httpNodeRoot, "").replace(/\/mlc$/, ""),
-        optOuts: (requester) => {
-          // One list per account and store, shared by every config node of that account (lib/twilio/optout.ts).
-          const store = resolveStore(RED, config.store).name;
-          return OptOutList.shared(requester.context().global, store ?? "", api.accountSid, () => contextBackend(requester, "global", store));
-        },
-        sendgrid,
-      };
-      (node as TwilioConfigNode).mlc = api;
+      (node as TwilioConfigNode).mlc = accountApi(RED, node, config);
     },
     {
       accountSid: { type: "text" },
@@ -201,30 +128,7 @@ export function registerTwilioConfig(RED: RedAPI): void {
       sendgridApiKey: { type: "password" },
     },
   );
-
-  registerTestEndpoint(RED, TWILIO_CONFIG_TYPE, async ({ config, credentials }) => {
-    const client = buildClient(config as TwilioConfigProps, credentials);
-    let message: string;
-    try {
-      const acct = await client.testConnection();
-      message = `Connected to ${acct.friendlyName || acct.sid} (${acct.status})`;
-    } finally {
-      await client.close();
-    }
-    // Every credential the account holds is checked: the SendGrid key too, when one is set (nothing is sent).
-    const sgKey = (credentials.sendgridApiKey ?? "").trim();
-    if (!sgKey) return { ok: true, message };
-    const cfg = config as TwilioConfigProps;
-    try {
-      const mail = createMailService({ apiKey: sgKey, apiHost: configString(cfg.sendgridApiHost, "SendGrid API host") || undefined, timeoutMs: 15000 });
-      const scopes = await checkSendGridKey(mail);
-      if (!scopes.includes("mail.send")) return { ok: false, message: `${message}; the SendGrid API key may not send mail (no mail.send scope)`, code: "sendgrid_scope" };
-      return { ok: true, message: `${message}; SendGrid API key accepted` };
-    } catch (err) {
-      const code = err instanceof MlcError ? err.code : "internal";
-      return { ok: false, message: `${message}; SendGrid refused the API key: ${(err as Error).message}`, code: code === "auth_failed" ? "sendgrid_auth_failed" : code };
-    }
-  });
+  registerTestEndpoint(RED, TWILIO_CONFIG_TYPE, ({ config, credentials }) => testTwilioAccount(config as TwilioConfigProps, credentials));
 }
 
 /**

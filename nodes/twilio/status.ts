@@ -7,7 +7,7 @@
  * Vendor: https://www.twilio.com/docs/messaging/guides/track-outbound-message-status ;
  * https://www.twilio.com/docs/usage/webhooks/webhooks-security
  */
-import type { TwilioMeta } from "../lib/envelope";
+import { callbackMeta, inboundSender, parseStatusCallback } from "../lib/twilio/callback";
 import { isStatusAdvance, isFinalStatus, FAILED_STATUSES } from "../lib/twilio/status";
 import { publishStatus } from "../lib/twilio/bus";
 import { BoundedStore } from "../lib/store";
@@ -15,12 +15,12 @@ import { contextBackend, resolveStore } from "../shared/context";
 import { mountDispatcher, publicEndpointUrl, registerEndpoint, EndpointOptions, InboundRequest, InboundResponse } from "../shared/dispatcher";
 import { Status, onClose, registerNode, reportError, statusTemplate } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
-import { auditCallback } from "../flow/audit";
+import { auditCallback } from "../shared/audit-trail";
 import { twilioConfig } from "./config";
 import { handleSendGridEvents } from "./email-events";
 import { checkTwilioWebhook, one } from "./webhook";
 import { classifyKeyword } from "../lib/twilio/optout";
-import { maskPhone, toE164 } from "../lib/phone";
+import { maskPhone } from "../lib/phone";
 
 export interface StatusProps extends Record<string, unknown> {
   name?: string;
@@ -91,27 +91,14 @@ class StatusNode {
     }
     const fields = check.fields;
     const accountSid = twilioConfig(RED, config.twilio).accountSid; // checkTwilioWebhook resolved it already
-    const callSid = one(fields.CallSid);
-    const sid = one(fields.MessageSid) ?? one(fields.SmsSid) ?? callSid;
-    const status = (one(fields.MessageStatus) ?? one(fields.SmsStatus) ?? one(fields.CallStatus) ?? "").toLowerCase();
-    if (!sid || !status) return { status: 400, body: "Bad request" };
-    const kind = callSid && !fields.MessageSid ? "call" : "message";
-    const jobId = new URLSearchParams(req.rawQuery).get("j") ?? "";
-    const errorCode = Number(one(fields.ErrorCode));
-    const to = one(fields.To) ?? "";
-
-    // Audit before the 200 (flow/audit.ts auditCallback): an acknowledged callback survives a crash.
-    if (!(await auditCallback(node, { sid, status, kind, jobId, to, errorCode }))) return { status: 503, body: "Service unavailable" };
+    const c = parseStatusCallback(fields, req.rawQuery);
+    if (!c) return { status: 400, body: "Bad request" };
+    const { sid, status, kind, jobId } = c;
+    // Audit before the 200 (shared/audit-trail.ts auditCallback): an acknowledged callback survives a crash.
+    if (!(await auditCallback(node, c))) return { status: 503, body: "Service unavailable" };
     const advanced = await this.stateStore.update(sid, (prev) => (isStatusAdvance(prev?.status, status, kind) ? { status } : undefined));
     if (!advanced) return { status: 200, body: "" }; // duplicate or late: acknowledged, not emitted
-    const twilioMeta: TwilioMeta = {
-      sid,
-      status,
-      to,
-      channel: kind === "call" ? "voice" : to.startsWith("whatsapp:") ? "whatsapp" : "sms",
-      jobId,
-      ...(Number.isFinite(errorCode) && errorCode > 0 ? { errorCode } : {}),
-    };
+    const twilioMeta = callbackMeta(c);
     const failed = FAILED_STATUSES.has(status);
     node.status((failed ? Status.error : isFinalStatus(status) ? Status.ok : Status.busy)(`${status} …${sid.slice(-4)}`));
     node.send({ topic: `twilio/status/${status}`, payload: fields, twilio: twilioMeta });
@@ -132,13 +119,7 @@ class StatusNode {
       return check.response;
     }
     const f = check.fields;
-    const fromRaw = one(f.From) ?? "";
-    let from = fromRaw;
-    try {
-      from = toE164(fromRaw);
-    } catch {
-      /* short codes and alphanumeric senders stay as they are */
-    }
+    const from = inboundSender(one(f.From) ?? "");
     const kind = classifyKeyword(one(f.Body), one(f.OptOutType));
     const cfg = twilioConfig(RED, config.twilio);
     if (kind === "stop") await cfg.optOuts(node).optOut(from, "keyword");

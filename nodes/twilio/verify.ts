@@ -8,8 +8,8 @@
  * Vendor: https://www.twilio.com/docs/verify/api/verification ; https://www.twilio.com/docs/verify/api/verification-check
  */
 import { MlcError, ValidationError } from "../lib/errors";
-import { maskRecipient, toE164 } from "../lib/phone";
 import { SendLedger, ledgerKey } from "../lib/twilio/ledger";
+import { VERIFY_PORT, VerifyOperation, failedVerifyMeta, str, verificationSidOf, verifyMeta, verifyRecipient } from "../lib/twilio/verify-meta";
 import { START_LEDGER_TTL_MS, VERIFY_CHANNELS, VerifyChannel, VerifyOutcome, VerifyResult, checkVerification, startVerificationOnce } from "../lib/twilio/verify";
 import { contextBackend, resolveStore } from "../shared/context";
 import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, statusTemplate, t } from "../shared/node";
@@ -19,7 +19,7 @@ import { twilioConfig } from "./config";
 
 export const VERIFY_TYPE = "mlc-twilio-verify";
 
-export type VerifyOperation = "start" | "check";
+export type { VerifyMeta, VerifyOperation } from "../lib/twilio/verify-meta";
 
 export interface VerifyProps extends Record<string, unknown> {
   name?: string;
@@ -41,38 +41,6 @@ export interface VerifyProps extends Record<string, unknown> {
   locale?: string;
   /** Context store of the start ledger ("" = default). */
   store?: string;
-}
-
-/** `msg.verify` as emitted on the four outputs. `to` is masked. */
-export interface VerifyMeta {
-  sid: string;
-  status: string;
-  to: string;
-  channel: string;
-  result: VerifyOutcome;
-  /** True when this jobId already started this verification (nothing was sent again). */
-  duplicate?: boolean;
-}
-
-
-/** Output index per outcome: approved, pending, expired (+ canceled), max attempts. */
-const PORT: Record<VerifyOutcome, number> = { approved: 0, pending: 1, expired: 2, canceled: 2, max_attempts: 3 };
-
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const VE_SID = /^VE[0-9a-fA-F]{32}$/;
-
-function str(v: unknown): string | undefined {
-  return typeof v === "string" && v.trim() !== "" ? v.trim() : undefined;
-}
-
-/** Normalise a recipient: e-mail address as given, else E.164 without a channel prefix. */
-function recipient(raw: unknown, email: boolean, defaultRegion: string): string {
-  if (email) {
-    const v = typeof raw === "string" ? raw.trim() : "";
-    if (!EMAIL.test(v)) throw new ValidationError(v ? `"${maskRecipient(v)}" is not an e-mail address` : "No e-mail address given", { code: "invalid_email" });
-    return v;
-  }
-  return toE164(raw, defaultRegion).replace(/^[a-z]+:/, "");
 }
 
 /** What one input asks for. `code` is "" for a start. */
@@ -174,46 +142,34 @@ export function registerVerify(RED: RedAPI): void {
       let result: VerifyResult;
       try {
         if (op === "start") {
-          to = recipient(rawTo, channel === "email", cfg.defaultRegion);
+          to = verifyRecipient(rawTo, channel === "email", cfg.defaultRegion);
           status(Status.busy(`${VERIFY_TYPE}.status.sending`));
           const params = { serviceSid, to, channel, locale: firstSet(str(config.locale), str(msg.locale)) };
           if (!ledger) throw new ValidationError("Start ledger not available", { code: "unknown_store" });
           result = await startVerificationOnce(ledger, ledgerKey(messageJobId(msg), to, `verify:${channel}:${serviceSid}`), cfg.client(), params);
           if (result.result === "pending" && !(result as { duplicate?: boolean }).duplicate) n.sent++;
         } else {
-          const verificationSid = firstSet(str(msg.verificationSid), VE_SID.test(String((msg.verify as { sid?: unknown } | undefined)?.sid ?? "")) ? String((msg.verify as { sid: string }).sid) : undefined);
+          const verificationSid = verificationSidOf(msg.verificationSid, msg.verify);
           const hasTo = rawTo !== undefined && rawTo !== null && String(rawTo).trim() !== "";
           if (hasTo) {
             const email = channel === "email" || (typeof rawTo === "string" && rawTo.includes("@"));
             if (email) channel = "email";
-            to = recipient(rawTo, email, cfg.defaultRegion);
+            to = verifyRecipient(rawTo, email, cfg.defaultRegion);
           }
           status(Status.busy(`${VERIFY_TYPE}.status.checking`));
           result = await checkVerification(cfg.client(), { serviceSid, to: to || undefined, verificationSid, code, channel });
         }
       } catch (err) {
-        msg.verify = {
-          sid: "",
-          status: (err as { outcomeUnknown?: boolean }).outcomeUnknown ? "unknown" : "failed",
-          to: to ? maskRecipient(to) : typeof rawTo === "string" ? maskRecipient(rawTo) : "",
-          channel,
-        };
+        msg.verify = failedVerifyMeta(err, to, rawTo, channel);
         if (err instanceof MlcError && recordId !== undefined) err.recordId = recordId;
         throw err;
       }
 
       if (result.result === "approved") n.approved++;
-      msg.verify = {
-        sid: result.sid,
-        status: result.status,
-        to: maskRecipient(result.to || to),
-        channel: result.channel || channel,
-        result: result.result,
-        ...((result as { duplicate?: boolean }).duplicate ? { duplicate: true } : {}),
-      } satisfies VerifyMeta;
+      msg.verify = verifyMeta(result, to, channel);
       status(statusFor(op, result.result));
       const out: (NodeMessage | null)[] = [null, null, null, null];
-      out[PORT[result.result]] = msg;
+      out[VERIFY_PORT[result.result]] = msg;
       send(out);
     });
   });

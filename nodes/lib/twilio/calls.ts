@@ -9,7 +9,9 @@
  */
 import twilio from "twilio";
 import { ValidationError } from "../errors";
+import type { GatherReply } from "./call-tracker";
 import { TwilioClient, mapTwilioError } from "./client";
+import { SendLedger, SendOnceResult, sendOnce } from "./ledger";
 
 /** Call progress events Twilio can report to a StatusCallback (one repeated `StatusCallbackEvent` key each). */
 export const CALL_PROGRESS_EVENTS = ["initiated", "ringing", "answered", "completed"] as const;
@@ -274,4 +276,52 @@ export function goodbyeTwiml(v: SayVoice, prompts?: AckPrompts): string {
 /** True for an AMD result that is not a person (machine_start, machine_end_*, fax). */
 export function isMachine(answeredBy: string | null | undefined): boolean {
   return typeof answeredBy === "string" && (answeredBy.startsWith("machine") || answeredBy === "fax");
+}
+
+/** When this module was loaded (≈ process start): a call claimed before it may have been placed before a crash. */
+const LOADED_AT = Date.now();
+
+/** How {@link placeCallOnce} settles an unknown outcome. */
+export interface PlaceOnceOptions {
+  /** How long after the create a lookup may find the call, ms. */
+  windowMs: number;
+  /** True once the node closed (nothing is placed any more). */
+  aborted: () => boolean;
+}
+
+/**
+ * Place a call at most once per ledger key (ledger.ts sendOnce, serialised per key): a claimed call whose outcome is
+ * unknown is looked up (Calls by To and From, created since the claim, {@link findRecentCall}) before it is placed
+ * again; its sid is recorded in the ledger.
+ * @returns sendOnce's result: "created", "duplicate" (this key already placed a call) or "reconciled" (found)
+ * @throws what {@link createCall} and {@link findRecentCall} throw; TimeoutError (outcomeUnknown) while unresolved
+ */
+export function placeCallOnce(client: TwilioClient, ledger: SendLedger, key: string, p: CreateCallParams, o: PlaceOnceOptions): Promise<SendOnceResult<TwilioCall>> {
+  return ledger.serial(key, () =>
+    sendOnce({
+      ledger,
+      key,
+      create: () => createCall(client, p),
+      lookup: (since) => findRecentCall(client, { to: p.to, from: p.from, since: new Date(since), skip: (sid) => ledger.knows(sid) }),
+      windowMs: o.windowMs,
+      loadedAt: LOADED_AT,
+      aborted: o.aborted,
+    }),
+  );
+}
+
+/** What a tracked call keeps for its Gather answers. */
+export interface CallVoice {
+  voice: SayVoice;
+  gather?: GatherSpec;
+  prompts?: AckPrompts;
+}
+
+/** The TwiML answering a Gather action: thanks, ask again, or goodbye (`fallback` voice for an unknown call). */
+export function gatherReplyTwiml(r: GatherReply<CallVoice>, fallback: SayVoice): string {
+  if (r.kind === "unknown") return goodbyeTwiml(fallback); // restarted, expired or resolved
+  const d = r.call.data;
+  if (r.kind === "thanks") return thanksTwiml(d.voice, d.prompts);
+  if (r.kind === "retry" && d.gather) return retryTwiml(d.voice, d.gather);
+  return goodbyeTwiml(d.voice, d.prompts);
 }
