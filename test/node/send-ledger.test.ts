@@ -164,11 +164,13 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     assert.ok(sim.requests.some((q) => q.method === "GET" && /\/Messages\.json/.test(q.path)), "looked up");
   });
 
-  it("a claim left by a crash before the create: after the window proves it absent, sent once; audit says outcome_unknown until then", async () => {
-    await bed.load(flow({ sms: { reconcileWindow: "5" } }), creds());
+  it("a claim left by a crash before the create: after the window proves it absent, sent once; audit says outcome_unknown until then", async function () {
+    // A 15 s window: on a loaded machine the redeploy and the first audit read must still fall inside it.
+    this.timeout(60000);
+    await bed.load(flow({ sms: { reconcileWindow: "15" } }), creds());
     await loadConfiguredStores();
     await leaveClaim("jcrash2", Date.now());
-    await bed.redeploy(flow({ sms: { reconcileWindow: "5" } }), creds());
+    await bed.redeploy(flow({ sms: { reconcileWindow: "15" } }), creds());
     send("jcrash2");
     const unknown = await (async () => {
       for (;;) {
@@ -179,7 +181,7 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     })();
     assert.equal(unknown[0].status, "outcome_unknown");
     assert.equal(sim.messages.length, 0, "nothing sent while the outcome is unknown");
-    await until(() => r("out").length === 1, "sent after the window", 20000);
+    await until(() => r("out").length === 1, "sent after the window", 45000);
     assert.equal(sim.messages.length, 1);
     const recs = await records("jcrash2");
     assert.equal(recs.length, 1);
