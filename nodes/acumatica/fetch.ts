@@ -6,9 +6,9 @@
  */
 import { ErpError, ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
-import { isTemplate, renderTemplate } from "../lib/template";
+import { renderOptional } from "../lib/template";
 import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
-import type { NodeMessage, RedAPI } from "../shared/types";
+import type { RedAPI } from "../shared/types";
 import { acumaticaConfig } from "./config";
 
 export interface FetchProps extends Record<string, unknown> {
@@ -29,16 +29,7 @@ export interface FetchProps extends Record<string, unknown> {
   property?: string;
 }
 
-function text(template: string | undefined, msg: NodeMessage): string | undefined {
-  if (!template || template.trim() === "") return undefined;
-  return isTemplate(template) ? renderTemplate(template, msg) : template;
-}
 
-/** The `$filter`: a template's values are OData-escaped (inside quotes) or must be plain numbers (see lib/odata.ts). */
-function filterText(template: string | undefined, msg: NodeMessage): string | undefined {
-  if (!template || template.trim() === "") return undefined;
-  return isTemplate(template) ? renderODataFilter(template, msg) : template;
-}
 
 function keyParts(v: unknown): string[] {
   if (Array.isArray(v)) return v.map((x) => String(x));
@@ -65,8 +56,8 @@ export function registerAcumaticaFetch(RED: RedAPI): void {
       const acu = acumaticaConfig(RED, config.acumatica, node);
       const entity = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity) ?? "").trim();
       if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(entity)) throw new ValidationError(`"${entity}" is not an Acumatica entity name`, { code: "bad_entity" });
-      const select = text(config.select, msg);
-      const expand = text(config.expand, msg);
+      const select = renderOptional(config.select, msg);
+      const expand = renderOptional(config.expand, msg);
       status(Status.busy(workingText));
       let result: unknown;
       if (operation === "get") {
@@ -78,7 +69,7 @@ export function registerAcumaticaFetch(RED: RedAPI): void {
       } else if (operation === "list") {
         const top = config.top === undefined || config.top === "" ? undefined : num(config.top, 100, 1, 100000);
         const skip = config.skip === undefined || config.skip === "" ? undefined : num(config.skip, 0, 0, 1e9);
-        result = await acu.client().list(entity, { filter: filterText(config.filter, msg), select, expand, top, skip });
+        result = await acu.client().list(entity, { filter: renderOptional(config.filter, msg, renderODataFilter), select, expand, top, skip });
       } else {
         const record = msg.payload;
         if (!record || typeof record !== "object" || Array.isArray(record)) throw new ValidationError("Update needs msg.payload to be the record (key fields and the fields to change)", { code: "bad_record" });

@@ -8,7 +8,7 @@
  */
 import { ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
-import { isTemplate, renderTemplate } from "../lib/template";
+import { renderOptional } from "../lib/template";
 import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
 import type { NodeMessage, RedAPI } from "../shared/types";
 import { bcConfig } from "./config";
@@ -30,16 +30,7 @@ export interface BcFetchProps extends Record<string, unknown> {
   property?: string;
 }
 
-function text(template: string | undefined, msg: NodeMessage): string | undefined {
-  if (!template || template.trim() === "") return undefined;
-  return isTemplate(template) ? renderTemplate(template, msg) : template;
-}
 
-/** The `$filter`: a template's values are OData-escaped (inside quotes) or must be plain numbers (lib/odata.ts). */
-function filterText(template: string | undefined, msg: NodeMessage): string | undefined {
-  if (!template || template.trim() === "") return undefined;
-  return isTemplate(template) ? renderODataFilter(template, msg) : template;
-}
 
 /** The record and its ETag for an update: msg.payload holds the fields to change; the ETag comes from msg.etag or payload["@odata.etag"]. */
 function updateInput(msg: NodeMessage): { changes: Record<string, unknown>; etag: string } {
@@ -68,8 +59,8 @@ export function registerBcFetch(RED: RedAPI): void {
     onInput(RED, node, async (msg, { send, status }) => {
       const bc = bcConfig(RED, config.bc, node).client();
       const entity = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity as string | undefined) ?? "").trim();
-      const select = text(config.select, msg);
-      const expand = text(config.expand, msg);
+      const select = renderOptional(config.select, msg);
+      const expand = renderOptional(config.expand, msg);
       status(Status.busy(workingText));
       let result: unknown;
       const recordId = async (): Promise<string> => String((config.key ? await evaluate(RED, node, config.key, config.keyType, msg) : (msg.erp as { id?: unknown } | undefined)?.id) ?? "");
@@ -78,7 +69,7 @@ export function registerBcFetch(RED: RedAPI): void {
       } else if (operation === "list") {
         const top = config.top === undefined || config.top === "" ? undefined : num(config.top, 100, 1, 20000);
         const rows: Record<string, unknown>[] = [];
-        for await (const r of bc.list(entity, { filter: filterText(config.filter, msg), select, expand, orderby: text(config.orderby, msg), top })) rows.push(r);
+        for await (const r of bc.list(entity, { filter: renderOptional(config.filter, msg, renderODataFilter), select, expand, orderby: renderOptional(config.orderby, msg), top })) rows.push(r);
         result = rows;
       } else {
         const { changes, etag } = updateInput(msg);

@@ -22,3 +22,14 @@ export function renderTemplate(template: string, view: unknown): string {
 export function isTemplate(text: string): boolean {
   return text.includes("{{");
 }
+
+/**
+ * An optional node property that may be a template (a fetch node's `$select`, `$filter`, …): `undefined` when blank,
+ * rendered with `render` over `view` when it holds tags, else the text trimmed.
+ * @param render `renderTemplate`, or `renderODataFilter` (lib/odata.ts) for filters, whose values become OData literals
+ * @throws what `render` throws (ValidationError "bad_template" / "bad_filter")
+ */
+export function renderOptional(template: string | undefined, view: unknown, render: (template: string, view: unknown) => string = renderTemplate): string | undefined {
+  if (!template || template.trim() === "") return undefined;
+  return isTemplate(template) ? render(template, view) : template.trim();
+}

@@ -8,9 +8,9 @@
  */
 import { ErpError, ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
-import { isTemplate, renderTemplate } from "../lib/template";
+import { renderOptional, renderTemplate } from "../lib/template";
 import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
-import type { NodeMessage, RedAPI } from "../shared/types";
+import type { RedAPI } from "../shared/types";
 import { sapB1Config } from "./config";
 
 export interface SapB1FetchProps extends Record<string, unknown> {
@@ -33,10 +33,6 @@ export interface SapB1FetchProps extends Record<string, unknown> {
   property?: string;
 }
 
-function text(template: string | undefined, msg: NodeMessage): string | undefined {
-  if (!template || template.trim() === "") return undefined;
-  return isTemplate(template) ? renderTemplate(template, msg) : template.trim();
-}
 
 /** Entity and key from the configured entity and a key value (`812`, `"A00001"`, or `Invoices(812)` / `Items('A1')`). */
 function target(entity: string, key: unknown): { entity: string; key: string | number } {
@@ -66,13 +62,13 @@ export function registerSapB1Fetch(RED: RedAPI): void {
     onInput(RED, node, async (msg, { send, status }) => {
       const sap = sapB1Config(RED, config.sapb1, node);
       const configured = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity) ?? "").trim();
-      const select = text(config.select, msg);
+      const select = renderOptional(config.select, msg);
       status(Status.busy(workingText));
       let result: unknown;
       if (operation === "list") {
         const top = config.top === undefined || config.top === "" ? undefined : num(config.top, 100, 1, 100000);
-        const filter = config.filter && isTemplate(config.filter) ? renderODataFilter(config.filter, msg) : config.filter?.trim() || undefined;
-        result = await sap.client().listAll(configured, { filter, select, orderby: text(config.orderby, msg), top });
+        const filter = renderOptional(config.filter, msg, renderODataFilter); // values become OData literals
+        result = await sap.client().listAll(configured, { filter, select, orderby: renderOptional(config.orderby, msg), top });
       } else {
         const key = config.key ? await evaluate(RED, node, config.key, config.keyType, msg) : msg.key;
         const at = target(configured, key);
