@@ -26,6 +26,7 @@ import { AuthManager } from "../auth/renewal";
 import { topSkipPages } from "../poll/pages";
 import { CookieSessionSource } from "../auth/session";
 import { AuthSource, AuthState } from "../auth/source";
+import { closeWithin } from "../auth/close";
 import { AcumaticaTarget, FailContext, checkCookieLogin, describeHttpError, failError, hasPathLikeText, safeText, tokenError } from "./answers";
 import { PlainRecord, unwrapValues, wrapValues } from "./values";
 
@@ -612,30 +613,14 @@ export class AcumaticaClient {
     if (this.closing) return this.closing;
     this.closed = true;
     this.authMgr.close();
-    this.closing = (async () => {
-      const abort = new AbortController();
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          abort.abort();
-          resolve();
-        }, this.closeTimeoutMs);
-      });
-      try {
-        const work = (async () => {
-          const pending = this.authMgr.pending;
-          if (pending) await Promise.race([pending.catch(() => undefined), expired]);
-          if (abort.signal.aborted) return;
-          if (await this.signOut(abort.signal)) await Promise.resolve().then(() => this.onSignedOut?.());
-        })().catch(() => undefined); // sign-out is best effort; the pool is closed regardless
-        await Promise.race([work, expired]);
-      } finally {
-        this.authMgr.source.clear();
-        // the pool waits for busy sockets; never longer than the bound
-        await Promise.race([this.http.close().catch(() => undefined), expired]);
-        clearTimeout(timer);
-      }
-    })();
+    this.closing = closeWithin(this.closeTimeoutMs, {
+      pending: this.authMgr.pending,
+      signOut: async (signal) => {
+        if (await this.signOut(signal)) await this.onSignedOut?.();
+      },
+      forget: () => this.authMgr.source.clear(),
+      release: () => this.http.close(),
+    });
     return this.closing;
   }
 

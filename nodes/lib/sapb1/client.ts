@@ -19,6 +19,7 @@ import { Budget, isRefusal } from "../budget";
 import { AuthError, ErpError, MlcError, ValidationError } from "../errors";
 import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse, HttpTlsOptions, safeUrl } from "../http";
 import { odataPage } from "../poll/pages";
+import { closeWithin } from "../auth/close";
 import { FailContext, failError, isSessionGone } from "./answers";
 import { SapB1SessionSource, checkLoginAnswer } from "./session";
 
@@ -290,27 +291,13 @@ export class SapB1Client {
 
   // ------------------------------------------------------------------------------------------------------ plumbing
 
-  private async shutdown(): Promise<void> {
-    const abort = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        abort.abort();
-        resolve();
-      }, this.closeTimeoutMs);
+  private shutdown(): Promise<void> {
+    return closeWithin(this.closeTimeoutMs, {
+      pending: this.auth.pending,
+      signOut: (signal) => this.session.signOut(signal),
+      forget: () => this.session.clear(),
+      release: () => this.http.close(),
     });
-    try {
-      const work = (async () => {
-        const pending = this.auth.pending;
-        if (pending) await Promise.race([pending.catch(() => undefined), expired]);
-        if (!abort.signal.aborted) await this.session.signOut(abort.signal);
-      })().catch(() => undefined);
-      await Promise.race([work, expired]);
-    } finally {
-      this.session.clear();
-      await Promise.race([this.http.close().catch(() => undefined), expired]);
-      clearTimeout(timer);
-    }
   }
 
   private makeSession(opts: SapB1ClientOptions): SapB1SessionSource {
