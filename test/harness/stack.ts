@@ -1,7 +1,8 @@
 /**
- * The whole main job on the built-in simulators: an Acumatica simulator (seeded), a Twilio simulator and
- * a real Node-RED with this package and the Acumatica example flows deployed. Used by `npm run demo`
- * and by the end-to-end tests, so both exercise exactly the same wiring.
+ * The whole main job on the built-in simulators: an Acumatica simulator (seeded), SAP Business One's Service Layer,
+ * Twilio and SendGrid simulators, on request the Intacct, Exact and Business Central simulators (`erps`,
+ * test/harness/erp-sims.ts), and a real Node-RED with this package and the chosen families' example flows deployed
+ * (default: Acumatica's). Used by `npm run demo` and by the end-to-end tests, so both exercise exactly the same wiring.
  */
 import fs from "node:fs";
 import path from "node:path";
