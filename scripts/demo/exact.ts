@@ -89,6 +89,6 @@ export const exact: FamilyDemo = {
     if (mail) await printAudit(ctx, [mail.messageId]);
     const s = sim(ctx);
     ctx.out();
-    ctx.out(`Exact calls: ${s.apiCalls().length} API calls, ${s.log.filter((l) => l.kind === "token").length} token requests (the pasted refresh token, rotated and saved before use).`);
+    ctx.out(`Exact calls: ${s.apiCalls().length} API calls, ${s.log.filter((l) => l.kind === "token").length} token request(s) (the pasted refresh token, rotated and saved before use).`);
   },
 };
