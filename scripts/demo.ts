@@ -7,7 +7,7 @@
  * No family: every family, in one Node-RED, one story after the other. An unknown argument: usage, exit code 2.
  * In a terminal it keeps running (open the editor) until Ctrl+C; otherwise, or with --exit, it stops. Exit code 1 when
  * a story did not see what it expected (each such line is marked "(!)"). MLC_DEMO_DIR: the Node-RED user dir's parent
- * (default <repo>/.demo, emptied first).
+ * (default <repo>/.demo, emptied first); MLC_DEMO_LOG=1 prints Node-RED's warnings and errors at the end.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -71,6 +71,11 @@ async function main(): Promise<number> {
       out(`== ${d.family}: ${d.title} ==`);
       out();
       await d.story(ctx);
+    }
+    if (process.env.MLC_DEMO_LOG) {
+      out();
+      out("Node-RED's warnings and errors:");
+      for (const l of stack.nodeRed.log.filter((x) => /\[(warn|error)\]/.test(x))) out(`  ${l}`);
     }
     out();
     out(ctx.problems.length ? `${ctx.problems.length} step(s) did not go as expected: ${ctx.problems.join("; ")}` : `Done: ${families.length} ${families.length === 1 ? "story" : "stories"} told.`);
