@@ -14,13 +14,14 @@ function sim(ctx: DemoContext): BcSim {
   return s;
 }
 const day = (offset: number): string => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+const purchaseSub = (s: BcSim) => [...s.subs.values()].find((x) => x.entitySet === "purchaseInvoices");
 const smsAbout = (ctx: DemoContext, re: RegExp) => ctx.stack.twilio.messages.filter((m) => re.test(m.body));
 
 async function webhook(ctx: DemoContext): Promise<string[]> {
   const { out } = ctx;
   const s = sim(ctx);
   out("1. On deploy the trigger subscribes purchaseInvoices; BC checks the URL with a validationToken handshake:");
-  const sub = await expect(ctx, () => [...s.subs.values()][0], 30000, "the purchaseInvoices subscription");
+  const sub = await expect(ctx, () => purchaseSub(s), 30000, "the purchaseInvoices subscription");
   for (const h of s.log.filter((l) => l.kind === "handshake")) out(`   handshake POST ${h.url}?validationToken=… → HTTP ${h.status}${h.ok ? ", token echoed" : ""}`);
   if (sub) out(`   subscription ${sub.subscriptionId.slice(0, 8)}… on ${sub.entitySet}, expires ${new Date(sub.expiresAt).toISOString()} (renewed before the 3 days run out)`);
 
@@ -52,7 +53,8 @@ async function forge(ctx: DemoContext, url: string | undefined): Promise<number>
   const s = sim(ctx);
   const pi = [...(s.rows.get("purchaseInvoices")?.values() ?? [])].find((r) => r.number === "PI-2003");
   if (!url || !pi) return 0;
-  const [sub] = [...s.subs.values()];
+  const sub = purchaseSub(s);
+  if (!sub) return 0;
   const item = { subscriptionId: sub.subscriptionId, clientState: "guessed", expirationDateTime: new Date(sub.expiresAt).toISOString(), resource: `/api/v2.0/companies(${s.companyId})/purchaseInvoices(${pi.id})`, changeType: "updated", lastModifiedDateTime: new Date().toISOString() };
   const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ value: [item] }) });
   return r.status;
@@ -92,6 +94,6 @@ export const bc: FamilyDemo = {
     await deliverAndAudit(ctx, sids);
     const s = sim(ctx);
     ctx.out();
-    ctx.out(`BC calls: ${s.apiCalls().length} API calls, ${s.tokensIssued} Entra token (client credentials through @azure/msal-node), ${s.subs.size} subscription.`);
+    ctx.out(`BC calls: ${s.apiCalls().length} API calls, ${s.tokensIssued} Entra token (client credentials through @azure/msal-node), ${s.subs.size} subscription(s).`);
   },
 };

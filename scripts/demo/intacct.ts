@@ -5,7 +5,7 @@
  * CALL_THRESHOLD calls the approver, who presses 1. Delivery is followed by polling Twilio; one API session throughout.
  */
 import { IntacctSim } from "../../test/sims/intacct";
-import { INTACCT_APPROVER, INTACCT_CALL_THRESHOLD } from "../../test/harness/erp-sims";
+import { INTACCT_APPROVER, INTACCT_APPROVER_USER, INTACCT_CALL_THRESHOLD } from "../../test/harness/erp-sims";
 import { DemoContext, FamilyDemo, check, deliverAndAudit, expect, printAudit } from "./common";
 
 function sim(ctx: DemoContext): IntacctSim {
@@ -13,7 +13,9 @@ function sim(ctx: DemoContext): IntacctSim {
   if (!s) throw new Error("the Intacct simulator is not running");
   return s;
 }
-const readByQueries = (s: IntacctSim): number => s.log.filter((l) => l.functions.includes("readByQuery") && l.outcome === "ok").length;
+/** APBILL polls (where the simulator's log names the object: other examples poll APPYMT on their own). */
+const readByQueries = (s: IntacctSim): number =>
+  s.log.filter((l) => l.functions.includes("readByQuery") && l.outcome === "ok" && ((l as { objects?: string[] }).objects?.includes("APBILL") ?? true)).length;
 
 /** A bill as Intacct stores it (values as text), modified now in the company's time. */
 function submit(s: IntacctSim, ref: string, amount: string, recordNo: string, state = "Submitted"): void {
@@ -74,6 +76,10 @@ export const intacct: FamilyDemo = {
   family: "intacct",
   title: "Sage Intacct (polled XML API) → approver SMS or call with keypress → delivery polled → audit",
   erps: ["intacct"],
+  prepare(ctx) {
+    // the vendor's bill approver, whom the example's routing maps to APPROVER_PHONE
+    sim(ctx).upsert("VENDOR", { RECORDNO: "1", VENDORID: "V1007", NAME: "Blue Ridge Paper", BILLAPPROVERID: INTACCT_APPROVER_USER, WHENMODIFIED: "01/01/2025 00:00:00" });
+  },
   async story(ctx) {
     await bills(ctx);
     const callSid = await call(ctx);

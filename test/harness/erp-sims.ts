@@ -24,6 +24,7 @@ export const EXACT_PUBLIC_URL = "https://nodered.example.com";
 /** The Intacct example's approver (APPROVER_PHONE) and the amount above which it calls instead of texting (CALL_THRESHOLD). */
 export const INTACCT_APPROVER = "+14155550123";
 export const INTACCT_CALL_THRESHOLD = "10000";
+export const INTACCT_APPROVER_USER = "JSMITH";
 
 /**
  * Start the simulators named in `names`.
@@ -46,6 +47,8 @@ export async function startErpSims(names: readonly ErpSimName[], nodeRedPort: nu
       INTACCT_USER_ID: s.userId,
       INTACCT_USER_PASSWORD: s.userPassword,
       APPROVER_PHONE: INTACCT_APPROVER,
+      // the Intacct user the example's routing table maps to APPROVER_PHONE (the vendor's bill approver)
+      APPROVER_USER: INTACCT_APPROVER_USER,
       CALL_THRESHOLD: INTACCT_CALL_THRESHOLD,
     };
   }
