@@ -1,12 +1,13 @@
 /**
  * `mlc-exact-fetch`: reads Exact Online records for a flow through the config node's client: get one record by GUID,
  * list with `$select/$filter/$top` (values templated into `$filter` are OData-escaped; GUIDs go in `guid'{{…}}'`), or
- * enrich a document (invoice, order) with its account, the account's contacts and the recipient chosen by contact
- * preference (mobile → SMS, e-mail only → e-mail; none → `msg.skipReason = "no-contact-found"`), accounts cached
- * per connection. Results are plain JSON (`/Date(ms)/` → ISO). Status shows the calls left today (X-RateLimit-Remaining).
+ * enrich a document (invoice, order, purchase order, goods delivery) with its account, the account's contacts and the
+ * recipient (lib/exact/enrich.ts: the document's contact person, then the main contact; mobile → SMS, e-mail only →
+ * e-mail; opt-out flags honoured; none → `msg.skipReason` "no-contact-found" or "opted-out"), parties cached per
+ * connection and checked for changes by `Modified` (lib/exact/parties.ts). Results are plain JSON (`/Date(ms)/` → ISO). Status shows the calls left today (X-RateLimit-Remaining).
  * Vendor: Exact Online REST reference (HlpRestAPIResources.aspx), reference exact-online.md §3, §4, §7.
  */
-import { accountOf, pickRecipient } from "../lib/exact/enrich";
+import { partyOf, pickRecipient } from "../lib/exact/enrich";
 import { fromExact } from "../lib/exact/values";
 import { ErpError, ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
@@ -71,11 +72,12 @@ export function registerExactFetch(RED: RedAPI): void {
         RED.util.setMessageProperty(msg, property, rows, true);
       } else {
         const doc = (msg.payload ?? {}) as Record<string, unknown>;
-        const accountId = accountOf(doc);
-        if (!accountId) throw new ValidationError("Enrich needs msg.payload to be a document with InvoiceTo, OrderedBy, Account or Supplier", { code: "invalid_input" });
+        const entityName = (msg.erp as { entity?: string } | undefined)?.entity;
+        const accountId = partyOf(doc, entityName)?.accountId;
+        if (!accountId) throw new ValidationError("Enrich needs msg.payload to be a document with InvoiceTo, OrderedBy, Supplier, DeliveryAccount or Account", { code: "invalid_input" });
         const party = await conn.parties.get(client, await client.currentDivision(), accountId);
         if (!party) throw new ErpError(`Account ${accountId} was not found`, { code: "not_found", status: 404, recordId: accountId });
-        const routed = pickRecipient(party);
+        const routed = pickRecipient(party, doc, undefined, entityName);
         doc.account = fromExact(party.account);
         doc.contacts = fromExact(party.contacts);
         msg.payload = doc;

@@ -361,9 +361,9 @@ describe("exact: HashCode and values", () => {
     const c1 = { ID: "c1", FullName: "One", Mobile: "+31611111111" };
     const c2 = { ID: "c2", FullName: "Two", BusinessEmail: "two@x.example" };
     assert.deepEqual(pickRecipient({ account, contacts: [c1, c2] }).recipient, { channel: "email", to: "two@x.example", name: "Two", contactId: "c2", accountId: "a" });
-    assert.equal(pickRecipient({ account, contacts: [c1, c2] }, (to) => to === "two@x.example").recipient?.to, "+31611111111");
+    assert.equal(pickRecipient({ account, contacts: [c1, c2] }, {}, (to) => to === "two@x.example").recipient?.to, "+31611111111");
     assert.equal(pickRecipient({ account, contacts: [] }).recipient?.to, "ap@x.example");
     assert.deepEqual(pickRecipient({ account: { ID: "a" }, contacts: [{ ID: "c3", FullName: "Nobody" }] }), { reason: "no-contact-found" });
-    assert.deepEqual(pickRecipient({ account: { ID: "a" }, contacts: [c1] }, () => true), { reason: "opted-out" });
+    assert.deepEqual(pickRecipient({ account: { ID: "a" }, contacts: [c1] }, {}, () => true), { reason: "opted-out" });
   });
 });
