@@ -4,7 +4,8 @@
  * flow (http in → exact fetch get → exact fetch enrich → http response) comes back with the recipient chosen by
  * contact preference; Test connection uses the deployed connection; after `kill -9` the saved tokens are used (no
  * token request inside Exact's 570 s); the editor's Authorise flow (admin endpoint → Exact's authorize page →
- * redirect to the admin server's callback) exchanges the code once.
+ * redirect to the admin server's callback) exchanges the code once; ten requests racing for the first token cost one token
+ * request (the rotating grant is never presented twice); the enrich node's status shows the calls left today.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -37,6 +38,11 @@ function flows(refreshToken: string): FlowNode[] {
     { id: "e2exOut", type: "http response", z, statusCode: "", headers: {}, wires: [] },
     { id: "e2exCatch", type: "catch", z, scope: ["e2exGet", "e2exEnrich"], uncaught: false, wires: [["e2exErr"]] },
     { id: "e2exErr", type: "change", z, rules: [{ t: "set", p: "statusCode", pt: "msg", to: "502", tot: "num" }, { t: "set", p: "payload", pt: "msg", to: "errorDetails.code", tot: "msg" }], wires: [["e2exOut"]] },
+    // the enrich node's status as the editor shows it, readable over HTTP
+    { id: "e2exStatus", type: "status", z, scope: ["e2exEnrich"], wires: [["e2exKeep"]] },
+    { id: "e2exKeep", type: "change", z, rules: [{ t: "set", p: "exactStatus", pt: "global", to: "status", tot: "msg" }], wires: [[]] },
+    { id: "e2exStIn", type: "http in", z, url: "/e2e-exact-status", method: "get", wires: [["e2exStRead"]] },
+    { id: "e2exStRead", type: "change", z, rules: [{ t: "set", p: "payload", pt: "msg", to: "exactStatus", tot: "global" }], wires: [["e2exOut"]] },
   ];
 }
 
@@ -76,6 +82,26 @@ describe("end to end: Exact Online connection and fetch in a real Node-RED (pack
   };
   const invoice = (n: number): string => String(sim.put("salesinvoice/SalesInvoices", { InvoiceNumber: n, AmountDC: 1512.5, InvoiceTo: ACME, DueDate: "/Date(1743465600000)/" }).InvoiceID);
   const tokenRequests = () => sim.log.filter((l) => l.kind === "token");
+
+  it("ten requests racing for the first token through two fetch nodes: one token request, every answer 200, the grant kept", async function () {
+    const ids = Array.from({ length: 10 }, (_, i) => invoice(25000100 + i));
+    const answers = await Promise.all(ids.map((id) => remind(id)));
+    assert.deepEqual(answers.map((a) => a.status), ids.map(() => 200), JSON.stringify(answers.find((a) => a.status !== 200)?.body));
+    assert.ok(answers.every((a) => (a.body.recipient as { to?: string } | null)?.to === "+31612345678"));
+    const tokens = tokenRequests();
+    assert.equal(tokens.length, 1, "one refresh for all of them: a second one would present a used refresh token");
+    assert.deepEqual(tokens.map((l) => l.kind === "token" && [l.grant, l.status]), [["refresh_token", 200]]);
+    assert.ok(sim.apiCalls().every((c) => c.kind === "api" && c.status === 200), "no 401 or refused call");
+  });
+
+  it("the calls left today are in the enrich node's status, as Exact's X-RateLimit-Remaining says", async function () {
+    const r = await remind(invoice(25000120));
+    assert.equal(r.status, 200);
+    const status = (await (await fetch(`${stack.nodeRed.url}/e2e-exact-status`)).json()) as { text?: string; fill?: string };
+    const left = sim.dayLimit - sim.apiCalls().filter((c) => c.kind === "api" && c.status !== 429).length;
+    assert.equal(status.fill, "green");
+    assert.match(String(status.text), new RegExp(`^enrich ✓ \\d+ · ${left}/day$`), `status ${JSON.stringify(status)}, ${left} calls left`);
+  });
 
   it("loads the exact set from the tarball and routes a new invoice to the main contact by SMS", async function () {
     const sets = await stack.nodeRed.getJson<{ module: string; name: string; types: string[]; err?: string }[]>("/nodes");
