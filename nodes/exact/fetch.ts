@@ -4,11 +4,13 @@
  * enrich a document (invoice, order, purchase order, goods delivery) with its account, the account's contacts and the
  * recipient (lib/exact/enrich.ts: the document's contact person, then the main contact; mobile → SMS, e-mail only →
  * e-mail; opt-out flags honoured; none → `msg.skipReason` "no-contact-found" or "opted-out"), parties cached per
- * connection and checked for changes by `Modified` (lib/exact/parties.ts). Results are plain JSON (`/Date(ms)/` → ISO). Status shows the calls left today (X-RateLimit-Remaining).
+ * connection and checked for changes by `Modified` (lib/exact/parties.ts); or forget a cached account at once when an
+ * Accounts or Contacts trigger reports a change (`msg.payload.ID` of an account, `Account` of a contact; a deleted
+ * contact, which names no account, forgets the division's accounts). Results are plain JSON (`/Date(ms)/` → ISO). Status shows the calls left today (X-RateLimit-Remaining).
  * Vendor: Exact Online REST reference (HlpRestAPIResources.aspx), reference exact-online.md §3, §4, §7.
  */
 import { partyOf, pickRecipient } from "../lib/exact/enrich";
-import { fromExact } from "../lib/exact/values";
+import { fromExact, isGuid } from "../lib/exact/values";
 import { ErpError, ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
 import { isTemplate } from "../lib/template";
@@ -19,7 +21,7 @@ import { exactConfig } from "./config";
 export interface ExactFetchProps extends Record<string, unknown> {
   name?: string;
   exact?: string;
-  operation?: "get" | "list" | "enrich";
+  operation?: "get" | "list" | "enrich" | "forget";
   entity?: string;
   /** TypedInput of the record GUID ("id" is taken by Node-RED). */
   record?: string;
@@ -70,6 +72,12 @@ export function registerExactFetch(RED: RedAPI): void {
         const rows: unknown[] = [];
         for await (const r of client.list(entity, { select, filter, top })) rows.push(fromExact(r));
         RED.util.setMessageProperty(msg, property, rows, true);
+      } else if (operation === "forget") {
+        const p = (msg.payload ?? {}) as Record<string, unknown>;
+        const raw = (msg.erp as { entity?: string } | undefined)?.entity === "Accounts" ? p.ID : p.Account;
+        const accountId = typeof raw === "string" && isGuid(raw) ? raw : undefined;
+        conn.parties.invalidate(await client.currentDivision(), accountId);
+        msg.forgotten = accountId ?? "all";
       } else {
         const doc = (msg.payload ?? {}) as Record<string, unknown>;
         const entityName = (msg.erp as { entity?: string } | undefined)?.entity;
