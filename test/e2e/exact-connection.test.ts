@@ -5,9 +5,11 @@
  * contact preference; Test connection uses the deployed connection; after `kill -9` the saved tokens are used (no
  * token request inside Exact's 570 s); the editor's Authorise flow (admin endpoint → Exact's authorize page →
  * redirect to the admin server's callback) exchanges the code once; ten requests racing for the first token cost one token
- * request (the rotating grant is never presented twice); the enrich node's status shows the calls left today.
+ * request (the rotating grant is never presented twice); the enrich node's status shows the calls left today; down for
+ * 11 minutes and restarted, the connection refreshes with the rotated refresh token it saved, never the pasted one.
  */
 import assert from "node:assert/strict";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { FlowNode, Stack, startStack } from "../harness/stack";
@@ -44,6 +46,23 @@ function flows(refreshToken: string): FlowNode[] {
     { id: "e2exStIn", type: "http in", z, url: "/e2e-exact-status", method: "get", wires: [["e2exStRead"]] },
     { id: "e2exStRead", type: "change", z, rules: [{ t: "set", p: "payload", pt: "msg", to: "exactStatus", tot: "global" }], wires: [["e2exOut"]] },
   ];
+}
+
+/**
+ * Age the token state a stopped Node-RED saved (aes-256-ctr, key SHA-256 of the credential secret, as
+ * nodes/lib/auth/token-file.ts writes it): issue and expiry times move by `deltaMs`, nothing else changes.
+ */
+function shiftSavedTokens(file: string, deltaMs: number): void {
+  const key = createHash("sha256").update(process.env.MLC_CREDENTIAL_SECRET || "ml-connector-local-secret").digest();
+  const sealed = (JSON.parse(fs.readFileSync(file, "utf8")) as { $: string }).$;
+  const decipher = createDecipheriv("aes-256-ctr", key, Buffer.from(sealed.slice(0, 32), "hex"));
+  const stored = JSON.parse(decipher.update(sealed.slice(32), "base64", "utf8") + decipher.final("utf8")) as { refreshToken: string };
+  const tokens = JSON.parse(stored.refreshToken) as { issuedAt?: number; expiresAt?: number };
+  assert.ok(tokens.issuedAt && tokens.expiresAt, "the saved state has the access token's issue and expiry times");
+  stored.refreshToken = JSON.stringify({ ...tokens, issuedAt: tokens.issuedAt + deltaMs, expiresAt: tokens.expiresAt + deltaMs });
+  const iv = randomBytes(16);
+  const cipher = createCipheriv("aes-256-ctr", key, iv);
+  fs.writeFileSync(file, JSON.stringify({ $: iv.toString("hex") + cipher.update(JSON.stringify(stored), "utf8", "base64") + cipher.final("base64") }));
 }
 
 describe("end to end: Exact Online connection and fetch in a real Node-RED (packed and installed)", function () {
@@ -131,6 +150,26 @@ describe("end to end: Exact Online connection and fetch in a real Node-RED (pack
     const r = await remind(invoice(25000143));
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(tokenRequests().length, 1, "the saved access token was used");
+  });
+
+  it("down for 11 minutes (kill -9), then restarted: the persisted, rotated refresh token continues the chain; the pasted one is never presented again", async function () {
+    const grants = () => tokenRequests().filter((l) => l.kind === "token" && l.status === 200) as { refreshToken: string; usedRefreshToken?: string }[];
+    const pasted = grants()[0].usedRefreshToken;
+    const rotated = grants()[grants().length - 1].refreshToken;
+    assert.ok(pasted && rotated && pasted !== rotated);
+    await stack.nodeRed.kill();
+    // 11 minutes pass for both sides: Exact's clock moves on, and the saved token state ages by as much (the client
+    // judges the access token by the issue time it saved); the file stays encrypted with Node-RED's credential secret.
+    const offset = 11 * 60_000;
+    sim.now = () => Date.now() + offset;
+    shiftSavedTokens(path.join(root, "user", ".mlc-tokens", "exact-e2exCfg.json"), -offset);
+    await stack.nodeRed.start();
+    const before = tokenRequests().length;
+    const r = await remind(invoice(25000145));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const fresh = tokenRequests().slice(before);
+    assert.deepEqual(fresh.map((l) => l.kind === "token" && [l.grant, l.status, l.usedRefreshToken]), [["refresh_token", 200, rotated]], "one refresh, with the rotated token from the file");
+    assert.ok(!tokenRequests().slice(1).some((l) => l.kind === "token" && l.usedRefreshToken === pasted), "the pasted (used) refresh token is never presented again");
   });
 
   it("Authorise from the editor: admin endpoint → Exact's authorize page → the admin callback exchanges the code once", async function () {
