@@ -126,6 +126,8 @@ export class ExactSim {
   dayLimit = 5000;
   /** Length of the "minute" window, ms (tests may shorten it; the headers stay epoch ms). */
   minuteMs = 60_000;
+  /** Length of the "day" window, ms (tests may shorten it; Exact's daily allowance resets at midnight). */
+  dayMs = 86_400_000;
   pageSize = 60;
   htmlUnauthorized = false;
   oldTokenKillsChain = true;
@@ -194,7 +196,7 @@ export class ExactSim {
   spendMinute(division = String(this.division)): void {
     const now = this.now();
     const minuteStart = Math.floor(now / this.minuteMs) * this.minuteMs;
-    const dayStart = Math.floor(now / 86_400_000) * 86_400_000;
+    const dayStart = Math.floor(now / this.dayMs) * this.dayMs;
     const c = this.counters.get(division) ?? { minuteStart, minute: 0, dayStart, day: 0 };
     Object.assign(c, { minuteStart, minute: this.minuteLimit });
     this.counters.set(division, c);
@@ -285,13 +287,13 @@ export class ExactSim {
   private rate(div: string, res: http.ServerResponse): Record<string, string> | undefined {
     const now = this.now();
     const minuteStart = Math.floor(now / this.minuteMs) * this.minuteMs;
-    const dayStart = Math.floor(now / 86_400_000) * 86_400_000;
+    const dayStart = Math.floor(now / this.dayMs) * this.dayMs;
     const c = this.counters.get(div) ?? { minuteStart, minute: 0, dayStart, day: 0 };
     if (c.minuteStart !== minuteStart) Object.assign(c, { minuteStart, minute: 0 });
     if (c.dayStart !== dayStart) Object.assign(c, { dayStart, day: 0 });
     this.counters.set(div, c);
     const minutely = { "X-RateLimit-Minutely-Limit": String(this.minuteLimit), "X-RateLimit-Minutely-Reset": String(minuteStart + this.minuteMs) };
-    const daily = { "X-RateLimit-Limit": String(this.dayLimit), "X-RateLimit-Reset": String(dayStart + 86_400_000) };
+    const daily = { "X-RateLimit-Limit": String(this.dayLimit), "X-RateLimit-Reset": String(dayStart + this.dayMs) };
     if (c.day >= this.dayLimit) {
       writeJson(res, 429, exactErrorBody("API daily limit exceeded"), { ...daily, "X-RateLimit-Remaining": "0" });
       return undefined;
