@@ -127,6 +127,18 @@ describe("exact: party cache checked by Modified (against ExactSim)", function (
     assert.equal(await to(cache, "9f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f"), "missing");
   });
 
+  it("a mass change (more changed rows than maxCheckRows) drops the cache after one page instead of paging through it", async () => {
+    const cache = new PartyCache({ now: () => clock.t, maxCheckRows: 50 });
+    assert.equal(await to(cache), "+31611111111");
+    clock.t += 60_000;
+    for (let i = 0; i < 130; i++) sim.put("crm/Accounts", { ID: `5${String(i).padStart(7, "0")}-0000-4000-8000-000000000000`, Name: `Imported ${i}` });
+    sim.put("crm/Contacts", { ID: MAIN, Account: A, FullName: "Main", Mobile: "+31677777777" });
+    clock.t += 30 * 60_000;
+    const before = calls();
+    assert.equal(await to(cache), "+31677777777");
+    assert.equal(calls() - before, 1 + 2, "one page of the Accounts listing, then the reload");
+  });
+
   it("an entry older than maxAgeMs is reloaded (deleted contacts have no Modified)", async () => {
     const cache = new PartyCache({ now: () => clock.t, checkMs: 86_400_000 * 10, maxAgeMs: 3_600_000 });
     assert.equal(await to(cache), "+31611111111");

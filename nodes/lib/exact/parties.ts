@@ -10,7 +10,8 @@
  *   ID/Account/Modified only) name what changed in the whole division; an entry is dropped only when a row's
  *   `Modified` differs from the one it was loaded with (or a contact is new to, or moved from, its account), so the
  *   2 h overlap (Exact's datetime zone is undocumented, reference §3) costs rows, not reloads. Checks are lazy: no
- *   alerts, no calls; an alert for an account not cached loads it without a check. A failed check drops everything (the next alert reloads) rather than trust stale data.
+ *   alerts, no calls; an alert for an account not cached loads it without a check. A failed check, or one that finds more than `maxCheckRows` changed rows (a mass import), drops the division's
+ *   parties (the next alerts reload what they use) rather than trust stale data or page through the import.
  * - Age cap `maxAgeMs` (default 24 h): deletions have no `Modified`, so an entry is reloaded at least daily.
  * - {@link PartyCache.invalidate} drops an account at once (e.g. from an Accounts or Contacts webhook).
  * So a changed phone number, e-mail or opt-out reaches routing within `checkMs`, a deleted contact within `maxAgeMs`.
@@ -29,6 +30,8 @@ export interface PartyCacheOptions {
   overlapMs?: number;
   /** Entries kept (oldest evicted); default 1000. */
   max?: number;
+  /** Changed rows a check reads at most (60 a page) before it drops the division's parties instead; default 300. */
+  maxCheckRows?: number;
   /** Clock, ms since the epoch (tests, bench). */
   now?: () => number;
 }
@@ -54,7 +57,7 @@ export class PartyCache {
   checkCalls = 0;
 
   constructor(opts: PartyCacheOptions = {}) {
-    this.opts = { checkMs: opts.checkMs ?? 1_800_000, maxAgeMs: opts.maxAgeMs ?? 86_400_000, overlapMs: opts.overlapMs ?? 7_200_000, max: opts.max ?? 1000 };
+    this.opts = { checkMs: opts.checkMs ?? 1_800_000, maxAgeMs: opts.maxAgeMs ?? 86_400_000, overlapMs: opts.overlapMs ?? 7_200_000, max: opts.max ?? 1000, maxCheckRows: opts.maxCheckRows ?? 300 };
     this.now = opts.now ?? Date.now;
   }
 
@@ -104,10 +107,14 @@ export class PartyCache {
     const prefix = `${division}|`;
     try {
       const changed: Record<string, unknown>[] = [];
+      const keep = (r: Record<string, unknown>): void => {
+        // a mass change (an import) would cost a page per 60 rows: reloading what is used is cheaper
+        if (changed.push(r) > this.opts.maxCheckRows) throw new Error("too many changes to check");
+      };
       this.checkCalls++;
-      for await (const r of client.list("crm/Accounts", { select: ["ID", "Modified"], filter }, division)) changed.push({ ...r, Account: r.ID });
+      for await (const r of client.list("crm/Accounts", { select: ["ID", "Modified"], filter }, division)) keep({ ...r, Account: r.ID });
       this.checkCalls++;
-      for await (const r of client.list("crm/Contacts", { select: ["ID", "Account", "Modified"], filter }, division)) changed.push(r);
+      for await (const r of client.list("crm/Contacts", { select: ["ID", "Account", "Modified"], filter }, division)) keep(r);
       for (const [key, e] of this.entries) {
         if (!key.startsWith(prefix)) continue;
         // an entry still loading may have read before a change this check saw: reload it next time
