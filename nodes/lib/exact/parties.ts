@@ -10,8 +10,9 @@
  *   ID/Account/Modified only) name what changed in the whole division; an entry is dropped only when a row's
  *   `Modified` differs from the one it was loaded with (or a contact is new to, or moved from, its account), so the
  *   2 h overlap (Exact's datetime zone is undocumented, reference §3) costs rows, not reloads. Checks are lazy: no
- *   alerts, no calls; an alert for an account not cached loads it without a check. A failed check, or one that finds more than `maxCheckRows` changed rows (a mass import), drops the division's
- *   parties (the next alerts reload what they use) rather than trust stale data or page through the import.
+ *   alerts, no calls; an alert for an account not cached loads it without a check. A failed check, or one that
+ *   finds more than `maxCheckRows` changed rows (a mass import), drops the division's parties (the next alerts
+ *   reload what they use) rather than trust stale data or page through the import.
  * - Age cap `maxAgeMs` (default 24 h): deletions have no `Modified`, so an entry is reloaded at least daily.
  * - {@link PartyCache.invalidate} drops an account at once (e.g. from an Accounts or Contacts webhook).
  * So a changed phone number, e-mail or opt-out reaches routing within `checkMs`, a deleted contact within `maxAgeMs`.
