@@ -3,7 +3,8 @@
  * SAP Business One Service Layer"):
  * - one cookie session per client (session.ts on nodes/lib/auth), logged in on first use, reused, renewed once
  *   (single-flight, nodes/lib/auth/renewal.ts) when an answer says the session is gone (answers.ts `isSessionGone`),
- *   the request replayed once; logged out on {@link SapB1Client.close};
+ *   the request replayed once; logged out on {@link SapB1Client.close}; handed to the owner to keep across a restart
+ *   or `kill -9` (`session` / `onSession`), so a crash does not leave a second live session behind;
  * - every data request through the kit's budget (nodes/lib/budget, a concurrency cap: a session is served by one
  *   Service Layer node) on the kit's HttpClient, with per-connection TLS trust (CA or SHA-256 pin, never
  *   process-wide: Service Layer ships a self-signed certificate);
@@ -21,7 +22,7 @@ import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse, HttpTlsOptions
 import { odataPage } from "../poll/pages";
 import { closeWithin } from "../auth/close";
 import { FailContext, failError, isSessionGone } from "./answers";
-import { SapB1SessionSource, checkLoginAnswer } from "./session";
+import { KeptSapB1Session, SapB1SessionSource, checkLoginAnswer } from "./session";
 
 /** Service Layer protocol versions: `/b1s/v1` (OData v3) and `/b1s/v2` (OData v4). */
 export type SapB1Version = "v1" | "v2";
@@ -63,6 +64,13 @@ export interface SapB1ClientOptions {
   onAuthState?: (s: AuthState) => void;
   /** Bound on {@link SapB1Client.close}, ms; default 10000. */
   closeTimeoutMs?: number;
+  /** A session kept from an earlier run (e.g. before a `kill -9`): used without a Login until the server answers 401. */
+  session?: KeptSapB1Session;
+  /**
+   * Told the session to keep across restarts (after each Login, before the session is used; awaited) and `undefined`
+   * after a logout; must not throw. The value is a credential: keep it encrypted (nodes/lib/auth/token-file.ts).
+   */
+  onSession?: (s: KeptSapB1Session | undefined) => void | Promise<void>;
 }
 
 /** Query options of {@link SapB1Client.list} and {@link SapB1Client.get}. */
@@ -294,7 +302,9 @@ export class SapB1Client {
   private shutdown(): Promise<void> {
     return closeWithin(this.closeTimeoutMs, {
       pending: this.auth.pending,
-      signOut: (signal) => this.session.signOut(signal),
+      signOut: async (signal) => {
+        if (await this.session.signOut(signal)) await this.session.forgetKept();
+      },
       forget: () => this.session.clear(),
       release: () => this.http.close(),
     });
@@ -312,6 +322,8 @@ export class SapB1Client {
       checkLogin: checkLoginAnswer,
       logoutUrl,
       logout: (cookie, signal) => this.http.request({ method: "POST", url: logoutUrl, headers: { Cookie: cookie }, idempotent: true, timeoutMs: this.closeTimeoutMs, signal }),
+      initial: opts.session,
+      onSession: opts.onSession,
     });
   }
 
