@@ -188,6 +188,10 @@ describe("sapb1 client against the Service Layer simulator", function () {
     const rows = await small.listAll("Invoices", { top: 30, orderby: "DocEntry" });
     assert.deepEqual(rows.map((r) => r.DocEntry), Array.from({ length: 30 }, (_, i) => i + 1));
     assert.equal(sim.dataRequests.length, 3, "30 rows at 20 per page = 2 more requests");
+    // a list may ask its own page size (the scans read whole sets with larger pages)
+    assert.equal((await big.listAll("Invoices", { pageSize: 10 })).length, 45);
+    assert.equal(sim.dataRequests.length, 8, "45 rows at 10 per page = 5 more requests");
+    await assert.rejects(big.listAll("Invoices", { pageSize: -1 }).then(() => undefined), /pageSize/);
   });
 
   it("filters on UpdateDate/UpdateTime with quoted literals and minutes only (the kit's split-time window)", async () => {

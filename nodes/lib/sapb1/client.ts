@@ -85,6 +85,11 @@ export interface SapB1Query {
   orderby?: string | string[];
   /** `$top`: at most this many rows over all pages. */
   top?: number;
+  /**
+   * Rows per page for this list (`Prefer: odata.maxpagesize`, reference §5), e.g. larger for a full scan whose every
+   * page is one Service Layer call; default the client's `pageSize`; 0 = the server's default.
+   */
+  pageSize?: number;
 }
 
 /** Options of {@link SapB1Client.patch}. */
@@ -222,6 +227,8 @@ export class SapB1Client {
   async *list(entity: string, q: SapB1Query = {}): AsyncGenerator<SapB1Record, void, undefined> {
     this.checkEntity(entity);
     if (q.top !== undefined && !(Number.isInteger(q.top) && q.top >= 0)) throw new ValidationError("$top must be a non-negative integer");
+    const pageSize = q.pageSize ?? this.pageSize;
+    if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > 10_000) throw new ValidationError("pageSize must be an integer 0…10000");
     let url: string | undefined =
       this.serviceRoot +
       entity +
@@ -231,7 +238,7 @@ export class SapB1Client {
     while (url) {
       if (seen.has(url)) throw new ErpError(`SAP Business One next link repeats for ${entity}`, { code: "paging_loop" });
       seen.add(url);
-      const { rows, next } = await this.page(url, entity);
+      const { rows, next } = await this.page(url, entity, pageSize);
       for (const r of rows) {
         if (q.top !== undefined && count >= q.top) return;
         count++;
@@ -368,8 +375,8 @@ export class SapB1Client {
     return res;
   }
 
-  private async page(url: string, entity: string): Promise<{ rows: unknown[]; next?: string }> {
-    const headers: Record<string, string> = this.pageSize > 0 ? { Prefer: `odata.maxpagesize=${this.pageSize}` } : {};
+  private async page(url: string, entity: string, pageSize: number): Promise<{ rows: unknown[]; next?: string }> {
+    const headers: Record<string, string> = pageSize > 0 ? { Prefer: `odata.maxpagesize=${pageSize}` } : {};
     const ctx = { op: `GET ${entity}` };
     const res = await this.call({ method: "GET", url, headers }, ctx);
     if (res.status !== 200) throw failError(res, ctx);
