@@ -4,12 +4,17 @@
  * self-signed certificate Service Layer ships with; never a process-wide switch). Owns the single SapB1Client every
  * trigger and fetch node using it shares: one Login, reused, renewed once on 401, logged out when the node closes.
  * A refused Login pauses logging in (5 min) and is shown on this node and on every node using it.
+ * The session survives a restart, even `kill -9`: its cookies are kept in `<userDir>/.mlc-tokens/sapb1-<node id>.json`,
+ * encrypted with Node-RED's credential secret (lib/auth/token-file.ts), and reused until the server answers 401
+ * instead of logging in while the old session is still alive; a logout (clean stop) or deleting the node removes it.
  * Vendor: SAP "Working with SAP Business One Service Layer" §3.1 (Login/Logout), reference sap-business-one.md §1–2.
  */
 import { AuthState } from "../lib/auth/source";
+import type { TokenFile } from "../lib/auth/token-file";
 import { SapB1Client, SapB1ClientOptions } from "../lib/sapb1/client";
+import { readKeptSession, sessionIdentity } from "../lib/sapb1/session";
 import { registerTestEndpoint } from "../shared/admin";
-import { ConfigUsers, OwnedClient, configApi, configString } from "../shared/config";
+import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
 import { Status, registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
@@ -43,8 +48,12 @@ interface SapB1ConfigNode extends RedNode {
   mlc: SapB1ConfigApi;
 }
 
+type Hooks = Pick<SapB1ClientOptions, "onAuthState" | "session" | "onSession">;
+const identity = (config: SapB1ConfigProps, c: Record<string, string | undefined>): string =>
+  sessionIdentity([config.url, config.version === "v1" ? "v1" : "v2", config.companyDb, c.username]);
+
 /** Build a client from the node's properties and credentials. @throws ValidationError (missing_env, bad URL, bad TLS) */
-export function buildSapB1Client(config: SapB1ConfigProps, c: Record<string, string | undefined>, onAuthState?: (s: AuthState) => void): SapB1Client {
+export function buildSapB1Client(config: SapB1ConfigProps, c: Record<string, string | undefined>, hooks: Hooks = {}): SapB1Client {
   const ca = configString(config.ca, "CA certificate");
   const pin = configString(config.pin, "Certificate pin");
   const timeout = Number(config.timeout);
@@ -56,7 +65,7 @@ export function buildSapB1Client(config: SapB1ConfigProps, c: Record<string, str
     password: configString(c.password, "Password"),
     tls: ca || pin ? { ca: ca || undefined, pinSha256: pin || undefined } : undefined,
     http: Number.isFinite(timeout) && timeout > 0 ? { timeoutMs: timeout * 1000 } : undefined,
-    onAuthState,
+    ...hooks,
   };
   return new SapB1Client(opts);
 }
@@ -67,18 +76,37 @@ export function registerSapB1Config(RED: RedAPI): void {
     SAPB1_CONFIG_TYPE,
     (node, config) => {
       const users = new ConfigUsers();
-      const owned = new OwnedClient(node, () =>
-        buildSapB1Client(config, node.credentials, (s: AuthState) => {
-          if (s.blocked) {
-            const status = Status.error("errors.auth_cooldown");
-            node.status(status);
-            users.show(status);
-            node.warn(s.error?.message ?? "SAP Business One refused the Login");
-          } else {
-            users.clear();
-            node.status(Status.ok("mlc-sapb1-config.status.signedIn"));
+      let file: TokenFile | undefined;
+      const onAuthState = (s: AuthState): void => {
+        if (s.blocked) {
+          const status = Status.error("errors.auth_cooldown");
+          node.status(status);
+          users.show(status);
+          node.warn(s.error?.message ?? "SAP Business One refused the Login");
+        } else {
+          users.clear();
+          node.status(Status.ok("mlc-sapb1-config.status.signedIn"));
+        }
+      };
+      const owned = new OwnedClient(
+        node,
+        () => {
+          const hooks: Hooks = { onAuthState };
+          const f = tokenFileFor(RED, node, "sapb1", identity(config, node.credentials));
+          if ("reason" in f) node.warn(`The SAP Business One session is kept in memory only (${f.reason}): after a crash the next start logs in while the old session lives on`);
+          else {
+            file = f;
+            hooks.session = readKeptSession(f);
+            hooks.onSession = (s) =>
+              (s ? f.write(JSON.stringify(s)) : f.clear()).catch(() => node.warn("Could not keep the SAP Business One session on disk: after a crash the next start logs in again"));
           }
-        }),
+          return buildSapB1Client(config, node.credentials, hooks);
+        },
+        async (removed) => {
+          if (!removed) return; // a clean stop logged out (and forgot the session); a failed logout keeps it for the next start
+          const f = file ?? tokenFileFor(RED, node, "sapb1", identity(config, node.credentials));
+          if (!("reason" in f)) await f.clear().catch(() => undefined);
+        },
       );
       (node as SapB1ConfigNode).mlc = {
         client: () => owned.get(),

@@ -2,9 +2,9 @@
  * End to end, the way a user runs it: the package packed and installed into a fresh Node-RED, the three SAP Business
  * One examples (examples/sapb1/) deployed unchanged with the README's settings (durable store) and the environment
  * variables pointing at the simulators (test/harness/stack.ts: the Service Layer over HTTPS with a self-signed
- * certificate trusted through SAPB1_CA). Checked: a new purchase invoice texts AP_PHONE once and writes the status
- * into U_NotifyStatus; an invoice overdue by OVERDUE_DAYS calls AR_PHONE once; an item below its warehouse minimum
- * texts PURCHASING_PHONE once; across many polls, an expired session (renewed with one Login) and a restart nothing
+ * certificate trusted through SAPB1_CA). Checked: a new purchase invoice texts AP_PHONE once, and Twilio's signed
+ * "delivered" callback, through the example's status endpoint and audit, is written into U_NotifyStatus; an invoice
+ * overdue by OVERDUE_DAYS calls AR_PHONE once; an item below its warehouse minimum texts PURCHASING_PHONE once; across many polls, an expired session (renewed with one Login) and a restart nothing
  * is sent twice (after the restart the skeleton replays events no send settled; the send nodes' ledgers stop doubles).
  */
 import assert from "node:assert/strict";
@@ -48,7 +48,12 @@ describe("end to end: the SAP Business One examples (packed and installed)", fun
     const buyer = "+14155550142";
     await waitFor(() => to(buyer) === 1 && calls(ar) === 1, 60000, "low-stock SMS and overdue call");
     await waitFor(() => to(ap) === 1, 90000, "purchase invoice SMS (read once its minute has passed)");
-    await waitFor(() => String(sim.data.PurchaseInvoices.get("1")?.U_NotifyStatus ?? "").startsWith("SMS "), 30000, "status written back");
+    // the final delivery status comes back through the example's status endpoint and is written onto the invoice
+    const sms = stack.twilio.messages.find((m) => m.to === ap);
+    assert.equal(sim.data.PurchaseInvoices.get("1")?.U_NotifyStatus, undefined, "nothing written before a final status");
+    const callbacks = await stack.twilio.deliver(String(sms?.sid), "delivered");
+    assert.ok(callbacks.every((c) => c.status === 200 || c.status === 204), JSON.stringify(callbacks));
+    await waitFor(() => sim.data.PurchaseInvoices.get("1")?.U_NotifyStatus === `SMS delivered ${sms?.sid}`, 30000, "the delivery status written back");
     const logins = sim.logins.length;
     sim.expireSessions();
     await waitFor(() => sim.logins.length === logins + 1, 30000, "one re-login");

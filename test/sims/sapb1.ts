@@ -108,6 +108,8 @@ export interface SimRequest {
   sessionOk: boolean;
   /** B1SESSION value sent (the test checks no old session is reused). */
   session?: string;
+  /** Rows in the answer of a collection GET. */
+  rows?: number;
 }
 
 /** The simulator (see module doc). */
@@ -127,7 +129,14 @@ export class SapB1Sim {
   /** Time literals with seconds seen in filters (silently compared as HH:MM). */
   readonly secondsInTimeFilters: string[] = [];
   /** Answers to inject before normal handling: next matching requests get this status and vendor error. */
-  readonly inject: { match: RegExp; status: number; code: number | string; message: string; times: number; headers?: Record<string, string> }[] = [];
+  readonly inject: { match: RegExp; status: number; code: number | string; message: string; times: number; headers?: Record<string, string>; endSession?: boolean }[] = [];
+  /**
+   * Called once a data request has been answered (the answer written to the socket), e.g. to `kill -9` the client
+   * between reading a poll and acting on it. Must not throw.
+   */
+  onAnswered?: (r: SimRequest) => void;
+  /** Failed TLS handshakes (a client that does not trust the certificate): each one a connection attempt. */
+  tlsFailures = 0;
   private readonly opts: SapB1SimOptions;
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
@@ -153,6 +162,9 @@ export class SapB1Sim {
     const tls = opts.tls === undefined ? selfSignedCert() : opts.tls;
     if (tls) this.cert = tls.cert;
     this.server = tls ? https.createServer({ key: tls.key, cert: tls.cert }, handler) : http.createServer(handler);
+    this.server.on("tlsClientError", () => {
+      this.tlsFailures++;
+    });
     this.server.on(tls ? "secureConnection" : "connection", (s: Socket) => {
       this.sockets.add(s);
       s.on("close", () => this.sockets.delete(s));
@@ -254,18 +266,25 @@ export class SapB1Sim {
     const inj = this.inject.find((i) => i.times > 0 && i.match.test(`${req.method} ${rest}`));
     if (inj) {
       inj.times--;
+      // a real "session timed out" answer means the server no longer has the session
+      if (inj.endSession) this.endSession(session);
       rec.status = this.fail(res, v, inj.status, inj.code, inj.message, inj.headers);
       return;
     }
     if (req.method === "POST" && rest === "Logout") {
-      this.sessions.delete(session.id);
-      this.ended.set(session.id, session.seq);
+      this.endSession(session);
       this.logouts.push(session.id);
       res.writeHead(204).end();
       rec.status = 204;
       return;
     }
-    rec.status = this.data_(req, res, v, decodeURIComponent(rest), query, body);
+    rec.status = this.data_(req, res, v, decodeURIComponent(rest), query, body, rec);
+    this.onAnswered?.(rec);
+  }
+
+  private endSession(session: Session): void {
+    this.sessions.delete(session.id);
+    this.ended.set(session.id, session.seq);
   }
 
   private login(res: http.ServerResponse, v: Version, body: string): number {
@@ -321,7 +340,7 @@ export class SapB1Sim {
     return s;
   }
 
-  private data_(req: http.IncomingMessage, res: http.ServerResponse, v: Version, rest: string, query: string, body: string): number {
+  private data_(req: http.IncomingMessage, res: http.ServerResponse, v: Version, rest: string, query: string, body: string, rec: SimRequest): number {
     const m = /^([A-Za-z]+)(?:\((?:'((?:[^']|'')*)'|(\d+))\))?$/.exec(rest);
     const schema = m ? SCHEMAS[m[1]] : undefined;
     if (!m || !schema) return this.fail(res, v, 404, -2028, "Resource not found for the segment");
@@ -329,7 +348,7 @@ export class SapB1Sim {
     const key = m[2] !== undefined ? m[2].replace(/''/g, "'") : m[3];
     if (key === undefined) {
       if (req.method !== "GET") return this.fail(res, v, 405, -1000, "Method not allowed");
-      return this.collection(req, res, v, entity, query);
+      return this.collection(req, res, v, entity, query, rec);
     }
     const row = this.data[entity].get(key);
     if (!row) return this.fail(res, v, 404, -2028, "No matching records found (ODBC -2028)");
@@ -362,7 +381,7 @@ export class SapB1Sim {
     return `W/"${String(row.__etag ?? 0)}"`;
   }
 
-  private collection(req: http.IncomingMessage, res: http.ServerResponse, v: Version, entity: string, query: string): number {
+  private collection(req: http.IncomingMessage, res: http.ServerResponse, v: Version, entity: string, query: string, rec: SimRequest): number {
     const q = parseQuery(query);
     if (v === "v2" && q.$inlinecount !== undefined) return this.fail(res, v, 400, -1000, "$inlinecount is not supported; use $count");
     const parser = new FilterParser({ types: SCHEMAS[entity].types, enums: ENUMS });
@@ -387,6 +406,7 @@ export class SapB1Sim {
     const page = size > 0 ? remaining.slice(0, size) : remaining;
     const out: Row = v === "v1" ? { "odata.metadata": `${this.origin}/b1s/v1/$metadata#${entity}` } : { "@odata.context": `${this.origin}/b1s/v2/$metadata#${entity}` };
     out.value = page.map((r) => this.render(v, entity, r, q.$select));
+    rec.rows = page.length;
     if (size > 0 && remaining.length > size) {
       const params = query.split("&").filter((p) => p && !p.startsWith("$skip=") && !p.startsWith("$top="));
       params.push(`$skip=${skip + size}`);

@@ -12,6 +12,7 @@ import { HttpClient } from "../../nodes/lib/http";
 import { parseSapB1Error } from "../../nodes/lib/sapb1/answers";
 import { SapB1Client, SapB1ClientOptions, keyLiteral } from "../../nodes/lib/sapb1/client";
 import { docEntryFilter, updateWindow } from "../../nodes/lib/sapb1/events";
+import { KeptSapB1Session } from "../../nodes/lib/sapb1/session";
 import { SapB1Sim, selfSignedCert } from "../sims/sapb1";
 
 const PAIR = selfSignedCert();
@@ -187,6 +188,10 @@ describe("sapb1 client against the Service Layer simulator", function () {
     const rows = await small.listAll("Invoices", { top: 30, orderby: "DocEntry" });
     assert.deepEqual(rows.map((r) => r.DocEntry), Array.from({ length: 30 }, (_, i) => i + 1));
     assert.equal(sim.dataRequests.length, 3, "30 rows at 20 per page = 2 more requests");
+    // a list may ask its own page size (the scans read whole sets with larger pages)
+    assert.equal((await big.listAll("Invoices", { pageSize: 10 })).length, 45);
+    assert.equal(sim.dataRequests.length, 8, "45 rows at 10 per page = 5 more requests");
+    await assert.rejects(big.listAll("Invoices", { pageSize: -1 }).then(() => undefined), /pageSize/);
   });
 
   it("filters on UpdateDate/UpdateTime with quoted literals and minutes only (the kit's split-time window)", async () => {
@@ -239,6 +244,40 @@ describe("sapb1 client against the Service Layer simulator", function () {
     assert.equal(sim.logouts.length, 1);
     assert.equal(sim.liveSessions(), 0);
     await assert.rejects(c.get("Invoices", 1), (e: unknown) => e instanceof MlcError && e.code === "client_closed");
+    assert.equal(sim.logins.length, 1);
+  });
+
+  it("keeps the session across a crash: the next client reuses it without a Login; a dead kept session costs one 401 and one Login", async () => {
+    await startSim();
+    const kept: (KeptSapB1Session | undefined)[] = [];
+    const first = client({ onSession: (s) => void kept.push(s) });
+    await first.get("Invoices", 1);
+    assert.equal(kept.length, 1, "handed out once, after the Login");
+    assert.match(String(kept[0]?.cookie), /^B1SESSION=[^;]+; ROUTEID=\.node\d$/);
+    // "kill -9": the first client never logs out; a new process starts with what was kept
+    const second = client({ session: kept[0], onSession: (s) => void kept.push(s) });
+    assert.equal(second.stats().signedIn, true);
+    assert.equal((await second.get("Invoices", 2))?.DocEntry, 2);
+    assert.equal(sim.logins.length, 1, "no second Login while the first session lives");
+    assert.equal(sim.liveSessions(), 1);
+    // a clean stop logs out and forgets the kept session
+    await second.close();
+    assert.equal(kept[kept.length - 1], undefined);
+    assert.equal(sim.liveSessions(), 0);
+    // a kept session the server no longer knows: one 401, one Login, the request completes; never a loop
+    const third = client({ session: kept[0], onSession: (s) => void kept.push(s) });
+    assert.equal((await third.get("Invoices", 3))?.DocEntry, 3);
+    assert.equal(sim.logins.length, 2);
+    assert.equal(sim.dataRequests.filter((r) => r.status === 401).length, 1);
+    assert.notEqual(kept[kept.length - 1]?.cookie, kept[0]?.cookie, "the new session is handed out");
+    assert.deepEqual(sim.violations, []);
+  });
+
+  it("ignores a kept session without B1SESSION (logs in)", async () => {
+    await startSim();
+    const c = client({ session: { cookie: "ROUTEID=.node1" } });
+    assert.equal(c.stats().signedIn, false);
+    await c.get("Invoices", 1);
     assert.equal(sim.logins.length, 1);
   });
 

@@ -3,7 +3,8 @@
  * SAP Business One Service Layer"):
  * - one cookie session per client (session.ts on nodes/lib/auth), logged in on first use, reused, renewed once
  *   (single-flight, nodes/lib/auth/renewal.ts) when an answer says the session is gone (answers.ts `isSessionGone`),
- *   the request replayed once; logged out on {@link SapB1Client.close};
+ *   the request replayed once; logged out on {@link SapB1Client.close}; handed to the owner to keep across a restart
+ *   or `kill -9` (`session` / `onSession`), so a crash does not leave a second live session behind;
  * - every data request through the kit's budget (nodes/lib/budget, a concurrency cap: a session is served by one
  *   Service Layer node) on the kit's HttpClient, with per-connection TLS trust (CA or SHA-256 pin, never
  *   process-wide: Service Layer ships a self-signed certificate);
@@ -21,7 +22,7 @@ import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse, HttpTlsOptions
 import { odataPage } from "../poll/pages";
 import { closeWithin } from "../auth/close";
 import { FailContext, failError, isSessionGone } from "./answers";
-import { SapB1SessionSource, checkLoginAnswer } from "./session";
+import { KeptSapB1Session, SapB1SessionSource, checkLoginAnswer } from "./session";
 
 /** Service Layer protocol versions: `/b1s/v1` (OData v3) and `/b1s/v2` (OData v4). */
 export type SapB1Version = "v1" | "v2";
@@ -63,6 +64,13 @@ export interface SapB1ClientOptions {
   onAuthState?: (s: AuthState) => void;
   /** Bound on {@link SapB1Client.close}, ms; default 10000. */
   closeTimeoutMs?: number;
+  /** A session kept from an earlier run (e.g. before a `kill -9`): used without a Login until the server answers 401. */
+  session?: KeptSapB1Session;
+  /**
+   * Told the session to keep across restarts (after each Login, before the session is used; awaited) and `undefined`
+   * after a logout; must not throw. The value is a credential: keep it encrypted (nodes/lib/auth/token-file.ts).
+   */
+  onSession?: (s: KeptSapB1Session | undefined) => void | Promise<void>;
 }
 
 /** Query options of {@link SapB1Client.list} and {@link SapB1Client.get}. */
@@ -77,6 +85,11 @@ export interface SapB1Query {
   orderby?: string | string[];
   /** `$top`: at most this many rows over all pages. */
   top?: number;
+  /**
+   * Rows per page for this list (`Prefer: odata.maxpagesize`, reference §5), e.g. larger for a full scan whose every
+   * page is one Service Layer call; default the client's `pageSize`; 0 = the server's default.
+   */
+  pageSize?: number;
 }
 
 /** Options of {@link SapB1Client.patch}. */
@@ -214,6 +227,8 @@ export class SapB1Client {
   async *list(entity: string, q: SapB1Query = {}): AsyncGenerator<SapB1Record, void, undefined> {
     this.checkEntity(entity);
     if (q.top !== undefined && !(Number.isInteger(q.top) && q.top >= 0)) throw new ValidationError("$top must be a non-negative integer");
+    const pageSize = q.pageSize ?? this.pageSize;
+    if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > 10_000) throw new ValidationError("pageSize must be an integer 0…10000");
     let url: string | undefined =
       this.serviceRoot +
       entity +
@@ -223,7 +238,7 @@ export class SapB1Client {
     while (url) {
       if (seen.has(url)) throw new ErpError(`SAP Business One next link repeats for ${entity}`, { code: "paging_loop" });
       seen.add(url);
-      const { rows, next } = await this.page(url, entity);
+      const { rows, next } = await this.page(url, entity, pageSize);
       for (const r of rows) {
         if (q.top !== undefined && count >= q.top) return;
         count++;
@@ -294,7 +309,9 @@ export class SapB1Client {
   private shutdown(): Promise<void> {
     return closeWithin(this.closeTimeoutMs, {
       pending: this.auth.pending,
-      signOut: (signal) => this.session.signOut(signal),
+      signOut: async (signal) => {
+        if (await this.session.signOut(signal)) await this.session.forgetKept();
+      },
       forget: () => this.session.clear(),
       release: () => this.http.close(),
     });
@@ -312,6 +329,8 @@ export class SapB1Client {
       checkLogin: checkLoginAnswer,
       logoutUrl,
       logout: (cookie, signal) => this.http.request({ method: "POST", url: logoutUrl, headers: { Cookie: cookie }, idempotent: true, timeoutMs: this.closeTimeoutMs, signal }),
+      initial: opts.session,
+      onSession: opts.onSession,
     });
   }
 
@@ -356,8 +375,8 @@ export class SapB1Client {
     return res;
   }
 
-  private async page(url: string, entity: string): Promise<{ rows: unknown[]; next?: string }> {
-    const headers: Record<string, string> = this.pageSize > 0 ? { Prefer: `odata.maxpagesize=${this.pageSize}` } : {};
+  private async page(url: string, entity: string, pageSize: number): Promise<{ rows: unknown[]; next?: string }> {
+    const headers: Record<string, string> = pageSize > 0 ? { Prefer: `odata.maxpagesize=${pageSize}` } : {};
     const ctx = { op: `GET ${entity}` };
     const res = await this.call({ method: "GET", url, headers }, ctx);
     if (res.status !== 200) throw failError(res, ctx);

@@ -10,9 +10,16 @@
  * - A Login answer without `B1SESSION` is refused (ErpError `unexpected_response`), never used half.
  * - `SessionTimeout` (minutes) is kept for diagnostics; renewal is on HTTP 401 only (see answers.ts `isSessionGone`),
  *   never on a timer, so no second Login is sent while the session is alive.
+ * - The session can outlive the process (reference §2: "a fresh Login … while that session is still alive and not
+ *   logged out, is a client bug"; a `kill -9` cannot log out): after each Login, and whenever a later answer changes
+ *   a cookie, the cookies are handed to `onSession` ({@link KeptSapB1Session}) before the session is used, and a
+ *   session handed in as `initial` is used without a Login until the server answers 401. A logout hands out
+ *   `undefined`.
  */
 import { CookieSessionOptions, CookieSessionSource } from "../auth/session";
+import type { TokenFile } from "../auth/token-file";
 import { ErpError } from "../errors";
+import { encodeParts } from "../ids";
 import { HttpResponse } from "../http";
 import { failError } from "./answers";
 
@@ -21,9 +28,27 @@ export const SESSION_COOKIE = "B1SESSION";
 /** The load-balancer stickiness cookie name. */
 export const ROUTE_COOKIE = "ROUTEID";
 
+/** A session kept across restarts: the `Cookie` header of the session (`B1SESSION=…; ROUTEID=…`; a secret). */
+export interface KeptSapB1Session {
+  cookie: string;
+}
+
+/** Options of {@link SapB1SessionSource}. */
+export interface SapB1SessionOptions extends CookieSessionOptions {
+  /** A session kept from an earlier run: used (no Login) until the server answers 401. Ignored without B1SESSION. */
+  initial?: KeptSapB1Session;
+  /** Told the session to keep after a Login or a cookie change, `undefined` after a logout. Awaited after a Login; must not throw. */
+  onSession?: (s: KeptSapB1Session | undefined) => void | Promise<void>;
+}
+
 /** A cookie session whose cookies go by name to every request of the session (see module doc). */
 export class SapB1SessionSource extends CookieSessionSource {
   private readonly loginUrl: string;
+  private readonly onSession?: SapB1SessionOptions["onSession"];
+  /** True while a session handed in as `initial` is in use (no Login of ours yet). */
+  private restored = false;
+  /** The Cookie header last handed to `onSession`. */
+  private kept = "";
   /** `SessionTimeout` of the last Login answer, minutes (undefined before a Login or when not sent). */
   sessionTimeoutMin: number | undefined;
   /** `Version` of the last Login answer (e.g. "1000250"). */
@@ -31,14 +56,80 @@ export class SapB1SessionSource extends CookieSessionSource {
   /** Logins answered 200 since the client started (for status and benchmarks). */
   logins: number;
 
-  constructor(opts: CookieSessionOptions) {
+  constructor(opts: SapB1SessionOptions) {
     const self: { source?: SapB1SessionSource } = {};
     super({ ...opts, checkLogin: (res) => (self.source as SapB1SessionSource).checkAnswer(res, opts.checkLogin) });
     self.source = this;
     this.loginUrl = opts.loginUrl;
+    this.onSession = opts.onSession;
     this.logins = 0;
     this.sessionTimeoutMin = undefined;
     this.serverVersion = undefined;
+    if (opts.initial) this.restore(opts.initial.cookie);
+  }
+
+  /**
+   * Restored cookies (`name=value` pairs) with the attributes the Login sets (reference §2: `B1SESSION` without Path,
+   * `ROUTEID` with `path=/b1s`), so a later Set-Cookie replaces them; used only when B1SESSION is among them.
+   */
+  private restore(cookie: unknown): void {
+    if (typeof cookie !== "string") return;
+    for (const pair of cookie.split(";")) {
+      const i = pair.indexOf("=");
+      const name = pair.slice(0, i).trim();
+      const value = pair.slice(i + 1).trim();
+      if (i > 0 && /^[A-Za-z0-9_.-]+$/.test(name) && /^[^\s;,]+$/.test(value)) this.jar.absorb(this.loginUrl, name === SESSION_COOKIE ? `${name}=${value}` : `${name}=${value}; Path=/b1s`);
+    }
+    if (this.jar.names().includes(SESSION_COOKIE)) {
+      this.restored = true;
+      this.kept = this.jar.header(this.loginUrl);
+    } else this.jar.clear();
+  }
+
+  override get isSignedIn(): boolean {
+    return this.restored || super.isSignedIn;
+  }
+
+  override valid(): boolean {
+    return this.restored || super.valid();
+  }
+
+  override invalidate(): void {
+    this.restored = false;
+    super.invalidate();
+  }
+
+  override clear(): void {
+    this.restored = false;
+    super.clear();
+  }
+
+  /** Login, then hand the new session out to be kept before anything uses it. */
+  override async acquire(signal?: AbortSignal): Promise<void> {
+    this.restored = false;
+    await super.acquire(signal);
+    await this.keep();
+  }
+
+  /** After a logout the kept session is worthless: hand out `undefined` (awaited; never rejects). */
+  async forgetKept(): Promise<void> {
+    this.kept = "";
+    try {
+      await this.onSession?.(undefined);
+    } catch {
+      // keeping is best effort
+    }
+  }
+
+  private async keep(): Promise<void> {
+    const cookie = this.jar.header(this.loginUrl);
+    if (!this.onSession || !cookie || cookie === this.kept) return;
+    this.kept = cookie;
+    try {
+      await this.onSession({ cookie });
+    } catch {
+      // keeping is best effort: a crash before the next Login then leaves one session to time out
+    }
   }
 
   /** `Cookie: B1SESSION=…; ROUTEID=…` for any URL of this server (the cookies of the Login answer). */
@@ -49,6 +140,7 @@ export class SapB1SessionSource extends CookieSessionSource {
   /** Take cookies a later answer sets (e.g. a new ROUTEID), scoped like the Login's. */
   override absorb(_url: string, res: HttpResponse): void {
     super.absorb(this.loginUrl, res);
+    if (res.headers["set-cookie"] && this.valid()) void this.keep();
   }
 
   private checkAnswer(res: HttpResponse, vendorCheck: (res: HttpResponse) => void): void {
@@ -71,4 +163,23 @@ export class SapB1SessionSource extends CookieSessionSource {
 export function checkLoginAnswer(res: HttpResponse): void {
   if (res.status === 200) return;
   throw failError(res, { op: "Login" });
+}
+
+/**
+ * What a kept session is bound to (the TokenFile binding): a session saved for another server, version, company or
+ * user is not used. @param parts URL, version, CompanyDB, user name (trimmed here)
+ */
+export function sessionIdentity(parts: readonly unknown[]): string {
+  return encodeParts(["sapb1", ...parts.map((p) => String(p ?? "").trim())]);
+}
+
+/** The session an earlier run kept in `file`, or undefined (none, another connection's, unreadable). Never throws. */
+export function readKeptSession(file: Pick<TokenFile, "read">): KeptSapB1Session | undefined {
+  try {
+    const text = file.read();
+    const v = text ? (JSON.parse(text) as Partial<KeptSapB1Session>) : undefined;
+    return v && typeof v.cookie === "string" && v.cookie ? { cookie: v.cookie } : undefined;
+  } catch {
+    return undefined;
+  }
 }
