@@ -344,4 +344,13 @@ describe("end to end: Business Central example in a real Node-RED (packed and in
     await waitFor(() => (texts(/^Purchase invoice PI-3301 /).length === 1 ? true : undefined), 30000, "a notification after the renewal");
     assert.equal(bc.log.filter((l) => l.kind === "sub-deleted" && l.reason !== "expired").length, 0);
   });
+
+  it("across the whole run (restarts and kill -9 included) no secret, clientState or Entra token reached the Node-RED log", function () {
+    const log = stack.nodeRed.log.join("\n");
+    const tokens = bc.log.flatMap((l) => (l.kind === "token" ? [l.token] : []));
+    assert.ok(tokens.length > 0);
+    for (const [what, secret] of [["client secret", bc.clientSecret], ["clientState", bc.env().BC_CLIENT_STATE], ["Twilio auth token", stack.env.TWILIO_AUTH_TOKEN], ...tokens.map((t) => ["token", t])]) {
+      assert.ok(!log.includes(secret), `${what} in the log`);
+    }
+  });
 });
