@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { ExactClient } from "../lib/exact/client";
-import { PartyCache } from "../lib/exact/enrich";
+import { PartyCache } from "../lib/exact/parties";
 import { ExactTokens } from "../lib/exact/tokens";
 import type { TokenFile } from "../lib/auth/token-file";
 import { encodeParts } from "../lib/ids";

@@ -1,13 +1,16 @@
 /**
  * `mlc-exact-fetch`: reads Exact Online records for a flow through the config node's client: get one record by GUID,
  * list with `$select/$filter/$top` (values templated into `$filter` are OData-escaped; GUIDs go in `guid'{{…}}'`), or
- * enrich a document (invoice, order) with its account, the account's contacts and the recipient chosen by contact
- * preference (mobile → SMS, e-mail only → e-mail; none → `msg.skipReason = "no-contact-found"`), accounts cached
- * per connection. Results are plain JSON (`/Date(ms)/` → ISO). Status shows the calls left today (X-RateLimit-Remaining).
+ * enrich a document (invoice, order, purchase order, goods delivery) with its account, the account's contacts and the
+ * recipient (lib/exact/enrich.ts: the document's contact person, then the main contact; mobile → SMS, e-mail only →
+ * e-mail; opt-out flags honoured; none → `msg.skipReason` "no-contact-found" or "opted-out"), parties cached per
+ * connection and checked for changes by `Modified` (lib/exact/parties.ts); or forget a cached account at once when an
+ * Accounts or Contacts trigger reports a change (`msg.payload.ID` of an account, `Account` of a contact; a deleted
+ * contact, which names no account, forgets the division's accounts). Results are plain JSON (`/Date(ms)/` → ISO). Status shows the calls left today (X-RateLimit-Remaining).
  * Vendor: Exact Online REST reference (HlpRestAPIResources.aspx), reference exact-online.md §3, §4, §7.
  */
-import { accountOf, pickRecipient } from "../lib/exact/enrich";
-import { fromExact } from "../lib/exact/values";
+import { partyOf, pickRecipient } from "../lib/exact/enrich";
+import { fromExact, isGuid } from "../lib/exact/values";
 import { ErpError, ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
 import { isTemplate } from "../lib/template";
@@ -18,7 +21,7 @@ import { exactConfig } from "./config";
 export interface ExactFetchProps extends Record<string, unknown> {
   name?: string;
   exact?: string;
-  operation?: "get" | "list" | "enrich";
+  operation?: "get" | "list" | "enrich" | "forget";
   entity?: string;
   /** TypedInput of the record GUID ("id" is taken by Node-RED). */
   record?: string;
@@ -69,13 +72,20 @@ export function registerExactFetch(RED: RedAPI): void {
         const rows: unknown[] = [];
         for await (const r of client.list(entity, { select, filter, top })) rows.push(fromExact(r));
         RED.util.setMessageProperty(msg, property, rows, true);
+      } else if (operation === "forget") {
+        const p = (msg.payload ?? {}) as Record<string, unknown>;
+        const raw = (msg.erp as { entity?: string } | undefined)?.entity === "Accounts" ? p.ID : p.Account;
+        const accountId = typeof raw === "string" && isGuid(raw) ? raw : undefined;
+        conn.parties.invalidate(await client.currentDivision(), accountId);
+        msg.forgotten = accountId ?? "all";
       } else {
         const doc = (msg.payload ?? {}) as Record<string, unknown>;
-        const accountId = accountOf(doc);
-        if (!accountId) throw new ValidationError("Enrich needs msg.payload to be a document with InvoiceTo, OrderedBy, Account or Supplier", { code: "invalid_input" });
+        const entityName = (msg.erp as { entity?: string } | undefined)?.entity;
+        const accountId = partyOf(doc, entityName)?.accountId;
+        if (!accountId) throw new ValidationError("Enrich needs msg.payload to be a document with InvoiceTo, OrderedBy, Supplier, DeliveryAccount or Account", { code: "invalid_input" });
         const party = await conn.parties.get(client, await client.currentDivision(), accountId);
         if (!party) throw new ErpError(`Account ${accountId} was not found`, { code: "not_found", status: 404, recordId: accountId });
-        const routed = pickRecipient(party);
+        const routed = pickRecipient(party, doc, undefined, entityName);
         doc.account = fromExact(party.account);
         doc.contacts = fromExact(party.contacts);
         msg.payload = doc;

@@ -4,9 +4,12 @@
  * flow (http in → exact fetch get → exact fetch enrich → http response) comes back with the recipient chosen by
  * contact preference; Test connection uses the deployed connection; after `kill -9` the saved tokens are used (no
  * token request inside Exact's 570 s); the editor's Authorise flow (admin endpoint → Exact's authorize page →
- * redirect to the admin server's callback) exchanges the code once.
+ * redirect to the admin server's callback) exchanges the code once; ten requests racing for the first token cost one token
+ * request (the rotating grant is never presented twice); the enrich node's status shows the calls left today; down for
+ * 11 minutes and restarted, the connection refreshes with the rotated refresh token it saved, never the pasted one.
  */
 import assert from "node:assert/strict";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { FlowNode, Stack, startStack } from "../harness/stack";
@@ -37,7 +40,29 @@ function flows(refreshToken: string): FlowNode[] {
     { id: "e2exOut", type: "http response", z, statusCode: "", headers: {}, wires: [] },
     { id: "e2exCatch", type: "catch", z, scope: ["e2exGet", "e2exEnrich"], uncaught: false, wires: [["e2exErr"]] },
     { id: "e2exErr", type: "change", z, rules: [{ t: "set", p: "statusCode", pt: "msg", to: "502", tot: "num" }, { t: "set", p: "payload", pt: "msg", to: "errorDetails.code", tot: "msg" }], wires: [["e2exOut"]] },
+    // the enrich node's status as the editor shows it, readable over HTTP
+    { id: "e2exStatus", type: "status", z, scope: ["e2exEnrich"], wires: [["e2exKeep"]] },
+    { id: "e2exKeep", type: "change", z, rules: [{ t: "set", p: "exactStatus", pt: "global", to: "status", tot: "msg" }], wires: [[]] },
+    { id: "e2exStIn", type: "http in", z, url: "/e2e-exact-status", method: "get", wires: [["e2exStRead"]] },
+    { id: "e2exStRead", type: "change", z, rules: [{ t: "set", p: "payload", pt: "msg", to: "exactStatus", tot: "global" }], wires: [["e2exOut"]] },
   ];
+}
+
+/**
+ * Age the token state a stopped Node-RED saved (aes-256-ctr, key SHA-256 of the credential secret, as
+ * nodes/lib/auth/token-file.ts writes it): issue and expiry times move by `deltaMs`, nothing else changes.
+ */
+function shiftSavedTokens(file: string, deltaMs: number): void {
+  const key = createHash("sha256").update(process.env.MLC_CREDENTIAL_SECRET || "ml-connector-local-secret").digest();
+  const sealed = (JSON.parse(fs.readFileSync(file, "utf8")) as { $: string }).$;
+  const decipher = createDecipheriv("aes-256-ctr", key, Buffer.from(sealed.slice(0, 32), "hex"));
+  const stored = JSON.parse(decipher.update(sealed.slice(32), "base64", "utf8") + decipher.final("utf8")) as { refreshToken: string };
+  const tokens = JSON.parse(stored.refreshToken) as { issuedAt?: number; expiresAt?: number };
+  assert.ok(tokens.issuedAt && tokens.expiresAt, "the saved state has the access token's issue and expiry times");
+  stored.refreshToken = JSON.stringify({ ...tokens, issuedAt: tokens.issuedAt + deltaMs, expiresAt: tokens.expiresAt + deltaMs });
+  const iv = randomBytes(16);
+  const cipher = createCipheriv("aes-256-ctr", key, iv);
+  fs.writeFileSync(file, JSON.stringify({ $: iv.toString("hex") + cipher.update(JSON.stringify(stored), "utf8", "base64") + cipher.final("base64") }));
 }
 
 describe("end to end: Exact Online connection and fetch in a real Node-RED (packed and installed)", function () {
@@ -77,6 +102,26 @@ describe("end to end: Exact Online connection and fetch in a real Node-RED (pack
   const invoice = (n: number): string => String(sim.put("salesinvoice/SalesInvoices", { InvoiceNumber: n, AmountDC: 1512.5, InvoiceTo: ACME, DueDate: "/Date(1743465600000)/" }).InvoiceID);
   const tokenRequests = () => sim.log.filter((l) => l.kind === "token");
 
+  it("ten requests racing for the first token through two fetch nodes: one token request, every answer 200, the grant kept", async function () {
+    const ids = Array.from({ length: 10 }, (_, i) => invoice(25000100 + i));
+    const answers = await Promise.all(ids.map((id) => remind(id)));
+    assert.deepEqual(answers.map((a) => a.status), ids.map(() => 200), JSON.stringify(answers.find((a) => a.status !== 200)?.body));
+    assert.ok(answers.every((a) => (a.body.recipient as { to?: string } | null)?.to === "+31612345678"));
+    const tokens = tokenRequests();
+    assert.equal(tokens.length, 1, "one refresh for all of them: a second one would present a used refresh token");
+    assert.deepEqual(tokens.map((l) => l.kind === "token" && [l.grant, l.status]), [["refresh_token", 200]]);
+    assert.ok(sim.apiCalls().every((c) => c.kind === "api" && c.status === 200), "no 401 or refused call");
+  });
+
+  it("the calls left today are in the enrich node's status, as Exact's X-RateLimit-Remaining says", async function () {
+    const r = await remind(invoice(25000120));
+    assert.equal(r.status, 200);
+    const status = (await (await fetch(`${stack.nodeRed.url}/e2e-exact-status`)).json()) as { text?: string; fill?: string };
+    const left = sim.dayLimit - sim.apiCalls().filter((c) => c.kind === "api" && c.status !== 429).length;
+    assert.equal(status.fill, "green");
+    assert.match(String(status.text), new RegExp(`^enrich ✓ \\d+ · ${left}/day$`), `status ${JSON.stringify(status)}, ${left} calls left`);
+  });
+
   it("loads the exact set from the tarball and routes a new invoice to the main contact by SMS", async function () {
     const sets = await stack.nodeRed.getJson<{ module: string; name: string; types: string[]; err?: string }[]>("/nodes");
     const exact = sets.find((s) => s.name === "exact");
@@ -105,6 +150,26 @@ describe("end to end: Exact Online connection and fetch in a real Node-RED (pack
     const r = await remind(invoice(25000143));
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(tokenRequests().length, 1, "the saved access token was used");
+  });
+
+  it("down for 11 minutes (kill -9), then restarted: the persisted, rotated refresh token continues the chain; the pasted one is never presented again", async function () {
+    const grants = () => tokenRequests().filter((l) => l.kind === "token" && l.status === 200) as { refreshToken: string; usedRefreshToken?: string }[];
+    const pasted = grants()[0].usedRefreshToken;
+    const rotated = grants()[grants().length - 1].refreshToken;
+    assert.ok(pasted && rotated && pasted !== rotated);
+    await stack.nodeRed.kill();
+    // 11 minutes pass for both sides: Exact's clock moves on, and the saved token state ages by as much (the client
+    // judges the access token by the issue time it saved); the file stays encrypted with Node-RED's credential secret.
+    const offset = 11 * 60_000;
+    sim.now = () => Date.now() + offset;
+    shiftSavedTokens(path.join(root, "user", ".mlc-tokens", "exact-e2exCfg.json"), -offset);
+    await stack.nodeRed.start();
+    const before = tokenRequests().length;
+    const r = await remind(invoice(25000145));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const fresh = tokenRequests().slice(before);
+    assert.deepEqual(fresh.map((l) => l.kind === "token" && [l.grant, l.status, l.usedRefreshToken]), [["refresh_token", 200, rotated]], "one refresh, with the rotated token from the file");
+    assert.ok(!tokenRequests().slice(1).some((l) => l.kind === "token" && l.usedRefreshToken === pasted), "the pasted (used) refresh token is never presented again");
   });
 
   it("Authorise from the editor: admin endpoint → Exact's authorize page → the admin callback exchanges the code once", async function () {

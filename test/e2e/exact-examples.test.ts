@@ -25,7 +25,9 @@ const TRIGGER_ID = "e7ac000000000001";
 
 /** The example with the credentials a user types into the dialogs (env references; the refresh token pasted). */
 function exampleFlows(refreshToken: string): FlowNode[] {
-  return withCredentialRefs(loadExamples("exact")).map((n) => {
+  // this example's tab and the shared config nodes only (the other Exact examples have their own e2e, exact-orders)
+  const mine = (n: FlowNode) => n.id === "e7ac000000000000" || n.z === "e7ac000000000000" || (n.z === undefined && n.type !== "tab");
+  return withCredentialRefs(loadExamples("exact")).filter(mine).map((n) => {
     if (n.id === CONFIG_ID) return { ...n, credentials: { clientId: "${EXACT_CLIENT_ID}", clientSecret: "${EXACT_CLIENT_SECRET}", refreshToken } };
     if (n.id === TRIGGER_ID) return { ...n, credentials: { webhookSecret: "${EXACT_WEBHOOK_SECRET}" } };
     return n;

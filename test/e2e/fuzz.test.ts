@@ -1,28 +1,32 @@
 /**
- * The webhook edge under hostile input, end to end (issue 14): every shipped example (Acumatica and Twilio)
- * packed, installed and deployed in a real Node-RED process started the way users start it (NODE_ENV unset, so
+ * The webhook edge under hostile input, end to end (issue 14): every shipped example (Acumatica, Twilio, Sage
+ * Intacct, Exact Online, Business Central, SAP Business One, against their simulators) packed, installed and deployed
+ * in a real Node-RED process started the way users start it (NODE_ENV unset, so
  * Express would print stack traces if anything reached its default error handler), then a seeded, reproducible
  * stream of hostile requests over raw sockets, with bounded concurrency, against every /mlc endpoint the
  * examples serve and unserved /mlc paths: random methods and media types, bad percent escapes, /MLC and //
  * paths, absolute-form targets, framing errors, invalid JSON and forms, 10k-deep JSON, 10k parameters,
  * `__proto__` keys, invalid UTF-8, charset=bogus, Content-Encoding br/gzip, bodies around 256 KB and of 5 MB,
  * slow and stalled bodies, forged and mis-signed Twilio callbacks and SendGrid events (also validly signed
- * but an hour old), wrong push secrets.
+ * but an hour old), wrong push secrets, Exact webhooks with a wrong or lower-case HashCode, Business Central
+ * notifications with a guessed clientState, validation handshakes.
  *
  * Checked: 0 × 5xx, 0 stack traces in bodies or in Node-RED's log, 0 requests unanswered, 0 state changes
- * (no SMS, call, e-mail or Verify; no Acumatica write; no audit record), Node-RED's memory printed (and its
- * growth bounded), and afterwards a valid push still texts its approver and a signed status callback still
- * reaches the audit trail.
+ * (no SMS, call, e-mail or Verify; no Acumatica write; no audit record; no Exact or BC record read for a delivery, no
+ * subscription lost), Node-RED's memory printed (and its growth bounded), and afterwards a valid push still texts its
+ * approver, a signed status callback still reaches the audit trail, a signed Exact webhook and a BC notification are
+ * still taken.
  *
  * MLC_FUZZ_SEED (default 14) and MLC_FUZZ_REQUESTS (default 10000) reproduce or widen a run. The HTTP-in
  * routes of the examples (/examples/…) are Node-RED core nodes, not the package's edge, and are left out.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import crypto, { createHash, createHmac } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { signTwilioRequest } from "../sims/twilio";
 import { SendGridSim } from "../sims/sendgrid";
+import { SUPPORTED } from "../sims/bc";
 import { AUDIT_PROBE, auditOf, billRow, Stack, startStack } from "../harness/stack";
 import { tempDir, waitFor } from "../harness/nodered";
 import { head, looksLikeStackTrace, rawRequest, RawOptions, RawResponse } from "../harness/raw-http";
@@ -39,8 +43,11 @@ function prng(seed: number): () => number {
   };
 }
 
-/** Endpoints the shipped examples serve below /mlc (checked against the deployed flows in the first test). */
-const SERVED = [
+/**
+ * Endpoints the shipped examples serve below /mlc at least; the fuzz aims at every endpoint the deployed examples serve
+ * (read from the flows in the first test), so a new example's webhook is fuzzed as soon as it ships.
+ */
+const KNOWN = [
   "/acumatica/bills",
   "/twilio/status",
   "/twilio/status/inbound",
@@ -50,8 +57,13 @@ const SERVED = [
   "/twilio/events/sendgrid",
   "/twilio/overdue-1/gather",
   "/twilio/overdue-2/gather",
+  "/twilio/intacct-approval/gather",
+  "/twilio/sapb1-overdue/gather",
+  "/exact/invoices",
+  "/bc/purchase-invoices",
 ];
-const UNSERVED = ["", "/", "/nowhere", "/twilio", "/acumatica", "/twilio/events/x", "/acumatica/bills/extra", "/twilio/status/inbound/", "/twilio/nowhere/gather", "/.env", "/../../etc/passwd"];
+const SERVED: string[] = [];
+const UNSERVED = ["", "/", "/nowhere", "/twilio", "/acumatica", "/twilio/events/x", "/acumatica/bills/extra", "/twilio/status/inbound/", "/twilio/nowhere/gather", "/.env", "/../../etc/passwd", "/exact", "/bc", "/exact/invoices/x", "/bc/nowhere", "/sapb1", "/intacct"];
 
 interface FuzzRequest {
   kind: string;
@@ -67,7 +79,16 @@ interface Ledger {
   mails: number;
   acumaticaWrites: number;
   failedAudit: number;
+  /** Exact records read (a genuine webhook makes the trigger fetch its record) and subscriptions. */
+  exactReads: number;
+  exactSubscriptions: number;
+  /** BC records read (a genuine notification makes the trigger read each changed record) and subscriptions. */
+  bcReads: number;
+  bcSubscriptions: number;
 }
+
+/** Every example family, against its simulator (test/harness/erp-sims.ts for Intacct, Exact and BC). */
+const FAMILIES = ["acumatica", "twilio", "intacct", "exact", "bc", "sapb1"];
 
 describe("end to end: hostile requests against every /mlc endpoint of the shipped examples", function () {
   this.timeout(600000);
@@ -78,7 +99,7 @@ describe("end to end: hostile requests against every /mlc endpoint of the shippe
 
   before(async function () {
     root = tempDir("mlc-e2e-fuzz-");
-    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", families: ["acumatica", "twilio"], extraFlows: AUDIT_PROBE, extraEnv: { NODE_ENV: "development" } });
+    stack = await startStack({ userDir: path.join(root, "user"), install: "pack", families: FAMILIES, erps: ["intacct", "exact", "bc"], extraFlows: AUDIT_PROBE, extraEnv: { NODE_ENV: "development" } });
   });
 
   afterEach(function () {
@@ -90,6 +111,9 @@ describe("end to end: hostile requests against every /mlc endpoint of the shippe
     if (root && !process.env.MLC_KEEP_E2E) fs.rmSync(root, { recursive: true, force: true });
   });
 
+  const exact = () => stack.erps.exact!;
+  const bc = () => stack.erps.bc!;
+
   async function ledger(): Promise<Ledger> {
     return {
       sms: stack.twilio.messages.length,
@@ -98,21 +122,36 @@ describe("end to end: hostile requests against every /mlc endpoint of the shippe
       mails: stack.sendgrid.mails.length,
       acumaticaWrites: stack.acumatica.requests.filter((r) => r.method === "PUT" || r.method === "DELETE" || (r.method === "POST" && /\/entity\/(?!auth\/)/i.test(r.path))).length,
       failedAudit: (await auditOf(stack.nodeRed.url)).length,
+      exactReads: exact().apiCalls("SalesInvoices").length,
+      exactSubscriptions: exact().subscriptions.size,
+      bcReads: bc().apiCalls((c) => c.path.includes("/purchaseInvoices(")).length,
+      bcSubscriptions: bc().subs.size,
     };
   }
 
-  it("the examples serve exactly the endpoints the fuzz aims at", async function () {
+  it("the examples serve every endpoint the fuzz knows, and their webhook subscriptions are live", async function () {
     const flows = await stack.nodeRed.getJson<Record<string, unknown>[]>("/flows");
-    const served: string[] = [];
+    const served = SERVED;
+    let exactSubs = 0;
+    let bcSubs = 0;
     for (const n of flows) {
       if (n.type === "mlc-acumatica-trigger" && n.mode !== "poll") served.push(`/acumatica/${n.endpoint}`);
       if (n.type === "mlc-twilio-status") served.push(`/twilio/${n.endpoint}`, `/twilio/${n.endpoint}/inbound`, `/twilio/${n.endpoint}/sendgrid`);
       if (n.type === "mlc-twilio-call" && n.ack) served.push(`/twilio/${n.endpoint}/gather`);
+      if ((n.type === "mlc-exact-trigger" || n.type === "mlc-bc-trigger") && n.mode === "webhook") served.push(`/${String(n.type).slice(4, -8)}/${n.endpoint}`);
+      if (n.type === "mlc-exact-trigger" && n.mode === "webhook") exactSubs++;
+      if (n.type === "mlc-bc-trigger" && n.mode === "webhook") bcSubs += String(n.entities).split(",").filter((e) => SUPPORTED.includes(e.trim())).length;
     }
-    assert.deepEqual(served.sort(), [...SERVED].sort());
+    assert.deepEqual(KNOWN.filter((k) => !served.includes(k)), [], "every known endpoint served");
+    assert.equal(new Set(served).size, served.length, "no endpoint served twice");
+    process.stdout.write(`      ${served.length} endpoints: ${served.join(" ")}\n`);
+    // the webhook families are live (Exact validated each subscription's callback, BC's handshakes passed) before the
+    // ledger is read: a subscription made during the fuzz would look like a state change
+    await waitFor(() => exact().subscriptions.size === exactSubs && bc().subs.size === bcSubs, 60000, `${exactSubs} Exact and ${bcSubs} BC subscriptions`);
   });
 
   it(`${total} seeded hostile requests: 0 × 5xx, 0 stack traces, 0 unanswered, 0 state changes, memory printed`, async function () {
+    assert.ok(SERVED.length, "the endpoints are read from the flows by the first test");
     const rnd = prng(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
     const chance = (p: number): boolean => rnd() < p;
@@ -140,7 +179,7 @@ describe("end to end: hostile requests against every /mlc endpoint of the shippe
         case 5:
           return `${base}/`;
         case 6:
-          return `${base}?${pick(["j=j" + hex(32), "bodySHA256=" + hex(64), "%zz", "a=%", "c=" + "x".repeat(2000), "__proto__[x]=1"])}`;
+          return `${base}?${pick(["j=j" + hex(32), "bodySHA256=" + hex(64), "%zz", "a=%", "c=" + "x".repeat(2000), "__proto__[x]=1", "validationToken=" + hex(16), "validationToken=%ff"])}`;
         default:
           return base;
       }
@@ -160,8 +199,26 @@ describe("end to end: hostile requests against every /mlc endpoint of the shippe
       () => ["random", randomBytes(Math.floor(rnd() * 2000))],
       () => ["push-like", Buffer.from(JSON.stringify({ Id: "n" + hex(8), Query: "AP-Bills-Pending-Approval", CompanyId: "AcmeProd", Inserted: [{ Type: "Bill", ReferenceNbr: "9" + hex(5), Amount: 99999, ApproverID: "EP00000001" }], Deleted: [] }))],
       () => ["near-cap", Buffer.from('{"a":"' + "x".repeat(CAP - 40 + Math.floor(rnd() * 80)) + '"}')],
+      () => ["exact-forged", exactForged()],
+      () => ["bc-forged", bcForged()],
     ];
     const contentTypes = ["application/x-www-form-urlencoded", "application/json", "application/json; charset=bogus", "application/x-www-form-urlencoded; charset=utf-16", "text/plain", "multipart/form-data; boundary=x", "application/xml", "a/b;;;", "", "application/json; charset=utf-8"];
+
+    /** An Exact webhook whose HashCode is wrong: another key, Exact's hash in lower case, or over re-encoded JSON. */
+    const exactForged = (): Buffer => {
+      const sim = exact();
+      const content = JSON.stringify({ Topic: "SalesInvoices", ClientId: sim.clientId, Division: sim.division, Action: pick(["Create", "Update", "Delete"]), Key: crypto.randomUUID(), ExactOnlineEndpoint: `${sim.url}/api/v1/${sim.division}/salesinvoice/SalesInvoices`, EventCreatedOn: new Date().toISOString() });
+      const hash = (key: string, text: string): string => createHmac("sha256", key).update(text, "utf8").digest("hex").toUpperCase();
+      const forged = pick([() => hash("guess-" + hex(8), content), () => hash(sim.webhookSecret, content).toLowerCase(), () => hash(sim.webhookSecret, content.replace(/\//g, "\\/")), () => ""])();
+      return Buffer.from(`{"Content":${content},"HashCode":"${forged}"}`);
+    };
+    /** A BC notification naming the live subscription, with a guessed (or no) clientState. */
+    const bcForged = (): Buffer => {
+      const sim = bc();
+      const sub = [...sim.subs.values()][0];
+      const item = { subscriptionId: sub?.subscriptionId ?? crypto.randomUUID(), clientState: pick(["guess-" + hex(8), "", null]), expirationDateTime: new Date(Date.now() + 86_400_000).toISOString(), resource: `/api/v2.0/companies(${sim.companyId})/purchaseInvoices(${crypto.randomUUID()})`, changeType: pick(["created", "updated", "deleted", "collection"]), lastModifiedDateTime: new Date().toISOString() };
+      return Buffer.from(JSON.stringify({ value: chance(0.8) ? [item] : Array.from({ length: 50 }, () => item) }));
+    };
 
     const signFor = (target: string, body: Buffer, ct: string): Record<string, string> => {
       const h: Record<string, string> = {};
@@ -322,5 +379,19 @@ describe("end to end: hostile requests against every /mlc endpoint of the shippe
     const url = `${stack.env.PUBLIC_BASE_URL}/mlc/twilio/status?bodySHA256=${createHash("sha256").update(raw).digest("hex")}`;
     const bad = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "X-Twilio-Signature": signTwilioRequest(stack.twilio.defaultAccount.authToken, url, {}) }, body: raw });
     assert.equal(bad.status, 400);
+  });
+
+  it("afterwards a signed Exact webhook is taken (record fetched) and a BC notification texts the approver", async function () {
+    const sim = exact();
+    const reads = sim.apiCalls("SalesInvoices").length;
+    const id = String(sim.put("salesinvoice/SalesInvoices", { InvoiceNumber: 25009999, AmountDC: 10, Currency: "EUR", Status: 20 }).InvoiceID);
+    assert.deepEqual(await sim.notify("SalesInvoices", "Create", id), [200]);
+    await waitFor(() => sim.apiCalls("SalesInvoices").length > reads, 20000, "the Exact record fetched");
+    const sms0 = stack.twilio.messages.length;
+    bc().upsert("purchaseInvoices", { number: "PI-FUZZ", status: "Open", vendorName: "After Fuzz", totalAmountIncludingTax: 5000, currencyCode: "USD", dueDate: "2030-01-01" });
+    assert.deepEqual((await bc().flush()).map((d) => d.status), [200]);
+    const m = await waitFor(() => stack.twilio.messages.slice(sms0).find((x) => x.body.includes("PI-FUZZ")), 20000, "the BC approval SMS");
+    assert.equal(m.to, "+14155550199");
+    assert.ok([...bc().subs.values()].some((x) => x.entitySet === "purchaseInvoices"), "the subscription survived the fuzz");
   });
 });

@@ -1,7 +1,8 @@
 /**
- * The whole main job on the built-in simulators: an Acumatica simulator (seeded), a Twilio simulator and
- * a real Node-RED with this package and the Acumatica example flows deployed. Used by `npm run demo`
- * and by the end-to-end tests, so both exercise exactly the same wiring.
+ * The whole main job on the built-in simulators: an Acumatica simulator (seeded), SAP Business One's Service Layer,
+ * Twilio and SendGrid simulators, on request the Intacct, Exact and Business Central simulators (`erps`,
+ * test/harness/erp-sims.ts), and a real Node-RED with this package and the chosen families' example flows deployed
+ * (default: Acumatica's). Used by `npm run demo` and by the end-to-end tests, so both exercise exactly the same wiring.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -11,6 +12,7 @@ import { DEFAULT_VERIFY_SERVICE_SID, TwilioSim, TwilioSimOptions } from "../sims
 import { SapB1Sim } from "../sims/sapb1";
 import { DEFAULT_SENDGRID_KEY, SendGridSim } from "../sims/sendgrid";
 import { NodeRed, REPO_ROOT, freePort, installInto, linkInto, packRepo } from "./nodered";
+import { ErpSimName, ErpSims, erpCredentialRefs, startErpSims, stopErpSims } from "./erp-sims";
 
 /** A node of a flow file (loosely typed: flows are data). */
 export type FlowNode = Record<string, unknown> & { id: string; type: string };
@@ -38,8 +40,9 @@ export function loadExamples(...families: string[]): FlowNode[] {
 }
 
 /** Add `credentials` with environment references to the nodes that need them (a deploy carries them inline). */
-export function withCredentialRefs(flows: FlowNode[]): FlowNode[] {
-  return flows.map((n) => (CREDENTIAL_REFS[n.type] ? { ...n, credentials: { ...CREDENTIAL_REFS[n.type] } } : n));
+export function withCredentialRefs(flows: FlowNode[], more: Record<string, Record<string, string>> = {}): FlowNode[] {
+  const refs = { ...CREDENTIAL_REFS, ...more };
+  return flows.map((n) => (refs[n.type] ? { ...n, credentials: { ...refs[n.type] } } : n));
 }
 
 export interface StackOptions {
@@ -53,6 +56,8 @@ export interface StackOptions {
   families?: string[];
   /** Options of the Twilio simulator (rate and concurrency limits…). */
   twilio?: TwilioSimOptions;
+  /** More ERP simulators to start (test/harness/erp-sims.ts), their environment and credentials set for the examples. */
+  erps?: ErpSimName[];
   /** More flow nodes deployed together with the examples (test probes, the demo's audit viewer). */
   extraFlows?: FlowNode[];
   /** More environment for the Node-RED process (e.g. NODE_ENV "development", Node-RED's own default). */
@@ -66,6 +71,8 @@ export interface Stack {
   sendgrid: SendGridSim;
   /** SAP Business One Service Layer (HTTPS, self-signed; the examples in examples/sapb1/ poll it). */
   sapb1: SapB1Sim;
+  /** The simulators started for `erps` (only those asked for). */
+  erps: ErpSims;
   nodeRed: NodeRed;
   env: Record<string, string>;
   pushSecret: string;
@@ -87,6 +94,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   await sapb1.start();
   acumatica.seedDemoData();
   const port = opts.port || (await freePort());
+  const erps = await startErpSims(opts.erps ?? [], port);
   const pushSecret = randomBytes(18).toString("base64url");
   const env: Record<string, string> = {
     ACUMATICA_URL: acumatica.url,
@@ -126,6 +134,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     AR_PHONE: "(415) 555-0199",
     OVERDUE_DAYS: "30",
     PURCHASING_PHONE: "(415) 555-0142",
+    ...erps.env,
   };
   sendgrid.eventWebhookUrl = `http://127.0.0.1:${port}/mlc/twilio/events/sendgrid`;
   if (opts.install === "pack") installInto(opts.userDir, packRepo(path.join(opts.userDir, "..", "pack")));
@@ -133,13 +142,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const nodeRed = new NodeRed({ userDir: opts.userDir, port, env: { ...env, ...(opts.extraEnv ?? {}) }, onLog: opts.onLog });
   await nodeRed.start();
   const families = opts.families ?? ["acumatica"];
-  const flows = [...(families.length ? withCredentialRefs(loadExamples(...families)) : []), ...(opts.extraFlows ?? [])];
+  const refs = erpCredentialRefs(erps.sims.exact?.grant());
+  const flows = [...(families.length ? withCredentialRefs(loadExamples(...families), refs) : []), ...(opts.extraFlows ?? [])];
   if (flows.length) await nodeRed.deploy(flows);
   return {
     acumatica,
     twilio,
     sendgrid,
     sapb1,
+    erps: erps.sims,
     nodeRed,
     env,
     pushSecret,
@@ -154,6 +165,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       await twilio.stop();
       await sendgrid.stop();
       await sapb1.stop();
+      await stopErpSims(erps.sims);
       await acumatica.stop();
     },
   };

@@ -3,7 +3,7 @@
  * test/harness/red-testbed.ts) against ExactSim: enrichment routes an invoice to the right contact and channel with
  * accounts cached (a burst for one customer costs two account/contact calls), no contact → `no-contact-found`, the
  * token chain saved encrypted under the user directory and continued after a redeploy without a token request,
- * the daily allowance in the status, and a missing record reaching Catch.
+ * the daily allowance in the status, a missing record reaching Catch, and `forget` dropping a cached account.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -93,6 +93,25 @@ describe("exact nodes in Node-RED (config + fetch)", function () {
     bed.node("fget").receive({ erp: { id: "00000000-0000-0000-0000-0000000000ff" } });
     await until(() => bed.received.caught.length === 1, "caught");
     assert.equal((bed.received.caught[0].errorDetails as { code: string }).code, "not_found");
+  });
+
+  it("forget (wired to an Accounts/Contacts trigger) drops the cached account: the next invoice is routed to the changed contact", async () => {
+    rt = sim.grant();
+    const nodes = [...flow(), { id: "fforget", type: "mlc-exact-fetch", z: "t1", exact: "cfg", operation: "forget", wires: [["forgot"]] }, { id: "forgot", type: "helper", z: "t1" }];
+    await bed.load(nodes, creds());
+    bed.node("fget").receive({ erp: { id: invoice(4) } });
+    await until(() => bed.received.out.length === 1, "first enrich");
+    sim.put("crm/Contacts", { ID: MAIN, Account: ACME, FullName: "Anna de Vries", Mobile: "+31655555555" });
+    bed.node("fget").receive({ erp: { id: invoice(5) } });
+    await until(() => bed.received.out.length === 2, "second enrich");
+    assert.equal((bed.received.out[1].recipient as { to: string }).to, "+31612345678", "cached inside the 30-minute check");
+    bed.node("fforget").receive({ erp: { entity: "Contacts", id: MAIN }, payload: { ID: MAIN, Account: ACME } });
+    await until(() => bed.received.forgot.length === 1, "forgotten");
+    assert.equal(bed.received.forgot[0].forgotten, ACME);
+    bed.node("fget").receive({ erp: { id: invoice(6) } });
+    await until(() => bed.received.out.length === 3, "third enrich");
+    assert.equal((bed.received.out[2].recipient as { to: string }).to, "+31655555555");
+    assert.equal(sim.apiCalls("crm/").length, 4, "loaded twice, nothing else");
   });
 
   it("saves the token chain encrypted and continues it after a redeploy without asking Exact for a token", async () => {

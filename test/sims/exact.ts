@@ -39,13 +39,14 @@ interface EntityDef {
 
 /** Entities the sim serves (reference §7), `service/Entity` → primary key and fields. */
 export const EXACT_ENTITIES: Record<string, EntityDef> = {
-  "salesinvoice/SalesInvoices": { pk: "InvoiceID", topic: "SalesInvoices", fields: ["InvoiceID", "InvoiceNumber", "InvoiceDate", "DueDate", "AmountDC", "AmountFC", "Currency", "OrderedBy", "OrderedByName", "InvoiceTo", "InvoiceToName", "InvoiceToContactPerson", "Status", "StatusDescription", "Type", "PaymentReference", "YourRef", "Modified", "Division"] },
-  "salesorder/SalesOrders": { pk: "OrderID", topic: "SalesOrders", fields: ["OrderID", "OrderNumber", "OrderDate", "DeliveryDate", "AmountDC", "AmountFC", "Currency", "OrderedBy", "OrderedByName", "InvoiceTo", "DeliverTo", "Status", "ApprovalStatus", "DeliveryStatus", "InvoiceStatus", "YourRef", "Modified", "Division"] },
-  "purchaseorder/PurchaseOrders": { pk: "PurchaseOrderID", topic: "PurchaseOrders", fields: ["PurchaseOrderID", "OrderNumber", "OrderDate", "ReceiptDate", "AmountDC", "AmountFC", "Currency", "Supplier", "SupplierName", "OrderStatus", "ApprovalStatus", "YourRef", "Modified", "Division"] },
+  "salesinvoice/SalesInvoices": { pk: "InvoiceID", topic: "SalesInvoices", fields: ["InvoiceID", "InvoiceNumber", "InvoiceDate", "DueDate", "AmountDC", "AmountFC", "Currency", "OrderedBy", "OrderedByName", "InvoiceTo", "InvoiceToName", "InvoiceToContactPerson", "OrderedByContactPerson", "Status", "StatusDescription", "Type", "PaymentReference", "YourRef", "Modified", "Division"] },
+  "salesorder/SalesOrders": { pk: "OrderID", topic: "SalesOrders", fields: ["OrderID", "OrderNumber", "OrderDate", "DeliveryDate", "AmountDC", "AmountFC", "Currency", "OrderedBy", "OrderedByName", "OrderedByContactPerson", "InvoiceTo", "InvoiceToContactPerson", "DeliverTo", "DeliverToContactPerson", "Status", "ApprovalStatus", "DeliveryStatus", "InvoiceStatus", "YourRef", "Modified", "Division"] },
+  "purchaseorder/PurchaseOrders": { pk: "PurchaseOrderID", topic: "PurchaseOrders", fields: ["PurchaseOrderID", "OrderNumber", "OrderDate", "ReceiptDate", "AmountDC", "AmountFC", "Currency", "Supplier", "SupplierName", "SupplierContact", "SupplierContactPersonFullName", "OrderStatus", "ApprovalStatus", "YourRef", "Modified", "Division"] },
+  "salesorder/GoodsDeliveries": { pk: "EntryID", topic: "GoodsDeliveries", fields: ["EntryID", "DeliveryNumber", "DeliveryDate", "DeliveryAccount", "DeliveryAccountName", "DeliveryContact", "DeliveryContactPersonFullName", "Description", "ShippingMethodDescription", "TrackingNumber", "Remarks", "Modified", "Division"] },
   "purchaseentry/PurchaseEntries": { pk: "EntryID", topic: "PurchaseEntries", fields: ["EntryID", "EntryNumber", "EntryDate", "DueDate", "AmountDC", "AmountFC", "Currency", "InvoiceNumber", "Supplier", "SupplierName", "Status", "Type", "YourRef", "Modified", "Division"] },
   "purchase/PurchaseInvoices": { pk: "ID", fields: ["ID", "Amount", "Currency", "DueDate", "InvoiceDate", "EntryNumber", "Status", "Supplier", "Type", "YourRef", "PaymentReference", "Modified", "Division"] },
-  "crm/Accounts": { pk: "ID", topic: "Accounts", fields: ["ID", "Code", "Name", "Email", "Phone", "Status", "IsSupplier", "IsSales", "Blocked", "MainContact", "City", "Country", "Modified", "Division"] },
-  "crm/Contacts": { pk: "ID", topic: "Contacts", fields: ["ID", "Account", "AccountName", "FirstName", "LastName", "FullName", "Email", "BusinessEmail", "Phone", "Mobile", "BusinessPhone", "BusinessMobile", "IsMainContact", "Modified", "Division"] },
+  "crm/Accounts": { pk: "ID", topic: "Accounts", fields: ["ID", "Code", "Name", "Email", "Phone", "Status", "IsSupplier", "IsSales", "Blocked", "IsAnonymised", "MainContact", "City", "Country", "Modified", "Division"] },
+  "crm/Contacts": { pk: "ID", topic: "Contacts", fields: ["ID", "Account", "AccountName", "FirstName", "LastName", "FullName", "Email", "BusinessEmail", "Phone", "Mobile", "BusinessPhone", "BusinessMobile", "IsMainContact", "IsMailingExcluded", "IsAnonymised", "Modified", "Division"] },
   "cashflow/Receivables": { pk: "ID", fields: ["ID", "Account", "AccountName", "AmountDC", "AmountFC", "Currency", "DueDate", "InvoiceNumber", "InvoiceDate", "IsFullyPaid", "LastPaymentDate", "Status", "YourRef", "Modified", "Division"] },
   "cashflow/Payments": { pk: "ID", fields: ["ID", "Account", "AccountName", "AmountDC", "AmountFC", "Currency", "DueDate", "InvoiceNumber", "PaymentMethod", "Status", "Modified", "Division"] },
 };
@@ -125,6 +126,8 @@ export class ExactSim {
   dayLimit = 5000;
   /** Length of the "minute" window, ms (tests may shorten it; the headers stay epoch ms). */
   minuteMs = 60_000;
+  /** Length of the "day" window, ms (tests may shorten it; Exact's daily allowance resets at midnight). */
+  dayMs = 86_400_000;
   pageSize = 60;
   htmlUnauthorized = false;
   oldTokenKillsChain = true;
@@ -193,7 +196,7 @@ export class ExactSim {
   spendMinute(division = String(this.division)): void {
     const now = this.now();
     const minuteStart = Math.floor(now / this.minuteMs) * this.minuteMs;
-    const dayStart = Math.floor(now / 86_400_000) * 86_400_000;
+    const dayStart = Math.floor(now / this.dayMs) * this.dayMs;
     const c = this.counters.get(division) ?? { minuteStart, minute: 0, dayStart, day: 0 };
     Object.assign(c, { minuteStart, minute: this.minuteLimit });
     this.counters.set(division, c);
@@ -284,13 +287,13 @@ export class ExactSim {
   private rate(div: string, res: http.ServerResponse): Record<string, string> | undefined {
     const now = this.now();
     const minuteStart = Math.floor(now / this.minuteMs) * this.minuteMs;
-    const dayStart = Math.floor(now / 86_400_000) * 86_400_000;
+    const dayStart = Math.floor(now / this.dayMs) * this.dayMs;
     const c = this.counters.get(div) ?? { minuteStart, minute: 0, dayStart, day: 0 };
     if (c.minuteStart !== minuteStart) Object.assign(c, { minuteStart, minute: 0 });
     if (c.dayStart !== dayStart) Object.assign(c, { dayStart, day: 0 });
     this.counters.set(div, c);
     const minutely = { "X-RateLimit-Minutely-Limit": String(this.minuteLimit), "X-RateLimit-Minutely-Reset": String(minuteStart + this.minuteMs) };
-    const daily = { "X-RateLimit-Limit": String(this.dayLimit), "X-RateLimit-Reset": String(dayStart + 86_400_000) };
+    const daily = { "X-RateLimit-Limit": String(this.dayLimit), "X-RateLimit-Reset": String(dayStart + this.dayMs) };
     if (c.day >= this.dayLimit) {
       writeJson(res, 429, exactErrorBody("API daily limit exceeded"), { ...daily, "X-RateLimit-Remaining": "0" });
       return undefined;

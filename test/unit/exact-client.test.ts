@@ -191,6 +191,30 @@ describe("exact: client (nodes/lib/exact) against ExactSim", function () {
     assert.equal(tokenLog().length, 1);
   });
 
+  it("a spent daily allowance (X-RateLimit-Remaining 0) holds calls until X-RateLimit-Reset; a 429 for it waits too and is no error", async () => {
+    sim.dayLimit = 4;
+    const DAY = 5000;
+    sim.dayMs = DAY; // a 5-second "day", so the reset comes within the test
+    sim.now = () => Date.now();
+    clock.t = Date.now();
+    while (Date.now() % DAY > 1000) await new Promise((r) => setTimeout(r, 20));
+    const a = client({ tokens: { refreshToken: sim.grant() } });
+    for (let i = 0; i < 6; i++) assert.equal((await a.get("salesinvoice/SalesInvoices", INVOICE, ["InvoiceID"]))?.InvoiceID, INVOICE);
+    const status = (s: number) => sim.apiCalls().filter((l) => (l as { status: number }).status === s).length;
+    assert.equal(status(429), 0, "the fifth call waited for the daily reset instead of meeting a 429");
+    assert.equal(sim.apiCalls("SalesInvoices").filter((l) => (l as { status: number }).status === 200).length, 6);
+    // a second client without readings meets a day another client spent: one 429, then it waits for X-RateLimit-Reset
+    const b = new ExactClient({ baseUrl: sim.url, clientId: sim.clientId, clientSecret: sim.clientSecret, division: sim.division, tokens: { refreshToken: "x", accessToken: tokenLog()[0].accessToken as string, issuedAt: Date.now(), expiresAt: Date.now() + 500_000 } });
+    closers.push(() => b.close());
+    await new Promise((r) => setTimeout(r, DAY - (Date.now() % DAY) + 50)); // the start of a fresh "day"
+    for (let i = 0; i < 4; i++) await a.get("salesinvoice/SalesInvoices", INVOICE, ["InvoiceID"]);
+    const refusedBefore = status(429);
+    assert.equal((await b.get("salesinvoice/SalesInvoices", INVOICE, ["InvoiceID"]))?.InvoiceID, INVOICE);
+    assert.equal(status(429) - refusedBefore, 1, "one refusal, then it waited for the daily reset");
+    assert.doesNotThrow(() => b.errors.check("salesinvoice/SalesInvoices"), "a 429 is not counted towards Exact's error block");
+    assert.equal(tokenLog().length, 1);
+  });
+
   it("subscribes only missing topics after listing, validates the callback, and deletes", async () => {
     const seen: { len: number }[] = [];
     const receiver = http.createServer((req, res) => {
@@ -361,9 +385,9 @@ describe("exact: HashCode and values", () => {
     const c1 = { ID: "c1", FullName: "One", Mobile: "+31611111111" };
     const c2 = { ID: "c2", FullName: "Two", BusinessEmail: "two@x.example" };
     assert.deepEqual(pickRecipient({ account, contacts: [c1, c2] }).recipient, { channel: "email", to: "two@x.example", name: "Two", contactId: "c2", accountId: "a" });
-    assert.equal(pickRecipient({ account, contacts: [c1, c2] }, (to) => to === "two@x.example").recipient?.to, "+31611111111");
+    assert.equal(pickRecipient({ account, contacts: [c1, c2] }, {}, (to) => to === "two@x.example").recipient?.to, "+31611111111");
     assert.equal(pickRecipient({ account, contacts: [] }).recipient?.to, "ap@x.example");
     assert.deepEqual(pickRecipient({ account: { ID: "a" }, contacts: [{ ID: "c3", FullName: "Nobody" }] }), { reason: "no-contact-found" });
-    assert.deepEqual(pickRecipient({ account: { ID: "a" }, contacts: [c1] }, () => true), { reason: "opted-out" });
+    assert.deepEqual(pickRecipient({ account: { ID: "a" }, contacts: [c1] }, {}, () => true), { reason: "opted-out" });
   });
 });

@@ -1,18 +1,27 @@
 /**
- * Enrichment for Exact Online documents: invoice or order → account (`crm/Accounts`) → contacts (`crm/Contacts`), and
- * the routing rule of issue 10: the recipient is the account's main contact first, then its other contacts; a
- * mobile number (`Mobile`, then `BusinessMobile`, reference §7) means SMS, else an e-mail address (`Email`, then
- * `BusinessEmail`) means e-mail, else the account's own `Email`; nobody reachable → `no-contact-found`.
+ * Routing for Exact Online documents (issue 10, Build 5): which account a document concerns, which of its contacts
+ * hears about it, and by which channel. The account and contacts come from {@link PartyCache} (parties.ts).
  *
- * Accounts and their contacts are cached per division for `ttlMs` (default 300000 ms) with one load in flight per
- * account, so a burst of invoices for one customer costs two calls, not two per invoice (Exact's 60 calls/min).
+ * - Party: per document type, the account and the contact person the document itself names, e.g. a sales invoice's
+ *   `InvoiceTo` / `InvoiceToContactPerson`, a sales order's `OrderedBy` / `OrderedByContactPerson`, a purchase order's
+ *   `Supplier` / `SupplierContact` (order confirmations go to suppliers), a goods delivery's `DeliveryAccount` /
+ *   `DeliveryContact` (field names as Exact's REST reference, HlpRestAPIResourcesDetails.aspx; reference §7).
+ * - Contact order (contact type): the document's contact person, then the account's main contact (`MainContact`,
+ *   `IsMainContact`), then the account's other contacts.
+ * - Channel (communication preference): a mobile number (`Mobile`, then `BusinessMobile`, reference §7) → SMS, else
+ *   an e-mail address (`Email`, then `BusinessEmail`) → e-mail, else the account's own `Email`; nobody reachable →
+ *   `no-contact-found`.
+ * - Opt-outs: a contact with `IsMailingExcluded` true ("excluded from the marketing list" in Exact's reference) or
+ *   `IsAnonymised` set (GDPR anonymisation), or an account with `IsAnonymised` set, is never used; an address the
+ *   caller's `optedOut` names (e.g. Twilio STOP) is skipped. Nobody left because of opt-outs → `opted-out`.
+ *   The reference notes name no opt-out field; these are Exact's own (picqer/exact-php-client `Contact.php`,
+ *   `Account.php`, generated from Exact's REST reference).
  */
-import type { ExactClient } from "./client";
 
 /** Fields read from `crm/Accounts` (names exactly as Exact's REST reference). */
-export const ACCOUNT_FIELDS = ["ID", "Code", "Name", "Email", "Phone", "MainContact", "Status", "Blocked"];
+export const ACCOUNT_FIELDS = ["ID", "Code", "Name", "Email", "Phone", "MainContact", "Status", "Blocked", "IsAnonymised", "Modified"];
 /** Fields read from `crm/Contacts`. */
-export const CONTACT_FIELDS = ["ID", "Account", "FullName", "FirstName", "LastName", "Email", "BusinessEmail", "Mobile", "BusinessMobile", "Phone", "IsMainContact"];
+export const CONTACT_FIELDS = ["ID", "Account", "FullName", "FirstName", "LastName", "Email", "BusinessEmail", "Mobile", "BusinessMobile", "Phone", "IsMainContact", "IsMailingExcluded", "IsAnonymised", "Modified"];
 
 /** Who gets the notification and how. `to` is as stored in Exact (E.164 normalisation is the SMS node's job). */
 export interface ExactRecipient {
@@ -33,23 +42,83 @@ export interface ExactParty {
 /** Result of {@link pickRecipient}: a recipient, or why there is none. */
 export type RoutingResult = { recipient: ExactRecipient } | { recipient?: undefined; reason: "no-contact-found" | "opted-out" };
 
+/** The account a document concerns and the contact person it names (lower-case GUIDs). */
+export interface DocumentParty {
+  accountId: string;
+  contactId?: string;
+}
+
+/** (account field, contact field) pairs per document type, most specific first. */
+const PARTY_FIELDS: Record<string, [string, string?][]> = {
+  SalesInvoices: [["InvoiceTo", "InvoiceToContactPerson"], ["OrderedBy", "OrderedByContactPerson"]],
+  SalesOrders: [["OrderedBy", "OrderedByContactPerson"], ["DeliverTo", "DeliverToContactPerson"], ["InvoiceTo", "InvoiceToContactPerson"]],
+  PurchaseOrders: [["Supplier", "SupplierContact"]],
+  GoodsDeliveries: [["DeliveryAccount", "DeliveryContact"]],
+  other: [["InvoiceTo", "InvoiceToContactPerson"], ["OrderedBy", "OrderedByContactPerson"], ["DeliveryAccount", "DeliveryContact"], ["Account"], ["Supplier", "SupplierContact"]],
+};
+
+/** Primary keys that tell a document's type when the caller does not say it. */
+const TYPE_BY_KEY: [string, string][] = [["InvoiceID", "SalesInvoices"], ["PurchaseOrderID", "PurchaseOrders"], ["OrderID", "SalesOrders"], ["DeliveryNumber", "GoodsDeliveries"]];
+
+function guid(v: unknown): string | undefined {
+  return typeof v === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v) ? v.toLowerCase() : undefined;
+}
+
 function str(v: unknown): string | undefined {
   return typeof v === "string" && v.trim() ? v.trim() : undefined;
 }
 
 /**
- * Choose the recipient of `party` (see module doc).
- * @param optedOut true for a contact or address that must not be used (e.g. the Twilio opt-out list)
+ * The account and named contact of `doc` (an Exact record, raw or `fromExact`-converted).
+ * @param entity the document's entity name (`msg.erp.entity`, e.g. "SalesOrders"); guessed from its key when absent
+ * @returns undefined when the document names no account GUID
  */
-export function pickRecipient(party: ExactParty, optedOut: (to: string, channel: "sms" | "email") => boolean = () => false): RoutingResult {
+export function partyOf(doc: Record<string, unknown>, entity?: string): DocumentParty | undefined {
+  const type = entity && PARTY_FIELDS[entity] ? entity : (TYPE_BY_KEY.find(([k]) => doc[k] !== undefined)?.[1] ?? "other");
+  for (const [accountField, contactField] of PARTY_FIELDS[type]) {
+    const accountId = guid(doc[accountField]);
+    if (!accountId) continue;
+    const contactId = contactField ? guid(doc[contactField]) : undefined;
+    return contactId ? { accountId, contactId } : { accountId };
+  }
+  return undefined;
+}
+
+/** The account a document belongs to (see {@link partyOf}). */
+export function accountOf(doc: Record<string, unknown>, entity?: string): string | undefined {
+  return partyOf(doc, entity)?.accountId;
+}
+
+/** Exact's opt-out and anonymisation flags (`IsAnonymised` is a byte in the reference, a boolean in some clients). */
+function excluded(row: Record<string, unknown>): boolean {
+  return row.IsMailingExcluded === true || row.IsAnonymised === true || (typeof row.IsAnonymised === "number" && row.IsAnonymised !== 0);
+}
+
+function rank(c: Record<string, unknown>, named: string, main: string): number {
+  const id = String(c.ID ?? "").toLowerCase();
+  return (named && id === named ? 4 : 0) + (id === main ? 2 : 0) + (c.IsMainContact === true ? 1 : 0);
+}
+
+/**
+ * Choose the recipient of `party` (see module doc).
+ * @param doc the document, for the contact person it names (e.g. `InvoiceToContactPerson`); optional
+ * @param optedOut true for an address that must not be used (e.g. the Twilio opt-out list)
+ * @param entity the document's entity name, as for {@link partyOf}
+ */
+export function pickRecipient(party: ExactParty, doc: Record<string, unknown> = {}, optedOut: (to: string, channel: "sms" | "email") => boolean = () => false, entity?: string): RoutingResult {
   const accountId = String(party.account.ID ?? "");
   const main = String(party.account.MainContact ?? "").toLowerCase();
-  const ordered = [...party.contacts].sort((a, b) => rank(b, main) - rank(a, main));
-  let skipped = false;
-  for (const c of ordered) {
-    const name = str(c.FullName) ?? ([str(c.FirstName), str(c.LastName)].filter(Boolean).join(" ") || undefined);
+  const named = partyOf(doc, entity)?.contactId ?? "";
+  const ordered = [...party.contacts].sort((a, b) => rank(b, named, main) - rank(a, named, main));
+  let skipped = excluded(party.account);
+  for (const c of skipped ? [] : ordered) {
     const mobile = str(c.Mobile) ?? str(c.BusinessMobile);
     const email = str(c.Email) ?? str(c.BusinessEmail);
+    if (excluded(c)) {
+      skipped ||= Boolean(mobile || email);
+      continue;
+    }
+    const name = str(c.FullName) ?? ([str(c.FirstName), str(c.LastName)].filter(Boolean).join(" ") || undefined);
     for (const [channel, to] of [["sms", mobile], ["email", email]] as const) {
       if (!to) continue;
       if (optedOut(to, channel)) {
@@ -59,61 +128,7 @@ export function pickRecipient(party: ExactParty, optedOut: (to: string, channel:
       return { recipient: { channel, to, name, contactId: String(c.ID ?? ""), accountId } };
     }
   }
-  const accountEmail = str(party.account.Email);
+  const accountEmail = excluded(party.account) ? undefined : str(party.account.Email);
   if (accountEmail && !optedOut(accountEmail, "email")) return { recipient: { channel: "email", to: accountEmail, name: str(party.account.Name), accountId } };
   return { reason: skipped || accountEmail ? "opted-out" : "no-contact-found" };
-}
-
-function rank(c: Record<string, unknown>, main: string): number {
-  return (String(c.ID ?? "").toLowerCase() === main ? 2 : 0) + (c.IsMainContact === true ? 1 : 0);
-}
-
-/** The account a document belongs to: `InvoiceTo`, `OrderedBy`, `Account`, `Supplier` (first GUID found). */
-export function accountOf(doc: Record<string, unknown>): string | undefined {
-  for (const f of ["InvoiceTo", "OrderedBy", "Account", "Supplier"]) {
-    const v = doc[f];
-    if (typeof v === "string" && /^[0-9a-f-]{36}$/i.test(v)) return v.toLowerCase();
-  }
-  return undefined;
-}
-
-/** Accounts with contacts, cached per (division, account) for `ttlMs`; at most `max` entries (oldest evicted). */
-export class PartyCache {
-  private readonly entries = new Map<string, { at: number; value: Promise<ExactParty | undefined> }>();
-  constructor(
-    private readonly ttlMs = 300_000,
-    private readonly max = 1000,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /**
-   * The account `accountId` with its contacts; loaded once per TTL (concurrent callers share the load).
-   * @returns undefined when the account does not exist (404)
-   * @throws what the client throws (a failed load is not cached)
-   */
-  get(client: ExactClient, division: number, accountId: string): Promise<ExactParty | undefined> {
-    const key = `${division}|${accountId.toLowerCase()}`;
-    const hit = this.entries.get(key);
-    if (hit && this.now() - hit.at < this.ttlMs) return hit.value;
-    const value = load(client, division, accountId);
-    this.entries.delete(key);
-    this.entries.set(key, { at: this.now(), value });
-    while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string);
-    value.catch(() => this.entries.get(key)?.value === value && this.entries.delete(key));
-    return value;
-  }
-
-  /** Forget one account (e.g. after an Accounts or Contacts webhook) or everything. */
-  invalidate(division?: number, accountId?: string): void {
-    if (division === undefined || !accountId) this.entries.clear();
-    else this.entries.delete(`${division}|${accountId.toLowerCase()}`);
-  }
-}
-
-async function load(client: ExactClient, division: number, accountId: string): Promise<ExactParty | undefined> {
-  const account = await client.get("crm/Accounts", accountId, ACCOUNT_FIELDS, division);
-  if (!account) return undefined;
-  const contacts: Record<string, unknown>[] = [];
-  for await (const c of client.list("crm/Contacts", { select: CONTACT_FIELDS, filter: `Account eq guid'${accountId.toLowerCase()}'` }, division)) contacts.push(c);
-  return { account, contacts };
 }
