@@ -6,13 +6,16 @@
  * - poll path (fallback for entity sets that are not webhook-enabled): one listing per poll, calls per alert for a
  *   few changes per poll, and calls per empty poll;
  * - sign-in: Entra tokens per hour over 24 simulated hours with one call a minute (lifetimes 60–90 min, renewed 5 min
- *   before expiry).
+ *   before expiry);
+ * - subscription upkeep: what keeping one webhook subscription alive costs over 7 simulated days (renewed a day before
+ *   BC's 3-day expiry, each renewal repeating the handshake), in BC calls per day; and the polling fallback's cost per
+ *   hour at the trigger's default 60 s interval, with or without changes.
  * Figures only, nothing asserted (the unit tests assert the behaviour).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { BcClient, BcNotification } from "../../nodes/lib/bc/client";
-import { handshakeAnswer, readNotifications } from "../../nodes/lib/bc/webhook";
+import { BcSubscriptionState, BcSubscriptions, handshakeAnswer, readNotifications } from "../../nodes/lib/bc/webhook";
 import { odataV4Time } from "../../nodes/lib/poll/conditions";
 import { WatermarkWindow } from "../../nodes/lib/poll/window";
 import { BcSim } from "../sims/bc";
@@ -107,6 +110,33 @@ async function tokensPerHour(sim: BcSim, hours: number): Promise<string> {
   return `${hours} simulated hours, 1 call/min: ${tokens} tokens = ${(tokens / hours).toFixed(2)} logins/hour, ${refused} calls met a 401`;
 }
 
+async function upkeep(sim: BcSim, days: number): Promise<string> {
+  const rx = await receiver(() => undefined);
+  const start = Date.now();
+  let t = start;
+  const c = client(sim, () => t);
+  let saved: BcSubscriptionState | undefined;
+  const subs = new BcSubscriptions({ client: c, notificationUrl: rx.url, clientState: SECRET, load: () => Promise.resolve(saved), save: (st) => Promise.resolve(void (saved = st)), now: () => t });
+  try {
+    let next = (await subs.ensure(["salesInvoices"])).nextRenewalAt ?? Infinity;
+    const before = sim.apiCalls().length;
+    for (let hour = 1; hour <= days * 24; hour++) {
+      t = start + hour * 3600_000;
+      sim.offsetMs = t - start;
+      sim.advance(0);
+      if (t >= next) next = (await subs.renewDue()) ?? Infinity;
+    }
+    const renewals = sim.apiCalls((l) => l.method === "PATCH" && l.path.includes("/subscriptions(")).length;
+    const all = sim.apiCalls().length - before;
+    const handshakes = sim.log.filter((l) => l.kind === "handshake").length - 1;
+    return `${days} simulated days: ${renewals} renewals, ${handshakes} handshakes passed, ${sim.subs.size} subscription alive, ${(all / days).toFixed(2)} BC calls/day`;
+  } finally {
+    sim.offsetMs = 0;
+    await c.close();
+    await rx.close();
+  }
+}
+
 async function main(): Promise<void> {
   const sim = new BcSim();
   await sim.start();
@@ -118,7 +148,12 @@ async function main(): Promise<void> {
     sim.reset();
     process.stdout.write(`  poll      ${await pollPath(sim, 20, 5)}\n`);
     sim.reset();
+    process.stdout.write(`  poll      ${await pollPath(sim, 20, 1)}\n`);
+    sim.reset();
     process.stdout.write(`  poll      ${await pollPath(sim, 20, 0)}\n`);
+    process.stdout.write("  poll      fallback cost at the default 60 s interval: 60 BC calls/hour per entity set, changes or not (≤ 1.0/alert only while every poll finds a change)\n");
+    sim.reset();
+    process.stdout.write(`  upkeep    ${await upkeep(sim, 7)}\n`);
     sim.reset();
     process.stdout.write(`  sign-in   ${await tokensPerHour(sim, 24)}\n`);
   } finally {

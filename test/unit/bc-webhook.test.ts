@@ -2,7 +2,8 @@
  * nodes/lib/bc/webhook.ts against BcSim: the handshake answer BC accepts (create and renew), clientState checked per
  * item of a mixed POST (a forged POST refused with 401, a malformed one 400, never a 5xx), the subscription lifecycle
  * (create per webhook-enabled entity set and poll fallback for the rest, renewal a day before expiry across simulated
- * days and a restart, re-creation after expiry or deletion, adoption after a crash before save, removal).
+ * days and a restart, re-creation after expiry or deletion, adoption after a crash before save, removal), and the
+ * catch-up of what BC could not deliver while a set had no subscription.
  */
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -122,6 +123,49 @@ describe("bc: webhook lifecycle (nodes/lib/bc/webhook)", function () {
     assert.deepEqual(r.subscribed, ["customers"]);
     assert.equal(sim.subs.size, 1);
     assert.equal(Object.values(saved?.subs ?? {})[0].subscriptionId, [...sim.subs.keys()][0]);
+  });
+
+  it("catches up what a lost subscription missed: one collection notification from last seen alive minus 36 h, every change since read once", async () => {
+    const DAY = 86_400_000;
+    await manager().ensure(["salesInvoices"]);
+    assert.deepEqual(await manager().catchUp(), [], "nothing lost yet");
+    const seenAt = Date.parse(saved?.seenAt?.salesInvoices ?? "");
+    const old = sim.upsert("salesInvoices", { number: "OLD" }, seenAt - 40 * 3600_000); // before the horizon
+    sim.advance(DAY);
+    const missed = [sim.upsert("salesInvoices", { number: "M1" }), sim.upsert("purchaseInvoices", { number: "OTHER" })];
+    sim.advance(3 * DAY); // Node-RED down: the subscription expires and BC deletes it
+    missed.push(sim.upsert("salesInvoices", { number: "M2" }));
+    assert.equal(sim.subs.size, 0);
+    // restart: made again, and one catch-up for the time it was gone (persisted: a second start hands out the same one)
+    await manager().ensure(["salesInvoices"]);
+    const [n, ...more] = await manager().catchUp();
+    assert.deepEqual(more, []);
+    assert.deepEqual(await manager().catchUp(), [n], "the same catch-up until it is marked done");
+    assert.equal(n.changeType, "collection");
+    assert.equal(n.subscriptionId, [...sim.subs.keys()][0]);
+    assert.equal(n.lastModifiedDateTime, new Date(seenAt - 36 * 3600_000).toISOString());
+    assert.equal(notificationKey(n), notificationKey((await manager().catchUp())[0]));
+    const read: string[] = [];
+    for await (const ev of client.changes(n)) read.push(String((ev.payload as { number?: string }).number));
+    assert.deepEqual(read.sort(), ["M1", "M2"], "the missed changes of this set, not the older one or another set");
+    assert.ok(!read.includes(String(old.number)));
+    await manager().caughtUp([n]);
+    assert.deepEqual(await manager().catchUp(), []);
+  });
+
+  it("a subscription BC deleted between renewals (not_found on renew) is made again and caught up from its last renewal", async () => {
+    await manager().ensure(["customers"]);
+    sim.advance(2 * 86_400_000 + 60_000); // a day before the 3-day expiry: renewed
+    await manager().renewDue();
+    const renewedAt = Date.parse(saved?.seenAt?.customers ?? "");
+    assert.ok(renewedAt >= sim.now() - 5000, "renewal recorded as seen");
+    sim.subs.clear(); // deleted after failed deliveries
+    sim.advance(2 * 86_400_000 + 60_000);
+    await manager().renewDue();
+    assert.equal(sim.subs.size, 1);
+    const [n] = await manager().catchUp();
+    assert.equal(n.lastModifiedDateTime, new Date(renewedAt - 36 * 3600_000).toISOString());
+    assert.match(n.resource, /\/customers\?\$filter=lastModifiedDateTime%20gt%20\d{4}-/);
   });
 
   it("adopts a subscription created just before a crash (not saved) instead of making a second", async () => {

@@ -10,7 +10,9 @@
  * - {@link BcSubscriptions}: the lifecycle — create per entity set (webhook-enabled ones only, the rest fall back to
  *   polling), adopt a subscription left by a crash before it was saved, renew a day before the 3-day expiry from the
  *   persisted `expirationDateTime` (so the schedule survives restarts), re-create an expired one, delete them all when
- *   the node is removed.
+ *   the node is removed; and, for a set whose subscription BC lost (expired while Node-RED was down, or deleted after
+ *   failed deliveries), a catch-up: a `collection` notification for every change since the subscription was last seen
+ *   alive minus BC's 36 h retry horizon ({@link BcSubscriptions.catchUp}), which the receiver handles like one from BC.
  * The receiver must answer the handshake while {@link BcSubscriptions.ensure} / `renewDue` run (BC calls back
  * before it answers the create or renew).
  */
@@ -22,6 +24,9 @@ import type { BcClient, BcNotification, BcSubscription } from "./client";
 
 /** Renew this long before `expirationDateTime`, ms (reference §8.2: renew well before the 3 days, e.g. daily). */
 export const BC_RENEW_BEFORE_MS = 24 * 3600_000;
+
+/** How long BC keeps retrying a notification before it gives up, ms (reference §8.5: "over the next 36 hours"). */
+export const BC_RETRY_HORIZON_MS = 36 * 3600_000;
 
 /** An HTTP answer for the adapter to send. */
 export interface WebhookAnswer {
@@ -114,10 +119,14 @@ export function notificationEvent(client: BcClient, n: BcNotification): ErpEvent
   return { topic: `bc/${entity}/${action}`, payload: { ...n }, erp, bcNotification: true };
 }
 
-/** Persisted lifecycle state: one subscription per entity set. */
+/** Persisted lifecycle state: one subscription per entity set. Times ISO 8601. */
 export interface BcSubscriptionState {
   notificationUrl: string;
   subs: Record<string, BcSubscription>;
+  /** Per entity set: when BC last confirmed its subscription (created, listed, renewed). */
+  seenAt?: Record<string, string>;
+  /** Per entity set whose subscription BC lost: changes from this time on may not have been delivered (catch-up due). */
+  lost?: Record<string, string>;
 }
 
 /** Options of {@link BcSubscriptions}. */
@@ -163,7 +172,25 @@ export class BcSubscriptions {
   private async state(): Promise<BcSubscriptionState> {
     const s = await this.o.load();
     // a saved state for another URL belongs to an older configuration: its subscriptions are looked up anew
-    return s && s.notificationUrl === this.o.notificationUrl ? { notificationUrl: s.notificationUrl, subs: { ...s.subs } } : { notificationUrl: this.o.notificationUrl, subs: {} };
+    return s && s.notificationUrl === this.o.notificationUrl
+      ? { notificationUrl: s.notificationUrl, subs: { ...s.subs }, seenAt: { ...s.seenAt }, lost: { ...s.lost } }
+      : { notificationUrl: this.o.notificationUrl, subs: {}, seenAt: {}, lost: {} };
+  }
+
+  /** Record that BC confirmed `entitySet`'s subscription now. */
+  private seen(state: BcSubscriptionState, entitySet: string): void {
+    state.seenAt = { ...state.seenAt, [entitySet]: new Date(this.now()).toISOString() };
+  }
+
+  /**
+   * Record that BC no longer has `entitySet`'s subscription: changes since it was last seen alive, minus BC's retry
+   * horizon (deliveries that failed before BC deleted it), may be missing. Without a record of it: the last renewal
+   * or creation (expiry − 3 days). An earlier loss not caught up yet keeps its earlier time.
+   */
+  private markLost(state: BcSubscriptionState, entitySet: string, sub: BcSubscription): void {
+    const seen = Date.parse(state.seenAt?.[entitySet] ?? "") || Date.parse(sub.expirationDateTime) - 3 * 24 * 3600_000;
+    const since = Math.min(seen - BC_RETRY_HORIZON_MS, Date.parse(state.lost?.[entitySet] ?? "") || Infinity);
+    state.lost = { ...state.lost, [entitySet]: new Date(since).toISOString() };
   }
 
   /**
@@ -178,8 +205,14 @@ export class BcSubscriptions {
     const pollFallback = entitySets.filter((e) => !supported.has(e));
     const remote = await this.o.client.subscriptions();
     for (const entitySet of entitySets.filter((e) => supported.has(e))) {
-      // a saved subscription BC no longer has (expired, or deleted after a refused delivery) is made again
-      if (state.subs[entitySet] && !remote.some((r) => r.subscriptionId === state.subs[entitySet].subscriptionId)) state.subs = without(state.subs, entitySet);
+      // a saved subscription BC no longer has (expired, or deleted after a refused delivery) is made again, and what it
+      // may have missed is caught up
+      const mine = state.subs[entitySet] as BcSubscription | undefined;
+      if (mine && !remote.some((r) => r.subscriptionId === mine.subscriptionId)) {
+        this.markLost(state, entitySet, mine);
+        state.subs = without(state.subs, entitySet);
+        await this.o.save(state);
+      }
       if (!state.subs[entitySet]) {
         const resource = this.o.client.subscriptionResource(entitySet);
         const found = remote.find((r) => r.notificationUrl === this.o.notificationUrl && r.resource === resource);
@@ -188,8 +221,9 @@ export class BcSubscriptions {
           if (found) await this.o.client.unsubscribe(found);
           state.subs[entitySet] = await this.o.client.subscribe(entitySet, this.o.notificationUrl, this.o.clientState);
         }
-        await this.o.save(state);
       }
+      this.seen(state, entitySet);
+      await this.o.save(state);
       subscribed.push(entitySet);
     }
     for (const stale of Object.keys(state.subs).filter((e) => !subscribed.includes(e))) {
@@ -213,9 +247,12 @@ export class BcSubscriptions {
           cur = await this.o.client.renew(cur);
         } catch (err) {
           if (!(err instanceof MlcError && err.code === "not_found")) throw err;
+          this.markLost(state, entitySet, cur);
+          await this.o.save(state);
           cur = await this.o.client.subscribe(entitySet, this.o.notificationUrl, this.o.clientState);
         }
         state.subs[entitySet] = cur;
+        this.seen(state, entitySet);
         await this.o.save(state);
       }
       const due = Date.parse(cur.expirationDateTime) - this.renewBeforeMs;
@@ -242,6 +279,36 @@ export class BcSubscriptions {
       await this.o.save(state);
     }
     return n;
+  }
+
+  /**
+   * The catch-up due for sets whose subscription BC lost: per set, one `collection` notification of its current
+   * subscription whose `resource` is the set filtered on `lastModifiedDateTime gt <since>` (BC's own collection form,
+   * reference §8.4), to journal and expand like one BC sent. Its `lastModifiedDateTime` is the `since` time, so the
+   * same catch-up handed out twice (a crash before {@link caughtUp}) has the same {@link notificationKey}. Records
+   * already delivered come again with the same jobId (the flow's dedupe and the send ledger stop doubles).
+   * @returns [] when nothing is due
+   */
+  async catchUp(): Promise<BcNotification[]> {
+    const state = await this.state();
+    return Object.entries(state.lost ?? {})
+      .filter(([entitySet]) => state.subs[entitySet])
+      .map(([entitySet, since]) => {
+        const sub = state.subs[entitySet];
+        const resource = `${this.o.client.subscriptionResource(entitySet)}?$filter=lastModifiedDateTime%20gt%20${since}`;
+        return { subscriptionId: sub.subscriptionId, clientState: this.o.clientState, expirationDateTime: sub.expirationDateTime, resource, changeType: "collection" as const, lastModifiedDateTime: since };
+      });
+  }
+
+  /** Forget the catch-ups handed out by {@link catchUp} (call once they are journaled). */
+  async caughtUp(done: BcNotification[]): Promise<void> {
+    const state = await this.state();
+    const ids = new Set(done.map((n) => n.subscriptionId));
+    const entitySets = Object.keys(state.subs).filter((e) => ids.has(state.subs[e].subscriptionId));
+    const lost = Object.fromEntries(Object.entries(state.lost ?? {}).filter(([e]) => !entitySets.includes(e)));
+    if (Object.keys(lost).length === Object.keys(state.lost ?? {}).length) return;
+    state.lost = lost;
+    await this.o.save(state);
   }
 
   /** True when the notification belongs to a subscription this trigger holds (by id). */
