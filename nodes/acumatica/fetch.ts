@@ -7,29 +7,20 @@
 import { ErpError, ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
 import { renderOptional } from "../lib/template";
-import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
+import { FetchNodeProps, registerFetchNode } from "../shared/fetch";
+import { num } from "../shared/node";
 import type { RedAPI } from "../shared/types";
 import { acumaticaConfig } from "./config";
 
-export interface FetchProps extends Record<string, unknown> {
-  name?: string;
+export interface FetchProps extends FetchNodeProps {
   acumatica?: string;
   operation?: "get" | "list" | "put";
-  entity?: string;
-  entityType?: string;
-  key?: string;
-  keyType?: string;
   filter?: string;
   select?: string;
   expand?: string;
-  top?: string | number;
   skip?: string | number;
   putMode?: "upsert" | "update" | "insert";
-  /** msg property that receives the result (default "payload"). */
-  property?: string;
 }
-
-
 
 function keyParts(v: unknown): string[] {
   if (Array.isArray(v)) return v.map((x) => String(x));
@@ -38,47 +29,32 @@ function keyParts(v: unknown): string[] {
   throw new ValidationError("No record key: give a GUID, a key like Bill/000123, or an array of key values", { code: "missing_key" });
 }
 
+/** Register `mlc-acumatica-fetch` on the fetch skeleton (shared/fetch.ts). */
 export function registerAcumaticaFetch(RED: RedAPI): void {
-  registerNode<FetchProps>(RED, "mlc-acumatica-fetch", (node, config) => {
-    const operation = config.operation ?? "get";
-    const property = (config.property || "payload").trim();
-    let calls = 0;
-    node.status(Status.idle(operation));
-    // Translated once here; each message only fills in the count.
-    const workingText = statusTemplate(RED, "mlc-acumatica-fetch.status.working", "__operation__…")({ operation });
-    const doneText = statusTemplate(RED, "mlc-acumatica-fetch.status.done", "__operation__ ✓ __n__");
-    try {
-      acumaticaConfig(RED, config.acumatica, node); // shown the connection's sign-in problems from the start
-    } catch {
-      // no connection selected: reported on the first message
-    }
-    onInput(RED, node, async (msg, { send, status }) => {
-      const acu = acumaticaConfig(RED, config.acumatica, node);
-      const entity = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity) ?? "").trim();
-      if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(entity)) throw new ValidationError(`"${entity}" is not an Acumatica entity name`, { code: "bad_entity" });
-      const select = renderOptional(config.select, msg);
-      const expand = renderOptional(config.expand, msg);
-      status(Status.busy(workingText));
-      let result: unknown;
-      if (operation === "get") {
-        const key = config.key ? await evaluate(RED, node, config.key, config.keyType, msg) : msg.key;
-        const parts = keyParts(key);
-        const rec = await acu.client().get(entity, parts.length === 1 ? parts[0] : parts, { select, expand });
-        if (!rec) throw new ErpError(`${entity} ${parts.join("/")} was not found`, { code: "not_found", status: 404, recordId: parts.join("/") });
-        result = rec;
-      } else if (operation === "list") {
-        const top = config.top === undefined || config.top === "" ? undefined : num(config.top, 100, 1, 100000);
-        const skip = config.skip === undefined || config.skip === "" ? undefined : num(config.skip, 0, 0, 1e9);
-        result = await acu.client().list(entity, { filter: renderOptional(config.filter, msg, renderODataFilter), select, expand, top, skip });
-      } else {
+  registerFetchNode<FetchProps>(RED, "mlc-acumatica-fetch", (node, config) => {
+    const client = () => acumaticaConfig(RED, config.acumatica, node).client();
+    return {
+      connect: () => acumaticaConfig(RED, config.acumatica, node),
+      checkEntity: (entity) => {
+        if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(entity)) throw new ValidationError(`"${entity}" is not an Acumatica entity name`, { code: "bad_entity" });
+      },
+      run: async ({ msg, operation, entity, key, top }) => {
+        const select = renderOptional(config.select, msg);
+        const expand = renderOptional(config.expand, msg);
+        if (operation === "get") {
+          const parts = keyParts(await key(msg.key));
+          const rec = await client().get(entity, parts.length === 1 ? parts[0] : parts, { select, expand });
+          if (!rec) throw new ErpError(`${entity} ${parts.join("/")} was not found`, { code: "not_found", status: 404, recordId: parts.join("/") });
+          return rec;
+        }
+        if (operation === "list") {
+          const skip = config.skip === undefined || config.skip === "" ? undefined : num(config.skip, 0, 0, 1e9);
+          return client().list(entity, { filter: renderOptional(config.filter, msg, renderODataFilter), select, expand, top: top(100000), skip });
+        }
         const record = msg.payload;
         if (!record || typeof record !== "object" || Array.isArray(record)) throw new ValidationError("Update needs msg.payload to be the record (key fields and the fields to change)", { code: "bad_record" });
-        result = await acu.client().put(entity, record as Record<string, unknown>, { select, expand, mode: config.putMode ?? "update" });
-      }
-      calls++;
-      RED.util.setMessageProperty(msg, property, result, true);
-      status(Status.ok(doneText({ operation, n: calls })));
-      send(msg);
-    });
+        return client().put(entity, record as Record<string, unknown>, { select, expand, mode: config.putMode ?? "update" });
+      },
+    };
   });
 }

@@ -9,28 +9,19 @@
 import { ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
 import { renderOptional } from "../lib/template";
-import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
+import { FetchNodeProps, registerFetchNode } from "../shared/fetch";
+import { firstSet } from "../shared/node";
 import type { NodeMessage, RedAPI } from "../shared/types";
 import { bcConfig } from "./config";
 
-export interface BcFetchProps extends Record<string, unknown> {
-  name?: string;
+export interface BcFetchProps extends FetchNodeProps {
   bc?: string;
   operation?: "get" | "list" | "update";
-  entity?: string;
-  entityType?: string;
-  key?: string;
-  keyType?: string;
   filter?: string;
   select?: string;
   expand?: string;
   orderby?: string;
-  top?: string | number;
-  /** msg property that receives the result (default "payload"). */
-  property?: string;
 }
-
-
 
 /** The record and its ETag for an update: msg.payload holds the fields to change; the ETag comes from msg.etag or payload["@odata.etag"]. */
 function updateInput(msg: NodeMessage): { changes: Record<string, unknown>; etag: string } {
@@ -42,43 +33,23 @@ function updateInput(msg: NodeMessage): { changes: Record<string, unknown>; etag
   return { changes: rec, etag };
 }
 
+/** Register `mlc-bc-fetch` on the fetch skeleton (shared/fetch.ts); the key defaults to msg.erp.id. */
 export function registerBcFetch(RED: RedAPI): void {
-  registerNode<BcFetchProps>(RED, "mlc-bc-fetch", (node, config) => {
-    const operation = config.operation ?? "get";
-    const property = (config.property || "payload").trim();
-    let calls = 0;
-    node.status(Status.idle(operation));
-    // Translated once here; each message only fills in the count.
-    const workingText = statusTemplate(RED, "mlc-bc-fetch.status.working", "__operation__…")({ operation });
-    const doneText = statusTemplate(RED, "mlc-bc-fetch.status.done", "__operation__ ✓ __n__");
-    try {
-      bcConfig(RED, config.bc, node);
-    } catch {
-      // no connection selected: reported on the first message
-    }
-    onInput(RED, node, async (msg, { send, status }) => {
+  registerFetchNode<BcFetchProps>(RED, "mlc-bc-fetch", (node, config) => ({
+    connect: () => bcConfig(RED, config.bc, node),
+    run: async ({ msg, operation, entity, key, top }) => {
       const bc = bcConfig(RED, config.bc, node).client();
-      const entity = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity as string | undefined) ?? "").trim();
       const select = renderOptional(config.select, msg);
       const expand = renderOptional(config.expand, msg);
-      status(Status.busy(workingText));
-      let result: unknown;
-      const recordId = async (): Promise<string> => String((config.key ? await evaluate(RED, node, config.key, config.keyType, msg) : (msg.erp as { id?: unknown } | undefined)?.id) ?? "");
-      if (operation === "get") {
-        result = await bc.get(entity, await recordId(), { select, expand });
-      } else if (operation === "list") {
-        const top = config.top === undefined || config.top === "" ? undefined : num(config.top, 100, 1, 20000);
+      const recordId = async (): Promise<string> => String((await key((msg.erp as { id?: unknown } | undefined)?.id)) ?? "");
+      if (operation === "get") return bc.get(entity, await recordId(), { select, expand });
+      if (operation === "list") {
         const rows: Record<string, unknown>[] = [];
-        for await (const r of bc.list(entity, { filter: renderOptional(config.filter, msg, renderODataFilter), select, expand, orderby: renderOptional(config.orderby, msg), top })) rows.push(r);
-        result = rows;
-      } else {
-        const { changes, etag } = updateInput(msg);
-        result = await bc.update(entity, await recordId(), changes, etag);
+        for await (const r of bc.list(entity, { filter: renderOptional(config.filter, msg, renderODataFilter), select, expand, orderby: renderOptional(config.orderby, msg), top: top(20000) })) rows.push(r);
+        return rows;
       }
-      calls++;
-      RED.util.setMessageProperty(msg, property, result, true);
-      status(Status.ok(doneText({ operation, n: calls })));
-      send(msg);
-    });
-  });
+      const { changes, etag } = updateInput(msg);
+      return bc.update(entity, await recordId(), changes, etag);
+    },
+  }));
 }

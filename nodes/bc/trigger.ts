@@ -12,14 +12,13 @@
  */
 import type { BcClient, BcNotification } from "../lib/bc/client";
 import { BcSubscriptionState, BcSubscriptions, handshakeAnswer, notificationEvent, notificationKey, readNotifications } from "../lib/bc/webhook";
-import type { ErpEventMsg } from "../lib/envelope";
 import { ValidationError } from "../lib/errors";
 import { hashedKey } from "../lib/ids";
 import { odataV4Time } from "../lib/poll/conditions";
 import { WatermarkWindow } from "../lib/poll/window";
 import { contextBackend, resolveStore } from "../shared/context";
 import { num, registerNode, reportError } from "../shared/node";
-import { PollSpec, PushSpec, startTrigger } from "../shared/trigger";
+import { FetchAfterJournal, PollSpec, PushSpec, RenewalTimer, startTrigger } from "../shared/trigger";
 import type { RedAPI, RedNode } from "../shared/types";
 import { bcConfig } from "./config";
 
@@ -61,18 +60,7 @@ function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallbac
       save: (s) => backend.set("mlc_bc_subscriptions", s),
     });
   const subs = manager(client());
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const schedule = (at: number | undefined): void => {
-    if (stopped || at === undefined) return;
-    timer = setTimeout(() => {
-      subs.renewDue().then(schedule, (err: unknown) => {
-        reportError(RED, node, err, { topic: "bc/subscription" });
-        schedule(Date.now() + 600_000);
-      });
-    }, Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
-    timer.unref();
-  };
+  const renewal = new RenewalTimer(() => subs.renewDue(), (err) => reportError(RED, node, err, { topic: "bc/subscription" }));
   return {
     path: `/bc/${endpoint}`,
     methods: ["POST", "GET"],
@@ -86,11 +74,10 @@ function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallbac
       start: async () => {
         const r = await subs.ensure(list(config.entities));
         fallback.push(...r.pollFallback);
-        schedule(r.nextRenewalAt);
+        renewal.schedule(r.nextRenewalAt);
       },
       stop: async (removed) => {
-        stopped = true;
-        if (timer) clearTimeout(timer);
+        renewal.stop();
         if (!removed) return;
         // the shared client may be closing with its config node (full deploy): delete through a client of our own
         const own = connection.detached();
@@ -117,20 +104,18 @@ function pollSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, sets: () =
   };
 }
 
-/** Wrap `node.send` so journaled notifications go out as the records they name (read now, collections paged). */
-function expandNotifications(RED: RedAPI, node: RedNode, config: BcTriggerProps): void {
-  const send = node.send.bind(node);
-  node.send = ((msg: ErpEventMsg) => {
-    if (!msg || msg.bcNotification !== true) return send(msg);
-    void (async () => {
+/** Fetch after journal: a journaled notification goes out as the records it names (read now, collections paged). */
+function readNotified(RED: RedAPI, node: RedNode, config: BcTriggerProps): FetchAfterJournal {
+  return {
+    names: (msg) => msg.bcNotification === true,
+    read: async function* (msg) {
       const client = bcConfig(RED, config.bc, node).client();
-      for await (const ev of client.changes(msg.payload as unknown as BcNotification)) {
-        // a record notification keeps the journaled jobId, so a send settling it settles the journal entry
-        const single = !String(msg.erp.id).startsWith("collection");
-        send({ ...ev, erp: { ...ev.erp, ...(single ? { jobId: msg.erp.jobId } : {}), ...(msg.erp.replay ? { replay: true } : {}) } });
-      }
-    })().catch((err: unknown) => reportError(RED, node, err, { topic: "bc/push", resource: (msg.payload as { resource?: string }).resource }));
-  }) as typeof node.send;
+      // a record notification keeps the journaled jobId, so a send settling it settles the journal entry
+      const single = !String(msg.erp.id).startsWith("collection");
+      for await (const ev of client.changes(msg.payload as unknown as BcNotification)) yield single ? { ...ev, erp: { ...ev.erp, jobId: msg.erp.jobId } } : ev;
+    },
+    about: (msg) => ({ resource: (msg.payload as { resource?: string }).resource }),
+  };
 }
 
 export function registerBcTrigger(RED: RedAPI): void {
@@ -148,13 +133,13 @@ export function registerBcTrigger(RED: RedAPI): void {
         reportError(RED, node, err, { topic: "bc/trigger/start" });
         return;
       }
-      expandNotifications(RED, node, config);
       startTrigger(RED, node, {
         i18n: "mlc-bc-trigger",
         family: "bc",
         store: config.store,
         stateKey: "mlc_bc_poll",
         push,
+        fetch: readNotified(RED, node, config),
         poll: pollSpec(RED, node, config, () => (webhook ? fallback : list(config.entities)), webhook ? num(config.interval, 60, 1, 86400) * 1000 : 250),
         about: { entities: list(config.entities) },
       });

@@ -5,8 +5,8 @@
  *   `<Public URL><httpNodeRoot>/mlc/exact/<endpoint>` (listed before created), removed when the node is deleted. The empty
  *   validation POST gets 200 unchecked; any other body needs a valid `HashCode` (HMAC-SHA256 of the raw Content,
  *   upper-case hex, app webhook secret), else 401. A notification carries only the key: the skeleton journals a
- *   key-only notice before the 200; when it is emitted, the record is fetched, journaled under the poll path's key
- *   `p|<jobId>` (jobId from `Modified`, as a poll read) and emitted, then the notice is settled. So webhook and poll
+ *   key-only notice before the 200, then (its fetch-after-journal step) the record is fetched, journaled under the
+ *   poll path's key `p|<jobId>` (jobId from `Modified`, as a poll read) and emitted, and the notice is settled. So webhook and poll
  *   emit a change once, and a crash after the 200 replays the notice. A delete is journaled final (no fetch).
  * - poll mode (no webhooks: Receivables, Payments, PurchaseInvoices), or catch-up next to webhooks: `Modified` with a
  *   2 h overlap by default (Exact's datetime zone is undocumented), events journaled before the watermark moves.
@@ -19,7 +19,7 @@ import { ensureSubscriptions, removeSubscriptions } from "../lib/exact/subscript
 import { ExactNotification, parseExactNotification, verifyExactHashCode } from "../lib/exact/webhook";
 import { publicEndpointUrl } from "../shared/dispatcher";
 import { Status, num, registerNode, reportError } from "../shared/node";
-import { PollSpec, PushSpec, TriggerHandle, startTrigger } from "../shared/trigger";
+import { FetchAfterJournal, PollSpec, PushSpec, startTrigger } from "../shared/trigger";
 import type { RedAPI, RedNode } from "../shared/types";
 import { exactConfig } from "./config";
 
@@ -102,28 +102,20 @@ function pollSpec(RED: RedAPI, node: RedNode, config: ExactTriggerProps, entity:
 }
 
 /**
- * Emit through the enrichment: a key-only notice fetches its record (ExactClient.getByEndpoint, one GET), the full
- * event is journaled under `p|<jobId>` (dropped when a poll or an earlier delivery already journaled it) and
- * emitted, then the notice is settled. A failed fetch leaves the notice pending: it is replayed at the next start.
+ * Fetch after journal: a key-only notice reads its record (ExactClient.getByEndpoint, one GET); the skeleton journals
+ * the full event under `p|<jobId>` (dropped when a poll or an earlier delivery already journaled it), emits it and
+ * settles the notice. A failed read leaves the notice pending: it is replayed at the next start.
  */
-function enrichOnSend(RED: RedAPI, node: RedNode, config: ExactTriggerProps, handle: () => TriggerHandle | undefined): void {
-  const send = node.send.bind(node);
-  const enrich = async (notice: ErpEventMsg, n: ExactNotification): Promise<void> => {
-    const journal = handle()?.journal;
-    if (!journal) return;
-    const full = await eventFromNotification(exactConfig(RED, config.exact, node).client(), n);
-    // a replayed notice may have passed a dedupe before the crash: its event goes on as a replay too (the ledger stops a double)
-    if (full && (await journal.accept(`p|${full.erp.jobId}`, [full]))) send(notice.erp.replay ? { ...full, erp: { ...full.erp, replay: true } } : full);
-    await journal.settle(notice.erp.jobId);
-  };
-  node.send = (msg) => {
-    const ev = msg as ErpEventMsg | undefined;
-    const n = ev?.payload?.[EXACT_NOTICE] as ExactNotification | undefined;
-    if (!ev || !n) {
-      send(msg);
-      return;
-    }
-    enrich(ev, n).catch((err: unknown) => reportError(RED, node, err, { topic: "exact/push", entity: ev.erp.entity, recordId: ev.erp.id }));
+function readNotified(RED: RedAPI, node: RedNode, config: ExactTriggerProps): FetchAfterJournal {
+  const noticeOf = (ev: ErpEventMsg): ExactNotification | undefined => ev.payload?.[EXACT_NOTICE] as ExactNotification | undefined;
+  return {
+    names: (ev) => noticeOf(ev) !== undefined,
+    read: async function* (ev) {
+      const full = await eventFromNotification(exactConfig(RED, config.exact, node).client(), noticeOf(ev) as ExactNotification);
+      if (full) yield full;
+    },
+    journal: "event",
+    about: (ev) => ({ entity: ev.erp.entity, recordId: ev.erp.id }),
   };
 }
 
@@ -135,14 +127,13 @@ export function registerExactTrigger(RED: RedAPI): void {
       const entity = (config.entity ?? "").trim() || "SalesInvoices";
       if (!EXACT_EVENT_ENTITIES[entity]) return reportError(RED, node, new ValidationError(`Unknown Exact entity ${entity.slice(0, 40)}`, { code: "bad_entity" }), { topic: "exact/trigger/start" });
       const mode = config.mode === "poll" ? "poll" : "webhook";
-      const started: { handle?: TriggerHandle } = {};
-      enrichOnSend(RED, node, config, () => started.handle);
-      started.handle = startTrigger(RED, node, {
+      startTrigger(RED, node, {
         i18n: "mlc-exact-trigger",
         family: "exact",
         store: config.store,
         stateKey: "mlc_exact_poll",
         push: mode === "webhook" ? pushSpec(RED, node, config, entity) : undefined,
+        fetch: readNotified(RED, node, config),
         poll: mode === "poll" || config.catchUp ? pollSpec(RED, node, config, entity, mode === "poll" ? 250 : num(config.interval, 60, 1, 86400) * 1000) : undefined,
         about: { entity },
       });

@@ -6,16 +6,17 @@
  * Secrets (sender password, user password) are credentials; sender id and user id too, so an exported flow names
  * no account. The session survives a restart (even `kill -9`): its id, endpoint and expiry are kept in
  * `<userDir>/.mlc-tokens/intacct-<node id>.json`, encrypted with Node-RED's credential secret (lib/auth/token-file.ts),
- * and reused while valid instead of opening a second session; the file is deleted with the node. Vendor: developer.intacct.com api/company-console/api-sessions; web-services/queries.
+ * and reused while valid instead of opening a second session; the file is deleted with the node (shared/kept-session.ts).
+ * Vendor: developer.intacct.com api/company-console/api-sessions; web-services/queries.
  */
-import { AuthState } from "../lib/auth/source";
-import type { TokenFile } from "../lib/auth/token-file";
 import { encodeParts } from "../lib/ids";
 import { INTACCT_ENDPOINT, IntacctClient, IntacctClientOptions } from "../lib/intacct/client";
-import { IntacctSession } from "../lib/intacct/session";
+import type { IntacctSession } from "../lib/intacct/session";
 import { registerTestEndpoint } from "../shared/admin";
-import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
-import { Status, registerNode, t } from "../shared/node";
+import { showAuthState } from "../shared/auth-status";
+import { ConfigUsers, OwnedClient, configApi, configString } from "../shared/config";
+import { KeptSession } from "../shared/kept-session";
+import { registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
 export const INTACCT_CONFIG_TYPE = "mlc-intacct-config";
@@ -54,16 +55,6 @@ function connectionIdentity(config: IntacctConfigProps, c: Record<string, string
   return encodeParts(["intacct", String(config.endpoint ?? "").trim(), String(c.senderId ?? "").trim(), String(config.companyId ?? "").trim(), String(c.userId ?? "").trim(), String(config.locationId ?? "").trim()]);
 }
 
-/** The kept session, if the file holds a readable one. */
-function keptSession(file: TokenFile): IntacctSession | undefined {
-  try {
-    const text = file.read();
-    return text ? (JSON.parse(text) as IntacctSession) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** @throws ValidationError "missing_env" for an unset `${VAR}`; ErpError "bad_config" for a missing credential */
 function buildClient(config: IntacctConfigProps, c: Record<string, string | undefined>, hooks: Hooks = {}): IntacctClient {
   const timeout = positive(config.timeout);
@@ -88,38 +79,10 @@ export function registerIntacctConfig(RED: RedAPI): void {
     INTACCT_CONFIG_TYPE,
     (node, config) => {
       const users = new ConfigUsers();
-      let file: TokenFile | undefined;
-      const onAuthState = (st: AuthState): void => {
-        if (st.blocked) {
-          const status = Status.error(t(RED, "errors.auth_cooldown", undefined, "sign-in paused"));
-          node.status(status);
-          users.show(status);
-          node.warn(st.error?.message ?? "Intacct refused the sign-in");
-        } else {
-          users.clear();
-          node.status(Status.ok(t(RED, "mlc-intacct-config.status.signedIn", undefined, "signed in")));
-        }
-      };
-      const owned = new OwnedClient(
-        node,
-        () => {
-          const hooks: Hooks = { onAuthState };
-          const f = tokenFileFor(RED, node, "intacct", connectionIdentity(config, node.credentials));
-          if ("reason" in f) node.warn(`The Intacct session is kept in memory only (${f.reason}): after a crash the next start opens a new session`);
-          else {
-            file = f;
-            hooks.session = keptSession(f);
-            hooks.onSession = (session) =>
-              (session ? f.write(JSON.stringify(session)) : f.clear()).catch(() => node.warn("Could not keep the Intacct session on disk: after a crash the next start opens a new session"));
-          }
-          return buildClient(config, node.credentials, hooks);
-        },
-        async (removed) => {
-          if (!removed) return; // redeployed or stopped: the next start reuses the kept session
-          const f = file ?? tokenFileFor(RED, node, "intacct", connectionIdentity(config, node.credentials));
-          if (!("reason" in f)) await f.clear().catch(() => undefined);
-        },
-      );
+      const kept = new KeptSession<IntacctSession>(RED, node, "intacct", () => connectionIdentity(config, node.credentials), "The Intacct session");
+      const onAuthState = showAuthState(node, users, INTACCT_CONFIG_TYPE, "Intacct refused the sign-in");
+      // redeployed or stopped: the next start reuses the kept session; deleted: it is forgotten
+      const owned = new OwnedClient(node, () => buildClient(config, node.credentials, { onAuthState, ...kept.hooks() }), (removed) => kept.forget(removed));
       (node as RedNode & { mlc: IntacctConfigApi }).mlc = {
         client: () => owned.get(),
         get tenant() {

@@ -9,30 +9,21 @@
 import { ErpError, ValidationError } from "../lib/errors";
 import { renderODataFilter } from "../lib/odata";
 import { renderOptional, renderTemplate } from "../lib/template";
-import { Status, evaluate, firstSet, num, onInput, registerNode, statusTemplate } from "../shared/node";
+import { FetchNodeProps, registerFetchNode } from "../shared/fetch";
 import type { RedAPI } from "../shared/types";
 import { sapB1Config } from "./config";
 
-export interface SapB1FetchProps extends Record<string, unknown> {
-  name?: string;
+export interface SapB1FetchProps extends FetchNodeProps {
   sapb1?: string;
   operation?: "get" | "list" | "patch";
-  entity?: string;
-  entityType?: string;
-  key?: string;
-  keyType?: string;
   filter?: string;
   select?: string;
   orderby?: string;
-  top?: string | number;
   /** PATCH: the field to write (e.g. "Comments", "U_NotifyStatus"); empty = msg.payload holds the fields. */
   field?: string;
   /** PATCH: the value written into `field`, a Mustache template over msg. */
   value?: string;
-  /** msg property that receives the result (default "payload"). */
-  property?: string;
 }
-
 
 /** Entity and key from the configured entity and a key value (`812`, `"A00001"`, or `Invoices(812)` / `Items('A1')`). */
 function target(entity: string, key: unknown): { entity: string; key: string | number } {
@@ -45,49 +36,28 @@ function target(entity: string, key: unknown): { entity: string; key: string | n
   throw new ValidationError("No record key: give a DocEntry, an ItemCode/CardCode, or msg.erp.id like Invoices(812)", { code: "missing_key" });
 }
 
+/** Register `mlc-sapb1-fetch` on the fetch skeleton (shared/fetch.ts). */
 export function registerSapB1Fetch(RED: RedAPI): void {
-  registerNode<SapB1FetchProps>(RED, "mlc-sapb1-fetch", (node, config) => {
-    const operation = config.operation ?? "get";
-    const property = (config.property || "payload").trim();
-    let calls = 0;
-    node.status(Status.idle(operation));
-    // translated once here, filled per message (shared/node.ts statusTemplate)
-    const workingText = statusTemplate(RED, "mlc-sapb1-fetch.status.working", "__operation__…")({ operation });
-    const doneText = statusTemplate(RED, "mlc-sapb1-fetch.status.done", "__operation__ ✓ __n__");
-    try {
-      sapB1Config(RED, config.sapb1, node); // shown the connection's Login problems from the start
-    } catch {
-      // no connection selected: reported on the first message
-    }
-    onInput(RED, node, async (msg, { send, status }) => {
+  registerFetchNode<SapB1FetchProps>(RED, "mlc-sapb1-fetch", (node, config) => ({
+    connect: () => sapB1Config(RED, config.sapb1, node),
+    run: async ({ msg, operation, entity: configured, key, top }) => {
       const sap = sapB1Config(RED, config.sapb1, node);
-      const configured = String(firstSet(await evaluate(RED, node, config.entity, config.entityType, msg), msg.entity) ?? "").trim();
       const select = renderOptional(config.select, msg);
-      status(Status.busy(workingText));
-      let result: unknown;
       if (operation === "list") {
-        const top = config.top === undefined || config.top === "" ? undefined : num(config.top, 100, 1, 100000);
         const filter = renderOptional(config.filter, msg, renderODataFilter); // values become OData literals
-        result = await sap.client().listAll(configured, { filter, select, orderby: renderOptional(config.orderby, msg), top });
-      } else {
-        const key = config.key ? await evaluate(RED, node, config.key, config.keyType, msg) : msg.key;
-        const at = target(configured, key);
-        if (operation === "get") {
-          const rec = await sap.client().get(at.entity, at.key, { select });
-          if (!rec) throw new ErpError(`${at.entity} ${String(at.key)} was not found`, { code: "not_found", status: 404, recordId: `${at.entity}(${String(at.key)})` });
-          result = rec;
-        } else {
-          const field = (config.field ?? "").trim();
-          const fields = field ? { [field]: renderTemplate(config.value ?? "", msg) } : msg.payload;
-          if (!fields || typeof fields !== "object" || Array.isArray(fields)) throw new ValidationError("Update needs a field to write or msg.payload as the fields to change", { code: "bad_record" });
-          await sap.client().patch(at.entity, at.key, fields as Record<string, unknown>, { ifMatch: typeof msg.etag === "string" ? msg.etag : undefined });
-          result = fields;
-        }
+        return sap.client().listAll(configured, { filter, select, orderby: renderOptional(config.orderby, msg), top: top(100000) });
       }
-      calls++;
-      RED.util.setMessageProperty(msg, property, result, true);
-      status(Status.ok(doneText({ operation, n: calls })));
-      send(msg);
-    });
-  });
+      const at = target(configured, await key(msg.key));
+      if (operation === "get") {
+        const rec = await sap.client().get(at.entity, at.key, { select });
+        if (!rec) throw new ErpError(`${at.entity} ${String(at.key)} was not found`, { code: "not_found", status: 404, recordId: `${at.entity}(${String(at.key)})` });
+        return rec;
+      }
+      const field = (config.field ?? "").trim();
+      const fields = field ? { [field]: renderTemplate(config.value ?? "", msg) } : msg.payload;
+      if (!fields || typeof fields !== "object" || Array.isArray(fields)) throw new ValidationError("Update needs a field to write or msg.payload as the fields to change", { code: "bad_record" });
+      await sap.client().patch(at.entity, at.key, fields as Record<string, unknown>, { ifMatch: typeof msg.etag === "string" ? msg.etag : undefined });
+      return fields;
+    },
+  }));
 }

@@ -16,6 +16,11 @@
  *   the next start) nor emits it twice (a re-read of a journaled event is dropped).
  * - **replay** at start: events acknowledged (pushed or polled) but not settled by a send node (lib/journal.ts
  *   `jobSettled`) before a restart are emitted again with `msg.erp.replay = true`.
+ * - **fetch after journal** hook (a webhook that names a record without its data: Business Central, Exact Online):
+ *   a journaled notification is not sent on as it is; the family reads the record(s) it names (after the journal
+ *   commit and the 2xx, before anything is sent), and the skeleton emits them (flagged `replay` when the notification
+ *   was replayed), optionally journaling each under the poll path's key `p|<jobId>` and settling the notification.
+ *   A failed read is reported to Catch and leaves the notification pending: it is replayed at the next start.
  * - **subscription manager** hook (Business Central renews its subscription every three days, Exact Online registers
  *   webhook subscriptions): started after the endpoint is served, stopped on close.
  * - **status** and **close**: close stops the poller (awaiting a poll in progress), releases the endpoint, stops the
@@ -110,6 +115,43 @@ export interface SubscriptionManager {
   stop(removed: boolean): Promise<void>;
 }
 
+/**
+ * Renews a subscription when it is due (Business Central: a day before the 3-day expiry): at `at` (epoch ms) it
+ * calls `renew`, which returns when the next renewal is due (undefined: none). A failed renewal is reported and
+ * retried after `retryMs`. The timer never keeps the process alive; {@link stop} ends it.
+ */
+export class RenewalTimer {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  /** @param retryMs wait after a failed renewal, ms (default 10 min) */
+  constructor(
+    private readonly renew: () => Promise<number | undefined>,
+    private readonly onError: (err: unknown) => void,
+    private readonly retryMs = 600_000,
+  ) {}
+
+  /** Renew at `at` (epoch ms; at least 1 s from now, at most the longest timer Node.js keeps); undefined: never. */
+  schedule(at: number | undefined): void {
+    if (this.stopped || at === undefined) return;
+    this.timer = setTimeout(() => {
+      this.renew().then(
+        (next) => this.schedule(next),
+        (err: unknown) => {
+          this.onError(err);
+          this.schedule(Date.now() + this.retryMs);
+        },
+      );
+    }, Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
+
 /** The push side of a trigger. */
 export interface PushSpec {
   /** Path below /mlc, e.g. "/acumatica/bills". */
@@ -127,6 +169,29 @@ export interface PushSpec {
   parse(body: Buffer, req: InboundRequest): ParsedPush;
   handshake?: ValidationHandshake;
   subscriptions?: SubscriptionManager;
+}
+
+/**
+ * Fetch after journal: how a journaled notification that only names a record becomes the record's event(s).
+ * Runs after the notification was committed (and answered), before anything is sent on; also for replayed ones.
+ */
+export interface FetchAfterJournal {
+  /** Whether `ev` is such a notification (other events are emitted as they are). */
+  names(ev: ErpEventMsg): boolean;
+  /**
+   * The event(s) the notification stands for, read now (none: nothing is emitted).
+   * @throws what the family's client throws (reported to Catch, the notification stays pending)
+   */
+  read(ev: ErpEventMsg): AsyncIterable<ErpEventMsg>;
+  /**
+   * "notice" (default): each event read is emitted; the notification's journal entry is settled by a send (an event
+   * that stands for the notification keeps its jobId, Business Central). "event": each event read is journaled under
+   * `p|<jobId>` (dropped when a poll or an earlier delivery journaled it) and emitted, then the notification is
+   * settled (Exact Online: a webhook and a poll of the same change emit it once).
+   */
+  journal?: "notice" | "event";
+  /** Extra properties of the report of a failed read (topic `<family>/push`). */
+  about?(ev: ErpEventMsg): Record<string, unknown>;
 }
 
 /** The poll side of a trigger (poll mode, or catch-up next to push). */
@@ -156,6 +221,8 @@ export interface TriggerSpec {
   stateKey: string;
   push?: PushSpec;
   poll?: PollSpec;
+  /** Fetch after journal (see {@link FetchAfterJournal}). */
+  fetch?: FetchAfterJournal;
   /** Extra properties of a poll error's report (e.g. the entity). */
   about?: Record<string, unknown>;
   /** Runs last on close, after the poll and the subscription manager stopped (e.g. close the family's client). */
@@ -190,8 +257,12 @@ export function startTrigger(RED: RedAPI, node: RedNode, spec: TriggerSpec): Tri
     return undefined;
   }
   let closed = false;
+  const fetch = spec.fetch;
   const emit = (events: ErpEventMsg[]): void => {
-    for (const e of events) node.send(e);
+    for (const e of events) {
+      if (fetch?.names(e)) fetchAfterJournal(node, fetch, journal, e).catch((err: unknown) => report(err, "push", fetch.about?.(e)));
+      else node.send(e);
+    }
   };
   const unsubscribe = onJobSettled((jobId) => {
     if (journal.has(jobId)) journal.settle(jobId).catch((err: unknown) => report(err, "journal"));
@@ -217,6 +288,17 @@ export function startTrigger(RED: RedAPI, node: RedNode, spec: TriggerSpec): Tri
     }
   });
   return { journal, poller };
+}
+
+/** Read what the journaled notification `notice` names and emit it (see {@link FetchAfterJournal}). */
+async function fetchAfterJournal(node: RedNode, fetch: FetchAfterJournal, journal: PushJournal, notice: ErpEventMsg): Promise<void> {
+  const perEvent = fetch.journal === "event";
+  for await (const ev of fetch.read(notice)) {
+    // a replayed notice may have passed a dedupe before the crash: what it stands for goes on as a replay too
+    const out = notice.erp.replay ? { ...ev, erp: { ...ev.erp, replay: true } } : ev;
+    if (!perEvent || (await journal.accept(`p|${ev.erp.jobId}`, [ev]))) node.send(out);
+  }
+  if (perEvent) await journal.settle(notice.erp.jobId);
 }
 
 type Text = (key: string, subs: Record<string, unknown> | undefined, fallback: string) => string;

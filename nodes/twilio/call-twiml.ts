@@ -1,10 +1,11 @@
 /**
- * `mlc-twilio-call`: the call content (TwiML or URL) built per message; its properties and the settings read at
- * deploy are in lib/twilio/call-settings.ts (re-exported here).
+ * `mlc-twilio-call`: what one message asks for: the callee and caller id, the call content (TwiML or URL); its
+ * properties and the settings read at deploy are in lib/twilio/call-settings.ts (re-exported here).
  * Vendor: https://www.twilio.com/docs/voice/api/call-resource#create-a-call-resource ;
  * https://www.twilio.com/docs/voice/twiml/gather
  */
 import { ValidationError } from "../lib/errors";
+import { maskPhone, toE164 } from "../lib/phone";
 import { renderTemplate } from "../lib/template";
 import type { CallResult } from "../lib/twilio/call-tracker";
 import { MAX_TWIML_CHARS, speechTwiml } from "../lib/twilio/calls";
@@ -16,6 +17,7 @@ export type { CallContent, CallProps, CallSettings } from "../lib/twilio/call-se
 import { speechView } from "../lib/twilio/speech";
 import { evaluate, firstSet } from "../shared/node";
 import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
+import type { TwilioConfigApi } from "./config";
 
 export interface CallAck {
   result: CallResult;
@@ -52,4 +54,25 @@ export async function callTwiml(RED: RedAPI, node: RedNode, config: CallProps, s
   }
   if (!isTwimlUrl(text)) throw new ValidationError("TwiML URL must be an absolute http(s) URL whose host has no underscore", { code: "bad_twiml" });
   return { url: text, prompts };
+}
+
+/** Callee and caller id of one call; `to` is what an error may show (masked until it is valid E.164). */
+export interface CallParties {
+  to: string;
+  from: string;
+}
+
+/**
+ * Read the callee (E.164; `onTo` gets the masked raw value first, for the failure description) and the caller id.
+ * @throws ValidationError invalid_phone (also a `whatsapp:` address), no_sender (none, or a Messaging Service SID)
+ */
+export async function readCallParties(RED: RedAPI, node: RedNode, config: CallProps, cfg: TwilioConfigApi, msg: NodeMessage, onTo: (shown: string) => void): Promise<CallParties> {
+  const rawTo = firstSet(config.to ? await evaluate(RED, node, config.to, config.toType ?? "msg", msg) : undefined, msg.to);
+  onTo(typeof rawTo === "string" ? maskPhone(rawTo) : "");
+  const to = toE164(rawTo as string, cfg.defaultRegion);
+  onTo(to);
+  if (to.includes(":")) throw new ValidationError(`"${maskPhone(to)}" is not a phone number a call can reach`, { code: "invalid_phone" });
+  const from = String(firstSet(config.from ? await evaluate(RED, node, config.from, config.fromType, msg) : undefined, msg.from as string, cfg.from) ?? "").trim();
+  if (!from || /^MG/i.test(from)) throw new ValidationError("No caller id: set From here, in msg.from or in the Twilio account (a Messaging Service cannot place calls)", { code: "no_sender" });
+  return { to, from };
 }

@@ -11,11 +11,11 @@ import { MlcError, TimeoutError, ValidationError } from "../lib/errors";
 import { maskEmail } from "../lib/phone";
 import { JOB_ID_ARG, parseEmailAddress, renderHtmlTemplate, sendEmail } from "../lib/twilio/sendgrid";
 import { isTemplate, renderTemplate } from "../lib/template";
-import { SendLedger, isUnknownOutcome, ledgerKey } from "../lib/twilio/ledger";
-import { contextBackend, resolveStore } from "../shared/context";
-import { Status, evaluate, firstSet, messageJobId, onInput, registerNode, reportError, statusTemplate } from "../shared/node";
-import type { RedAPI } from "../shared/types";
+import { ledgerKey } from "../lib/twilio/ledger";
+import { InputContext, Status, evaluate, firstSet, messageJobId, registerNode } from "../shared/node";
+import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
 import { twilioConfig } from "./config";
+import { TwilioSendNode, recordIdOf, sendOnceUnverifiable } from "./send-node";
 
 /** Editor properties of `mlc-twilio-email`. */
 export interface EmailProps extends Record<string, unknown> {
@@ -44,27 +44,6 @@ function render(template: string, msg: unknown, html: boolean): string {
 }
 
 /**
- * Send at most once per ledger key: claim → send → record the X-Message-Id. A key already sent is a duplicate (nothing
- * sent); a key whose earlier outcome is unknown is not sent again (SendGrid cannot be asked).
- * @throws TimeoutError (outcomeUnknown) for that unknown key; what `send` throws (a refusal releases the claim)
- */
-async function emailOnce(ledger: SendLedger, key: string, send: () => Promise<{ messageId: string }>): Promise<{ messageId: string; duplicate: boolean }> {
-  return ledger.serial(key, async () => {
-    const claim = await ledger.claim(key);
-    if (claim.outcome === "sent") return { messageId: claim.entry.sid ?? "", duplicate: true };
-    if (claim.outcome === "unknown") throw new TimeoutError("An earlier send of this e-mail has an unknown outcome and SendGrid cannot be asked: not sent again", { outcomeUnknown: true });
-    try {
-      const r = await send();
-      await ledger.settle(key, r.messageId, "queued");
-      return { messageId: r.messageId, duplicate: false };
-    } catch (err) {
-      if (!isUnknownOutcome(err)) await ledger.release(key); // refused: nothing was sent
-      throw err;
-    }
-  });
-}
-
-/**
  * Register `mlc-twilio-email`. Output: the input msg with `msg.twilio = { sid: <X-Message-Id>, status: "queued",
  * to, channel: "email", jobId }`. Errors reach Catch via done(err) with `msg.twilio.status` "failed" ("unknown"
  * after a time-out once the request had left): ValidationError invalid_email / invalid_from / no_sender /
@@ -77,73 +56,81 @@ async function emailOnce(ledger: SendLedger, key: string, send: () => Promise<{ 
  */
 export function registerEmail(RED: RedAPI): void {
   registerNode<EmailProps>(RED, "mlc-twilio-email", (node, config) => {
-    const html = config.html === true || config.html === "true";
-    let sent = 0;
-    let failed = 0;
-    const countsText = statusTemplate(RED, "mlc-twilio-email.status.counts", "sent __sent__, failed __failed__"); // translated once
-    const counts = (): string => countsText({ sent, failed });
-    node.status(Status.idle("mlc-twilio-email.status.ready"));
-    let ledger: SendLedger | undefined;
-    try {
-      ledger = new SendLedger(contextBackend(node, "node", resolveStore(RED, config.store).name), { prefix: "el", scope: node.id });
-      ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-email/ledger" }));
-    } catch (err) {
-      reportError(RED, node, err, { topic: "mlc-twilio-email/start" });
-    }
-
-    onInput(RED, node, async (msg, { send, status }) => {
-      const jobId = messageJobId(msg);
-      const recordId = (msg.erp as { id?: string } | undefined)?.id;
-      /** Count the failure, describe it on msg.twilio and return the error to throw. */
-      const fail = (err: unknown, to: string, st = "failed"): unknown => {
-        failed++;
-        msg.twilio = { sid: "", status: st, to, channel: "email", jobId } satisfies TwilioMeta;
-        if (err instanceof MlcError) err.recordId = recordId;
-        status(Status.error(counts()));
-        return err;
-      };
-
-      const rawTo = await evaluate(RED, node, config.to || "email", config.to ? config.toType || "msg" : "msg", msg);
-      const to = parseEmailAddress(rawTo);
-      if (!to) {
-        const shown = typeof rawTo === "string" && rawTo.trim() ? maskEmail(rawTo.trim()) : "";
-        throw fail(new ValidationError(shown ? `"${shown}" is not a valid e-mail address` : "No e-mail address given", { code: "invalid_email" }), shown);
-      }
-      const cfg = twilioConfig(RED, config.twilio);
-      const sg = cfg.sendgrid();
-      const fromText = firstSet(config.from?.trim() ? String((await evaluate(RED, node, config.from.trim(), config.fromType, msg)) ?? "").trim() : undefined, sg.from);
-      if (!fromText) throw fail(new ValidationError("No sender: set From here or the SendGrid From in the Twilio account", { code: "no_sender" }), to.email);
-      const from = parseEmailAddress(fromText);
-      if (!from) throw fail(new ValidationError("The From address is not a valid e-mail address", { code: "invalid_from" }), to.email);
-
-      const subjectTemplate = firstSet(config.subject, typeof msg.subject === "string" ? msg.subject : undefined);
-      const bodyTemplate = firstSet(config.body, typeof msg.body === "string" ? msg.body : undefined, typeof msg.payload === "string" ? msg.payload : undefined);
-      let subject: string;
-      let body: string;
-      try {
-        subject = subjectTemplate === undefined ? "" : render(subjectTemplate, msg, false).replace(/[\r\n]+/g, " ").trim();
-        body = bodyTemplate === undefined ? "" : render(bodyTemplate, msg, html);
-      } catch (err) {
-        throw fail(err, to.email);
-      }
-      if (!subject) throw fail(new ValidationError("No subject: set Subject here or msg.subject", { code: "empty_subject" }), to.email);
-      if (body.trim() === "") throw fail(new ValidationError("Nothing to send: Body is empty", { code: "empty_body" }), to.email);
-
-      status(Status.busy("mlc-twilio-email.status.sending"));
-      if (!ledger) throw fail(new ValidationError("Send ledger not available", { code: "unknown_store" }), to.email);
-      let messageId: string;
-      let duplicate = false;
-      try {
-        ({ messageId, duplicate } = await emailOnce(ledger, ledgerKey(jobId, to.email.toLowerCase(), "email"), () =>
-          sendEmail(sg.mail, { to, from, subject, ...(html ? { html: body } : { text: body }), customArgs: { [JOB_ID_ARG]: jobId } }),
-        ));
-      } catch (err) {
-        throw fail(err, to.email, err instanceof TimeoutError && err.outcomeUnknown ? "unknown" : "failed");
-      }
-      if (!duplicate) sent++;
-      msg.twilio = { sid: messageId, status: "queued", to: to.email, channel: "email", jobId, ...(duplicate ? { duplicate: true } : {}) } satisfies TwilioMeta & { duplicate?: boolean };
-      status(Status.ok(counts()));
-      send(msg);
-    });
+    new EmailNode(RED, node, config);
   });
+}
+
+/** One deployed `mlc-twilio-email` node (send-node.ts does the glue). */
+class EmailNode extends TwilioSendNode<EmailProps> {
+  private sent = 0;
+  private failedCount = 0;
+  private readonly countsText = this.countsTemplate("sent __sent__, failed __failed__");
+
+  constructor(RED: RedAPI, node: RedNode, config: EmailProps) {
+    super(RED, node, config, "mlc-twilio-email");
+    node.status(Status.idle("mlc-twilio-email.status.ready"));
+    this.ledger = this.ledgerOrReport({ prefix: "el" });
+    this.listen((msg, ctx) => this.input(msg, ctx));
+  }
+
+  private counts(): string {
+    return this.countsText({ sent: this.sent, failed: this.failedCount });
+  }
+
+  private async input(msg: NodeMessage, { send, status }: InputContext): Promise<void> {
+    const { RED, node, config, ledger } = this;
+    const html = config.html === true || config.html === "true";
+    const jobId = messageJobId(msg);
+    const recordId = recordIdOf(msg);
+    /** Count the failure, describe it on msg.twilio and return the error to throw. */
+    const fail = (err: unknown, to: string, st = "failed"): unknown => {
+      this.failedCount++;
+      msg.twilio = { sid: "", status: st, to, channel: "email", jobId } satisfies TwilioMeta;
+      if (err instanceof MlcError) err.recordId = recordId;
+      status(Status.error(this.counts()));
+      return err;
+    };
+
+    const rawTo = await evaluate(RED, node, config.to || "email", config.to ? config.toType || "msg" : "msg", msg);
+    const to = parseEmailAddress(rawTo);
+    if (!to) {
+      const shown = typeof rawTo === "string" && rawTo.trim() ? maskEmail(rawTo.trim()) : "";
+      throw fail(new ValidationError(shown ? `"${shown}" is not a valid e-mail address` : "No e-mail address given", { code: "invalid_email" }), shown);
+    }
+    const cfg = twilioConfig(RED, config.twilio);
+    const sg = cfg.sendgrid();
+    const fromText = firstSet(config.from?.trim() ? String((await evaluate(RED, node, config.from.trim(), config.fromType, msg)) ?? "").trim() : undefined, sg.from);
+    if (!fromText) throw fail(new ValidationError("No sender: set From here or the SendGrid From in the Twilio account", { code: "no_sender" }), to.email);
+    const from = parseEmailAddress(fromText);
+    if (!from) throw fail(new ValidationError("The From address is not a valid e-mail address", { code: "invalid_from" }), to.email);
+
+    const subjectTemplate = firstSet(config.subject, typeof msg.subject === "string" ? msg.subject : undefined);
+    const bodyTemplate = firstSet(config.body, typeof msg.body === "string" ? msg.body : undefined, typeof msg.payload === "string" ? msg.payload : undefined);
+    let subject: string;
+    let body: string;
+    try {
+      subject = subjectTemplate === undefined ? "" : render(subjectTemplate, msg, false).replace(/[\r\n]+/g, " ").trim();
+      body = bodyTemplate === undefined ? "" : render(bodyTemplate, msg, html);
+    } catch (err) {
+      throw fail(err, to.email);
+    }
+    if (!subject) throw fail(new ValidationError("No subject: set Subject here or msg.subject", { code: "empty_subject" }), to.email);
+    if (body.trim() === "") throw fail(new ValidationError("Nothing to send: Body is empty", { code: "empty_body" }), to.email);
+
+    status(Status.busy("mlc-twilio-email.status.sending"));
+    if (!ledger) throw fail(new ValidationError("Send ledger not available", { code: "unknown_store" }), to.email);
+    let messageId: string;
+    let duplicate = false;
+    try {
+      ({ messageId, duplicate } = await sendOnceUnverifiable(ledger, ledgerKey(jobId, to.email.toLowerCase(), "email"), () =>
+        sendEmail(sg.mail, { to, from, subject, ...(html ? { html: body } : { text: body }), customArgs: { [JOB_ID_ARG]: jobId } }),
+      ));
+    } catch (err) {
+      throw fail(err, to.email, err instanceof TimeoutError && err.outcomeUnknown ? "unknown" : "failed");
+    }
+    if (!duplicate) this.sent++;
+    msg.twilio = { sid: messageId, status: "queued", to: to.email, channel: "email", jobId, ...(duplicate ? { duplicate: true } : {}) } satisfies TwilioMeta & { duplicate?: boolean };
+    status(Status.ok(this.counts()));
+    send(msg);
+  }
 }

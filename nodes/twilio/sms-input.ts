@@ -9,13 +9,27 @@ import { ValidationError } from "../lib/errors";
 import { isTemplate, renderTemplate } from "../lib/template";
 import { MAX_BODY_CHARS, MG_SID } from "../lib/twilio/sms-request";
 import type { SmsProps, SmsRequest } from "../lib/twilio/sms-request";
-import { evaluate, firstSet, messageJobId } from "../shared/node";
+import type { SmsSenderOptions } from "../lib/twilio/sms-sender";
+import { evaluate, firstSet, messageJobId, num } from "../shared/node";
 import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
 import type { TwilioConfigApi } from "./config";
 
 export { mayRetry } from "../lib/twilio/recipients";
 export { MAX_BODY_CHARS, MG_SID, channelOf, messageParams, quietHours } from "../lib/twilio/sms-request";
 export type { SmsProps, SmsRequest } from "../lib/twilio/sms-request";
+
+/** The node's sending settings (editor units: s; returned in ms), for lib/twilio/sms-sender.ts. */
+export function senderSettings(config: SmsProps): Pick<SmsSenderOptions<NodeMessage>, "retries" | "reconcileWindowMs" | "poll" | "pollIntervalMs" | "pollTimeoutMs" | "defaultTz" | "quietMode"> {
+  return {
+    retries: num(config.retries, 0, 0, 10),
+    reconcileWindowMs: num(config.reconcileWindow, 30, 1, 3600) * 1000,
+    poll: Boolean(config.poll),
+    pollIntervalMs: num(config.pollInterval, 10, 1, 3600) * 1000,
+    pollTimeoutMs: num(config.pollTimeout, 3600, 10, 7 * 86400) * 1000,
+    defaultTz: config.defaultTimezone,
+    quietMode: config.quietMode,
+  };
+}
 
 function asStringList(v: unknown, separators = /[\s,]+/): string[] {
   if (v === undefined || v === null || v === "") return [];

@@ -51,6 +51,14 @@ export interface TestbedOptions {
   credentials?: Credentials;
   /** Where the "red" layout mounts RED.httpNode (default "/"); give the same value as settings.httpNodeRoot. */
   httpNodeRoot?: string;
+  /** Load the configured context stores at every runtime init, as Node-RED's start does (see {@link Testbed.loadContextStores}). */
+  loadContextStores?: boolean;
+}
+
+/** The helper's context module (node-red's @node-red/runtime context/index.js). */
+interface HelperContext {
+  init(settings: unknown): void;
+  load(): Promise<void>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -65,8 +73,16 @@ export class Testbed {
   layout: Layout;
   /** Every message each helper node received, by node id (emptied by `unload`). */
   readonly received: Record<string, Msg[]> = {};
+  /**
+   * Load the configured context stores (settings.contextStorage) after every init of the runtime's context module,
+   * from `start` to `stop`. node-red-node-test-helper initialises that module but never loads the stores, which
+   * Node-RED does at start (context/index.js `load`); without it node context lives in a plain memory store that a
+   * redeploy deletes, so no redeploy could stand for a restart over a store that kept its data. Set before `start`.
+   */
+  loadContextStores: boolean;
   private readonly credentials: Credentials;
   private readonly httpNodeRoot: string;
+  private restoreContextInit?: () => void;
 
   /**
    * @param nodeSets compiled node-set modules, e.g. require("../../nodes/twilio")
@@ -80,12 +96,24 @@ export class Testbed {
     this.layout = options.layout ?? "red";
     this.credentials = options.credentials ?? {};
     this.httpNodeRoot = options.httpNodeRoot ?? "/";
+    this.loadContextStores = options.loadContextStores ?? false;
   }
 
   /** Call from mocha `before`: init the helper (settings restored in `stop`), start the HTTP server. */
   async start(): Promise<void> {
     this.saved = helper.settings();
     helper.init(require.resolve("node-red"), this.settings);
+    if (this.loadContextStores) {
+      const ctx = (helper as unknown as { _context: HelperContext })._context;
+      const init = ctx.init;
+      ctx.init = (settings: unknown): void => {
+        init.call(ctx, settings);
+        ctx.load().catch((err: unknown) => console.error("context load", err));
+      };
+      this.restoreContextInit = () => {
+        ctx.init = init;
+      };
+    }
     await helper.startServer();
     this.url = helper.url();
     const app = (helper as unknown as { _app: { use(h: Handler): void } })._app;
@@ -94,6 +122,8 @@ export class Testbed {
 
   /** Call from mocha `after`: stop the server and restore the helper's previous settings. */
   async stop(): Promise<void> {
+    this.restoreContextInit?.();
+    this.restoreContextInit = undefined;
     await helper.stopServer();
     if (this.saved) helper.settings(this.saved);
   }

@@ -3,21 +3,22 @@
  * ExactSim, which creates subscriptions the way Exact does (probing the callback while the POST runs, then an empty
  * validation POST) and signs its notifications with HashCode.
  *
- * The shared trigger suite (trigger-suite.ts) cannot drive Exact as it stands: it posts two records in one push and
- * signs through headers, whereas an Exact notification names one record and carries its signature inside the body
- * (so "no auth headers" is still a signed body, and broken JSON cannot be signed: 401 before any parse). The same
- * properties are checked here the Exact way: emitted once per change across redeliveries, webhook + poll, restarts;
- * forgeries refused; replay after a restart; subscriptions made on deploy and removed when the node is deleted.
+ * First the shared family trigger suite (trigger-suite.ts), the Exact way: a notification names one record (key only,
+ * the trigger fetches it: `onePerPush`, `pushFetchesRecord`) and carries its signature inside the body (`signedBody`:
+ * HMAC-SHA256 of the raw Content, upper-case hex). Then Exact's own cases: emitted once per change across
+ * redeliveries, webhook + poll, restarts; forgeries refused; subscriptions made on deploy and removed when the node is
+ * deleted.
  */
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import helper, { TestFlowNode } from "node-red-node-test-helper";
 import { jobSettled } from "../../nodes/lib/journal";
 import { Msg, Testbed, settle, until } from "../harness/red-testbed";
-import { ExactSim, exactDate } from "../sims/exact";
-import { SUITE_SETTINGS } from "./trigger-suite";
+import { EXACT_ENTITIES, ExactSim, exactDate } from "../sims/exact";
+import { SUITE_SETTINGS, triggerSuite } from "./trigger-suite";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const exactSet = require("../../nodes/exact") as (RED: unknown) => void;
@@ -28,31 +29,22 @@ const bed = new Testbed([exactSet], { ...SUITE_SETTINGS, userDir, credentialSecr
 const PUBLIC = "https://nodered.example.com";
 const CALLBACK = `${PUBLIC}/mlc/exact/invoices`;
 
-function flow(props: Msg): TestFlowNode[] {
+/** Tab, Exact connection "cfg" and the trigger "trg" with `props` (what the suite adds its helper and Catch nodes to). */
+function nodes(props: Msg): TestFlowNode[] {
   return [
     { id: "t1", type: "tab", label: "main" },
     { id: "cfg", type: "mlc-exact-config", region: "nl", baseUrl: sim.url, division: String(sim.division), redirectUri: sim.redirectUri },
     { id: "trg", type: "mlc-exact-trigger", z: "t1", exact: "cfg", store: "", ...props, wires: [["events"]] },
+  ];
+}
+
+function flow(props: Msg): TestFlowNode[] {
+  return [
+    ...nodes(props),
     { id: "events", type: "helper", z: "t1" },
     { id: "c1", type: "catch", z: "t1", scope: ["trg"], uncaught: false, wires: [["caught"]] },
     { id: "caught", type: "helper", z: "t1" },
   ];
-}
-
-/**
- * The helper never loads the configured context stores (Node-RED does at start), so a redeploy would delete node
- * context; load them after every init (as trigger-suite.ts does).
- */
-function loadContextStores(): () => void {
-  const ctx = (helper as unknown as { _context: { init(s: unknown): void; load(): Promise<void> } })._context;
-  const init = ctx.init;
-  ctx.init = (s: unknown): void => {
-    init(s);
-    ctx.load().catch((err: unknown) => console.error("context load", err));
-  };
-  return () => {
-    ctx.init = init;
-  };
 }
 
 const HOOK = { mode: "webhook", entity: "SalesInvoices", endpoint: "invoices", publicUrl: PUBLIC };
@@ -66,29 +58,57 @@ const fetches = (id: string): number => sim.apiCalls().filter((e) => e.kind === 
 const lists = (entityPath: string): number => sim.apiCalls(entityPath).filter((e) => e.kind === "api" && !decodeURIComponent(e.path).includes("guid")).length;
 const ours = () => [...sim.subscriptions.values()].filter((s) => s.CallbackURL === CALLBACK);
 
-describe("mlc-exact-trigger in Node-RED against ExactSim", function () {
-  this.timeout(30000);
-  let undo: (() => void) | undefined;
-  before(async () => {
-    undo = loadContextStores();
-    await sim.start();
-  });
-  bed.hooks({
-    beforeEach: () => {
-      sim.log.splice(0);
-      sim.data.clear();
-      sim.subscriptions.clear();
-      sim.callbackTarget = bed.url;
-      sim.validationDelayMs = 50;
-      sim.minuteLimit = 600; // polls every second for a whole file; the 60/min budget is covered by exact-connection.test.ts
-      rt = sim.grant();
-    },
-  });
-  after(async () => {
-    undo?.();
-    await sim.stop();
-    fs.rmSync(userDir, { recursive: true, force: true });
-  });
+/** The suite's record references ("A1") and the invoices standing for them. */
+const ids = new Map<string, string>();
+/** EventCreatedOn of each suite delivery, so a redelivery is the same notification. */
+const created = new Map<string, string>();
+const SALES_INVOICES = Object.keys(EXACT_ENTITIES).find((k) => EXACT_ENTITIES[k].topic === "SalesInvoices") as string;
+
+/** A notification of `ref` as Exact sends it: compact Content, `HashCode` over its raw text with `secret` ("" = none). */
+function notification(deliveryId: string, ref: string, secret: string): Buffer {
+  const key = ids.get(ref) as string;
+  if (!created.has(deliveryId)) created.set(deliveryId, new Date(Date.now() + created.size).toISOString().slice(0, 23));
+  const content = JSON.stringify({ Topic: "SalesInvoices", ClientId: sim.clientId, Division: sim.division, Action: "Update", Key: key, ExactOnlineEndpoint: `${sim.url}/api/v1/${sim.division}/${SALES_INVOICES}(guid'${key}')`, EventCreatedOn: created.get(deliveryId) });
+  const hash = secret ? createHmac("sha256", secret).update(content, "utf8").digest("hex").toUpperCase() : "";
+  return Buffer.from(secret ? `{"Content":${content},"HashCode":"${hash}"}` : `{"Content":${content}}`);
+}
+
+triggerSuite({
+  title: "mlc-exact-trigger",
+  bed,
+  sims: [{ start: () => sim.start(), stop: () => sim.stop(), reset: () => undefined }],
+  beforeEach: () => {
+    sim.log.splice(0);
+    sim.data.clear();
+    sim.subscriptions.clear();
+    sim.callbackTarget = bed.url;
+    sim.validationDelayMs = 50;
+    sim.minuteLimit = 600; // polls every second for a whole file; the 60/min budget is covered by exact-connection.test.ts
+    rt = sim.grant();
+    ids.clear();
+  },
+  flow: nodes,
+  credentials: (secret) => creds(secret),
+  pushProps: { mode: "webhook", entity: "SalesInvoices", endpoint: "suite" }, // no Public URL: served, nothing subscribed
+  pushPath: "/mlc/exact/suite",
+  pollProps: (startFrom) => ({ mode: "poll", entity: "SalesInvoices", interval: 1, startFrom }),
+  onePerPush: true,
+  pushFetchesRecord: true,
+  signedBody: true,
+  pushBody: (deliveryId, rows, secret) => notification(deliveryId, rows[0].ref, secret),
+  addRecord: (ref, atMs) => {
+    const id = ids.get(ref);
+    const n = id ? [...ids.keys()].indexOf(ref) : ids.size;
+    const row = sim.put(SALES_INVOICES, { ...(id ? { InvoiceID: id } : {}), InvoiceNumber: 26000000 + n, AmountDC: 100, InvoiceTo: "0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f", Modified: exactDate(atMs) });
+    ids.set(ref, row.InvoiceID as string);
+  },
+  ref: (msg) => [...ids].find(([, id]) => id === msg.erp.id)?.[0] ?? `?${String(msg.erp.id)}`,
+  extraCases: () => exactCases(),
+});
+
+/** Exact's own cases, in the suite's runtime (the suite's hooks start and reset the simulator). */
+function exactCases(): void {
+  after(() => fs.rmSync(userDir, { recursive: true, force: true }));
 
   it("subscribes on deploy (validation answered), emits a new invoice once with the fetched record, and a redelivery emits nothing", async () => {
     await bed.load(flow(HOOK), creds());
@@ -238,4 +258,4 @@ describe("mlc-exact-trigger in Node-RED against ExactSim", function () {
     assert.deepEqual(numbers(), ["1", "2", "3"]);
     assert.equal(bed.received.caught.length, 0);
   });
-});
+}

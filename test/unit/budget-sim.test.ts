@@ -51,4 +51,18 @@ describe("budget against an API answering with X-RateLimit headers", function ()
     assert.deepEqual(sim.requests.map((r) => r.status), [503, 200, 200, 200, 200, 200], "the refused request went again, once");
     assert.equal(budget.stats.requeued, 1);
   });
+
+  it("a request given as a builder is built when it gets its turn, again when re-queued (fresh auth headers)", async () => {
+    const budget = new Budget({ maxConcurrent: 1, rateHeaders: EXACT_ONLINE_RATE_HEADERS });
+    sim.injectUnavailable(1, 1);
+    const url = `${sim.url}/api/v1/123456/items`;
+    const built: string[] = [];
+    const request = (name: string) => () => {
+      built.push(`${name}@${sim.requests.length}`); // how many requests the API had seen when this one was built
+      return { method: "GET" as const, url, headers: { Authorization: `Bearer token-${sim.requests.length}` } };
+    };
+    const statuses = await Promise.all([pacedRequest(budget, http, request("A")), pacedRequest(budget, http, request("B"))]);
+    assert.deepEqual(statuses.map((r) => r.status), [200, 200]);
+    assert.deepEqual(built, ["A@0", "A@1", "B@2"], "B waited unbuilt for its turn; A was rebuilt when it went again");
+  });
 });

@@ -4,7 +4,7 @@
  * cookie jar's Path and Domain rules, and the XML-session source.
  */
 import assert from "node:assert/strict";
-import { ClientCredentialsSource, PasswordGrantSource } from "../../nodes/lib/auth/oauth";
+import { ClientCredentialsSource, PasswordGrantSource, expiresInSeconds } from "../../nodes/lib/auth/oauth";
 import { AuthManager } from "../../nodes/lib/auth/renewal";
 import { CookieJar } from "../../nodes/lib/auth/cookie-jar";
 import { XmlSession, XmlSessionSource } from "../../nodes/lib/auth/session";
@@ -117,6 +117,22 @@ describe("kit: auth (nodes/lib/auth)", function () {
     assert.deepEqual(grants(), ["client_credentials", "client_credentials"]);
   });
 
+  it("an expires_in sent as a JSON string (\"300\", as Exact Online does) is honoured, not replaced by the default", async () => {
+    let clock = 1_000_000;
+    const http = new HttpClient();
+    closers.push(() => http.close());
+    (sim as unknown as { expiresIn: unknown }).expiresIn = "300";
+    const src = new ClientCredentialsSource({ http, tokenUrl: `${sim.url}/oauth/token`, clientId: sim.clientId, clientSecret: sim.clientSecret, scope: "api", refreshSkewMs: 60_000, now: () => clock });
+    const mgr = new AuthManager(src, { now: () => clock });
+    await mgr.ensure();
+    clock += 241_000; // 59 s before the 300 s expiry: inside the skew (the 3600 s default would still be valid)
+    await mgr.ensure();
+    assert.deepEqual(grants(), ["client_credentials", "client_credentials"]);
+    assert.equal(expiresInSeconds(" 600 "), 600);
+    assert.equal(expiresInSeconds(600), 600);
+    for (const bad of ["", "10m", "-5", 0, null, undefined, "1e3"]) assert.equal(expiresInSeconds(bad), undefined, String(bad));
+  });
+
   it("after close nothing signs in again", async () => {
     const c = kit();
     c.auth.close();
@@ -158,6 +174,25 @@ describe("kit: cookie jar (RFC 6265 Path and Domain)", () => {
   });
 });
 
+describe("kit: cookie jar by name (SAP Business One B1SESSION, reference sap-business-one.md §2)", () => {
+  const login = "https://sl.example.local:50000/b1s/v2/Login";
+  const setCookie = ["B1SESSION=4f2d7c1a-9b3e;HttpOnly;", "ROUTEID=.node2; path=/b1s"];
+
+  it("with RFC path rules B1SESSION is scoped to the Login URL's directory; by name it reaches every path", () => {
+    const rfc = new CookieJar();
+    rfc.absorb(login, setCookie);
+    assert.equal(rfc.header("https://sl.example.local:50000/b1s/v2/Orders"), "B1SESSION=4f2d7c1a-9b3e; ROUTEID=.node2");
+    assert.equal(rfc.header("https://sl.example.local:50000/b1s/v1/Logout"), "ROUTEID=.node2", "the RFC jar drops B1SESSION outside /b1s/v2");
+    const byName = new CookieJar(Date.now, { ignorePath: true });
+    byName.absorb(login, setCookie);
+    for (const p of ["/b1s/v2/Orders", "/b1s/v1/Logout", "/"]) assert.equal(byName.header(`https://sl.example.local:50000${p}`), "B1SESSION=4f2d7c1a-9b3e; ROUTEID=.node2", p);
+    assert.equal(byName.header("https://other.example.local/b1s/v2/Orders"), "", "still host-only");
+    byName.absorb("https://sl.example.local:50000/b1s/v2/Items", ["ROUTEID=.node3; path=/b1s/v2"]);
+    assert.equal(byName.size, 2, "one cookie per name: the new ROUTEID replaces the old one");
+    assert.ok(byName.header(login).includes("ROUTEID=.node3"));
+  });
+});
+
 describe("kit: XML session source", () => {
   it("single flight, renewal before expiry, sign-out with the session", async () => {
     let clock = 0;
@@ -188,5 +223,46 @@ describe("kit: XML session source", () => {
     assert.equal(src.session?.sessionId, "sid-2");
     assert.equal(await src.signOut(new AbortController().signal), true);
     assert.deepEqual(loggedOut, ["sid-2"]);
+  });
+});
+
+describe("kit: XML session source with a sliding timeout (Sage Intacct)", () => {
+  it("slides the expiry on each answer, keeps the session when it moved, discards it on failure, reuses a kept one", async () => {
+    let clock = 1_000_000;
+    let logins = 0;
+    const kept: (XmlSession | undefined)[] = [];
+    const opts = {
+      login: async (): Promise<XmlSession> => ({ sessionId: `sid-${++logins}`, endpoint: "https://api.intacct.example/ia/xml/xmlgw.phtml", expiresAt: clock + 3_600_000 }),
+      refreshSkewMs: 300_000,
+      now: () => clock,
+      onSession: (s: XmlSession | undefined) => {
+        kept.push(s && { ...s });
+      },
+    };
+    const src = new XmlSessionSource(opts);
+    const mgr = new AuthManager(src, { now: () => clock });
+    await mgr.ensure();
+    assert.equal(kept.length, 1, "kept before first use");
+    assert.equal(kept[0]?.lifetimeMs, 3_600_000);
+    clock += 3_000_000; // 10 min left: still valid (margin 5 min)
+    assert.equal(src.valid(clock), true);
+    src.slide(3_600_000); // an answer says the timeout moved an hour from now
+    assert.equal(src.session?.expiresAt, clock + 3_600_000);
+    assert.equal(kept.length, 2, "a move of more than a minute is kept");
+    clock += 30_000;
+    src.slide(3_600_000); // moved by 30 s only: not written again
+    assert.equal(kept.length, 2);
+    clock += 3_400_000; // 4.5 min left: renewed
+    assert.equal(src.valid(clock), false);
+    await mgr.ensure();
+    assert.equal(src.session?.sessionId, "sid-2");
+    assert.equal(src.logins, 2);
+    src.invalidate();
+    assert.equal(kept.at(-1), undefined, "a failed session is forgotten");
+
+    const again = new XmlSessionSource({ ...opts, initial: { sessionId: "sid-kept", endpoint: "https://x.example/", expiresAt: clock + 3_000_000, lifetimeMs: 3_600_000 } });
+    assert.equal(again.valid(clock), true);
+    assert.equal(again.session?.sessionId, "sid-kept");
+    assert.equal(new XmlSessionSource({ ...opts, initial: { sessionId: "", endpoint: "x", expiresAt: clock + 1 } }).session, undefined, "an unreadable kept session is not used");
   });
 });

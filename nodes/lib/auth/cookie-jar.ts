@@ -8,6 +8,10 @@
  *   when the request path path-matches it (`/a` matches `/a`, `/a/`, `/a/b`, not `/ab`).
  * - `Secure` cookies go only over https; `Max-Age` wins over `Expires`; an expired cookie deletes the stored one.
  * - One cookie per (name, domain, path); sent longest path first.
+ * - Option `ignorePath` ({@link CookieJarOptions}): every cookie is stored under path "/" (one per name and domain)
+ *   and sent to every path of its host, for servers whose session cookie comes without a usable Path: SAP Business
+ *   One's `B1SESSION` has no Path and a trailing `;` (reference sap-business-one.md §2: "store cookies by name; do
+ *   not rely on jar path rules"), so RFC path rules would scope it to the Login URL's directory.
  * Public suffixes are not checked (the jar talks to one configured server, not the web). Values never appear in
  * {@link CookieJar.names} or errors.
  */
@@ -48,14 +52,22 @@ export function domainMatches(host: string, domain: string): boolean {
   return host.endsWith(`.${domain}`);
 }
 
+/** Options of {@link CookieJar}. */
+export interface CookieJarOptions {
+  /** Store every cookie by name and domain and send it to every path (see module doc); default false (RFC 6265). */
+  ignorePath?: boolean;
+}
+
 /** Cookies of one session, keyed by (name, domain, path). */
 export class CookieJar {
   private readonly cookies = new Map<string, StoredCookie>();
   private readonly now: () => number;
+  private readonly ignorePath: boolean;
 
   /** @param now clock in ms since the epoch (tests); default `Date.now` */
-  constructor(now: () => number = Date.now) {
+  constructor(now: () => number = Date.now, opts: CookieJarOptions = {}) {
     this.now = now;
+    this.ignorePath = opts.ignorePath === true;
   }
 
   /**
@@ -81,7 +93,7 @@ export class CookieJar {
         domain = d;
         hostOnly = false;
       }
-      const path = c.path && c.path.startsWith("/") ? c.path : defaultPath(u.pathname);
+      const path = this.ignorePath ? "/" : c.path && c.path.startsWith("/") ? c.path : defaultPath(u.pathname);
       let expiresAt = Number.POSITIVE_INFINITY;
       if (c.maxAge !== undefined) expiresAt = c.maxAge <= 0 ? 0 : now + c.maxAge * 1000;
       else if (c.expires !== undefined) expiresAt = c.expires instanceof Date ? c.expires.getTime() : Number(c.expires);

@@ -118,12 +118,22 @@ abstract class OAuthSourceBase implements AuthSource {
       throw (this.opts.mapError ?? defaultTokenError)(res, grant);
     }
     if (beforeUse) await beforeUse(answer);
-    const ttlMs = (typeof answer.expires_in === "number" && answer.expires_in > 0 ? answer.expires_in : DEFAULT_TOKEN_TTL_S) * 1000;
+    const ttlMs = (expiresInSeconds(answer.expires_in) ?? DEFAULT_TOKEN_TTL_S) * 1000;
     const now = this.now();
     this.accessToken = answer.access_token;
     this.expiresAt = now + ttlMs;
     this.refreshAt = now + ttlMs - Math.min(this.opts.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS, ttlMs / 2);
   }
+}
+
+/**
+ * Seconds from a token answer's `expires_in` (RFC 6749 §5.1: a number of seconds), also when the server sends it as a
+ * JSON string of digits ("600": Exact Online, some Microsoft endpoints).
+ * @returns undefined when absent, not a positive whole or decimal number of seconds
+ */
+export function expiresInSeconds(v: unknown): number | undefined {
+  const n = typeof v === "number" ? v : typeof v === "string" && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
+  return Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
 /** Options of {@link PasswordGrantSource}. */

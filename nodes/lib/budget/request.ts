@@ -21,19 +21,22 @@ export function isRefusal(res: Pick<HttpResponse, "status" | "headers">): boolea
 
 /**
  * Send `req` through `http` within `budget` under `key`.
+ * @param req the request, or a function building it when the request gets its turn (each time it leaves, a re-queued
+ *   one included): auth headers read then carry the token current at that moment, not one renewed while it waited
  * @param key the sub-budget (endpoint, division); undefined = the budget's rates only
  * @returns the answer (any status but a refusal)
  * @throws RateLimitedError after the budget's `maxRequeueMs` of refusals; MlcError "closed" when the budget closed;
- *   whatever `http.request` throws (TimeoutError, TLS refusal)
+ *   whatever `http.request` or `req` throws (TimeoutError, TLS refusal)
  */
-export function pacedRequest(budget: Budget, http: HttpClient, req: HttpRequest, key?: string): Promise<HttpResponse> {
+export function pacedRequest(budget: Budget, http: HttpClient, req: HttpRequest | (() => HttpRequest), key?: string): Promise<HttpResponse> {
   return budget.run(key, async () => {
     const attempt = budget.currentAttempt(); // read synchronously, before the first await
+    const r = typeof req === "function" ? req() : req;
     // every answer is final here: an answered request repeated inside the HTTP client would leave uncounted
-    const res = await http.request({ ...req, isFinal: () => true });
+    const res = await http.request({ ...r, isFinal: () => true });
     budget.noteResponse(attempt, res.headers);
     if (isRefusal(res)) {
-      throw new RateLimitedError(`Rate limited (${res.status}) by ${safeUrl(req.url)}, not processed`, {
+      throw new RateLimitedError(`Rate limited (${res.status}) by ${safeUrl(r.url)}, not processed`, {
         status: res.status,
         retryAfterMs: parseRetryAfter(res.headers["retry-after"]),
       });

@@ -1,0 +1,109 @@
+/**
+ * `mlc-twilio-call`: what happens after a call is placed: its progress (statuses of the account through
+ * lib/twilio/bus.ts, or polling of the Call resource), the signed Gather action at
+ * `<httpNodeRoot>/mlc/twilio/<endpoint>/gather` and one outcome per call (lib/twilio/call-tracker.ts) on output 2
+ * (acknowledged / answered) or 3 (not acknowledged), with the node's counts.
+ * Vendor: https://www.twilio.com/docs/voice/twiml/gather ; https://www.twilio.com/docs/voice/api/call-resource#call-status-values
+ */
+import type { TwilioMeta } from "../lib/envelope";
+import { onStatus, publishStatus } from "../lib/twilio/bus";
+import { CallResult, CallTracker, TrackedCall } from "../lib/twilio/call-tracker";
+import { CallVoice, fetchCall, gatherReplyTwiml } from "../lib/twilio/calls";
+import { InboundRequest, InboundResponse, registerEndpoint } from "../shared/dispatcher";
+import { Status, statusTemplate } from "../shared/node";
+import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
+import type { CallAck, CallProps, CallSettings } from "./call-twiml";
+import type { TwilioConfigApi } from "./config";
+import { checkTwilioWebhook, one } from "./webhook";
+
+const TWIML = { "Content-Type": "text/xml; charset=utf-8" };
+
+/** What the tracker keeps per call: the placed msg (emitted later with msg.ack), voice and prompts. */
+export interface CallData extends CallVoice {
+  msg: NodeMessage;
+}
+
+/** The calls one node placed and follows; pending outcomes live in memory only. */
+export class CallFollowUp {
+  readonly n = { placed: 0, acked: 0, nacked: 0 };
+  private readonly tracker: CallTracker<CallData>;
+  private accountSid = "";
+  private unsubscribe: (() => void) | undefined;
+  private release: (() => void) | undefined;
+  /** Count template, translated once here (shared/node.ts statusTemplate). */
+  private readonly countsText: (v: Record<string, number>) => string;
+
+  /** @param report reports a poll error to Catch (topic `<type>/poll`) */
+  constructor(
+    private readonly RED: RedAPI,
+    private readonly node: RedNode,
+    private readonly config: CallProps,
+    private readonly s: CallSettings,
+    cfg: () => TwilioConfigApi,
+    report: (err: unknown, extra: Record<string, unknown>) => void,
+  ) {
+    this.countsText = statusTemplate(RED, "mlc-twilio-call.status.counts", "placed __placed__, ack __ack__, no __nack__");
+    this.tracker = new CallTracker<CallData>({
+      giveUpMs: s.giveUpMs,
+      pollIntervalMs: s.pollIntervalMs,
+      ackDigit: s.ackDigit,
+      fetch: (sid) => fetchCall(cfg().client(), sid),
+      publish: (st) => publishStatus(this.accountSid, st),
+      onOutcome: (c, result, digits) => this.outcome(c, result, digits),
+      onPollError: (err, c) => report(err, c ? { sid: c.sid, jobId: c.jobId } : {}),
+    });
+  }
+
+  /** Follow the statuses of `accountSid` ("" when the account is missing). */
+  subscribe(accountSid: string): void {
+    this.accountSid = accountSid;
+    this.unsubscribe = onStatus(accountSid, (st) => this.tracker.onStatus(st));
+  }
+
+  /** Serve the Gather action while acknowledgement is on. @throws ValidationError when another node serves it */
+  serveGather(): void {
+    if (this.s.ack) this.release = registerEndpoint(this.RED.httpNode, `/twilio/${this.s.endpoint}/gather`, this.node.id, (req) => this.gather(req));
+  }
+
+  /** Follow a placed call (counted as placed). */
+  track(t: TrackedCall<CallData>): void {
+    this.n.placed++;
+    this.tracker.track(t);
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+    this.tracker.close();
+    this.release?.();
+  }
+
+  counts(): string {
+    const { placed, acked, nacked } = this.n;
+    return this.countsText({ placed, ack: acked, nack: nacked });
+  }
+
+  showCounts(): void {
+    this.node.status((this.n.nacked > 0 ? Status.warn : this.n.placed > 0 ? Status.ok : Status.idle)(this.counts()));
+  }
+
+  /** Emit the outcome of a tracked call once, on output 2 (acknowledged/answered) or 3. */
+  private outcome(c: TrackedCall<CallData>, result: CallResult, digits?: string): void {
+    const out = c.data.msg;
+    out.twilio = { ...(out.twilio as TwilioMeta), status: c.status } satisfies TwilioMeta;
+    out.ack = { result, at: new Date().toISOString(), ...(digits ? { digits } : {}), ...(c.answeredBy ? { answeredBy: c.answeredBy } : {}) } satisfies CallAck;
+    const positive = result === "acknowledged" || result === "answered";
+    this.n[positive ? "acked" : "nacked"]++;
+    this.showCounts();
+    this.node.send(positive ? [null, out, null] : [null, null, out]);
+  }
+
+  /** Gather action: Twilio posts the key pressed (or nothing, after the timeout). Answered with TwiML. */
+  private async gather(req: InboundRequest): Promise<InboundResponse> {
+    const check = checkTwilioWebhook(this.RED, this.node, this.config.twilio, req);
+    if (!check.ok) return check.response;
+    const f = check.fields;
+    const corr = new URLSearchParams(req.rawQuery).get("c") ?? "";
+    const r = this.tracker.gather(corr, one(f.CallSid), (one(f.Digits) ?? "").trim(), one(f.AnsweredBy));
+    return { status: 200, headers: TWIML, body: gatherReplyTwiml(r, this.s.voice) };
+  }
+}
