@@ -40,7 +40,10 @@ export interface RouteRow {
   channel?: string;
 }
 
-/** A contact looked up earlier in the flow (any object; the fields below are read, first non-empty wins). */
+/**
+ * A contact looked up earlier in the flow (any object; the fields of {@link CONTACT_FIELDS} are read, first non-empty
+ * wins), or a recipient chosen upstream, `{ channel, to }` (an address with "@" is e-mail, anything else a mobile).
+ */
 export interface LookedUpContact {
   mobile?: unknown;
   phone?: unknown;
@@ -183,7 +186,11 @@ export function route(input: RouteInput, opts: RouteOptions): RouteDecision | No
   const c = input.contact;
   if (c !== null && typeof c === "object" && !Array.isArray(c)) {
     const rec = c as Record<string, unknown>;
-    const d = decide({ mobile: pick(rec, CONTACT_FIELDS.mobile), phone: pick(rec, CONTACT_FIELDS.phone), email: pick(rec, CONTACT_FIELDS.email), name: pick(rec, CONTACT_FIELDS.name) }, amount, opts, bad);
+    // a recipient already chosen upstream (`{channel, to}`, e.g. mlc-exact-fetch's msg.recipient): its address
+    const to = text(rec.to);
+    const mobile = pick(rec, CONTACT_FIELDS.mobile) ?? (to && !to.includes("@") ? to : undefined);
+    const email = pick(rec, CONTACT_FIELDS.email) ?? (to?.includes("@") ? to : undefined);
+    const d = decide({ mobile, phone: pick(rec, CONTACT_FIELDS.phone), email, name: pick(rec, CONTACT_FIELDS.name) }, amount, opts, bad);
     if (d) return { ...d, source: "lookup" };
   }
   for (const [i, row] of opts.rows.entries()) {

@@ -128,6 +128,10 @@ describe("mlc-route in Node-RED", function () {
     const landline = await routeOne({ ...bill("INV-9"), contact: { PHONE1: "+1 212 555 0100" } });
     assert.equal(landline.out, "call");
     assert.equal((landline.msg.route as Msg).reason, "landline");
+    // a recipient chosen upstream ({channel, to}, as mlc-exact-fetch's msg.recipient)
+    const chosen = await routeOne({ ...bill("INV-9b"), contact: { channel: "email", to: "pay@vendor.example", name: "Vendor AP" } });
+    assert.equal(chosen.out, "email");
+    assert.equal(chosen.msg.email, "pay@vendor.example");
     // nothing looked up: the default row
     const fallback = await routeOne(bill("INV-10"));
     assert.equal(fallback.msg.to, "+14155550199");
