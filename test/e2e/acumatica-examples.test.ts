@@ -12,7 +12,7 @@ import { AUDIT_PROBE, AuditRecordView, auditOf, billRow, FlowNode, loadExamples,
 import { tempDir, waitFor } from "../harness/nodered";
 
 const PACKAGE = "node-red-contrib-ml-connector";
-const ALL_TYPES = ["mlc-acumatica-config", "mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-config", "mlc-intacct-fetch", "mlc-twilio-config", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-status", "mlc-twilio-email", "mlc-dedupe", "mlc-audit", "mlc-exact-config", "mlc-exact-fetch", "mlc-bc-config", "mlc-bc-trigger", "mlc-bc-fetch", "mlc-sapb1-config", "mlc-sapb1-fetch", "mlc-sapb1-trigger", "mlc-intacct-trigger", "mlc-exact-trigger"];
+const ALL_TYPES = ["mlc-acumatica-config", "mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-config", "mlc-intacct-fetch", "mlc-twilio-config", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-status", "mlc-twilio-email", "mlc-dedupe", "mlc-audit", "mlc-exact-config", "mlc-exact-fetch", "mlc-bc-config", "mlc-bc-trigger", "mlc-bc-fetch", "mlc-sapb1-config", "mlc-sapb1-fetch", "mlc-sapb1-trigger", "mlc-intacct-trigger", "mlc-exact-trigger", "mlc-route"];
 
 function jobIdOf(statusCallback: string | null): string {
   return new URL(String(statusCallback)).searchParams.get("j") ?? "";

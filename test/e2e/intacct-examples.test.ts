@@ -5,7 +5,8 @@
  * Twilio simulator. An AP bill submitted for approval above APPROVAL_THRESHOLD → exactly one SMS to the approver
  * (one below it → none); the same event read again (poll overlap, the bill saved again, recreated from Purchasing with
  * a new RECORDNO) → none; `kill -9` the moment the first alert of a burst reaches Twilio → after the restart every
- * bill texted exactly once. One getAPISession for the whole run, no trap of the reference hit, no secret in the log.
+ * bill texted exactly once. The recipient is the vendor's bill approver (VENDOR.BILLAPPROVERID, one cached lookup)
+ * mapped by the example's mlc-route table; an approver nobody mapped is audited as no-contact-found. One getAPISession for the whole run, no trap of the reference hit, no secret in the log.
  * MLC_NODE_RED / MLC_NODE_BIN select another Node-RED line (CI runs Node-RED 5 on Node 22).
  */
 import assert from "node:assert/strict";
@@ -37,6 +38,9 @@ describe("end to end: the Intacct bill approval example (packed and installed)",
     twilio = new TwilioSim();
     await intacct.start();
     await twilio.start();
+    // the approver is the vendor's bill approver (VENDOR.BILLAPPROVERID); JSMITH is the one APPROVER_USER maps
+    intacct.upsert("VENDOR", { RECORDNO: "1", VENDORID: "V1007", NAME: "Blue Ridge Paper", BILLAPPROVERID: "JSMITH", WHENMODIFIED: "01/01/2025 00:00:00" });
+    intacct.upsert("VENDOR", { RECORDNO: "2", VENDORID: "V2000", NAME: "Harbor Supply", BILLAPPROVERID: "AKING", WHENMODIFIED: "01/01/2025 00:00:00" });
     root = tempDir("mlc-e2e-intacct-ex-");
     const userDir = path.join(root, "user");
     installInto(userDir, packRepo(path.join(root, "pack")));
@@ -60,6 +64,7 @@ describe("end to end: the Intacct bill approval example (packed and installed)",
         PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
         APPROVAL_THRESHOLD: "1000",
         CALL_THRESHOLD: "10000",
+        APPROVER_USER: "JSMITH",
         APPROVER_PHONE: APPROVER,
         POLL_INTERVAL: "2",
       },
@@ -84,11 +89,15 @@ describe("end to end: the Intacct bill approval example (packed and installed)",
   });
 
   function readByQueries(): number {
-    return intacct.log.filter((l) => l.functions.includes("readByQuery") && l.outcome === "ok").length;
+    // APBILL only: the payments-cleared example, deployed too, polls APPYMT on its own
+    return intacct.log.filter((l) => l.functions.includes("readByQuery") && l.objects?.includes("APBILL") && l.outcome === "ok").length;
   }
   /** A bill as Intacct stores it (values as text), modified now in the company's time. */
-  function submit(ref: string, amount: string, no = String(recordNo++), state = "Submitted"): void {
-    intacct.upsert("APBILL", { RECORDNO: no, RECORDID: ref, VENDORID: "V1007", VENDORNAME: "Blue Ridge Paper", STATE: state, TOTALENTERED: amount, CURRENCY: "USD", WHENMODIFIED: intacct.timeText() });
+  function submit(ref: string, amount: string, no = String(recordNo++), state = "Submitted", vendor = "V1007"): void {
+    intacct.upsert("APBILL", { RECORDNO: no, RECORDID: ref, VENDORID: vendor, VENDORNAME: vendor === "V1007" ? "Blue Ridge Paper" : "Harbor Supply", STATE: state, TOTALENTERED: amount, CURRENCY: "USD", WHENMODIFIED: intacct.timeText() });
+  }
+  function vendorLookups(): number {
+    return intacct.log.filter((l) => l.functions.includes("query") && l.objects?.includes("VENDOR") && l.outcome === "ok").length;
   }
   function texts(ref: string): number {
     return twilio.messages.filter((m) => m.body.includes(`bill ${ref} `)).length;
@@ -116,6 +125,7 @@ describe("end to end: the Intacct bill approval example (packed and installed)",
     assert.equal(records.length, 1);
     assert.equal(records[0].sid, sms?.sid);
     assert.deepEqual(await auditOf(nodeRed.url), [], "no failed send");
+    assert.equal(vendorLookups(), 1, "one VENDOR lookup for the approver (the bill below the threshold is not looked up)");
   });
 
   it("the same event again (bill saved again in the same state, recreated from Purchasing with a new RECORDNO) texts nobody", async function () {
@@ -130,6 +140,18 @@ describe("end to end: the Intacct bill approval example (packed and installed)",
     // a real change of state is a new event
     submit("INV-88231", "1250.00", "4999", "Partially Approved");
     await waitFor(() => texts("INV-88231") === 2, 60000, "the Partially Approved SMS");
+  });
+
+  it("a bill whose approver is not mapped (and no FALLBACK_PHONE) texts nobody and is audited as no-contact-found", async function () {
+    const before = twilio.messages.length;
+    submit("H-77", "4000.00", String(recordNo++), "Submitted", "V2000");
+    const jobId = deriveJobId({ system: "intacct", tenant: intacct.companyId, entity: "APBILL", id: "APBILL/V2000/H-77", version: "Submitted" });
+    const failed = await waitFor(async () => (await auditOf(nodeRed.url)).find((r) => r.jobId === jobId), 60000, "the no-contact-found record");
+    assert.equal(failed.status, "no-contact-found");
+    assert.equal(failed.channel, "none");
+    await morePolls(2);
+    assert.equal(twilio.messages.length, before, "nobody texted");
+    assert.equal((await auditOf(nodeRed.url)).filter((r) => r.jobId === jobId).length, 1, "recorded once across polls");
   });
 
   it("a bill above CALL_THRESHOLD calls the approver, who presses 1: acknowledged, the call audited, no SMS", async function () {

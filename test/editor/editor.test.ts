@@ -32,7 +32,7 @@ const CHROMIUM = process.env.MLC_CHROMIUM || "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
 
 /** Palette types and, for config types, the palette node whose dialog opens them. */
-const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-exact-fetch", "mlc-bc-trigger", "mlc-bc-fetch", "mlc-sapb1-trigger", "mlc-sapb1-fetch", "mlc-intacct-trigger", "mlc-exact-trigger"];
+const PALETTE_TYPES = ["mlc-acumatica-trigger", "mlc-acumatica-fetch", "mlc-intacct-fetch", "mlc-twilio-sms", "mlc-twilio-call", "mlc-twilio-verify", "mlc-twilio-email", "mlc-twilio-status", "mlc-dedupe", "mlc-audit", "mlc-exact-fetch", "mlc-bc-trigger", "mlc-bc-fetch", "mlc-sapb1-trigger", "mlc-sapb1-fetch", "mlc-intacct-trigger", "mlc-exact-trigger", "mlc-route"];
 const CONFIG_TYPES: Record<string, { via: string; prop: string }> = {
   "mlc-acumatica-config": { via: "mlc-acumatica-trigger", prop: "acumatica" },
   "mlc-intacct-config": { via: "mlc-intacct-fetch", prop: "intacct" },

@@ -33,6 +33,8 @@ export const INTACCT_PATH = "/ia/xml/xmlgw.phtml";
 export interface IntacctLogEntry {
   auth: "login" | "session" | "none";
   functions: string[];
+  /** The object each function named (`<object>` of query/readByQuery; "" for others), in the same order. */
+  objects?: string[];
   sessionId?: string;
   /** Outcome: "ok", "control-failure", "auth-failure", "429", or an injected status. */
   outcome: string;
@@ -318,7 +320,9 @@ export class IntacctSim {
   private operation(op: Record<string, any>): string {
     const transaction = op["@_transaction"] === "true";
     const fns = (op.content?.function ?? []) as Record<string, any>[];
-    const entry: IntacctLogEntry = { auth: "none", functions: fns.map((f) => Object.keys(f).find((k) => !k.startsWith("@_")) ?? ""), outcome: "ok", transaction };
+    const names = fns.map((f) => Object.keys(f).find((k) => !k.startsWith("@_")) ?? "");
+    const objects = fns.map((f, i) => String((f[names[i]] as { object?: unknown } | undefined)?.object ?? ""));
+    const entry: IntacctLogEntry = { auth: "none", functions: names, objects, outcome: "ok", transaction };
     const a = this.authenticate(op, entry);
     if (a.failure) return a.failure;
     const ctx: FnContext = { sim: this, login: a.login, session: a.session };
