@@ -233,6 +233,11 @@ export class BoundedStore<T> {
     await this.evict();
   }
 
+  /** True when the backend is shared by several processes (no in-memory index; see lib/shared-store.ts). */
+  get isShared(): boolean {
+    return this.shared !== undefined;
+  }
+
   /** Number of live entries. */
   get size(): number {
     if (this.shared) return this.shared.size;

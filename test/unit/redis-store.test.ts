@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { BoundedStore } from "../../nodes/lib/store";
+import { AuditTrail } from "../../nodes/lib/audit";
 import { PushJournal } from "../../nodes/lib/journal";
 import { SendLedger } from "../../nodes/lib/twilio/ledger";
 import type { ErpEventMsg } from "../../nodes/lib/envelope";
@@ -119,6 +120,20 @@ describe("Redis store (real redis-server)", function () {
     assert.deepEqual(claims.map((c) => c.outcome).sort(), ["claimed", "unknown"]);
     await la.settle("J1|+14155550100|sms", "SM1", "queued");
     assert.equal((await lb.claim("J1|+14155550100|sms")).outcome, "sent");
+  });
+
+  it("the audit trail is shared: a record written before the send at one instance gets its sid there and its callback at the other", async () => {
+    const p = pfx();
+    const a = new AuditTrail(new RedisKvStore(await engine(p), "global"));
+    const b = new AuditTrail(new RedisKvStore(await engine(p), "global"));
+    await a.recordSend({ jobId: "J7", channel: "sms", to: "+14155550132", status: "pending" });
+    await b.recordSend({ jobId: "J7", channel: "sms", to: "+14155550132", sid: "SM7", status: "queued" }); // completes A's record
+    const r = await a.applyStatus({ sid: "SM7", status: "delivered" });
+    assert.equal(r.changed, true);
+    const byJob = await b.findByJobId("J7");
+    assert.equal(byJob.length, 1, "one record, not one per instance");
+    assert.deepEqual(byJob[0].history.map((h) => h.status), ["pending", "queued", "delivered"]);
+    assert.equal((await b.findBySid("SM7"))?.recordId, "J7/1");
   });
 
   it("is the package's store module with config.redis: Node-RED's context contract, found by the nodes", async () => {
