@@ -5,7 +5,8 @@
  *
  * Key layout (one JSON text per context row; `P` = the configured key prefix, default `mlc:`):
  * - `P{scope}:key`      a row of a Node-RED context scope (`<nodeId>:<flowId>`, `<flowId>` or `global`); expiry is Redis's own (PX)
- * - `P{scope}#name`     sorted set of the rows of one bounded store (score = creation ms), for its `maxEntries` eviction
+ * - `P{scope}#name`     sorted set of the rows of one bounded store (score = creation ms × 1000 + write order), for its
+ *                       `maxEntries` eviction; `P{scope}#name:seq` the write-order counter
  * The braces are a Redis Cluster hash tag: the rows of one scope share a slot, so the Lua scripts touch one slot.
  *
  * Semantics (Redis commands, https://redis.io/docs/latest/commands/): claim = `SET NX PX`, set with a TTL = `SET PX`,
@@ -16,6 +17,19 @@
  */
 import crypto from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
+import { MlcError } from "../lib/errors";
+
+/**
+ * Redis did not run a command (unreachable, connection lost mid-command, no answer within the command timeout).
+ * Code `store_unavailable`, retryable: the caller refuses its work (a push gets 503) and the sender retries. The
+ * message names the target without its password.
+ */
+export class StoreUnavailableError extends MlcError {
+  constructor(target: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message.replace(/redis(s?):\/\/[^@\s]*@/g, "redis$1://***@") : "no answer";
+    super(`Redis store unreachable (${target}): ${why}`, { code: "store_unavailable", retryable: true, status: 503 });
+  }
+}
 
 /** `config.redis` of the store in settings.js. */
 export interface RedisStoreConfig {
@@ -58,7 +72,9 @@ if ttl > 0 then redis.call("SET", KEYS[1], ARGV[3], "PX", ttl)
 elseif ttl < 0 then redis.call("SET", KEYS[1], ARGV[3], "KEEPTTL")
 else redis.call("SET", KEYS[1], ARGV[3]) end
 if KEYS[2] == "" then return 0 end
-redis.call("ZADD", KEYS[2], tonumber(ARGV[5]), KEYS[1])
+-- score: creation ms, then the order of writes within that ms (a counter beside the index), so "oldest first" is exact
+local seq = redis.call("INCR", KEYS[2] .. ":seq") % 1000
+redis.call("ZADD", KEYS[2], tonumber(ARGV[5]) * 1000 + seq, KEYS[1])
 local n = redis.call("ZCARD", KEYS[2])
 local max = tonumber(ARGV[6])
 if max >= 0 and n > max then
@@ -176,9 +192,20 @@ export class RedisEngine {
     return `${this.prefix}{${scope}}#${name}`;
   }
 
-  /** JSON text of a live row, or undefined. */
+  /** Run one command; a failure of Redis (not of the command's logic) becomes a {@link StoreUnavailableError}. */
+  private async run<T>(cmd: () => Promise<T>): Promise<T> {
+    try {
+      return await cmd();
+    } catch (err) {
+      // ReplyError = Redis answered with an error (a bug here, not an outage): kept as it is
+      if (err instanceof Error && err.name === "ReplyError") throw err;
+      throw new StoreUnavailableError(this.target, err);
+    }
+  }
+
+  /** JSON text of a live row, or undefined. @throws StoreUnavailableError */
   async readJson(scope: string, key: string): Promise<string | undefined> {
-    return (await this.client.get(this.rowKey(scope, key))) ?? undefined;
+    return (await this.run(() => this.client.get(this.rowKey(scope, key)))) ?? undefined;
   }
 
   /**
@@ -188,27 +215,29 @@ export class RedisEngine {
    * @returns false when the condition did not hold (nothing written)
    */
   async write(scope: string, key: string, json: string, ttlMs: number, cond: WriteCondition = { kind: "any" }, index?: WriteIndex): Promise<{ written: boolean; size: number }> {
-    const n = await this.client.mlcWrite(
-      this.rowKey(scope, key),
-      index ? this.indexKey(scope, index.name) : "",
-      cond.kind,
-      cond.kind === "equals" ? cond.expect : "",
-      json,
-      Math.round(ttlMs),
-      index ? Math.round(index.at) : 0,
-      index && Number.isFinite(index.max) ? index.max : -1,
+    const n = await this.run(() =>
+      this.client.mlcWrite(
+        this.rowKey(scope, key),
+        index ? this.indexKey(scope, index.name) : "",
+        cond.kind,
+        cond.kind === "equals" ? cond.expect : "",
+        json,
+        Math.round(ttlMs),
+        index ? Math.round(index.at) : 0,
+        index && Number.isFinite(index.max) ? index.max : -1,
+      ),
     );
     return { written: n >= 0, size: Math.max(0, n) };
   }
 
   /** Delete a row (only when its JSON text equals `expect`, if given), leaving `indexName`'s set. @returns whether a row was deleted */
   async remove(scope: string, key: string, indexName?: string, expect?: string): Promise<boolean> {
-    return (await this.client.mlcDelete(this.rowKey(scope, key), indexName ? this.indexKey(scope, indexName) : "", expect ?? "")) === 1;
+    return (await this.run(() => this.client.mlcDelete(this.rowKey(scope, key), indexName ? this.indexKey(scope, indexName) : "", expect ?? ""))) === 1;
   }
 
   /** Extend a row's expiry only while its JSON text equals `expect` (a lease still held). @returns whether it was extended */
   async renew(scope: string, key: string, expect: string, ttlMs: number): Promise<boolean> {
-    return (await this.client.mlcRenew(this.rowKey(scope, key), expect, Math.round(ttlMs))) === 1;
+    return (await this.run(() => this.client.mlcRenew(this.rowKey(scope, key), expect, Math.round(ttlMs)))) === 1;
   }
 
   /** Keys (without the scope part) of live rows of `scope` starting with `prefix`, through `SCAN MATCH` (never `KEYS`). */
@@ -218,7 +247,7 @@ export class RedisEngine {
     const out = new Set<string>();
     let cursor = "0";
     do {
-      const [next, batch] = await this.client.scan(cursor, "MATCH", match, "COUNT", 500);
+      const [next, batch] = await this.run(() => this.client.scan(cursor, "MATCH", match, "COUNT", 500));
       for (const k of batch) out.add(k.slice(head.length));
       cursor = next;
     } while (cursor !== "0");
@@ -231,7 +260,7 @@ export class RedisEngine {
     const out: [string, string][] = [];
     for (let i = 0; i < keys.length; i += 500) {
       const part = keys.slice(i, i + 500);
-      const vals = await this.client.mget(part.map((k) => this.rowKey(scope, k)));
+      const vals = await this.run(() => this.client.mget(part.map((k) => this.rowKey(scope, k))));
       part.forEach((k, j) => {
         const v = vals[j];
         if (v !== null && v !== undefined) out.push([k, v]);
@@ -245,8 +274,8 @@ export class RedisEngine {
     const match = globEscape(`${this.prefix}{${scope}}`) + "*";
     let cursor = "0";
     do {
-      const [next, batch] = await this.client.scan(cursor, "MATCH", match, "COUNT", 500);
-      if (batch.length) await this.client.del(...batch);
+      const [next, batch] = await this.run(() => this.client.scan(cursor, "MATCH", match, "COUNT", 500));
+      if (batch.length) await this.run(() => this.client.del(...batch));
       cursor = next;
     } while (cursor !== "0");
   }

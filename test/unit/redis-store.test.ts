@@ -161,10 +161,11 @@ describe("Redis store (real redis-server)", function () {
     assert.equal(redisEngineFor({ redis: { url: redis.url, prefix } }), undefined, "closed");
   });
 
-  it("never puts the password in what it shows", () => {
+  it("never puts the password in what it shows", async () => {
     assert.equal(redactUrl("redis://user:s3cret@host:6379/0"), "redis://user:***@host:6379/0");
     const e = new RedisEngine({ url: "redis://:s3cret@127.0.0.1:1", prefix: "x:" });
     assert.ok(!e.target.includes("s3cret"));
+    await assert.rejects(e.readJson("s", "k"), (err: Error) => err.message.includes("store unreachable") || (!err.message.includes("s3cret") && /unreachable/.test(err.message)));
     e.client.disconnect();
   });
 
@@ -173,8 +174,10 @@ describe("Redis store (real redis-server)", function () {
     const kv = new RedisKvStore(e, "s");
     await kv.set("before", 1);
     await redis.stop();
-    await assert.rejects(kv.claim("k", 1, 1000));
-    await assert.rejects(kv.get("before"));
+    const down = { code: "store_unavailable", retryable: true };
+    await assert.rejects(kv.claim("k", 1, 1000), down);
+    await assert.rejects(kv.get("before"), down);
+    await assert.rejects(new BoundedStore<number>(kv, { prefix: "dd", ttlMs: 1000, maxEntries: 10 }).claim("E", 1), down);
     await redis.start(); // same port, empty (no persistence in this test)
     while (!e.connected) await new Promise((r) => setTimeout(r, 20));
     assert.equal(await kv.claim("k", 1, 1000), true);
