@@ -60,7 +60,15 @@ export class RedisServer {
   private exited?: Promise<void>;
   port = 0;
 
-  constructor(private readonly bin: string) {}
+  /**
+   * @param bin redis-server path
+   * @param dataDir with a directory: append-only file, fsync on every write (`appendfsync always`), so a restart keeps
+   *   every acknowledged write (what the README recommends); without: no persistence
+   */
+  constructor(
+    private readonly bin: string,
+    private readonly dataDir?: string,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -73,7 +81,8 @@ export class RedisServer {
   /** Start (or restart on the same port). Resolves once it accepts connections. @throws Error when it does not start in 20 s */
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
-    const args = ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning"];
+    const persist = this.dataDir ? ["--dir", this.dataDir, "--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"];
+    const args = ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", ...persist, "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning"];
     const proc = spawn(this.bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     let log = "";
     proc.stdout?.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
@@ -121,9 +130,9 @@ export class RedisServer {
 }
 
 /** Start a redis-server for a suite (call from `before`); skips/throws as {@link requireRedis} says. */
-export async function startRedis(ctx: Mocha.Context): Promise<RedisServer> {
+export async function startRedis(ctx: Mocha.Context, dataDir?: string): Promise<RedisServer> {
   const bin = requireRedis(ctx);
-  const r = new RedisServer(bin);
+  const r = new RedisServer(bin, dataDir);
   await r.start();
   return r;
 }
