@@ -4,6 +4,7 @@
  * dedupe state in memory unnoticed), so an unknown name is refused here.
  * (Node-RED: https://nodered.org/docs/user-guide/context#using-multiple-context-stores)
  */
+import type { SharedRateStore } from "../lib/budget/gate";
 import { ValidationError } from "../lib/errors";
 import { backendStore, type KvBackend, type KvStore } from "../lib/store";
 import { EngineKvStore } from "../store/kv";
@@ -92,6 +93,19 @@ function sharedStore(node: RedNode, scope: ContextScopeName, storeName: string |
   if (info.module !== "mlc-store") return undefined;
   const engine = redisEngineFor(info.config as StoreConfig);
   return engine ? new RedisKvStore(engine, scopeId(node, scope)) : undefined;
+}
+
+/**
+ * The shared rate windows of a store name (instances sharing one account budget, lib/budget/gate.ts), when that store
+ * is this package's store on Redis; undefined otherwise (and for an unknown name: the caller reports that itself).
+ */
+export function sharedRates(RED: RedAPI, storeName: string | undefined): SharedRateStore | undefined {
+  try {
+    const info = resolveStore(RED, storeName);
+    return info.module === "mlc-store" ? redisEngineFor(info.config as StoreConfig)?.rates : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Node-RED's id of a context scope (`@node-red/runtime/lib/nodes/context/index.js` getContext). */

@@ -17,6 +17,7 @@
  */
 import crypto from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
+import type { SharedRateStore } from "../lib/budget/gate";
 import { MlcError } from "../lib/errors";
 
 /**
@@ -98,7 +99,43 @@ if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call("PEXPIRE", KEYS[1], tonumber(ARGV[2]))
 `;
 
+// KEYS: rate windows (sorted sets of request ids by latest arrival, ms on Redis's clock); ARGV: id, flightMs, then
+// limit and span per key. Enters the id under every key when each holds fewer than its limit within its span.
+// Returns {1, now, 0} or {0, now, waitMs}.
+const RESERVE_LUA = `
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = 0
+for i, k in ipairs(KEYS) do
+  local limit = tonumber(ARGV[1 + 2 * i])
+  local span = tonumber(ARGV[2 + 2 * i])
+  redis.call("ZREMRANGEBYSCORE", k, "-inf", now - span)
+  local n = redis.call("ZCARD", k)
+  if n >= limit then
+    local s = tonumber(redis.call("ZRANGE", k, n - limit, n - limit, "WITHSCORES")[2])
+    local w = 5
+    if s <= now then w = s + span - now end
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return {0, now, wait} end
+local flight = tonumber(ARGV[2])
+for i, k in ipairs(KEYS) do
+  redis.call("ZADD", k, now + flight, ARGV[1])
+  redis.call("PEXPIRE", k, tonumber(ARGV[2 + 2 * i]) + flight + 1000)
+end
+return {1, now, 0}
+`;
+
+// KEYS: rate windows; ARGV: id, arrival ms. Re-counts the id at its latest possible arrival.
+const SETTLE_LUA = `
+for _, k in ipairs(KEYS) do redis.call("ZADD", k, "XX", tonumber(ARGV[2]), ARGV[1]) end
+return 1
+`;
+
 interface Scripted {
+  mlcReserve(...args: (string | number)[]): Promise<[number, number, number]>;
+  mlcSettle(...args: (string | number)[]): Promise<number>;
   mlcWrite(row: string, index: string, cond: string, expect: string, json: string, ttlMs: number, at: number, max: number): Promise<number>;
   mlcDelete(row: string, index: string, expect: string): Promise<number>;
   mlcRenew(row: string, expect: string, ttlMs: number): Promise<number>;
@@ -150,6 +187,8 @@ export class RedisEngine {
     client.defineCommand("mlcWrite", { numberOfKeys: 2, lua: WRITE_LUA });
     client.defineCommand("mlcDelete", { numberOfKeys: 2, lua: DELETE_LUA });
     client.defineCommand("mlcRenew", { numberOfKeys: 1, lua: RENEW_LUA });
+    client.defineCommand("mlcReserve", { lua: RESERVE_LUA });
+    client.defineCommand("mlcSettle", { lua: SETTLE_LUA });
     // ioredis reconnects on its own; an 'error' event without a listener would be thrown by the emitter.
     client.on("error", () => undefined);
     this.client = client;
@@ -239,6 +278,25 @@ export class RedisEngine {
   async renew(scope: string, key: string, expect: string, ttlMs: number): Promise<boolean> {
     return (await this.run(() => this.client.mlcRenew(this.rowKey(scope, key), expect, Math.round(ttlMs)))) === 1;
   }
+
+  /** Rate window key: `P{rate|<budget>}|<rest>` (the budget part, before the first "|", is the Cluster hash tag). */
+  private rateKey(k: string): string {
+    const i = k.indexOf("|");
+    return i < 0 ? `${this.prefix}{rate|${k}}` : `${this.prefix}{rate|${k.slice(0, i)}}${k.slice(i)}`;
+  }
+
+  /** {@link SharedRateStore} on this engine: rate windows under `P{rate|<budget>}|<key>`. */
+  readonly rates: SharedRateStore = {
+    reserve: async (keys, limits, spansMs, flightMs, id) => {
+      const args: (string | number)[] = [keys.length, ...keys.map((k) => this.rateKey(k)), id, Math.round(flightMs)];
+      keys.forEach((_, i) => args.push(limits[i], Math.ceil(spansMs[i])));
+      const [ok, now, waitMs] = await this.run(() => this.client.mlcReserve(...args));
+      return { ok: ok === 1, now, waitMs: Math.max(1, waitMs) };
+    },
+    settle: async (keys, id, atMs) => {
+      await this.run(() => this.client.mlcSettle(keys.length, ...keys.map((k) => this.rateKey(k)), id, Math.round(atMs)));
+    },
+  };
 
   /** Keys (without the scope part) of live rows of `scope` starting with `prefix`, through `SCAN MATCH` (never `KEYS`). */
   async scanKeys(scope: string, prefix: string): Promise<string[]> {
