@@ -22,7 +22,8 @@ import { MlcError, ValidationError } from "../lib/errors";
 import { hashedKey } from "../lib/ids";
 import { maskPhone, toE164 } from "../lib/phone";
 import { onStatus, publishStatus } from "../lib/twilio/bus";
-import { CallResult, CallTracker, TrackedCall } from "../lib/twilio/call-tracker";
+import { SharedCalls } from "../lib/twilio/call-share";
+import { CallResult, CallTracker, GatherReply, TrackedCall } from "../lib/twilio/call-tracker";
 import { CallVoice, fetchCall, gatherReplyTwiml, placeCallOnce } from "../lib/twilio/calls";
 import { SendLedger, ledgerKey } from "../lib/twilio/ledger";
 import { failedRecipient } from "../lib/twilio/recipients";
@@ -52,6 +53,8 @@ class CallNode {
   private accountSid = "";
   private startError: unknown;
   private ledger: SendLedger | undefined;
+  /** Call state in a store shared by several instances (a keypress may reach any of them); inactive on a local store. */
+  private shared: SharedCalls<CallData> | undefined;
   private unsubscribe: (() => void) | undefined;
   private release: (() => void) | undefined;
   /** Count template, translated once here (shared/node.ts statusTemplate). */
@@ -110,6 +113,7 @@ class CallNode {
       const info = resolveStore(RED, this.config.store);
       this.ledger = new SendLedger(contextBackend(node, "node", info.name), { scope: node.id });
       this.ledger.ready.catch((err: unknown) => reportError(RED, node, err, { topic: "mlc-twilio-call/ledger" }));
+      this.shared = new SharedCalls<CallData>(contextBackend(node, "node", info.name), { ttlMs: this.s.giveUpMs + 600000, ackDigit: this.s.ackDigit });
       if (s.ack) this.release = registerEndpoint(RED.httpNode, `/twilio/${s.endpoint}/gather`, node.id, (req) => this.gather(req));
       if (accountError) reportError(RED, node, accountError, { topic: "mlc-twilio-call/start" }); // a missing or failed account shows at deploy, not as "ready"
       else if (!warnIfLossy(RED, node, info)) node.status(Status.idle("mlc-twilio-call.status.ready")); // the ledger is what stops a second call after a crash
@@ -119,8 +123,16 @@ class CallNode {
     }
   }
 
-  /** Emit the outcome of a tracked call once, on output 2 (acknowledged/answered) or 3. */
+  /** A call's outcome: emitted here unless another instance sharing the store emitted it (then it holds the claim). */
   private outcome(c: TrackedCall<CallData>, result: CallResult, digits?: string): void {
+    const shared = this.shared;
+    if (!shared?.active) return this.emit(c, result, digits);
+    const emit = (): void => (this.closed ? undefined : this.emit(c, result, digits));
+    shared.claimOutcome(c.corr).then((mine) => (mine ? emit() : undefined), emit); // store unreachable: emit (an outcome is never dropped)
+  }
+
+  /** Emit the outcome of a tracked call once, on output 2 (acknowledged/answered) or 3. */
+  private emit(c: TrackedCall<CallData>, result: CallResult, digits?: string): void {
     const out = c.data.msg;
     out.twilio = { ...(out.twilio as TwilioMeta), status: c.status } satisfies TwilioMeta;
     out.ack = { result, at: new Date().toISOString(), ...(digits ? { digits } : {}), ...(c.answeredBy ? { answeredBy: c.answeredBy } : {}) } satisfies CallAck;
@@ -136,7 +148,17 @@ class CallNode {
     if (!check.ok) return check.response;
     const f = check.fields;
     const corr = new URLSearchParams(req.rawQuery).get("c") ?? "";
-    const r = this.tracker.gather(corr, one(f.CallSid), (one(f.Digits) ?? "").trim(), one(f.AnsweredBy));
+    const digits = (one(f.Digits) ?? "").trim();
+    let r: GatherReply<CallData> = this.tracker.gather(corr, one(f.CallSid), digits, one(f.AnsweredBy));
+    if (r.kind === "unknown" && this.shared?.active) {
+      // placed by another instance: its state is in the shared store
+      const s = await this.shared.gather(corr, one(f.CallSid), digits, one(f.AnsweredBy)).catch((err: unknown) => {
+        reportError(this.RED, this.node, err, { topic: "mlc-twilio-call/gather" });
+        return { kind: "unknown" as const };
+      });
+      if (s.kind !== "unknown" && s.result) this.outcome(s.call, s.result, s.digits);
+      r = s.kind === "unknown" ? s : { kind: s.kind, call: s.call };
+    }
     return { status: 200, headers: TWIML, body: gatherReplyTwiml(r, this.s.voice) };
   }
 
@@ -185,6 +207,7 @@ class CallNode {
     this.n.placed++;
     const data: CallData = { msg: this.RED.util.cloneMessage(msg), voice: s.voice, gather: content.gather, prompts: content.prompts };
     this.tracker.track({ corr: c.corr, sid: r.sid, jobId: c.jobId, status: r.status, ack: s.ack, poll: s.poll, data });
+    if (s.ack) this.shared?.put(c.corr, { sid: r.sid, jobId: c.jobId, data }).catch((err: unknown) => reportError(this.RED, this.node, err, { topic: "mlc-twilio-call/share" }));
   }
 }
 

@@ -6,11 +6,12 @@
  *
  * 1. Each push delivered three times, alternately to both instances: exactly one SMS per bill; every status callback,
  *    whichever instance it reaches, lands on the one audit record with the bill link.
- * 2. One instance kill -9'd mid-burst of 300 pushes (restarted at once, as a service manager does): 0 lost, 0 double.
- * 3. Redis stopped for 10 s and restarted: no instance crashes, pushes meanwhile are refused with 503 and a short
+ * 2. A call placed by one instance, its keypress ("1") answered by the other: acknowledged, no escalation.
+ * 3. One instance kill -9'd mid-burst of 300 pushes (restarted at once, as a service manager does): 0 lost, 0 double.
+ * 4. Redis stopped for 10 s and restarted: no instance crashes, pushes meanwhile are refused with 503 and a short
  *    fixed body (the ERP retries them), the nodes report the store unreachable, no acknowledged event is lost or sent
  *    twice, work resumes.
- * One pair of instances serves the three cases (two Node-RED processes are heavy on a shared machine).
+ * One pair of instances serves the four cases (two Node-RED processes are heavy on a shared machine).
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -154,6 +155,31 @@ describe("end to end: two Node-RED instances on one Redis", function () {
       assert.equal(recs[0].erp?.id, `Bill/${billOf(m.body)}`);
     }
     process.stdout.write(`      ${N} bills × 3 deliveries (A ${served[0]}, B ${served[1]}): SMS ${msgs.length}; ${msgs.length * 2} callbacks over both instances, ${msgs.length} audit records delivered\n`);
+  });
+
+  it("a keypress answered by the instance that did not place the call stops the escalation", async () => {
+    const flows: FlowNode[] = [...withCredentialRefs(loadExamples("acumatica", "twilio")), ...AUDIT_PROBE];
+    await stack.nodeRed.deploy(flows);
+    await b.deploy(flows);
+    const calls0 = stack.twilio.calls.length;
+    const mails0 = stack.sendgrid.mails.length;
+    callbackProxy.route = (_m, url) => (url.includes("/gather") ? 1 : undefined); // the keypress goes to B
+    try {
+      await stack.nodeRed.inject("c1c1000000000001"); // A places the call
+      const call = await waitFor(() => stack.twilio.calls[calls0], 20000, "the call");
+      const served1 = callbackProxy.served[1];
+      const answered = await stack.twilio.answerCall(call.sid, { digits: "1" });
+      assert.equal(answered.status, 200);
+      assert.ok(callbackProxy.served[1] > served1, "the keypress reached B");
+      assert.match(JSON.stringify(answered), /confirmation has been recorded/, "B answered it as acknowledged");
+      await stack.twilio.progressCall(call.sid, "completed");
+      await new Promise((r) => setTimeout(r, 3000)); // an escalation would place the backup call within this
+      assert.equal(stack.twilio.calls.length, calls0 + 1, "acknowledged: no escalation call");
+      assert.equal(stack.sendgrid.mails.length, mails0, "no escalation e-mail");
+      process.stdout.write(`      call placed by A, keypress answered by B: acknowledged, ${stack.twilio.calls.length - calls0} call, ${stack.sendgrid.mails.length - mails0} e-mails\n`);
+    } finally {
+      callbackProxy.route = undefined;
+    }
   });
 
   it("one instance kill -9'd mid-burst of 300 pushes and restarted: 0 lost, 0 double", async () => {

@@ -15,6 +15,8 @@ export class RoundRobinProxy {
   readonly served: number[];
   /** Requests that found no live backend or failed mid-way (answered 502). */
   failed = 0;
+  /** Pin a request to a backend (its index), e.g. to send a keypress to the instance that did not place the call; undefined = round robin. */
+  route?: (method: string, url: string) => number | undefined;
 
   /** @param backends base URLs (`http://127.0.0.1:<port>`) */
   constructor(readonly backends: string[]) {
@@ -48,7 +50,8 @@ export class RoundRobinProxy {
       res.writeHead(502, { "Content-Type": "text/plain" }).end("Bad gateway");
       return;
     }
-    const i = this.next++ % this.backends.length;
+    const pinned = tried === 0 ? this.route?.(req.method ?? "GET", req.url ?? "/") : undefined;
+    const i = pinned ?? this.next++ % this.backends.length;
     const target = new URL(this.backends[i]);
     const headers = { ...req.headers, host: target.host, connection: "close" };
     const out = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent: false }, (up) => {
