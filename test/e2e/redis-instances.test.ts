@@ -8,10 +8,12 @@
  *    whichever instance it reaches, lands on the one audit record with the bill link.
  * 2. A call placed by one instance, its keypress ("1") answered by the other: acknowledged, no escalation.
  * 3. One instance kill -9'd mid-burst of 300 pushes (restarted at once, as a service manager does): 0 lost, 0 double.
- * 4. Redis stopped for 10 s and restarted: no instance crashes, pushes meanwhile are refused with 503 and a short
+ * 4. 300 SMS pushed through both instances at the examples' 10/s account budget, against a Twilio enforcing 10/s per
+ *    sender and account: one budget across the instances, no 429, no second over 10 (the achieved rate is printed).
+ * 5. Redis stopped for 10 s and restarted: no instance crashes, pushes meanwhile are refused with 503 and a short
  *    fixed body (the ERP retries them), the nodes report the store unreachable, no acknowledged event is lost or sent
  *    twice, work resumes.
- * One pair of instances serves the four cases (two Node-RED processes are heavy on a shared machine).
+ * One pair of instances serves the five cases; Twilio enforces 10/s in all of them (two Node-RED processes are heavy on a shared machine).
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -21,6 +23,7 @@ import { AUDIT_PROBE, BILLS_QUERY, type FlowNode, type Stack, auditOf, loadExamp
 import { NodeRed, freePort, installInto, tempDir, waitFor } from "../harness/nodered";
 import { RoundRobinProxy } from "../harness/proxy";
 import { RedisServer, startRedis } from "../harness/redis";
+import { maxInWindow } from "../sims/twilio";
 
 /** settings.js `contextStorage`, exactly as the README section gives it. */
 export const REDIS_CONTEXT_STORAGE = `{
@@ -87,7 +90,9 @@ describe("end to end: two Node-RED instances on one Redis", function () {
     const callbackPort = await freePort();
     const publicUrl = `http://127.0.0.1:${callbackPort}`;
     const extraEnv = { MLC_REDIS_URL: redis.url, PUBLIC_BASE_URL: publicUrl };
-    stack = await startStack({ userDir: path.join(root, "a", "user"), install: "pack", extraFlows: AUDIT_PROBE, contextStorage: REDIS_CONTEXT_STORAGE, extraEnv });
+    // Twilio enforcing the examples' account budget (10 creates/s) per account and per sender, strictly (429 for the 11th)
+    const twilio = { ratePerSecond: 10, senderRatePerSecond: 10 };
+    stack = await startStack({ userDir: path.join(root, "a", "user"), install: "pack", extraFlows: AUDIT_PROBE, contextStorage: REDIS_CONTEXT_STORAGE, extraEnv, twilio });
     const packDir = path.join(root, "a", "pack");
     const tarball = path.join(packDir, fs.readdirSync(packDir).find((f) => f.endsWith(".tgz")) as string);
     installInto(path.join(root, "b", "user"), tarball);
@@ -221,6 +226,32 @@ describe("end to end: two Node-RED instances on one Redis", function () {
     process.stdout.write(`      300 pushes over 2 instances, A kill -9'd after ${killAt} acknowledged: SMS ${[...counts.values()].reduce((s, n) => s + n, 0)}, lost ${lost.length}, double ${doubles.length}, proxy 502s ${pushProxy.failed}, took ${Math.round((Date.now() - started) / 1000)} s\n`);
     assert.deepEqual(lost, [], "lost events");
     assert.deepEqual(doubles, [], "events texted twice");
+  });
+
+  it("300 SMS through both instances at a 10/s account budget: one budget, no 429, no second over 10", async () => {
+    const EVENTS = 300;
+    const reqs0 = stack.twilio.requests.length;
+    const served0 = [...pushProxy.served];
+    let next = 0;
+    const pusher = async (): Promise<void> => {
+      while (next < EVENTS) {
+        const i = next++;
+        await stack.acumatica.pushNotification(target(), { query: BILLS_QUERY, inserted: [row("P", i)], id: `40000000-0000-4000-8000-${String(i).padStart(12, "0")}` }, { maxAttempts: 30, retryDelayMs: 1000 });
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, pusher));
+    assert.ok(await waitProgress(() => perBill("P").size, EVENTS, 30000), `bills texted: ${perBill("P").size}/${EVENTS}`);
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.deepEqual([...perBill("P")].filter(([, n]) => n !== 1), [], "texted more than once");
+    const creates = stack.twilio.requests.slice(reqs0).filter((q) => q.method === "POST" && /\/Messages\.json$/.test(q.path));
+    const starts = creates.filter((q) => q.status !== 429).map((q) => q.startedAt).sort((x, y) => x - y);
+    const rejected = creates.filter((q) => q.status === 429).length;
+    const served = pushProxy.served.map((n, i) => n - served0[i]);
+    const achieved = ((starts.length - 1) / (starts[starts.length - 1] - starts[0])) * 1000;
+    process.stdout.write(`      ${EVENTS} SMS over both instances (pushes A ${served[0]}, B ${served[1]}): 429s ${rejected}, busiest second ${maxInWindow(starts)}, achieved ${achieved.toFixed(2)}/s (${(((achieved - 10) / 10) * 100).toFixed(2)} % vs 10/s)\n`);
+    assert.ok(served[0] > 0 && served[1] > 0, "both instances took pushes");
+    assert.equal(rejected, 0, "429s");
+    assert.ok(maxInWindow(starts) <= 10, `busiest second ${maxInWindow(starts)}`);
   });
 
   it("Redis stopped for 10 s and restarted: no crash, 503 meanwhile, nothing lost or doubled, work resumes", async () => {

@@ -37,7 +37,7 @@ export interface SharedRateGateOptions {
   windowMs?: number;
   /** Margin added to the window, ms (clock-rate differences with the vendor). Default 2. */
   marginMs?: number;
-  /** How long a request that never settles (its instance died) counts, ms. Default 60000. */
+  /** How long a request that never settles (its instance died) counts, ms: at least the client's timeout. Default 30000 (twice Twilio's default 15 s). */
   maxFlightMs?: number;
   /** Monotonic clock, ms (time to the answer). Default performance.now(). */
   now?: () => number;
@@ -63,7 +63,7 @@ export class SharedRateGate {
   ) {
     this.windowMs = opts.windowMs ?? 1000;
     this.marginMs = opts.marginMs ?? 2;
-    this.flight = opts.maxFlightMs ?? 60000;
+    this.flight = opts.maxFlightMs ?? 30000;
     this.now = opts.now ?? (() => performance.now());
   }
 
