@@ -223,9 +223,11 @@ describe("end to end: two Node-RED instances on one Redis", function () {
     const counts = perBill("K");
     const lost = Array.from({ length: EVENTS }, (_, i) => row("K", i).ReferenceNbr as string).filter((bill) => !counts.has(bill));
     const doubles = [...counts].filter(([, n]) => n > 1).map(([bill]) => bill);
-    process.stdout.write(`      300 pushes over 2 instances, A kill -9'd after ${killAt} acknowledged: SMS ${[...counts.values()].reduce((s, n) => s + n, 0)}, lost ${lost.length}, double ${doubles.length}, proxy 502s ${pushProxy.failed}, took ${Math.round((Date.now() - started) / 1000)} s\n`);
+    const sessions = stack.acumatica.stats.activeSessions;
+    process.stdout.write(`      300 pushes over 2 instances, A kill -9'd after ${killAt} acknowledged: SMS ${[...counts.values()].reduce((s, n) => s + n, 0)}, lost ${lost.length}, double ${doubles.length}, proxy 502s ${pushProxy.failed}, Acumatica API users signed in ${sessions}, took ${Math.round((Date.now() - started) / 1000)} s\n`);
     assert.deepEqual(lost, [], "lost events");
     assert.deepEqual(doubles, [], "events texted twice");
+    assert.ok(sessions <= 2, `Acumatica API users in use: ${sessions} (one per instance expected; the restart refreshes A's saved grant)`);
   });
 
   it("300 SMS through both instances at a 10/s account budget: one budget, no 429, no second over 10", async () => {
