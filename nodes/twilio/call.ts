@@ -23,7 +23,7 @@ import { hashedKey } from "../lib/ids";
 import { maskPhone, toE164 } from "../lib/phone";
 import { onStatus, publishStatus } from "../lib/twilio/bus";
 import { SharedCalls } from "../lib/twilio/call-share";
-import { CallResult, CallTracker, GatherReply, TrackedCall } from "../lib/twilio/call-tracker";
+import { CallResult, CallTracker, TrackedCall } from "../lib/twilio/call-tracker";
 import { CallVoice, fetchCall, gatherReplyTwiml, placeCallOnce } from "../lib/twilio/calls";
 import { SendLedger, ledgerKey } from "../lib/twilio/ledger";
 import { failedRecipient } from "../lib/twilio/recipients";
@@ -123,12 +123,10 @@ class CallNode {
     }
   }
 
-  /** A call's outcome: emitted here unless another instance sharing the store emitted it (then it holds the claim). */
+  /** A call's outcome, emitted once across instances sharing the store (lib/twilio/call-share.ts). */
   private outcome(c: TrackedCall<CallData>, result: CallResult, digits?: string): void {
-    const shared = this.shared;
-    if (!shared?.active) return this.emit(c, result, digits);
-    const emit = (): void => (this.closed ? undefined : this.emit(c, result, digits));
-    shared.claimOutcome(c.corr).then((mine) => (mine ? emit() : undefined), emit); // store unreachable: emit (an outcome is never dropped)
+    if (!this.shared?.active) return this.emit(c, result, digits);
+    this.shared.once(c.corr, () => (this.closed ? undefined : this.emit(c, result, digits)));
   }
 
   /** Emit the outcome of a tracked call once, on output 2 (acknowledged/answered) or 3. */
@@ -148,17 +146,10 @@ class CallNode {
     if (!check.ok) return check.response;
     const f = check.fields;
     const corr = new URLSearchParams(req.rawQuery).get("c") ?? "";
-    const digits = (one(f.Digits) ?? "").trim();
-    let r: GatherReply<CallData> = this.tracker.gather(corr, one(f.CallSid), digits, one(f.AnsweredBy));
-    if (r.kind === "unknown" && this.shared?.active) {
-      // placed by another instance: its state is in the shared store
-      const s = await this.shared.gather(corr, one(f.CallSid), digits, one(f.AnsweredBy)).catch((err: unknown) => {
-        reportError(this.RED, this.node, err, { topic: "mlc-twilio-call/gather" });
-        return { kind: "unknown" as const };
-      });
-      if (s.kind !== "unknown" && s.result) this.outcome(s.call, s.result, s.digits);
-      r = s.kind === "unknown" ? s : { kind: s.kind, call: s.call };
-    }
+    const [sid, digits, by] = [one(f.CallSid), (one(f.Digits) ?? "").trim(), one(f.AnsweredBy)];
+    let r = this.tracker.gather(corr, sid, digits, by);
+    // a call placed by another instance sharing the store: answered from its state there
+    if (this.shared) r = await this.shared.reply(r, corr, sid, digits, by, (c, result, d) => this.outcome(c, result, d), (err) => reportError(this.RED, this.node, err, { topic: "mlc-twilio-call/gather" }));
     return { status: 200, headers: TWIML, body: gatherReplyTwiml(r, this.s.voice) };
   }
 

@@ -48,6 +48,25 @@ describe("calls shared among instances on Redis (real redis-server)", function (
     assert.equal(await a.claimOutcome("corrA"), false, "A's tracker, seeing the call end, emits nothing");
   });
 
+  it("reply() answers from the store only what the local tracker does not know; once() emits an outcome at one instance", async () => {
+    const a = await node("c3:");
+    const b = await node("c3:");
+    await a.put("corrC", { sid: "CA3", jobId: "J3", data: { msg: { payload: "p" } } });
+    const ended: string[] = [];
+    const errors: unknown[] = [];
+    const r = await b.reply({ kind: "unknown" }, "corrC", "CA3", "1", undefined, (c, result) => ended.push(`${c.sid}:${result}`), (e) => errors.push(e));
+    assert.equal(r.kind, "thanks");
+    assert.deepEqual(ended, ["CA3:acknowledged"]);
+    assert.deepEqual(errors, []);
+    const emitted: string[] = [];
+    a.once("corrD", () => emitted.push("A"));
+    b.once("corrD", () => emitted.push("B"));
+    // one more claim on each connection: answered after the earlier ones (a connection answers in order), so both
+    // once() claims have settled when these have; the key is taken, so these lose
+    assert.deepEqual(await Promise.all([a.claimOutcome("corrD"), b.claimOutcome("corrD")]), [false, false]);
+    assert.equal(emitted.length, 1, `emitted by ${emitted.join(", ")}`);
+  });
+
   it("a wrong key gets one retry prompt across instances, then goodbye (no input)", async () => {
     const a = await node("c2:");
     const b = await node("c2:");

@@ -10,7 +10,7 @@
 import { isSharedKv, type SharedKvStore } from "../shared-store";
 import type { KvBackend } from "../store";
 import { isMachine } from "./calls";
-import { MAX_GATHER_ATTEMPTS, type CallResult, type TrackedCall } from "./call-tracker";
+import { MAX_GATHER_ATTEMPTS, type CallResult, type GatherReply, type TrackedCall } from "./call-tracker";
 
 /** What the store keeps per placed call (`T`: the call node's data: the msg to emit, voice, prompts). */
 export interface SharedCall<T> {
@@ -72,5 +72,32 @@ export class SharedCalls<T> {
     if (digits === this.opts.ackDigit) return { kind: "thanks", call, result: "acknowledged", digits };
     if (digits !== "" && attempts < MAX_GATHER_ATTEMPTS) return { kind: "retry", call };
     return { kind: "goodbye", call, result: isMachine(answeredBy) ? "machine" : "no-input", ...(digits ? { digits } : {}) };
+  }
+
+  /**
+   * Run `emit` (a call's outcome) once across instances: at once on a local store; else when this instance wins the
+   * claim, or when the store cannot be reached (an outcome is never dropped). Never throws.
+   */
+  once(corr: string, emit: () => void): void {
+    if (!this.kv) return emit();
+    this.claimOutcome(corr).then((mine) => (mine ? emit() : undefined), emit);
+  }
+
+  /**
+   * The reply to a keypress: `local` (the tracker's) unless it does not know the call and the store does (placed by
+   * another instance); then `onEnd` is told when the keypress ends the call. Never rejects (`onError`, then "unknown").
+   */
+  async reply(local: GatherReply<T>, corr: string, callSid: string | undefined, digits: string, answeredBy: string | undefined, onEnd: (call: TrackedCall<T>, result: CallResult, digits?: string) => void, onError: (err: unknown) => void): Promise<GatherReply<T>> {
+    if (local.kind !== "unknown" || !this.kv) return local;
+    let s: SharedGather<T>;
+    try {
+      s = await this.gather(corr, callSid, digits, answeredBy);
+    } catch (err) {
+      onError(err);
+      return local;
+    }
+    if (s.kind === "unknown") return s;
+    if (s.result) onEnd(s.call, s.result, s.digits);
+    return { kind: s.kind, call: s.call };
   }
 }
