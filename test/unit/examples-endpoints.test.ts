@@ -32,7 +32,6 @@ interface FlowNode {
  */
 const COMPANIONS: Record<string, string> = {
   "acumatica/bill-approval-sms.json": "acumatica/delivery-status-audit.json",
-  "acumatica/failed-payment-alert.json": "acumatica/delivery-status-audit.json",
   "twilio/overdue-invoice-call-escalation.json": "twilio/twilio-events.json",
   "twilio/reminders-opt-out-quiet-hours.json": "twilio/twilio-events.json",
 };
