@@ -27,13 +27,10 @@ interface FlowNode {
 /**
  * Examples whose send nodes rely on a status endpoint in a named companion example of the same family,
  * by design: Acumatica's delivery-status-audit example is the status side of its bill approvals (it writes
- * the final status into the bill's note; its e2e test and the Redis suite pin both files); the Twilio
- * account-events example serves the number's inbound (STOP) webhook, which Twilio allows once per number.
+ * the final status into the bill's note; its e2e test and the Redis suite pin both files).
  */
 const COMPANIONS: Record<string, string> = {
   "acumatica/bill-approval-sms.json": "acumatica/delivery-status-audit.json",
-  "twilio/overdue-invoice-call-escalation.json": "twilio/twilio-events.json",
-  "twilio/reminders-opt-out-quiet-hours.json": "twilio/twilio-events.json",
 };
 
 function examples(): Map<string, FlowNode[]> {
