@@ -68,7 +68,7 @@ export function mountedPaths(nodes: FlowNode[]): string[] {
     if (n.type === "mlc-twilio-status") {
       const ep = str(n.endpoint, "") || "status";
       out.push(`/mlc/twilio/${ep}`, `/mlc/twilio/${ep}/inbound`, `/mlc/twilio/${ep}/sendgrid`);
-    } else if (n.type === "mlc-twilio-call" && n.ack !== false) {
+    } else if (n.type === "mlc-twilio-call" && truthy(n.ack)) {
       out.push(`/mlc/twilio/${str(n.endpoint, "")}/gather`);
     } else if (/^mlc-[a-z0-9]+-trigger$/.test(n.type) && "endpoint" in n && str(n.mode, "") !== "poll") {
       out.push(`${n.type} ${str(n.endpoint, "") || "(default)"}`);
