@@ -77,8 +77,6 @@ export class PushJournal {
   private readonly now: () => number;
   /** jobId → notification key, for pending events only. */
   private readonly byJob = new Map<string, string>();
-  /** Serialises settle writes. */
-  private queue: Promise<unknown> = Promise.resolve();
   readonly ready: Promise<void>;
 
   constructor(backend: KvBackend, opts: PushJournalOptions = {}) {
@@ -134,15 +132,14 @@ export class PushJournal {
     const key = this.byJob.get(jobId);
     if (key === undefined) return Promise.resolve();
     this.byJob.delete(jobId);
-    const op = this.queue.then(() =>
-      this.store.update(key, (cur) => {
+    // Decided and issued at once (no queue behind earlier settles' commits): concurrent settles share one commit.
+    const write = (): Promise<void> =>
+      this.store.updateNow(key, (cur) => {
         if (typeof cur !== "object" || !cur) return undefined;
         const pending = cur.pending.filter((ev) => ev.erp?.jobId !== jobId);
         return pending.length === cur.pending.length ? undefined : { ...cur, pending };
-      }),
-    );
-    this.queue = op.catch(() => undefined);
-    return op.then(() => undefined);
+      }).committed;
+    return this.store.isLoaded ? write() : this.store.ready.then(write);
   }
 
   /**

@@ -95,9 +95,21 @@ export class SendLedger {
    * @throws whatever the backend throws (then nothing may be sent)
    */
   async claim(key: string): Promise<ClaimResult> {
+    const r = await this.claimIssued(key);
+    await r.committed;
+    return r.result;
+  }
+
+  /**
+   * {@link claim}, resolving as soon as the claim is decided and its write issued, so that the caller can issue the
+   * other writes that must precede the send (the audit record) into the same commit. Nothing may be sent before
+   * `committed` has resolved; it rejects with what the backend throws.
+   */
+  async claimIssued(key: string): Promise<{ result: ClaimResult; committed: Promise<void> }> {
+    await this.store.ready;
     let existing: LedgerEntry | undefined;
     let entry: LedgerEntry | undefined;
-    await this.store.update(key, (cur) => {
+    const { committed } = this.store.updateNow(key, (cur) => {
       if (cur) {
         existing = cur;
         return undefined;
@@ -105,9 +117,9 @@ export class SendLedger {
       entry = { state: "sending", at: this.now() };
       return entry;
     });
-    if (entry) return { outcome: "claimed", entry };
+    if (entry) return { result: { outcome: "claimed", entry }, committed };
     const e = existing as LedgerEntry;
-    return e.state === "sent" ? { outcome: "sent", entry: e } : { outcome: "unknown", entry: e };
+    return { result: e.state === "sent" ? { outcome: "sent", entry: e } : { outcome: "unknown", entry: e }, committed };
   }
 
   /** Re-arm an unknown entry after a lookup proved the message absent: a new "sending" claim at now. */
