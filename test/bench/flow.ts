@@ -128,7 +128,7 @@ async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: num
       }
     }),
   );
-  await waitFor(() => sim.messages.length - before >= n - failed, 600000, `${n} messages`);
+  await waitFor(() => sim.messages.length - before >= n - failed, Number(process.env.MLC_BENCH_WAIT_MS) || 600000, `${n} messages`);
   const last = sim.requests.filter((q) => q.messageSid).reduce((m, q) => Math.max(m, q.startedAt), 0);
   const cpu = cpuMs(pid) - cpu0;
   return { perSec: (n / (last - t0)) * 1000, cpuPerEvent: cpu / n, failed };
@@ -233,6 +233,9 @@ export async function flowBench(): Promise<void> {
     }
     samples.push(rssMb(pid));
     process.stdout.write(`Node-RED RSS over ${longEvents} pipeline events (MB, every ${every}): ${samples.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...samples).toFixed(0)}\n`);
+  } catch (err) {
+    process.stderr.write(`Node-RED log (last 40 lines):\n${nodeRed.log.slice(-40).join("\n")}\n`);
+    throw err;
   } finally {
     await agent.close();
     await nodeRed.stop();
