@@ -102,17 +102,30 @@ export class PushJournal {
    * @throws what the backend throws: then the push must not be acknowledged (answer 5xx, the sender retries)
    */
   async accept(key: string, events: ErpEventMsg[]): Promise<boolean> {
+    const r = await this.acceptIssued(key, events);
+    await r.committed;
+    return r.first;
+  }
+
+  /**
+   * {@link accept}, resolving as soon as the claim is decided and its write issued: `first` as accept's result,
+   * `committed` once it is committed. The push must not be acknowledged before `committed` resolves; its events may
+   * be emitted at once, since every durable write they lead to (dedupe claim, send ledger claim) is issued after
+   * this one and a durable store commits writes in the order they were issued, so nothing they protect can happen
+   * before the journal entry is committed. When the commit fails (`committed` rejects with the backend's error), the
+   * key is forgotten, so the sender's retry is journaled again.
+   */
+  async acceptIssued(key: string, events: ErpEventMsg[]): Promise<{ first: boolean; committed: Promise<void> }> {
     await this.ready;
-    let first: boolean;
-    try {
-      first = await this.store.claim(key, events.length ? { k: key, t: this.now(), pending: events.map(plain), replays: 0 } : this.now());
-    } catch (err) {
-      // Not committed: forget the in-memory claim too, so the sender's retry is journaled rather than dropped.
+    const { first, committed } = this.store.claimNow(key, events.length ? { k: key, t: this.now(), pending: events.map(plain), replays: 0 } : this.now());
+    const jobIds = first ? events.map((ev) => ev.erp?.jobId).filter((j): j is string => Boolean(j)) : [];
+    for (const j of jobIds) this.byJob.set(j, key);
+    const guarded = committed.catch(async (err: unknown) => {
+      for (const j of jobIds) if (this.byJob.get(j) === key) this.byJob.delete(j);
       await this.store.delete(key).catch(() => undefined);
       throw err;
-    }
-    if (first) for (const ev of events) if (ev.erp?.jobId) this.byJob.set(ev.erp.jobId, key);
-    return first;
+    });
+    return { first, committed: guarded };
   }
 
   /** Number of events not finished. */
