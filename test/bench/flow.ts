@@ -9,7 +9,8 @@
  *
  * Printed: events/s of each (first push sent → last message created at the simulator) and their ratio; Node-RED CPU
  * ms per event (utime + stime of the Node-RED process from /proc/<pid>/stat); push-to-Twilio latency p50/p99/max at
- * 100 events/s (push sent → create arrived at the simulator); Node-RED RSS over a long pipeline run.
+ * 100 events/s (push sent → create arrived at the simulator); Node-RED RSS (and its anonymous part) over a long
+ * pipeline run.
  *
  * Environment:
  * - MLC_BENCH_EVENTS (default 2000): events per throughput run, and in the long run unless MLC_BENCH_LONG_EVENTS
@@ -76,10 +77,15 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** Resident set size of `pid`, MB (/proc/<pid>/status VmRSS). */
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+/** Resident set size of `pid`, MB (/proc/<pid>/status VmRSS, or another of its kB fields). */
+function rssMb(pid: number, field = "VmRSS"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** RSS and its anonymous part (heap, buffers: what the process holds; the rest is file pages such as the store's memory map, which the OS may drop), MB. */
+function memSample(pid: number): [number, number] {
+  return [rssMb(pid), rssMb(pid, "RssAnon")];
 }
 
 const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -207,7 +213,7 @@ export async function flowBench(): Promise<void> {
 
     // long run: RSS of Node-RED while the pipeline takes `longEvents` more events; the simulator's ledger is cleared as it goes
     const d = pipeline("R");
-    const samples: number[] = [rssMb(pid)];
+    const samples: [number, number][] = [memSample(pid)];
     const every = Math.max(1, Math.floor(longEvents / 10));
     let created = 0;
     let next = 0;
@@ -223,7 +229,7 @@ export async function flowBench(): Promise<void> {
           while (next < longEvents) {
             const i = next++;
             await d.send(i).catch(() => 0);
-            if ((i + 1) % every === 0) samples.push(rssMb(pid));
+            if ((i + 1) % every === 0) samples.push(memSample(pid));
           }
         }),
       );
@@ -231,8 +237,11 @@ export async function flowBench(): Promise<void> {
     } finally {
       clearInterval(sampler);
     }
-    samples.push(rssMb(pid));
-    process.stdout.write(`Node-RED RSS over ${longEvents} pipeline events (MB, every ${every}): ${samples.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...samples).toFixed(0)}\n`);
+    samples.push(memSample(pid));
+    const rss = samples.map((m) => m[0]);
+    const anon = samples.map((m) => m[1]);
+    process.stdout.write(`Node-RED RSS over ${longEvents} pipeline events (MB, every ${every}): ${rss.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...rss).toFixed(0)}\n`);
+    process.stdout.write(`  of which anonymous (heap and buffers, not file pages): ${anon.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...anon).toFixed(0)}\n`);
   } catch (err) {
     process.stderr.write(`Node-RED log (last 40 lines):\n${nodeRed.log.slice(-40).join("\n")}\n`);
     throw err;
