@@ -274,3 +274,21 @@ describe("writes of concurrent events share commits (no process-wide queue behin
     assert.equal((await new PushJournal(gated).replay()).events.length, 0, "all three settled");
   });
 });
+
+describe("send ledger memory", () => {
+  it("the set of known sids follows the entries: evicted entries' sids are forgotten", async () => {
+    const l = new SendLedger(new MapBackend(), { maxEntries: 100 });
+    for (let i = 0; i < 1000; i++) {
+      const k = ledgerKey(`j${i}`, "+14155550132", "sms");
+      await l.claim(k);
+      await l.settle(k, `SM${i}`, "queued");
+    }
+    await new Promise((r) => setImmediate(r)); // the last prune (in-memory) finishes
+    assert.equal(l.size, 100);
+    assert.equal(l.knows("SM999"), true);
+    assert.equal(l.knows("SM0"), false, "an evicted entry's sid is forgotten (was: kept for ever)");
+    let known = 0;
+    for (let i = 0; i < 1000; i++) if (l.knows(`SM${i}`)) known++;
+    assert.ok(known <= 100 + 64 + 1, `at most the live entries and the slack are known, got ${known}`);
+  });
+});

@@ -133,6 +133,17 @@ export class SendLedger {
   async settle(key: string, sid: string, status: string): Promise<void> {
     await this.store.update(key, (cur) => ({ state: "sent", at: cur?.at ?? this.now(), sid, status }));
     this.sids.add(sid);
+    if (this.sids.size > this.store.size + Math.max(64, Math.floor(this.store.size / 10))) {
+      this.pruneSids().catch(() => undefined); // best effort: a sid kept too long only makes a lookup skip it
+    }
+  }
+
+  /** Forget the sids of entries the store evicted or expired (the set would otherwise grow with every send). */
+  private async pruneSids(): Promise<void> {
+    const before = [...this.sids];
+    const live = new Set<string>();
+    for (const e of await this.store.entries()) if (e.v.sid) live.add(e.v.sid);
+    for (const sid of before) if (!live.has(sid)) this.sids.delete(sid);
   }
 
   /** Forget a claim whose create was refused (Twilio created nothing), so a later attempt may send. */
