@@ -19,6 +19,11 @@
  * - MLC_BENCH_LATENCY_SECONDS (default 10): length of the 100 events/s latency run.
  * - MLC_BENCH_CONCURRENCY (default 16): requests the driver keeps in flight in the throughput runs.
  * - MLC_BENCH_CONTEXT_STORAGE: see {@link BENCH_CONTEXT_STORAGE}.
+ * - MLC_BENCH_WAIT_MS (default 600000): how long a throughput run waits for the simulator's messages; on a failure
+ *   the last lines of Node-RED's log are printed.
+ * - MLC_NODE_BIN (test/harness/nodered.ts): the node binary or a script that runs Node-RED, e.g. one that execs
+ *   `node --cpu-prof --cpu-prof-dir=<dir> "$@"` (summarise with `node dist/test/bench/profile.js`) or
+ *   `node --max-old-space-size=200 "$@"` (a heap that cannot grow: a leak would end the long run with an OOM).
  */
 import fs from "node:fs";
 import path from "node:path";
