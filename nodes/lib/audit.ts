@@ -290,6 +290,10 @@ export class AuditTrail {
   /** On a store shared by several instances: the sid and jobId indexes in the store too (a callback may reach any instance). */
   private readonly sharedIndex?: { sids: BoundedStore<string>; jobs: BoundedStore<string[]> };
   private queue: Promise<unknown>;
+  /** Writes of the operation being decided (see {@link run}). */
+  private opCommits: Promise<unknown>[] | undefined;
+  /** Writes issued and not yet committed (see {@link idle}). */
+  private readonly inflight = new Set<Promise<unknown>>();
   /** Resolves when stored records have been read and the indexes rebuilt; rejects if the backend fails. */
   readonly ready: Promise<void>;
   /** Trail name. */
@@ -322,21 +326,41 @@ export class AuditTrail {
     return this.store.size;
   }
 
-  /** Resolves when every operation queued so far has finished. */
-  idle(): Promise<void> {
-    return this.queue.then(
+  /** Resolves when every operation queued so far has finished and its writes are committed. */
+  async idle(): Promise<void> {
+    await this.queue.then(
       () => undefined,
       () => undefined,
     );
+    await Promise.all([...this.inflight].map((p) => p.catch(() => undefined)));
   }
 
+  /**
+   * Run `op` after every earlier operation has been decided: reads and the in-memory decision of one operation never
+   * interleave with another's. The operation's writes are issued in the order decided; the next operation does not
+   * wait for them to be committed (so concurrent sends share commits instead of queueing behind each other's disk
+   * flush), but this operation's promise resolves only once they are.
+   */
   private run<T>(op: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(async () => {
+    const decided = this.queue.then(async () => {
       await this.ready;
-      return op();
+      const commits: Promise<unknown>[] = [];
+      this.opCommits = commits;
+      try {
+        const value = await op();
+        // On a shared store the next operation decides from the store itself (another instance may write it), so it
+        // waits for this one's writes; on a local store the in-memory index already holds them.
+        if (this.sharedIndex) await Promise.all(commits);
+        return { value, commits };
+      } finally {
+        this.opCommits = undefined;
+      }
     });
-    this.queue = result.catch(() => undefined);
-    return result;
+    this.queue = decided.catch(() => undefined);
+    return decided.then(async ({ value, commits }) => {
+      await Promise.all(commits);
+      return value;
+    });
   }
 
   private async rebuildIndexes(): Promise<void> {
@@ -406,9 +430,21 @@ export class AuditTrail {
     return undefined;
   }
 
-  private async save(r: AuditRecord): Promise<void> {
-    await this.store.set(r.recordId, r);
+  /** Issue the write of `r` now; the running operation resolves once it is committed (see {@link run}). */
+  private save(r: AuditRecord): void {
+    const committed = this.sharedIndex ? this.saveShared(r) : this.store.setNow(r.recordId, r);
+    this.opCommits?.push(committed);
+    this.inflight.add(committed);
+    const done = (): void => {
+      this.inflight.delete(committed);
+    };
+    committed.then(done, done);
     this.index(r);
+  }
+
+  /** On a store shared by several instances: the record, then the sid and jobId indexes the other instances read. */
+  private async saveShared(r: AuditRecord): Promise<void> {
+    await this.store.set(r.recordId, r);
     if (!this.sharedIndex) return;
     if (r.sid) await this.sharedIndex.sids.set(r.sid, r.recordId);
     if (r.jobId) await this.sharedIndex.jobs.update(r.jobId, (ids) => (ids?.includes(r.recordId) ? undefined : [...(ids ?? []), r.recordId]));
@@ -440,7 +476,7 @@ export class AuditTrail {
         const merged = completeRecord(existing, { jobId, erp, channel: str(input.channel), sid, to: input.to, error, status, at });
         if (!merged) return existing;
         merged.updatedAt = isoOf(undefined, this.now());
-        await this.save(merged);
+        this.save(merged);
         return merged;
       }
 
@@ -464,7 +500,7 @@ export class AuditTrail {
       if (erp) record.erp = erp;
       if (sid) record.sid = sid;
       if (error) record.error = error;
-      await this.save(record);
+      this.save(record);
       await this.pruneIndexes();
       return record;
     }).then(copy);
@@ -513,7 +549,7 @@ export class AuditTrail {
       }
       if (!changed) return { record, changed: false };
       next.updatedAt = isoOf(undefined, this.now());
-      await this.save(next);
+      this.save(next);
       return { record: next, changed: true };
     }).then((r) => ({ record: copy(r.record), changed: r.changed }));
   }

@@ -77,8 +77,6 @@ export class PushJournal {
   private readonly now: () => number;
   /** jobId → notification key, for pending events only. */
   private readonly byJob = new Map<string, string>();
-  /** Serialises settle writes. */
-  private queue: Promise<unknown> = Promise.resolve();
   readonly ready: Promise<void>;
 
   constructor(backend: KvBackend, opts: PushJournalOptions = {}) {
@@ -104,17 +102,30 @@ export class PushJournal {
    * @throws what the backend throws: then the push must not be acknowledged (answer 5xx, the sender retries)
    */
   async accept(key: string, events: ErpEventMsg[]): Promise<boolean> {
+    const r = await this.acceptIssued(key, events);
+    await r.committed;
+    return r.first;
+  }
+
+  /**
+   * {@link accept}, resolving as soon as the claim is decided and its write issued: `first` as accept's result,
+   * `committed` once it is committed. The push must not be acknowledged before `committed` resolves; its events may
+   * be emitted at once, since every durable write they lead to (dedupe claim, send ledger claim) is issued after
+   * this one and a durable store commits writes in the order they were issued, so nothing they protect can happen
+   * before the journal entry is committed. When the commit fails (`committed` rejects with the backend's error), the
+   * key is forgotten, so the sender's retry is journaled again.
+   */
+  async acceptIssued(key: string, events: ErpEventMsg[]): Promise<{ first: boolean; committed: Promise<void> }> {
     await this.ready;
-    let first: boolean;
-    try {
-      first = await this.store.claim(key, events.length ? { k: key, t: this.now(), pending: events.map(plain), replays: 0 } : this.now());
-    } catch (err) {
-      // Not committed: forget the in-memory claim too, so the sender's retry is journaled rather than dropped.
+    const { first, committed } = await this.store.claimIssued(key, events.length ? { k: key, t: this.now(), pending: events.map(plain), replays: 0 } : this.now());
+    const jobIds = first ? events.map((ev) => ev.erp?.jobId).filter((j): j is string => Boolean(j)) : [];
+    for (const j of jobIds) this.byJob.set(j, key);
+    const guarded = committed.catch(async (err: unknown) => {
+      for (const j of jobIds) if (this.byJob.get(j) === key) this.byJob.delete(j);
       await this.store.delete(key).catch(() => undefined);
       throw err;
-    }
-    if (first) for (const ev of events) if (ev.erp?.jobId) this.byJob.set(ev.erp.jobId, key);
-    return first;
+    });
+    return { first, committed: guarded };
   }
 
   /** Number of events not finished. */
@@ -134,15 +145,14 @@ export class PushJournal {
     const key = this.byJob.get(jobId);
     if (key === undefined) return Promise.resolve();
     this.byJob.delete(jobId);
-    const op = this.queue.then(() =>
-      this.store.update(key, (cur) => {
-        if (typeof cur !== "object" || !cur) return undefined;
-        const pending = cur.pending.filter((ev) => ev.erp?.jobId !== jobId);
-        return pending.length === cur.pending.length ? undefined : { ...cur, pending };
-      }),
-    );
-    this.queue = op.catch(() => undefined);
-    return op.then(() => undefined);
+    // Decided and issued at once (no queue behind earlier settles' commits): concurrent settles share one commit.
+    const finish = (cur: JournalEntry | number | undefined): JournalEntry | number | undefined => {
+      if (typeof cur !== "object" || !cur) return undefined;
+      const pending = cur.pending.filter((ev) => ev.erp?.jobId !== jobId);
+      return pending.length === cur.pending.length ? undefined : { ...cur, pending };
+    };
+    if (this.store.isLoaded && !this.store.isShared) return this.store.updateNow(key, finish).committed;
+    return this.store.updateIssued(key, finish).then((r) => r.committed);
   }
 
   /**

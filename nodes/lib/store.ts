@@ -200,6 +200,7 @@ export class BoundedStore<T> {
   private readonly shared?: SharedBounded<T>;
   /** Resolves when existing entries have been read from the backend. */
   readonly ready: Promise<void>;
+  private loaded = false;
 
   constructor(backend: KvBackend, opts: BoundedStoreOptions) {
     if (!/^[A-Za-z0-9]+$/.test(opts.prefix)) throw new Error(`store prefix must be alphanumeric: ${opts.prefix}`);
@@ -231,6 +232,12 @@ export class BoundedStore<T> {
     loaded.sort((a, b) => a[1].t - b[1].t);
     for (const [k, e] of loaded) this.index.set(k, e);
     await this.evict();
+    this.loaded = true;
+  }
+
+  /** Whether {@link ready} has resolved (the `…Now` methods may be used). */
+  get isLoaded(): boolean {
+    return this.loaded;
   }
 
   /** True when the backend is shared by several processes (no in-memory index; see lib/shared-store.ts). */
@@ -294,13 +301,39 @@ export class BoundedStore<T> {
   async claim(id: string, value: T): Promise<boolean> {
     if (this.shared) return this.shared.claim(id, this.keyOf(id), value);
     await this.ready;
+    const r = this.claimNow(id, value);
+    await r.committed;
+    return r.first;
+  }
+
+  /**
+   * {@link claim} decided and issued in the current turn, for callers that must order writes or batch them into one
+   * commit (a durable store commits the writes issued in one event turn together): the decision is returned at once,
+   * `committed` resolves once the write (and any eviction) is committed.
+   * @throws Error when called before {@link ready} resolved
+   */
+  claimNow(id: string, value: T): { first: boolean; committed: Promise<void> } {
+    this.assertLoaded();
     const key = this.keyOf(id);
-    if (this.live(key)) return false;
-    const entry = this.newEntry(id, value);
-    this.index.set(key, entry);
-    await this.backend.set(key, entry);
-    await this.evict();
-    return true;
+    if (this.live(key)) return { first: false, committed: Promise.resolve() };
+    return { first: true, committed: this.write(key, this.newEntry(id, value)) };
+  }
+
+  /**
+   * {@link claimNow} on any backend: on a local store decided and issued in this turn (after {@link ready}); on a shared
+   * store decided by the store itself, `committed` then already resolved.
+   */
+  async claimIssued(id: string, value: T): Promise<{ first: boolean; committed: Promise<void> }> {
+    if (this.shared) return { first: await this.shared.claim(id, this.keyOf(id), value), committed: Promise.resolve() };
+    if (!this.loaded) await this.ready;
+    return this.claimNow(id, value);
+  }
+
+  /** {@link updateNow} on any backend (see {@link claimIssued}; on a shared store `fn` may run more than once). */
+  async updateIssued(id: string, fn: (current: T | undefined) => T | undefined): Promise<{ written: boolean; committed: Promise<void> }> {
+    if (this.shared) return { written: await this.shared.update(id, this.keyOf(id), fn), committed: Promise.resolve() };
+    if (!this.loaded) await this.ready;
+    return this.updateNow(id, fn);
   }
 
   /**
@@ -313,32 +346,56 @@ export class BoundedStore<T> {
   async update(id: string, fn: (current: T | undefined) => T | undefined): Promise<boolean> {
     if (this.shared) return this.shared.update(id, this.keyOf(id), fn);
     await this.ready;
+    const r = this.updateNow(id, fn);
+    await r.committed;
+    return r.written;
+  }
+
+  /**
+   * {@link update} decided and issued in the current turn (see {@link claimNow}).
+   * @throws Error when called before {@link ready} resolved; what `fn` throws (nothing written)
+   */
+  updateNow(id: string, fn: (current: T | undefined) => T | undefined): { written: boolean; committed: Promise<void> } {
+    this.assertLoaded();
     const key = this.keyOf(id);
     const drops: string[] = [];
     const prev = this.live(key, drops);
     const next = fn(prev?.v);
-    if (next === undefined) {
-      await this.drop(drops);
-      return false;
-    }
+    if (next === undefined) return { written: false, committed: this.drop(drops) };
     const entry: StoredEntry<T> = prev ? { ...prev, v: next } : this.newEntry(id, next);
-    this.index.set(key, entry);
-    await this.backend.set(key, entry);
-    await this.evict();
-    return true;
+    return { written: true, committed: this.write(key, entry) };
   }
 
   /** Insert or replace (keeps the original creation time and expiry of an existing entry unless `renew`). */
   async set(id: string, value: T, renew = false): Promise<void> {
     if (this.shared) return this.shared.set(id, this.keyOf(id), value, renew);
     await this.ready;
+    await this.setNow(id, value, renew);
+  }
+
+  /**
+   * {@link set} issued in the current turn (see {@link claimNow}); resolves once committed.
+   * @throws Error when called before {@link ready} resolved
+   */
+  setNow(id: string, value: T, renew = false): Promise<void> {
+    this.assertLoaded();
     const key = this.keyOf(id);
     const prev = this.live(key);
     const entry: StoredEntry<T> = prev && !renew ? { ...prev, v: value } : this.newEntry(id, value);
     if (!prev || renew) this.index.delete(key);
+    return this.write(key, entry);
+  }
+
+  /** Put `entry` in the index and issue its row and the evictions it causes; resolves once all are committed. */
+  private write(key: string, entry: StoredEntry<T>): Promise<void> {
     this.index.set(key, entry);
-    await this.backend.set(key, entry);
-    await this.evict();
+    const row = this.backend.set(key, entry);
+    const evicted = this.evict();
+    return Promise.all([row, evicted]).then(() => undefined);
+  }
+
+  private assertLoaded(): void {
+    if (!this.loaded) throw new Error("BoundedStore used before it was loaded (await ready first)");
   }
 
   /** Delete an entry; resolves once the backend has deleted its row. @returns whether it was present */
@@ -397,14 +454,14 @@ export class BoundedStore<T> {
     return entry;
   }
 
-  /** Evict the oldest entries above `maxEntries`; resolves once their rows are deleted. */
-  private async evict(): Promise<void> {
+  /** Evict the oldest entries above `maxEntries` (deletes issued now); resolves once their rows are deleted. */
+  private evict(): Promise<void> {
     const drops: string[] = [];
     while (this.index.size > this.opts.maxEntries) {
       const oldest = this.index.keys().next().value as string;
       this.index.delete(oldest);
       drops.push(oldest);
     }
-    await this.drop(drops);
+    return this.drop(drops);
   }
 }

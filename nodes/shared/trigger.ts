@@ -338,19 +338,21 @@ function servePush(RED: RedAPI, node: RedNode, spec: TriggerSpec, push: PushSpec
       return { status: 400, body: "Bad request" };
     }
     // Journal first: committed before the 2xx (a crash after it replays them); a journal that cannot commit
-    // answers 503, so the ERP retries.
-    let first: boolean;
+    // answers 503, so the ERP retries. The events go on while it commits (lib/journal.ts acceptIssued: what they
+    // write later commits after it).
     try {
-      first = await journal.accept(parsed.key, parsed.events);
+      const { first, committed } = await journal.acceptIssued(parsed.key, parsed.events);
+      if (first) {
+        for (const p of parsed.problems ?? []) reportError(RED, node, new ValidationError(`Push row ${p.index}: ${p.message}`, { code: "bad_record" }), { ...about, row: p.index });
+        emit(parsed.events);
+        count += parsed.events.length;
+        node.status(Status.ok(text("status.pushed", { n: count }, `${count} events`)));
+      }
+      await committed;
     } catch (err) {
       reportError(RED, node, err, about);
       return { status: 503, body: "Service unavailable" };
     }
-    if (!first) return { status: 200, body: "" };
-    for (const p of parsed.problems ?? []) reportError(RED, node, new ValidationError(`Push row ${p.index}: ${p.message}`, { code: "bad_record" }), { ...about, row: p.index });
-    emit(parsed.events);
-    count += parsed.events.length;
-    node.status(Status.ok(text("status.pushed", { n: count }, `${count} events`)));
     return { status: 200, body: "" };
   };
   try {

@@ -33,7 +33,8 @@ export interface EngineOptions {
   /**
    * "flush" (default): resolve after the commit is flushed to disk (fsync): survives power loss.
    * "commit": resolve when committed and visible; survives a killed process (kill -9, OOM), the OS
-   * flushes shortly after. Faster per single write.
+   * flushes shortly after. Measured no faster than "flush" here (lmdb-js flushes in the background either way), so
+   * "flush" stays the default (README "What survives a crash" has the figures).
    */
   durability?: Durability;
   /** Interval of the expiry sweep, ms; 0 = no timer (sweep() may still be called). Default 60000. */

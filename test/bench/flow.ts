@@ -9,7 +9,8 @@
  *
  * Printed: events/s of each (first push sent → last message created at the simulator) and their ratio; Node-RED CPU
  * ms per event (utime + stime of the Node-RED process from /proc/<pid>/stat); push-to-Twilio latency p50/p99/max at
- * 100 events/s (push sent → create arrived at the simulator); Node-RED RSS over a long pipeline run.
+ * 100 events/s (push sent → create arrived at the simulator); Node-RED RSS (and its anonymous part) over a long
+ * pipeline run.
  *
  * Environment:
  * - MLC_BENCH_EVENTS (default 2000): events per throughput run, and in the long run unless MLC_BENCH_LONG_EVENTS
@@ -18,6 +19,11 @@
  * - MLC_BENCH_LATENCY_SECONDS (default 10): length of the 100 events/s latency run.
  * - MLC_BENCH_CONCURRENCY (default 16): requests the driver keeps in flight in the throughput runs.
  * - MLC_BENCH_CONTEXT_STORAGE: see {@link BENCH_CONTEXT_STORAGE}.
+ * - MLC_BENCH_WAIT_MS (default 600000): how long a throughput run waits for the simulator's messages; on a failure
+ *   the last lines of Node-RED's log are printed.
+ * - MLC_NODE_BIN (test/harness/nodered.ts): the node binary or a script that runs Node-RED, e.g. one that execs
+ *   `node --cpu-prof --cpu-prof-dir=<dir> "$@"` (summarise with `node dist/test/bench/profile.js`) or
+ *   `node --max-old-space-size=200 "$@"` (a heap that cannot grow: a leak would end the long run with an OOM).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -76,10 +82,15 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** Resident set size of `pid`, MB (/proc/<pid>/status VmRSS). */
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+/** Resident set size of `pid`, MB (/proc/<pid>/status VmRSS, or another of its kB fields). */
+function rssMb(pid: number, field = "VmRSS"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** RSS and its anonymous part (heap, buffers: what the process holds; the rest is file pages such as the store's memory map, which the OS may drop), MB. */
+function memSample(pid: number): [number, number] {
+  return [rssMb(pid), rssMb(pid, "RssAnon")];
 }
 
 const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -128,7 +139,7 @@ async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: num
       }
     }),
   );
-  await waitFor(() => sim.messages.length - before >= n - failed, 600000, `${n} messages`);
+  await waitFor(() => sim.messages.length - before >= n - failed, Number(process.env.MLC_BENCH_WAIT_MS) || 600000, `${n} messages`);
   const last = sim.requests.filter((q) => q.messageSid).reduce((m, q) => Math.max(m, q.startedAt), 0);
   const cpu = cpuMs(pid) - cpu0;
   return { perSec: (n / (last - t0)) * 1000, cpuPerEvent: cpu / n, failed };
@@ -207,7 +218,7 @@ export async function flowBench(): Promise<void> {
 
     // long run: RSS of Node-RED while the pipeline takes `longEvents` more events; the simulator's ledger is cleared as it goes
     const d = pipeline("R");
-    const samples: number[] = [rssMb(pid)];
+    const samples: [number, number][] = [memSample(pid)];
     const every = Math.max(1, Math.floor(longEvents / 10));
     let created = 0;
     let next = 0;
@@ -223,7 +234,7 @@ export async function flowBench(): Promise<void> {
           while (next < longEvents) {
             const i = next++;
             await d.send(i).catch(() => 0);
-            if ((i + 1) % every === 0) samples.push(rssMb(pid));
+            if ((i + 1) % every === 0) samples.push(memSample(pid));
           }
         }),
       );
@@ -231,8 +242,14 @@ export async function flowBench(): Promise<void> {
     } finally {
       clearInterval(sampler);
     }
-    samples.push(rssMb(pid));
-    process.stdout.write(`Node-RED RSS over ${longEvents} pipeline events (MB, every ${every}): ${samples.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...samples).toFixed(0)}\n`);
+    samples.push(memSample(pid));
+    const rss = samples.map((m) => m[0]);
+    const anon = samples.map((m) => m[1]);
+    process.stdout.write(`Node-RED RSS over ${longEvents} pipeline events (MB, every ${every}): ${rss.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...rss).toFixed(0)}\n`);
+    process.stdout.write(`  of which anonymous (heap and buffers, not file pages): ${anon.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...anon).toFixed(0)}\n`);
+  } catch (err) {
+    process.stderr.write(`Node-RED log (last 40 lines):\n${nodeRed.log.slice(-40).join("\n")}\n`);
+    throw err;
   } finally {
     await agent.close();
     await nodeRed.stop();

@@ -183,3 +183,112 @@ describe("audit records written before the send", () => {
     assert.equal(trail.size, 2);
   });
 });
+
+/** A MapBackend whose writes are committed only when the test says so (a disk commit in flight). */
+class GatedBackend extends MapBackend {
+  readonly waiting: { key: string; commit: () => void; fail: (err: Error) => void }[] = [];
+  gate = false;
+  override set(key: string, value: unknown, ttlMs?: number): Promise<void> {
+    if (!this.gate) return super.set(key, value, ttlMs);
+    const applied = super.set(key, value, ttlMs);
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ key, commit: () => void applied.then(resolve, reject), fail: reject });
+    });
+  }
+}
+
+/** Let queued promise callbacks run. */
+const turns = async (n = 20): Promise<void> => {
+  for (let i = 0; i < n; i++) await Promise.resolve();
+};
+
+describe("writes of concurrent events share commits (no process-wide queue behind each commit)", () => {
+  it("audit trail: a second send is decided and its write issued while the first is still committing; each resolves after its own commit", async () => {
+    const backend = new GatedBackend();
+    const trail = new AuditTrail(backend);
+    await trail.ready;
+    backend.gate = true;
+    let doneA = false;
+    let doneB = false;
+    const a = trail.recordSend({ jobId: "ja", channel: "sms", to: "+14155550132", status: "pending" }).then(() => (doneA = true));
+    const b = trail.recordSend({ jobId: "jb", channel: "sms", to: "+14155550133", status: "pending" }).then(() => (doneB = true));
+    await turns();
+    assert.equal(backend.waiting.length, 2, "both writes issued before either commit finished (was 1: the trail waited for each commit)");
+    assert.equal(doneA || doneB, false, "neither send is acknowledged before its commit");
+    backend.waiting[1].commit();
+    await b;
+    assert.equal(doneA, false, "A still waits for its own commit");
+    backend.waiting[0].commit();
+    await a;
+    assert.equal((await trail.findByJobId("jb")).length, 1);
+  });
+
+  it("send ledger: claimIssued decides at once; nothing may go before `committed`, which carries the write's failure", async () => {
+    const backend = new GatedBackend();
+    const l = new SendLedger(backend);
+    await l.ready;
+    backend.gate = true;
+    const k = ledgerKey("j1", "+14155550132", "sms");
+    const { result, committed } = await l.claimIssued(k);
+    assert.equal(result.outcome, "claimed");
+    assert.equal((await l.claimIssued(k)).result.outcome, "unknown", "a second attempt sees the claim before its commit");
+    let settled = false;
+    void committed.then(() => (settled = true));
+    await turns();
+    assert.equal(settled, false);
+    backend.waiting[0].fail(new Error("disk full"));
+    await assert.rejects(committed, /disk full/);
+  });
+
+  it("push journal: acceptIssued decides at once; a failed commit forgets the key and its events, so the retry is journaled", async () => {
+    const backend = new GatedBackend();
+    const j = new PushJournal(backend);
+    await j.ready;
+    backend.gate = true;
+    const r = await j.acceptIssued("Q|1", [ev("ja")]);
+    assert.equal(r.first, true);
+    assert.equal(j.has("ja"), true, "its event may be emitted (and settled) before the commit");
+    assert.equal((await j.acceptIssued("Q|1", [ev("ja")])).first, false, "a redelivery meanwhile is recognised");
+    backend.gate = false; // the disk recovers for what follows (the journal's delete of the failed key)
+    backend.waiting[0].fail(new Error("disk full"));
+    await assert.rejects(r.committed, /disk full/);
+    assert.equal(j.has("ja"), false);
+    assert.equal(await j.accept("Q|1", [ev("ja")]), true, "the sender's retry is journaled");
+  });
+
+  it("push journal: settles of many events are issued at once (not one commit after another)", async () => {
+    const backend = new MapBackend();
+    const j = new PushJournal(backend);
+    await j.accept("Q|1", [ev("ja"), ev("jb", "Bill/000124"), ev("jc", "Bill/000125")]);
+    const gated = new GatedBackend();
+    // the same rows, behind a gate: settle must issue all three writes before any commit finishes
+    for (const [k, v] of backend.map) gated.map.set(k, v);
+    const g = new PushJournal(gated);
+    await g.ready;
+    gated.gate = true;
+    const all = Promise.all(["ja", "jb", "jc"].map((id) => g.settle(id)));
+    await turns();
+    assert.equal(gated.waiting.length, 3, "three writes in flight together (was 1: each settle waited for the previous commit)");
+    for (const w of gated.waiting) w.commit();
+    await all;
+    assert.equal((await new PushJournal(gated).replay()).events.length, 0, "all three settled");
+  });
+});
+
+describe("send ledger memory", () => {
+  it("the set of known sids follows the entries: evicted entries' sids are forgotten", async () => {
+    const l = new SendLedger(new MapBackend(), { maxEntries: 100 });
+    for (let i = 0; i < 1000; i++) {
+      const k = ledgerKey(`j${i}`, "+14155550132", "sms");
+      await l.claim(k);
+      await l.settle(k, `SM${i}`, "queued");
+    }
+    await new Promise((r) => setImmediate(r)); // the last prune (in-memory) finishes
+    assert.equal(l.size, 100);
+    assert.equal(l.knows("SM999"), true);
+    assert.equal(l.knows("SM0"), false, "an evicted entry's sid is forgotten (was: kept for ever)");
+    let known = 0;
+    for (let i = 0; i < 1000; i++) if (l.knows(`SM${i}`)) known++;
+    assert.ok(known <= 100 + 64 + 1, `at most the live entries and the slack are known, got ${known}`);
+  });
+});

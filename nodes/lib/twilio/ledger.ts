@@ -95,10 +95,22 @@ export class SendLedger {
    * @throws whatever the backend throws (then nothing may be sent)
    */
   async claim(key: string): Promise<ClaimResult> {
+    const r = await this.claimIssued(key);
+    await r.committed;
+    return r.result;
+  }
+
+  /**
+   * {@link claim}, resolving as soon as the claim is decided and its write issued, so that the caller can issue the
+   * other writes that must precede the send (the audit record) into the same commit. Nothing may be sent before
+   * `committed` has resolved; it rejects with what the backend throws.
+   */
+  async claimIssued(key: string): Promise<{ result: ClaimResult; committed: Promise<void> }> {
     let existing: LedgerEntry | undefined;
     let entry: LedgerEntry | undefined;
-    await this.store.update(key, (cur) => {
+    const { committed } = await this.store.updateIssued(key, (cur) => {
       entry = undefined; // on a shared store this may run again after a concurrent write: only the last call counts
+      existing = undefined;
       if (cur) {
         existing = cur;
         return undefined;
@@ -106,9 +118,9 @@ export class SendLedger {
       entry = { state: "sending", at: this.now() };
       return entry;
     });
-    if (entry) return { outcome: "claimed", entry };
+    if (entry) return { result: { outcome: "claimed", entry }, committed };
     const e = existing as LedgerEntry;
-    return e.state === "sent" ? { outcome: "sent", entry: e } : { outcome: "unknown", entry: e };
+    return { result: e.state === "sent" ? { outcome: "sent", entry: e } : { outcome: "unknown", entry: e }, committed };
   }
 
   /** Re-arm an unknown entry after a lookup proved the message absent: a new "sending" claim at now. */
@@ -122,6 +134,17 @@ export class SendLedger {
   async settle(key: string, sid: string, status: string): Promise<void> {
     await this.store.update(key, (cur) => ({ state: "sent", at: cur?.at ?? this.now(), sid, status }));
     this.sids.add(sid);
+    if (this.sids.size > this.store.size + Math.max(64, Math.floor(this.store.size / 10))) {
+      this.pruneSids().catch(() => undefined); // best effort: a sid kept too long only makes a lookup skip it
+    }
+  }
+
+  /** Forget the sids of entries the store evicted or expired (the set would otherwise grow with every send). */
+  private async pruneSids(): Promise<void> {
+    const before = [...this.sids];
+    const live = new Set<string>();
+    for (const e of await this.store.entries()) if (e.v.sid) live.add(e.v.sid);
+    for (const sid of before) if (!live.has(sid)) this.sids.delete(sid);
   }
 
   /** Forget a claim whose create was refused (Twilio created nothing), so a later attempt may send. */

@@ -114,7 +114,9 @@ export async function deliverMessage(o: MessageSendOptions, trail: AuditTrail | 
   const audit = async (status: string, extra: { sid?: string; error?: { code: string; message: string } } = {}): Promise<void> => {
     await trail?.recordSend({ jobId: job.jobId, erp: job.erp, channel: job.channel, to: params.to, status, ...extra });
   };
-  const claim = await o.ledger.claim(job.key);
+  // The claim and the pending audit record both precede the create: issued together, they share one commit.
+  const { result: claim, committed } = await o.ledger.claimIssued(job.key);
+  if (claim.outcome !== "claimed") await committed; // nothing was written
   if (claim.outcome === "sent" && claim.entry.sid) {
     await audit(claim.entry.status ?? "queued", { sid: claim.entry.sid });
     return { sid: claim.entry.sid, status: claim.entry.status ?? "queued", to: params.to, duplicate: true };
@@ -130,7 +132,7 @@ export async function deliverMessage(o: MessageSendOptions, trail: AuditTrail | 
     if (r.outcome === "unsettled") throw new TimeoutError("Outcome of an earlier send is unknown (not settled before the node closed)", { outcomeUnknown: true });
     await o.ledger.reclaim(job.key); // proven absent: this attempt owns the send
   }
-  await audit(AUDIT_PENDING);
+  await Promise.all([committed, audit(AUDIT_PENDING)]);
   let m: SentMessage;
   try {
     m = await createMessage(o, params);
@@ -144,7 +146,7 @@ export async function deliverMessage(o: MessageSendOptions, trail: AuditTrail | 
     }
     throw err;
   }
-  await o.ledger.settle(job.key, m.sid, m.status);
-  await audit(m.status, { sid: m.sid });
+  // Both record the answer; neither protects the other (a crash between them is reconciled by lookup), so one commit.
+  await Promise.all([o.ledger.settle(job.key, m.sid, m.status), audit(m.status, { sid: m.sid })]);
   return { sid: m.sid, status: m.status, to: m.to, errorCode: m.errorCode, ...(m.reconciled ? { reconciled: true } : {}) };
 }
