@@ -97,6 +97,8 @@ export class BcSim {
   readonly faults: Array<{ status: number; retryAfter?: number }> = [];
   /** Refuse matching API calls (after the token check): the status to answer with, undefined to serve it. */
   refuseApi?: (method: string, path: string, query: URLSearchParams) => number | undefined;
+  /** Hold matching API calls (after the token check) until the returned promise settles; undefined to serve at once. */
+  holdApi?: (method: string, path: string, query: URLSearchParams) => Promise<void> | undefined;
   maxConcurrentSeen = 0;
   private inFlight = 0;
   private readonly tokens = new Map<string, number>();
@@ -187,6 +189,7 @@ export class BcSim {
     this.log.length = 0;
     this.faults.length = 0;
     this.refuseApi = undefined;
+    this.holdApi = undefined;
     this.tokens.clear();
     this.pending = [];
     this.offsetMs = 0;
@@ -318,6 +321,7 @@ export class BcSim {
     if (!this.admit(req, res, token)) return;
     const rest = m[4];
     const q = new URLSearchParams(query);
+    await this.holdApi?.(req.method ?? "", rest, q);
     const refused = this.refuseApi?.(req.method ?? "", rest, q);
     if (refused !== undefined) return this.answer(req, res, token, refused, err("Internal_ServerError", "Refused by the test."));
     if (m[3] !== "v2.0") return this.supported(req, res, token, rest);
