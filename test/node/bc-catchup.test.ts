@@ -6,6 +6,7 @@
  *   never notified. At the restart the trigger re-creates the subscription, journals a catch-up and texts each missed
  *   invoice once (an invoice texted before the loss is read again with the same jobId and not texted again); a
  *   further restart texts nothing more;
+ * - a renewal that finds the subscription deleted by BC re-creates it and texts what was posted meanwhile, once;
  * - the catch-up is journaled before it is read: when BC refuses the read (the node closes before it, as after a
  *   crash between journal and emit), nothing is texted and nothing lost; the next start replays the journaled
  *   catch-up and texts each missed invoice once.
@@ -80,6 +81,23 @@ describe("bc trigger catch-up after a lost subscription", function () {
     assert.deepEqual([texted("INV-BEFORE"), texted("INV-M1"), texted("INV-M2")], [1, 1, 1]);
     assert.equal(twilio.messages.length, 3);
     assert.equal(bc.subs.size, 1);
+    assert.equal(bed.received.caught.length, 0, JSON.stringify(bed.received.caught.map((m) => m.error)));
+  });
+
+  it("a renewal that finds the subscription deleted re-creates it and texts what was posted meanwhile, once", async () => {
+    // BC's clock two days behind: a subscription made now expires in a day and 4 s, so its renewal is due in 4 s
+    bc.offsetMs = -(2 * DAY - 4000);
+    await bed.load(flow(), creds());
+    await until(() => bc.subs.size === 1, "subscription");
+    const first = [...bc.subs.keys()][0];
+    bc.subs.clear(); // BC deleted it (after failed deliveries): the renewal meets not_found
+    bc.upsert("salesInvoices", { number: "INV-R1", status: "Open", phoneNumber: "+14155550101" }, Date.now());
+    assert.deepEqual(await bc.flush(), [], "BC has no subscription to notify");
+    await until(() => texted("INV-R1") === 1, "the invoice posted while it was gone texted after the renewal", 30000);
+    assert.equal(bc.subs.size, 1);
+    assert.notEqual([...bc.subs.keys()][0], first, "made again");
+    await settle(1000);
+    assert.equal(twilio.messages.length, 1);
     assert.equal(bed.received.caught.length, 0, JSON.stringify(bed.received.caught.map((m) => m.error)));
   });
 
