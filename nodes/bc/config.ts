@@ -9,8 +9,9 @@
 import type { AuthState } from "../lib/auth/source";
 import { BcClient } from "../lib/bc/client";
 import { registerTestEndpoint } from "../shared/admin";
+import { showAuthState } from "../shared/auth-status";
 import { ConfigUsers, OwnedClient, configApi, configString } from "../shared/config";
-import { Status, registerNode } from "../shared/node";
+import { registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
 export const BC_CONFIG_TYPE = "mlc-bc-config";
@@ -70,19 +71,7 @@ export function registerBcConfig(RED: RedAPI): void {
     BC_CONFIG_TYPE,
     (node, config) => {
       const users = new ConfigUsers();
-      const owned = new OwnedClient(node, () =>
-        buildBcClient(config, node.credentials, (s) => {
-          if (s.blocked) {
-            const status = Status.error("errors.auth_cooldown");
-            node.status(status);
-            users.show(status);
-            node.warn(s.error?.message ?? "Entra ID refused the sign-in");
-          } else {
-            users.clear();
-            node.status(Status.ok("mlc-bc-config.status.signedIn"));
-          }
-        }),
-      );
+      const owned = new OwnedClient(node, () => buildBcClient(config, node.credentials, showAuthState(node, users, BC_CONFIG_TYPE, "Entra ID refused the sign-in")));
       (node as RedNode & { mlc: BcConfigApi }).mlc = { client: () => owned.get(), use: (user: RedNode) => users.add(user), detached: () => buildBcClient(config, node.credentials) };
     },
     {

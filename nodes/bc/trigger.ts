@@ -5,7 +5,8 @@
  *   exactly 200 and the token); checks `clientState` on every item (a POST with no genuine item → 401); journals the
  *   notifications before the 202 and then reads each changed record (notifications carry no data) or pages a
  *   `collection` notification's URL; subscribes the chosen entity sets, renews a day before the 3-day expiry from the
- *   persisted expiry (survives restarts) and deletes the subscriptions when the node is removed. Entity sets the
+ *   persisted expiry (survives restarts), catches up what a lost subscription missed (journaled, then read like a
+ *   `collection` notification) and deletes the subscriptions when the node is removed. Entity sets the
  *   environment cannot notify about (`webhookSupportedResources`: e.g. purchaseOrders) are polled instead.
  * - poll mode: every entity set polled on `lastModifiedDateTime` (unquoted OData v4 literal) with the persisted watermark.
  * Vendor: BCDOCS api-reference/v2.0/dynamics-subscriptions, devenv-connect-apps-filtering (reference §4, §8).
@@ -18,7 +19,7 @@ import { odataV4Time } from "../lib/poll/conditions";
 import { WatermarkWindow } from "../lib/poll/window";
 import { contextBackend, resolveStore } from "../shared/context";
 import { num, registerNode, reportError } from "../shared/node";
-import { FetchAfterJournal, PollSpec, PushSpec, RenewalTimer, startTrigger } from "../shared/trigger";
+import { FetchAfterJournal, Ingest, PollSpec, PushSpec, RenewalTimer, startTrigger } from "../shared/trigger";
 import type { RedAPI, RedNode } from "../shared/types";
 import { bcConfig } from "./config";
 
@@ -60,7 +61,10 @@ function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallbac
       save: (s) => backend.set("mlc_bc_subscriptions", s),
     });
   const subs = manager(client());
-  const renewal = new RenewalTimer(() => subs.renewDue(), (err) => reportError(RED, node, err, { topic: "bc/subscription" }));
+  let ingest: Ingest = () => Promise.resolve(false);
+  const catchUp = (): Promise<number> => subs.deliverCatchUp((n) => ingest(hashedKey("bc", notificationKey(n)), [notificationEvent(client(), n)]));
+  const renew = async (): Promise<number | undefined> => [await subs.renewDue(), await catchUp()][0]; // renewal, then catch-up
+  const renewal = new RenewalTimer(renew, (err) => reportError(RED, node, err, { topic: "bc/subscription" }));
   return {
     path: `/bc/${endpoint}`,
     methods: ["POST", "GET"],
@@ -71,21 +75,18 @@ function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallbac
       return { key: hashedKey("bc", genuine.map(notificationKey).sort().join("\n")), events: genuine.map((n) => notificationEvent(client(), n)) };
     },
     subscriptions: !ready ? undefined : {
-      start: async () => {
+      start: async (journal) => {
+        ingest = journal;
         const r = await subs.ensure(list(config.entities));
         fallback.push(...r.pollFallback);
-        renewal.schedule(r.nextRenewalAt);
+        await catchUp().finally(() => renewal.schedule(r.nextRenewalAt));
       },
       stop: async (removed) => {
         renewal.stop();
         if (!removed) return;
         // the shared client may be closing with its config node (full deploy): delete through a client of our own
         const own = connection.detached();
-        try {
-          await manager(own).removeAll();
-        } finally {
-          await own.close();
-        }
+        await manager(own).removeAll().finally(() => own.close());
       },
     },
   };

@@ -18,7 +18,8 @@ import { encodeParts } from "../lib/ids";
 import { registerTestEndpoint } from "../shared/admin";
 import { registerAuthorize } from "./authorize";
 import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
-import { Status, registerNode, t } from "../shared/node";
+import { showAuthState } from "../shared/auth-status";
+import { Status, registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
 export const EXACT_CONFIG_TYPE = "mlc-exact-config";
@@ -87,17 +88,7 @@ function setup(RED: RedAPI, node: RedNode, config: ExactConfigProps): void {
       tokens: saved ?? pasted,
       onTokens: async (tk) => tokenFile?.write(JSON.stringify(tk)),
       onSaveError: (err) => node.warn(`Could not save the Exact tokens (${(err as NodeJS.ErrnoException)?.code ?? "write failed"}): after a crash the connection must be authorised again`),
-      onAuthState: (s) => {
-        if (s.blocked) {
-          const status = Status.error(t(RED, s.error?.code === "reauthorize" ? "mlc-exact-config.status.reauthorize" : "errors.auth_cooldown", undefined, s.error?.code === "reauthorize" ? "re-authorise" : "sign-in paused"));
-          node.status(status);
-          users.show(status);
-          node.warn(s.error?.message ?? "Exact refused the sign-in");
-        } else {
-          users.clear();
-          node.status(Status.ok(t(RED, "mlc-exact-config.status.signedIn", undefined, "signed in")));
-        }
-      },
+      onAuthState: showAuthState(node, users, EXACT_CONFIG_TYPE, "Exact refused the sign-in", (err) => (err?.code === "reauthorize" ? "mlc-exact-config.status.reauthorize" : undefined)),
     });
   }, async (removed) => {
     if (removed) await tokenFile?.clear(); // a deleted connection's chain is never reused
@@ -109,7 +100,7 @@ function setup(RED: RedAPI, node: RedNode, config: ExactConfigProps): void {
     exchange: async (code) => {
       await owned.get().tokens.exchangeCode(code);
       users.clear();
-      node.status(Status.ok(t(RED, "mlc-exact-config.status.signedIn", undefined, "signed in")));
+      node.status(Status.ok("mlc-exact-config.status.signedIn"));
     },
     authorizeUrl: (state) => owned.get().tokens.authorizeUrl(configString(config.redirectUri, "Redirect URI"), state),
   };

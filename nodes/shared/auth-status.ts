@@ -14,11 +14,13 @@ import type { RedNode } from "./types";
  * The `onAuthState` hook of a config node's client.
  * @param type the config node type, e.g. "mlc-intacct-config" (its catalog has `status.signedIn`)
  * @param refused warning text when the vendor gave no reason, e.g. "Intacct refused the sign-in"
+ * @param blockedKey the status key of a pause whose cause needs another text (Exact: `reauthorize` →
+ *   `mlc-exact-config.status.reauthorize`); undefined or a function returning undefined: `errors.auth_cooldown`
  */
-export function showAuthState(node: RedNode, users: ConfigUsers, type: string, refused: string): (st: AuthState) => void {
+export function showAuthState(node: RedNode, users: ConfigUsers, type: string, refused: string, blockedKey?: (err: AuthState["error"]) => string | undefined): (st: AuthState) => void {
   return (st) => {
     if (st.blocked) {
-      const status = Status.error("errors.auth_cooldown");
+      const status = Status.error(blockedKey?.(st.error) ?? "errors.auth_cooldown");
       node.status(status);
       users.show(status);
       node.warn(st.error?.message ?? refused);

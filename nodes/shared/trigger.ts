@@ -22,7 +22,9 @@
  *   was replayed), optionally journaling each under the poll path's key `p|<jobId>` and settling the notification.
  *   A failed read is reported to Catch and leaves the notification pending: it is replayed at the next start.
  * - **subscription manager** hook (Business Central renews its subscription every three days, Exact Online registers
- *   webhook subscriptions): started after the endpoint is served, stopped on close.
+ *   webhook subscriptions): started after the endpoint is served, stopped on close. It is handed an {@link Ingest}
+ *   for events that arrive without an HTTP request (Business Central: the catch-up of a lost subscription): journaled
+ *   under a dedupe key first, then emitted through the fetch-after-journal path, so dedupe and replay hold for them.
  * - **status** and **close**: close stops the poller (awaiting a poll in progress), releases the endpoint, stops the
  *   subscription manager and never rejects.
  * Status texts are keys `<i18n>.status.*` of the family's catalog (`watching`, `polling`, `polled`, `pushed`,
@@ -108,10 +110,23 @@ export interface ValidationHandshake {
   answer(req: InboundRequest): InboundResponse | undefined;
 }
 
+/**
+ * Journal `events` under the dedupe key `key` (as a push with that key would be), then emit them through the same path
+ * as a push's (fetch after journal). Waits for the replay of the start; emits nothing once the node is closing (what
+ * was journaled is replayed at the next start).
+ * @returns true when the events are journaled (now, or under `key` before: then not emitted again), false when the
+ *   node is closing (nothing journaled)
+ * @throws what the journal throws when it cannot commit (nothing emitted; call again later with the same key)
+ */
+export type Ingest = (key: string, events: ErpEventMsg[]) => Promise<boolean>;
+
 /** Subscription manager (BC renews every three days; Exact registers webhook subscriptions). */
 export interface SubscriptionManager {
-  /** Called once the endpoint is served. Rejections are reported to Catch. */
-  start(): Promise<void>;
+  /**
+   * Called once the endpoint is served. Rejections are reported to Catch.
+   * @param ingest journals and emits events that arrive without an HTTP request (see {@link Ingest})
+   */
+  start(ingest: Ingest): Promise<void>;
   /** Called on close (`removed`: the node was deleted, unsubscribe). Rejections are logged. */
   stop(removed: boolean): Promise<void>;
 }
@@ -274,8 +289,14 @@ export function startTrigger(RED: RedAPI, node: RedNode, spec: TriggerSpec): Tri
   if (spec.push) release = servePush(RED, node, spec, spec.push, journal, emit, text);
   const poller = spec.poll ? startPoller(node, spec, spec.poll, backend, journal, emit, text, report) : undefined;
   if (poller) void replayed.then(() => (closed ? undefined : poller.start(spec.poll?.firstDelayMs)));
+  const ingest: Ingest = async (key, events) => {
+    await replayed; // a replay after this journal entry would emit it twice
+    if (closed) return false;
+    if ((await journal.accept(key, events)) && !closed) emit(events);
+    return true;
+  };
   const subs = spec.push?.subscriptions;
-  if (subs && release) subs.start().catch((err: unknown) => report(err, "subscription"));
+  if (subs && release) subs.start(ingest).catch((err: unknown) => report(err, "subscription"));
   warnIfLossy(RED, node, resolveStore(RED, spec.store));
 
   onClose(node, async (removed) => {

@@ -5,7 +5,7 @@
  * than retried per message, and Test connection listing the companies. No secret in any message.
  */
 import assert from "node:assert/strict";
-import type { TestFlowNode } from "node-red-node-test-helper";
+import type { TestFlowNode, TestNode } from "node-red-node-test-helper";
 import { Testbed, until } from "../harness/red-testbed";
 import { BcSim } from "../sims/bc";
 
@@ -28,6 +28,14 @@ function flow(props: Record<string, unknown>): TestFlowNode[] {
     { id: "c1", type: "catch", z: "t1", scope: ["f1"], uncaught: false, wires: [["caught"]] },
     { id: "caught", type: "helper", z: "t1" },
   ];
+}
+
+/** The status texts `node` showed, as "fill:text" (texts are catalog keys the editor translates). */
+function statusTexts(node: TestNode): string[] {
+  return node.status
+    .getCalls()
+    .filter((c) => c.thisValue === node)
+    .map((c) => `${(c.args[0] as { fill?: string }).fill}:${(c.args[0] as { text?: string }).text}`);
 }
 
 describe("bc nodes in Node-RED", function () {
@@ -78,6 +86,9 @@ describe("bc nodes in Node-RED", function () {
     assert.deepEqual(bed.received.caught.map((m) => m.errorDetails.code), ["auth_failed", "auth_failed", "auth_failed"]);
     assert.equal(sim.log.filter((l) => l.kind === "token-refused").length, 1);
     assert.ok(!bed.emitted().includes("not-the-secret"));
+    // the pause is a catalog key on the config node and on the node using it (not server-translated text)
+    assert.ok(statusTexts(bed.node("cfg")).includes("red:errors.auth_cooldown"), statusTexts(bed.node("cfg")).join(", "));
+    assert.ok(statusTexts(bed.node("f1")).includes("red:errors.auth_cooldown"), statusTexts(bed.node("f1")).join(", "));
   });
 
   it("Test connection signs in and lists the companies", async () => {

@@ -64,6 +64,16 @@ describe("exact nodes in Node-RED (config + fetch)", function () {
   const creds = () => ({ cfg: { clientId: sim.clientId, clientSecret: sim.clientSecret, refreshToken: rt } });
   const invoice = (i: number, account = ACME) => sim.put("salesinvoice/SalesInvoices", { InvoiceNumber: 25000100 + i, AmountDC: 100 + i, InvoiceTo: account, DueDate: "/Date(1743465600000)/" }).InvoiceID as string;
 
+  it("a refresh token Exact refuses: Catch gets reauthorize, the config node and its user show the catalog key re-authorise", async () => {
+    rt = "Gcp7!not-a-grant-Exact-issued";
+    await bed.load(flow(), creds());
+    bed.node("fget").receive({ erp: { id: invoice(1) } });
+    await until(() => bed.received.caught.length === 1, "the refusal at Catch");
+    assert.equal(bed.received.caught[0].errorDetails?.code, "reauthorize");
+    for (const id of ["cfg", "fget"]) assert.ok(statuses(bed.node(id)).includes("mlc-exact-config.status.reauthorize"), `${id}: ${statuses(bed.node(id)).join(", ")}`);
+    assert.ok(!bed.emitted().includes(rt), "the refresh token in no message");
+  });
+
   it("routes 20 invoices of one customer to the main contact by SMS with 2 account/contact calls in all", async () => {
     rt = sim.grant();
     await bed.load(flow(), creds());

@@ -5,7 +5,7 @@
  * and a redeploy; an expired session is renewed with one Login and the poll completes.
  */
 import assert from "node:assert/strict";
-import helper, { TestFlowNode } from "node-red-node-test-helper";
+import type { TestFlowNode } from "node-red-node-test-helper";
 import { jobSettled } from "../../nodes/lib/journal";
 import { Testbed, settle, until } from "../harness/red-testbed";
 import { SapB1Sim } from "../sims/sapb1";
@@ -15,20 +15,7 @@ const sapb1Set = require("../../nodes/sapb1") as (RED: unknown) => void;
 
 const sim = new SapB1Sim();
 const CREDS = { cfg: { username: sim.username, password: sim.password } };
-const bed = new Testbed([sapb1Set], { contextStorage: { default: { module: "memory" } } }, { credentials: CREDS });
-
-/** The helper never loads the configured context stores (Node-RED does at start): without it a redeploy drops node context. */
-function loadContextStores(): () => void {
-  const ctx = (helper as unknown as { _context: { init(s: unknown): void; load(): Promise<void> } })._context;
-  const init = ctx.init;
-  ctx.init = (s: unknown): void => {
-    init(s);
-    ctx.load().catch((err: unknown) => console.error("context load", err));
-  };
-  return () => {
-    ctx.init = init;
-  };
-}
+const bed = new Testbed([sapb1Set], { contextStorage: { default: { module: "memory" } } }, { credentials: CREDS, loadContextStores: true });
 
 const pad = (n: number): string => String(n).padStart(2, "0");
 /** UpdateDate/UpdateTime of `ms` in UTC (the connection's server time zone here). */
@@ -56,11 +43,6 @@ function invoice(n: number, modifiedMs: number, over: Record<string, unknown> = 
 
 describe("mlc-sapb1-trigger in Node-RED", function () {
   this.timeout(60000);
-  let undo: () => void;
-  before(() => {
-    undo = loadContextStores();
-  });
-  after(() => undo());
   bed.hooks({ sims: [sim] });
 
   /** Whether the trigger's journal still holds `jobId` unsettled. */

@@ -22,20 +22,9 @@ const twilioNodes = require("../../nodes/twilio") as (RED: unknown) => void;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const flowNodes = require("../../nodes/flow") as (RED: unknown) => void;
 
-/**
- * Node-RED's memory store, except that a redeploy does not delete node contexts: what a committing store gives
- * across a restart (the redeploy below stands for the restart after a crash).
- */
-function survivingStore(config: unknown): Record<string, unknown> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const store = (require("@node-red/runtime/lib/nodes/context/memory") as (c: unknown) => Record<string, unknown>)(config);
-  store.delete = () => Promise.resolve();
-  store.clean = () => Promise.resolve();
-  return store;
-}
-
 const TAB = "t1";
-const bed = new Testbed([twilioNodes, flowNodes], { contextStorage: { default: { module: survivingStore } } });
+// the configured stores are loaded as Node-RED's start loads them: a redeploy stands for a restart over kept context
+const bed = new Testbed([twilioNodes, flowNodes], { contextStorage: { default: { module: "memory" } } }, { loadContextStores: true });
 const sim = new TwilioSim();
 const TO = "+14155550132";
 const ERP = { system: "acumatica", tenant: "AcmeProd", entity: "Bill", id: "Bill/000123", number: "000123", action: "updated" };
@@ -70,17 +59,6 @@ async function records(jobId: string): Promise<AuditRecord[]> {
   bed.node("q").receive({ payload: { jobId } });
   await until(() => r("records").length > before, "audit get");
   return r("records")[before].payload as AuditRecord[];
-}
-
-/**
- * node-red-node-test-helper initialises the context module with our contextStorage but never loads it (that is the
- * runtime's start), so contexts live in its plain memory store, which a redeploy empties. Load it, as a runtime start
- * does, so the next redeploy stands for a restart over a store that kept its data.
- */
-async function loadConfiguredStores(): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const helper = require("node-red-node-test-helper") as { _context: { load(): Promise<void> } };
-  await helper._context.load();
 }
 
 /** Overwrite the sms node's ledger entry for (jobId, TO, sms), as a crash between claim and answer leaves it. */
@@ -152,7 +130,6 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     await bed.load(flow({ sms: { reconcileWindow: "1" } }), creds());
     send("jcrash1");
     await until(() => r("out").length === 1, "first send");
-    await loadConfiguredStores();
     await leaveClaim("jcrash1", Date.now() - 2000);
     await bed.redeploy(flow({ sms: { reconcileWindow: "1" } }), creds()); // the node reloads its ledger, as after a restart
     send("jcrash1");
@@ -168,7 +145,6 @@ describe("mlc-twilio-sms send ledger and audit before send", function () {
     // A 15 s window: on a loaded machine the redeploy and the first audit read must still fall inside it.
     this.timeout(60000);
     await bed.load(flow({ sms: { reconcileWindow: "15" } }), creds());
-    await loadConfiguredStores();
     await leaveClaim("jcrash2", Date.now());
     await bed.redeploy(flow({ sms: { reconcileWindow: "15" } }), creds());
     send("jcrash2");

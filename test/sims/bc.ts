@@ -95,6 +95,10 @@ export class BcSim {
   readonly log: BcLog[] = [];
   /** Answers to inject on the next API calls: status and optional Retry-After (s). */
   readonly faults: Array<{ status: number; retryAfter?: number }> = [];
+  /** Refuse matching API calls (after the token check): the status to answer with, undefined to serve it. */
+  refuseApi?: (method: string, path: string, query: URLSearchParams) => number | undefined;
+  /** Hold matching API calls (after the token check) until the returned promise settles; undefined to serve at once. */
+  holdApi?: (method: string, path: string, query: URLSearchParams) => Promise<void> | undefined;
   maxConcurrentSeen = 0;
   private inFlight = 0;
   private readonly tokens = new Map<string, number>();
@@ -184,6 +188,8 @@ export class BcSim {
     this.subs.clear();
     this.log.length = 0;
     this.faults.length = 0;
+    this.refuseApi = undefined;
+    this.holdApi = undefined;
     this.tokens.clear();
     this.pending = [];
     this.offsetMs = 0;
@@ -315,6 +321,9 @@ export class BcSim {
     if (!this.admit(req, res, token)) return;
     const rest = m[4];
     const q = new URLSearchParams(query);
+    await this.holdApi?.(req.method ?? "", rest, q);
+    const refused = this.refuseApi?.(req.method ?? "", rest, q);
+    if (refused !== undefined) return this.answer(req, res, token, refused, err("Internal_ServerError", "Refused by the test."));
     if (m[3] !== "v2.0") return this.supported(req, res, token, rest);
     if (rest === "companies" && req.method === "GET") return this.answer(req, res, token, 200, { value: [{ id: this.companyId, systemVersion: "24.0.16410.18056", name: "CRONUS", displayName: "CRONUS USA, Inc.", businessProfileId: "" }] });
     if (rest === "subscriptions" || rest.startsWith("subscriptions(")) return this.subscriptionsRoute(req, res, token, rest, body);

@@ -19,6 +19,7 @@ import { HttpClient } from "../../nodes/lib/http";
 import { odataV4Time } from "../../nodes/lib/poll/conditions";
 import { WatermarkWindow } from "../../nodes/lib/poll/window";
 import { BC_SCOPE, BcSim } from "../sims/bc";
+import { until } from "../harness/red-testbed";
 
 /** A webhook receiver: answers the handshake (or not, per `mode`) and records notification bodies. */
 class Receiver {
@@ -112,6 +113,24 @@ describe("bc: client (nodes/lib/bc) against BcSim", function () {
       assert.equal(rows.length, 1);
       assert.equal(sim.tokensIssued, 2);
       assert.deepEqual(sim.apiCalls().map((c) => c.status), [200, 401, 200]);
+    });
+
+    it("a request re-queued after a 429 leaves with the token current then (renewed while it waited), not a stale one", async () => {
+      let t = Date.now();
+      const c = newClient({ now: () => t });
+      await c.companies();
+      const first = sim.apiCalls()[0].token;
+      sim.faults.push({ status: 429, retryAfter: 1 }); // the next call is refused: the budget re-queues it and pauses
+      const waiting = c.companies();
+      await until(() => sim.apiCalls().some((l) => l.status === 429), "the refusal");
+      t += 2 * 3600_000; // meanwhile the token expires (client and BC clocks) and another call renews it
+      sim.offsetMs = 2 * 3600_000;
+      const renewing = c.companies();
+      assert.deepEqual([(await waiting).length, (await renewing).length], [1, 1]);
+      assert.equal(sim.tokensIssued, 2);
+      const after = sim.apiCalls().slice(2);
+      assert.deepEqual(after.map((l) => l.status), [200, 200], "no call left with the expired token (no 401 and replay)");
+      assert.ok(after.every((l) => l.token !== first && l.token === after[0].token), "both carried the renewed token");
     });
 
     it("renews a token whose short lifetime is spent (expires_in honoured), one request per renewal", async () => {

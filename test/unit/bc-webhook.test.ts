@@ -168,6 +168,23 @@ describe("bc: webhook lifecycle (nodes/lib/bc/webhook)", function () {
     assert.match(n.resource, /\/customers\?\$filter=lastModifiedDateTime%20gt%20\d{4}-/);
   });
 
+  it("deliverCatchUp forgets a catch-up only once each of its notifications was journaled (a failed or refused journal keeps it due)", async () => {
+    await manager().ensure(["customers"]);
+    sim.advance(4 * 86_400_000); // the subscription expires
+    await manager().ensure(["customers"]);
+    const due = await manager().catchUp();
+    assert.equal(due.length, 1);
+    await assert.rejects(manager().deliverCatchUp(() => Promise.reject(new Error("journal cannot commit"))), /journal cannot commit/);
+    assert.deepEqual(await manager().catchUp(), due, "still due after a journal failure");
+    assert.equal(await manager().deliverCatchUp(() => Promise.resolve(false)), 0, "closing: not journaled");
+    assert.deepEqual(await manager().catchUp(), due, "still due after a refused journal");
+    const journaled: string[] = [];
+    assert.equal(await manager().deliverCatchUp((n) => Promise.resolve(journaled.push(notificationKey(n)) > 0)), 1);
+    assert.deepEqual(journaled, due.map(notificationKey), "the same notification (same dedupe key) each time");
+    assert.deepEqual(await manager().catchUp(), []);
+    assert.equal(await manager().deliverCatchUp(() => Promise.reject(new Error("not called"))), 0, "nothing due: nothing journaled");
+  });
+
   it("adopts a subscription created just before a crash (not saved) instead of making a second", async () => {
     const first = await client.subscribe("vendors", rx.url, SECRET);
     await manager().ensure(["vendors"]);

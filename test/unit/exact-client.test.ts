@@ -19,6 +19,7 @@ import { ensureSubscriptions, removeSubscriptions } from "../../nodes/lib/exact/
 import { exactTime } from "../../nodes/lib/poll/conditions";
 import { AuthError, ErpError, ValidationError } from "../../nodes/lib/errors";
 import { ExactSim, exactDate } from "../sims/exact";
+import { until } from "../harness/red-testbed";
 
 async function drain<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -189,6 +190,26 @@ describe("exact: client (nodes/lib/exact) against ExactSim", function () {
     assert.equal(got?.InvoiceID, INVOICE);
     assert.equal(status(429), 1, "one refusal, then it waited for X-RateLimit-Minutely-Reset");
     assert.equal(tokenLog().length, 1);
+  });
+
+  it("a request waiting out a 429 leaves with the token current then (refreshed while it waited), not a stale one", async () => {
+    sim.minuteMs = 3000;
+    let offset = 0;
+    sim.now = () => Date.now() + offset;
+    const c = client({ tokens: { refreshToken: sim.grant() }, now: () => Date.now() + offset });
+    assert.equal((await c.get("salesinvoice/SalesInvoices", INVOICE, ["InvoiceID"]))?.InvoiceID, INVOICE);
+    sim.spendMinute(String(sim.division)); // the next call is refused until the minute resets
+    const waiting = c.get("salesinvoice/SalesInvoices", INVOICE, ["InvoiceID"]);
+    await until(() => sim.apiCalls().some((l) => (l as { status: number }).status === 429), "the refusal");
+    offset = 601_000; // meanwhile the access token expires (client and Exact clocks) and another call refreshes it
+    const refreshing = c.get("salesinvoice/SalesInvoices", INVOICE, ["InvoiceID"]);
+    assert.deepEqual([(await waiting)?.InvoiceID, (await refreshing)?.InvoiceID], [INVOICE, INVOICE]);
+    const grants = tokenLog();
+    assert.equal(grants.length, 2);
+    // after the first read (and the division lookup before it) and the refusal
+    const after = (sim.apiCalls() as Extract<(typeof sim.log)[number], { kind: "api" }>[]).slice(3);
+    assert.deepEqual(after.map((l) => l.status), [200, 200], "no call left with the expired token (no 401 and replay)");
+    assert.ok(after.every((l) => l.accessToken === grants[1].accessToken), "both carried the refreshed token");
   });
 
   it("a spent daily allowance (X-RateLimit-Remaining 0) holds calls until X-RateLimit-Reset; a 429 for it waits too and is no error", async () => {

@@ -160,8 +160,9 @@ export class BcClient {
     for (let attempt = 0; ; attempt++) {
       const { res } = await this.auth.call(() => {
         this.calls++;
-        const headers = { Accept: "application/json", ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...opts.headers, ...this.auth.headers(url) };
-        return pacedRequest(this.budget, this.http, { method, url, headers, body, idempotent });
+        const headers = { Accept: "application/json", ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...opts.headers };
+        // built when the request leaves the budget's queue: the token current then, not one renewed while it waited
+        return pacedRequest(this.budget, this.http, () => ({ method, url, headers: { ...headers, ...this.auth.headers(url) }, body, idempotent }));
       });
       const again = idempotent && [502, 503, 504].includes(res.status) && attempt + 1 < this.maxAttempts;
       if (!again) return res;

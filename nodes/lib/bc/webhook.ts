@@ -311,6 +311,22 @@ export class BcSubscriptions {
     await this.o.save(state);
   }
 
+  /**
+   * Hand the catch-up due ({@link catchUp}) to `journal` one notification at a time, then forget it
+   * ({@link caughtUp}). A crash or a rejection before the end keeps the catch-up due: the next call hands out the same
+   * notifications (same {@link notificationKey}), which a journal keyed on them drops.
+   * @param journal commits one notification durably (the trigger: journal, then emit); false: it could not (closing),
+   *   the catch-up stays due
+   * @returns how many notifications were journaled and forgotten
+   * @throws what `journal` throws, or what the state's load/save throws (the catch-up stays due)
+   */
+  async deliverCatchUp(journal: (n: BcNotification) => Promise<boolean>): Promise<number> {
+    const due = await this.catchUp();
+    for (const n of due) if (!(await journal(n))) return 0;
+    if (due.length) await this.caughtUp(due);
+    return due.length;
+  }
+
   /** True when the notification belongs to a subscription this trigger holds (by id). */
   async owns(n: BcNotification): Promise<boolean> {
     const state = await this.state();

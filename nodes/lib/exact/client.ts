@@ -156,8 +156,9 @@ export class ExactClient {
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method === "POST") headers.Prefer = "return=representation";
     const text = body === undefined ? undefined : JSON.stringify(body);
+    // the request is built when it leaves the budget's queue: the token current then, not one refreshed while it waited
     const { res } = await this.auth.call(() =>
-      pacedRequest(this.budget, this.http, { method, url, headers: { ...headers, ...this.auth.headers(url) }, body: text, idempotent: method !== "POST" }, division),
+      pacedRequest(this.budget, this.http, () => ({ method, url, headers: { ...headers, ...this.auth.headers(url) }, body: text, idempotent: method !== "POST" }), division),
     );
     this.errors.note(endpoint, res.status);
     return res;
