@@ -287,6 +287,8 @@ export class AuditTrail {
   private readonly now: () => number;
   private readonly bySid = new Map<string, string>();
   private readonly byJob = new Map<string, string[]>();
+  /** On a store shared by several instances: the sid and jobId indexes in the store too (a callback may reach any instance). */
+  private readonly sharedIndex?: { sids: BoundedStore<string>; jobs: BoundedStore<string[]> };
   private queue: Promise<unknown>;
   /** Resolves when stored records have been read and the indexes rebuilt; rejects if the backend fails. */
   readonly ready: Promise<void>;
@@ -306,6 +308,11 @@ export class AuditTrail {
       maxEntries: Math.max(1, Math.floor(opts.maxRecords ?? DEFAULT_MAX_RECORDS)),
       now: this.now,
     });
+    if (this.store.isShared) {
+      const o = { ttlMs: Math.max(0, opts.ttlMs ?? DEFAULT_AUDIT_TTL_MS), maxEntries: Math.max(1, Math.floor(opts.maxRecords ?? DEFAULT_MAX_RECORDS)), now: this.now };
+      const hex = trailPrefix(this.name).slice("audit".length); // "auditX"/"auditJ" never prefix "audit<hex>_"
+      this.sharedIndex = { sids: new BoundedStore<string>(backend, { ...o, prefix: "auditX" + hex }), jobs: new BoundedStore<string[]>(backend, { ...o, prefix: "auditJ" + hex }) };
+    }
     this.ready = this.store.ready.then(() => this.rebuildIndexes());
     this.queue = this.ready.catch(() => undefined);
   }
@@ -354,7 +361,7 @@ export class AuditTrail {
   }
 
   private async recordBySid(sid: string): Promise<AuditRecord | undefined> {
-    const id = this.bySid.get(sid);
+    const id = (await this.sharedIndex?.sids.get(sid)) ?? this.bySid.get(sid);
     if (id === undefined) return undefined;
     const r = await this.store.get(id);
     if (!r) this.bySid.delete(sid);
@@ -362,7 +369,7 @@ export class AuditTrail {
   }
 
   private async recordsByJob(jobId: string): Promise<AuditRecord[]> {
-    const ids = this.byJob.get(jobId);
+    const ids = this.sharedIndex ? await this.sharedIndex.jobs.get(jobId) : this.byJob.get(jobId);
     if (!ids) return [];
     const out: AuditRecord[] = [];
     const live: string[] = [];
@@ -402,6 +409,9 @@ export class AuditTrail {
   private async save(r: AuditRecord): Promise<void> {
     await this.store.set(r.recordId, r);
     this.index(r);
+    if (!this.sharedIndex) return;
+    if (r.sid) await this.sharedIndex.sids.set(r.sid, r.recordId);
+    if (r.jobId) await this.sharedIndex.jobs.update(r.jobId, (ids) => (ids?.includes(r.recordId) ? undefined : [...(ids ?? []), r.recordId]));
   }
 
   /**

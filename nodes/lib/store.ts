@@ -7,8 +7,11 @@
  *   atomic within the process: no two concurrent messages both see "first time".
  * - Every write stores a new object (Node-RED does not persist in-place mutation of a context value).
  * - Bounded: at most `maxEntries` (oldest evicted first) and entries expire after `ttlMs`.
+ * - On a store shared by several processes (Redis, a `SharedKvStore`) there is no in-memory index: every call goes
+ *   to the store and claims are atomic across processes (lib/shared-store.ts).
  */
 import { hashedKey } from "./ids";
+import { isSharedKv, SharedBounded } from "./shared-store";
 
 /** The minimal asynchronous key/value contract (Node-RED context callback API, promisified). */
 export interface KvBackend {
@@ -193,6 +196,8 @@ export class BoundedStore<T> {
   private readonly index = new Map<string, StoredEntry<T>>();
   private readonly backend: KvBackend;
   private readonly opts: Required<Omit<BoundedStoreOptions, "now">> & { now: () => number };
+  /** Set when the backend is shared across processes: every call is delegated to it. */
+  private readonly shared?: SharedBounded<T>;
   /** Resolves when existing entries have been read from the backend. */
   readonly ready: Promise<void>;
 
@@ -200,7 +205,10 @@ export class BoundedStore<T> {
     if (!/^[A-Za-z0-9]+$/.test(opts.prefix)) throw new Error(`store prefix must be alphanumeric: ${opts.prefix}`);
     this.backend = backend;
     this.opts = { keepIds: false, now: Date.now, ...opts };
-    this.ready = this.load();
+    if (isSharedKv(backend)) {
+      this.shared = new SharedBounded<T>(backend, this.opts);
+      this.ready = Promise.resolve();
+    } else this.ready = this.load();
   }
 
   private keyOf(id: string): string {
@@ -225,8 +233,14 @@ export class BoundedStore<T> {
     await this.evict();
   }
 
+  /** True when the backend is shared by several processes (no in-memory index; see lib/shared-store.ts). */
+  get isShared(): boolean {
+    return this.shared !== undefined;
+  }
+
   /** Number of live entries. */
   get size(): number {
+    if (this.shared) return this.shared.size;
     return this.index.size;
   }
 
@@ -255,6 +269,7 @@ export class BoundedStore<T> {
   }
 
   async get(id: string): Promise<T | undefined> {
+    if (this.shared) return this.shared.get(this.keyOf(id));
     await this.ready;
     const drops: string[] = [];
     const v = this.live(this.keyOf(id), drops)?.v;
@@ -263,6 +278,7 @@ export class BoundedStore<T> {
   }
 
   async has(id: string): Promise<boolean> {
+    if (this.shared) return (await this.shared.get(this.keyOf(id))) !== undefined;
     await this.ready;
     const drops: string[] = [];
     const found = this.live(this.keyOf(id), drops) !== undefined;
@@ -276,6 +292,7 @@ export class BoundedStore<T> {
    * @returns true when this call inserted (first time), false when `id` was already present
    */
   async claim(id: string, value: T): Promise<boolean> {
+    if (this.shared) return this.shared.claim(id, this.keyOf(id), value);
     await this.ready;
     const key = this.keyOf(id);
     if (this.live(key)) return false;
@@ -288,10 +305,13 @@ export class BoundedStore<T> {
 
   /**
    * Atomic read-modify-write: `fn` sees the current value (undefined when absent) and returns the new
-   * value, or undefined to leave the entry unchanged. No other call interleaves between read and write.
+   * value, or undefined to leave the entry unchanged. No other call interleaves between read and write. On a shared
+   * store `fn` may run more than once (compare-and-set retried after another process's write): only the last call's
+   * result is written, so a caller that records something from inside `fn` must reset it at the start of `fn`.
    * @returns true when a new value was written
    */
   async update(id: string, fn: (current: T | undefined) => T | undefined): Promise<boolean> {
+    if (this.shared) return this.shared.update(id, this.keyOf(id), fn);
     await this.ready;
     const key = this.keyOf(id);
     const drops: string[] = [];
@@ -310,6 +330,7 @@ export class BoundedStore<T> {
 
   /** Insert or replace (keeps the original creation time and expiry of an existing entry unless `renew`). */
   async set(id: string, value: T, renew = false): Promise<void> {
+    if (this.shared) return this.shared.set(id, this.keyOf(id), value, renew);
     await this.ready;
     const key = this.keyOf(id);
     const prev = this.live(key);
@@ -322,6 +343,7 @@ export class BoundedStore<T> {
 
   /** Delete an entry; resolves once the backend has deleted its row. @returns whether it was present */
   async delete(id: string): Promise<boolean> {
+    if (this.shared) return this.shared.delete(this.keyOf(id));
     await this.ready;
     const key = this.keyOf(id);
     const had = this.index.delete(key);
@@ -331,6 +353,7 @@ export class BoundedStore<T> {
 
   /** Live entries, oldest first (expired ones found on the way are deleted before this resolves). */
   async entries(): Promise<StoredEntry<T>[]> {
+    if (this.shared) return this.shared.entries();
     await this.ready;
     const out: StoredEntry<T>[] = [];
     const drops: string[] = [];
@@ -344,6 +367,7 @@ export class BoundedStore<T> {
 
   /** Drop expired entries now (also happens lazily on access); resolves once their rows are deleted. @returns how many were removed */
   async sweep(): Promise<number> {
+    if (this.shared) return 0; // the shared store expires rows itself
     await this.ready;
     const now = this.opts.now();
     const drops: string[] = [];
@@ -359,6 +383,7 @@ export class BoundedStore<T> {
 
   /** Remove every entry of this store; resolves once every row is deleted. */
   async clear(): Promise<void> {
+    if (this.shared) return this.shared.clear();
     await this.ready;
     const keys = [...this.index.keys()];
     this.index.clear();

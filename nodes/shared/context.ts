@@ -4,10 +4,12 @@
  * dedupe state in memory unnoticed), so an unknown name is refused here.
  * (Node-RED: https://nodered.org/docs/user-guide/context#using-multiple-context-stores)
  */
+import type { SharedRateStore } from "../lib/budget/gate";
 import { ValidationError } from "../lib/errors";
 import { backendStore, type KvBackend, type KvStore } from "../lib/store";
 import { EngineKvStore } from "../store/kv";
-import { engineFor, isStoreModule, type StoreConfig } from "../store/registry";
+import { RedisKvStore } from "../store/redis-kv";
+import { engineFor, isStoreModule, redisEngineFor, type StoreConfig } from "../store/registry";
 import { Status } from "./node";
 import type { ContextScope, RedAPI, RedNode } from "./types";
 
@@ -39,6 +41,7 @@ export interface StoreInfo {
  * @throws ValidationError code "unknown_store" when the name is not defined
  */
 export function resolveStore(RED: RedAPI, storeName: string | undefined): StoreInfo {
+  knownSettings = RED.settings;
   const storage = RED.settings.contextStorage as Record<string, unknown> | undefined;
   const name = storeName && storeName.trim() !== "" ? storeName.trim() : undefined;
   if (!storage || Object.keys(storage).length === 0) {
@@ -75,6 +78,36 @@ export function resolveStore(RED: RedAPI, storeName: string | undefined): StoreI
   };
 }
 
+/** Node-RED's settings, as last seen by {@link resolveStore} (one runtime per process). */
+let knownSettings: RedAPI["settings"] | undefined;
+
+/** The shared (Redis) store behind a store name, when that store is this package's store with `config.redis`. */
+function sharedStore(node: RedNode, scope: ContextScopeName, storeName: string | undefined): KvStore | undefined {
+  if (!knownSettings?.contextStorage) return undefined;
+  let info: StoreInfo;
+  try {
+    info = resolveStore({ settings: knownSettings } as RedAPI, storeName);
+  } catch {
+    return undefined;
+  }
+  if (info.module !== "mlc-store") return undefined;
+  const engine = redisEngineFor(info.config as StoreConfig);
+  return engine ? new RedisKvStore(engine, scopeId(node, scope)) : undefined;
+}
+
+/**
+ * The shared rate windows of a store name (instances sharing one account budget, lib/budget/gate.ts), when that store
+ * is this package's store on Redis; undefined otherwise (and for an unknown name: the caller reports that itself).
+ */
+export function sharedRates(RED: RedAPI, storeName: string | undefined): SharedRateStore | undefined {
+  try {
+    const info = resolveStore(RED, storeName);
+    return info.module === "mlc-store" ? redisEngineFor(info.config as StoreConfig)?.rates : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Node-RED's id of a context scope (`@node-red/runtime/lib/nodes/context/index.js` getContext). */
 export function scopeId(node: RedNode, scope: ContextScopeName): string {
   if (scope === "global") return "global";
@@ -97,6 +130,8 @@ export function scopeId(node: RedNode, scope: ContextScopeName): string {
  */
 export function kvStore(RED: RedAPI, node: RedNode, scope: ContextScopeName, storeName: string | undefined): KvStore {
   const info = resolveStore(RED, storeName);
+  const shared = sharedStore(node, scope, storeName);
+  if (shared) return shared;
   if (info.module === "mlc-store") {
     const engine = engineFor(info.config as StoreConfig, typeof RED.settings.userDir === "string" ? RED.settings.userDir : undefined);
     if (engine) return new EngineKvStore(engine, scopeId(node, scope));
@@ -132,8 +167,13 @@ function scopeOf(node: RedNode, scope: ContextScopeName): ContextScope {
   return scope === "node" ? ctx : scope === "flow" ? ctx.flow : ctx.global;
 }
 
-/** A KvBackend on one context scope and store. Always uses the asynchronous (callback) form. */
+/**
+ * A KvBackend on one context scope and store. Always uses the asynchronous (callback) form. When the store is this
+ * package's store on Redis, the shared {@link KvStore} itself (so bounded stores on it are shared across instances).
+ */
 export function contextBackend(node: RedNode, scope: ContextScopeName, store: string | undefined): KvBackend {
+  const shared = sharedStore(node, scope, store);
+  if (shared) return shared;
   const c = (): ContextScope => scopeOf(node, scope);
   return {
     get: (key) => new Promise((resolve, reject) => c().get(key, store, (err, v) => (err ? reject(err) : resolve(v)))),

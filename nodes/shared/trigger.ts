@@ -33,6 +33,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import type { ErpEventMsg } from "../lib/envelope";
 import { ValidationError, errorDetails } from "../lib/errors";
 import { PushJournal, onJobSettled } from "../lib/journal";
+import { Lease, leaseTtlFor } from "../lib/poll/lease";
 import { PollRead, Poller } from "../lib/poll/poller";
 import type { PollState, WatermarkWindow } from "../lib/poll/window";
 import type { KvBackend } from "../lib/store";
@@ -410,6 +411,9 @@ function startPoller(
         fresh = 0;
       },
       onError: (err) => report(err, "poll", { ...spec.about, error: errorDetails(err).code }),
+      // One poller among instances sharing a Redis store (lib/poll/lease.ts); always held on a local store.
+      lease: new Lease(backend, "lease_poll", { ttlMs: leaseTtlFor(poll.intervalMs) }),
+      onStandby: () => node.status(Status.idle("mlc.status.standby")),
     });
   } catch (err) {
     report(err, "trigger/start");

@@ -11,14 +11,22 @@
  *
  * `config` (optional): `dir` (default `<userDir>/mlc-store`; relative to userDir), `durability`
  * ("flush" = after fsync, the default; "commit" = survives kill -9 but not power loss), `sweepIntervalMs`.
+ * `config.redis` (`{ url, prefix?, passwordEnv?, tls? }`) shares the store between Node-RED instances on Redis
+ * (nodes/store/redis.ts) instead of LMDB.
  * Follows Node-RED's context store plugin API (https://nodered.org/docs/api/context/).
  */
 import type { StoreEngine } from "./engine";
 import { DurableContextStore } from "./plugin";
+import type { RedisStoreConfig } from "./redis";
+import { RedisContextStore } from "./redis-plugin";
 import { STORE_MARK, engineFor as registryEngineFor, isStoreModule as registryIsStoreModule, type StoreConfig } from "./registry";
 
-function mlcStore(config?: StoreConfig): DurableContextStore {
-  return new DurableContextStore(config ?? {});
+/** `config.redis` set: the shared store on Redis (nodes/store/redis-plugin.ts); else LMDB. */
+function mlcStore(config?: StoreConfig & { redis?: undefined }): DurableContextStore;
+function mlcStore(config: StoreConfig & { redis: RedisStoreConfig }): RedisContextStore;
+function mlcStore(config?: StoreConfig): DurableContextStore | RedisContextStore;
+function mlcStore(config?: StoreConfig): DurableContextStore | RedisContextStore {
+  return config?.redis ? new RedisContextStore(config) : new DurableContextStore(config ?? {});
 }
 
 // eslint-disable-next-line @typescript-eslint/no-namespace

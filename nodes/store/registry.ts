@@ -6,6 +6,7 @@
  */
 import path from "node:path";
 import type { StoreEngine } from "./engine";
+import type { RedisEngine, RedisStoreConfig } from "./redis";
 
 /** Marks the store module function (settings.js keeps `module` by reference, also through Node-RED's settings clone). */
 export const STORE_MARK = Symbol.for("node-red-contrib-ml-connector.store");
@@ -18,6 +19,8 @@ export interface StoreConfig {
   durability?: "flush" | "commit";
   /** Expiry sweep interval, ms (default 60000). */
   sweepIntervalMs?: number;
+  /** Share the store between Node-RED instances on Redis instead of LMDB (nodes/store/redis.ts). */
+  redis?: RedisStoreConfig;
   settings?: { userDir?: string };
 }
 
@@ -74,4 +77,29 @@ export function engineFor(config: StoreConfig | undefined, userDir: string | und
   } catch {
     return undefined;
   }
+}
+
+/** Open Redis engines by `url + "\0" + prefix`, one per process, shared by every copy of this package. */
+interface RedisEntry {
+  engine: RedisEngine;
+  users: number;
+}
+const REDIS_REGISTRY_KEY = Symbol.for("node-red-contrib-ml-connector.store.redis-registry");
+
+export function redisEngines(): Map<string, RedisEntry> {
+  const g = globalThis as unknown as Record<symbol, Map<string, RedisEntry> | undefined>;
+  let r = g[REDIS_REGISTRY_KEY];
+  if (!r) {
+    r = new Map();
+    g[REDIS_REGISTRY_KEY] = r;
+  }
+  return r;
+}
+
+/** The Redis engine Node-RED opened for a store configured with `config` (with `config.redis`), or undefined. */
+export function redisEngineFor(config: StoreConfig | undefined): RedisEngine | undefined {
+  const r = config?.redis;
+  if (!r || typeof r.url !== "string") return undefined;
+  const cur = redisEngines().get(r.url + "\u0000" + (r.prefix ?? "mlc:"));
+  return cur && !cur.engine.isClosed ? cur.engine : undefined;
 }

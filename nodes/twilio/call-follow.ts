@@ -6,7 +6,9 @@
  * Vendor: https://www.twilio.com/docs/voice/twiml/gather ; https://www.twilio.com/docs/voice/api/call-resource#call-status-values
  */
 import type { TwilioMeta } from "../lib/envelope";
+import type { KvBackend } from "../lib/store";
 import { AcceptedStatus, onStatus, publishStatus } from "../lib/twilio/bus";
+import { SharedCalls } from "../lib/twilio/call-share";
 import { CallResult, CallTracker, TrackedCall } from "../lib/twilio/call-tracker";
 import { CallVoice, fetchCall, gatherReplyTwiml } from "../lib/twilio/calls";
 import { auditCallback } from "../shared/audit-trail";
@@ -31,17 +33,20 @@ export class CallFollowUp {
   private accountSid = "";
   private unsubscribe: (() => void) | undefined;
   private release: (() => void) | undefined;
+  /** Call state in a store shared by several instances (a keypress may reach any of them); inactive on a local store. */
+  private shared: SharedCalls<CallData> | undefined;
+  private closed = false;
   /** Count template, translated once here (shared/node.ts statusTemplate). */
   private readonly countsText: (v: Record<string, number>) => string;
 
-  /** @param report reports a poll error to Catch (topic `<type>/poll`) */
+  /** @param report reports an error to Catch (topic `<type>/<what>`: poll, share, gather) */
   constructor(
     private readonly RED: RedAPI,
     private readonly node: RedNode,
     private readonly config: CallProps,
     private readonly s: CallSettings,
     cfg: () => TwilioConfigApi,
-    report: (err: unknown, extra: Record<string, unknown>) => void,
+    private readonly report: (err: unknown, what: string, extra: Record<string, unknown>) => void,
   ) {
     this.countsText = statusTemplate(RED, "mlc-twilio-call.status.counts", "placed __placed__, ack __ack__, no __nack__");
     this.tracker = new CallTracker<CallData>({
@@ -51,7 +56,7 @@ export class CallFollowUp {
       fetch: (sid) => fetchCall(cfg().client(), sid),
       publish: (st) => this.polled(st),
       onOutcome: (c, result, digits) => this.outcome(c, result, digits),
-      onPollError: (err, c) => report(err, c ? { sid: c.sid, jobId: c.jobId } : {}),
+      onPollError: (err, c) => this.report(err, "poll", c ? { sid: c.sid, jobId: c.jobId } : {}),
     });
   }
 
@@ -59,6 +64,11 @@ export class CallFollowUp {
   subscribe(accountSid: string): void {
     this.accountSid = accountSid;
     this.unsubscribe = onStatus(accountSid, (st) => this.tracker.onStatus(st));
+  }
+
+  /** Keep what a Gather needs in the node's store, so an instance sharing it (Redis) can answer a keypress. */
+  share(backend: KvBackend): void {
+    this.shared = new SharedCalls<CallData>(backend, { ttlMs: this.s.giveUpMs + 600000, ackDigit: this.s.ackDigit });
   }
 
   /** Serve the Gather action while acknowledgement is on. @throws ValidationError when another node serves it */
@@ -70,9 +80,11 @@ export class CallFollowUp {
   track(t: TrackedCall<CallData>): void {
     this.n.placed++;
     this.tracker.track(t);
+    if (t.ack) this.shared?.put(t.corr, { sid: t.sid, jobId: t.jobId, data: t.data }).catch((err: unknown) => this.report(err, "share", { corr: t.corr }));
   }
 
   close(): void {
+    this.closed = true;
     this.unsubscribe?.();
     this.tracker.close();
     this.release?.();
@@ -87,8 +99,14 @@ export class CallFollowUp {
     this.node.status((this.n.nacked > 0 ? Status.warn : this.n.placed > 0 ? Status.ok : Status.idle)(this.counts()));
   }
 
-  /** Emit the outcome of a tracked call once, on output 2 (acknowledged/answered) or 3. */
+  /** A call's outcome, emitted once across instances sharing the store (lib/twilio/call-share.ts). */
   private outcome(c: TrackedCall<CallData>, result: CallResult, digits?: string): void {
+    if (!this.shared?.active) return this.emit(c, result, digits);
+    this.shared.once(c.corr, () => (this.closed ? undefined : this.emit(c, result, digits)));
+  }
+
+  /** Emit the outcome of a tracked call once, on output 2 (acknowledged/answered) or 3. */
+  private emit(c: TrackedCall<CallData>, result: CallResult, digits?: string): void {
     const out = c.data.msg;
     out.twilio = { ...(out.twilio as TwilioMeta), status: c.status } satisfies TwilioMeta;
     out.ack = { result, at: new Date().toISOString(), ...(digits ? { digits } : {}), ...(c.answeredBy ? { answeredBy: c.answeredBy } : {}) } satisfies CallAck;
@@ -114,7 +132,10 @@ export class CallFollowUp {
     if (!check.ok) return check.response;
     const f = check.fields;
     const corr = new URLSearchParams(req.rawQuery).get("c") ?? "";
-    const r = this.tracker.gather(corr, one(f.CallSid), (one(f.Digits) ?? "").trim(), one(f.AnsweredBy));
+    const [sid, digits, by] = [one(f.CallSid), (one(f.Digits) ?? "").trim(), one(f.AnsweredBy)];
+    let r = this.tracker.gather(corr, sid, digits, by);
+    // a call placed by another instance sharing the store: answered from its state there
+    if (this.shared) r = await this.shared.reply(r, corr, sid, digits, by, (c, result, d) => this.outcome(c, result, d), (err) => this.report(err, "gather", {}));
     return { status: 200, headers: TWIML, body: gatherReplyTwiml(r, this.s.voice) };
   }
 }

@@ -17,6 +17,7 @@ import { ValidationError } from "../lib/errors";
 import { hashedKey } from "../lib/ids";
 import { placeCallOnce } from "../lib/twilio/calls";
 import { SendLedger, ledgerKey } from "../lib/twilio/ledger";
+import { contextBackend } from "../shared/context";
 import { mountDispatcher } from "../shared/dispatcher";
 import { InputContext, Status, messageJobId, registerNode } from "../shared/node";
 import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
@@ -47,7 +48,7 @@ class CallNode extends TwilioSendNode<CallProps> {
   constructor(RED: RedAPI, node: RedNode, config: CallProps) {
     super(RED, node, config, "mlc-twilio-call");
     this.s = callSettings(config);
-    this.follow = new CallFollowUp(RED, node, config, this.s, () => this.cfg(), (err, extra) => this.report(err, "poll", extra));
+    this.follow = new CallFollowUp(RED, node, config, this.s, () => this.cfg(), (err, what, extra) => this.report(err, what, extra));
     this.start();
     this.listen(
       (msg, ctx) => this.input(msg, ctx),
@@ -68,6 +69,7 @@ class CallNode extends TwilioSendNode<CallProps> {
       this.follow.subscribe(accountSid);
       const info = this.storeInfo();
       this.ledger = this.openLedger();
+      this.follow.share(contextBackend(this.node, "node", info.name));
       this.follow.serveGather();
       if (accountError) this.report(accountError, "start"); // a missing or failed account shows at deploy, not as "ready"
       else this.showReady(info); // the ledger is what stops a second call after a crash

@@ -10,7 +10,7 @@ import { TwilioClient } from "../lib/twilio/client";
 import { DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, MailService } from "../lib/twilio/sendgrid";
 import { OptOutList } from "../lib/twilio/optout";
 import { registerTestEndpoint } from "../shared/admin";
-import { contextBackend, resolveStore } from "../shared/context";
+import { contextBackend, resolveStore, sharedRates } from "../shared/context";
 import { OwnedClient, configApi, configString } from "../shared/config";
 import { publicEndpointUrl } from "../shared/dispatcher";
 import { num, registerNode } from "../shared/node";
@@ -71,7 +71,7 @@ export interface TwilioConfigNode extends RedNode {
 
 /** The API of one config node: its owned client, senders, callback URLs, opt-out list and SendGrid side. */
 function accountApi(RED: RedAPI, node: RedNode, config: TwilioConfigProps): TwilioConfigApi {
-  const owned = new OwnedClient(node, () => buildTwilioClient(config, node.credentials));
+  const owned = new OwnedClient(node, () => buildTwilioClient(config, node.credentials, sharedRates(RED, config.store)));
   const defaultRegion = (config.defaultRegion ?? "").trim().toUpperCase();
   if (defaultRegion && !isValidRegion(defaultRegion)) node.warn(`Default phone region "${defaultRegion}" is not an ISO 3166-1 alpha-2 code`);
   let mail: MailService | undefined;

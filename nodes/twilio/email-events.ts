@@ -109,6 +109,7 @@ export async function handleSendGridEvents(RED: RedAPI, node: RedNode, cfgId: un
     if (!mapped) continue;
     let emit = false;
     await state.store.update(`${ev.sgMessageId}|${ev.email.toLowerCase()}`, (prev) => {
+      emit = false; // on a shared store this may run again after a concurrent write: only the last call counts
       const seen = prev?.events ?? [];
       if (seen.includes(ev.event)) return undefined; // the same event again (SendGrid retries a batch)
       emit = isStatusAdvance(prev?.status, mapped.status, "message");

@@ -4,9 +4,11 @@
  * notification (clientState checked on every item, the record read since notifications carry no data), a forged
  * notification is refused with 401; the daily overdue-invoice run texts each customer with an open invoice past due
  * once (BC's unquoted date literal in `$filter`), a second run the same day texts nobody. One Entra token throughout.
+ * Between them (bc-extra.ts): a payment receipt, a credit-limit warning and the Verify-gated vendor release.
  */
 import { BcSim } from "../../test/sims/bc";
 import { DemoContext, FamilyDemo, check, deliverAndAudit, expect, sleep } from "./common";
+import { bankDetails, creditLimit, receipt } from "./bc-extra";
 
 function sim(ctx: DemoContext): BcSim {
   const s = ctx.stack.erps.bc;
@@ -64,7 +66,7 @@ async function overdue(ctx: DemoContext): Promise<string[]> {
   const { out, stack } = ctx;
   const s = sim(ctx);
   out();
-  out("4. The daily overdue-invoice run (an inject node, every day at 09:00; pressed now):");
+  out("7. The daily overdue-invoice run (an inject node, every day at 09:00; pressed now):");
   s.upsert("salesInvoices", { number: "PS-INV1001", status: "Open", dueDate: day(-10), remainingAmount: 1250, currencyCode: "USD", customerName: "Lakeside Bikes Ltd.", phoneNumber: "+14155550101" });
   s.upsert("salesInvoices", { number: "PS-INV1002", status: "Open", dueDate: day(-1), remainingAmount: 80.5, currencyCode: "USD", customerName: "Fabrikam Inc.", phoneNumber: "+14155550102" });
   s.upsert("salesInvoices", { number: "PS-INV1003", status: "Open", dueDate: day(5), remainingAmount: 300, currencyCode: "USD", customerName: "Not yet due", phoneNumber: "+14155550103" });
@@ -85,12 +87,14 @@ async function overdue(ctx: DemoContext): Promise<string[]> {
 
 export const bc: FamilyDemo = {
   family: "bc",
-  title: "Business Central (webhook subscriptions, daily list) → SMS → audit",
+  title: "Business Central (webhook subscriptions, daily list) → SMS, Verify → audit, write-back",
   erps: ["bc"],
   async story(ctx) {
-    const sids = [...(await webhook(ctx)), ...(await overdue(ctx))];
+    const sids = [...(await webhook(ctx)), ...(await receipt(ctx)), ...(await creditLimit(ctx))];
+    await bankDetails(ctx);
+    sids.push(...(await overdue(ctx)));
     ctx.out();
-    ctx.out("5. Twilio delivers the SMS; audit trail:");
+    ctx.out("8. Twilio delivers the SMS; audit trail:");
     await deliverAndAudit(ctx, sids);
     const s = sim(ctx);
     ctx.out();

@@ -89,13 +89,12 @@ export function auditLine(r: AuditView): string {
 export async function deliverAndAudit(ctx: DemoContext, sids: string[], timeoutMs = 15000): Promise<void> {
   const { twilio } = ctx.stack;
   let wait = 0;
-  let noted = 0;
   const polled = new Set<string>();
   for (const sid of sids) {
     if (!["queued", "accepted"].includes(twilio.getMessage(sid)?.status ?? "")) continue;
     const answers = (await twilio.deliver(sid, "delivered")).map((r) => r.status);
     ctx.out(`   Twilio: ${sid} sent, delivered${answers.length ? `; status callbacks answered HTTP ${answers.join(", ")}` : " (no callback asked for: the SMS node polls)"}`);
-    if (answers.includes(404) && !noted++) ctx.out("   (404: no mlc-twilio-status node serves the callback URL in these examples; examples/acumatica/delivery-status-audit.json does)");
+    check(ctx, !answers.includes(404), `${sid}'s status callbacks served (404: no mlc-twilio-status node on the example's endpoint)`);
     if (answers.length && answers.every((a) => a >= 200 && a < 300)) wait = Math.max(wait, timeoutMs);
     else if (!answers.length) {
       wait = Math.max(wait, 12000);

@@ -2,10 +2,12 @@
  * Exact Online's story (examples/exact/invoice-payment-reminder.json): on deploy the trigger subscribes SalesInvoices
  * and answers Exact's validation calls; a HashCode-signed webhook for a new invoice is fetched and enriched (account →
  * main contact) and the customer gets one reminder, by SMS to a mobile number or by e-mail when the contact has only an
- * address; a redelivery sends nothing; a forged delivery is refused with 401.
+ * address; a redelivery sends nothing; a forged delivery is refused with 401. Then (exact-orders.ts) the order
+ * confirmation and delivery-alert examples: SMS, e-mail, and an opted-out contact audited.
  */
 import { ExactSim } from "../../test/sims/exact";
 import { DemoContext, FamilyDemo, check, deliverAndAudit, expect, printAudit, sleep } from "./common";
+import { orders, prepareOrders } from "./exact-orders";
 
 const ACME = "0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f";
 const ANNA = "2a9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f";
@@ -70,7 +72,7 @@ async function reminders(ctx: DemoContext): Promise<string[]> {
 
 export const exact: FamilyDemo = {
   family: "exact",
-  title: "Exact Online (signed webhooks) → enrich account and contact → SMS or e-mail reminder → audit",
+  title: "Exact Online (signed webhooks) → enrich account and contact → SMS or e-mail (reminders, orders, deliveries) → audit",
   erps: ["exact"],
   prepare(ctx) {
     const s = sim(ctx);
@@ -78,12 +80,13 @@ export const exact: FamilyDemo = {
     s.put("crm/Contacts", { ID: ANNA, Account: ACME, FullName: "Anna de Vries", Mobile: "+31612345678", Email: "anna@acme.example" });
     s.put("crm/Accounts", { ID: BETA, Code: "            000043", Name: "Beta BV", MainContact: BRAM });
     s.put("crm/Contacts", { ID: BRAM, Account: BETA, FullName: "Bram Smit", Email: "bram@beta.example" });
+    prepareOrders(s);
   },
   async story(ctx) {
     await subscription(ctx);
-    const sids = await reminders(ctx);
+    const sids = [...(await reminders(ctx)), ...(await orders(ctx))];
     ctx.out();
-    ctx.out("5. Twilio delivers the SMS; audit trail (the e-mail too):");
+    ctx.out("9. Twilio delivers the SMS; audit trail (the reminder e-mail too):");
     await deliverAndAudit(ctx, sids);
     const mail = mailsFor(ctx, 25000202)[0];
     if (mail) await printAudit(ctx, [mail.messageId]);

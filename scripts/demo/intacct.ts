@@ -2,11 +2,13 @@
  * Sage Intacct's story (examples/intacct/bill-approval-sms.json): the XML API has no push, so the trigger polls APBILL
  * on WHENMODIFIED in the company's time zone. A bill submitted above APPROVAL_THRESHOLD texts the approver once; one
  * below it, the same bill saved again, or recreated from Purchasing with a new RECORDNO texts nobody; a bill above
- * CALL_THRESHOLD calls the approver, who presses 1. Delivery is followed by polling Twilio; one API session throughout.
+ * CALL_THRESHOLD calls the approver, who presses 1; a cleared AP payment texts the vendor (intacct-payments.ts).
+ * Delivery is followed by polling Twilio; one API session throughout.
  */
 import { IntacctSim } from "../../test/sims/intacct";
 import { INTACCT_APPROVER, INTACCT_APPROVER_USER, INTACCT_CALL_THRESHOLD } from "../../test/harness/erp-sims";
 import { DemoContext, FamilyDemo, check, deliverAndAudit, expect, printAudit } from "./common";
+import { payments, preparePayments } from "./intacct-payments";
 
 function sim(ctx: DemoContext): IntacctSim {
   const s = ctx.stack.erps.intacct;
@@ -74,18 +76,20 @@ async function call(ctx: DemoContext): Promise<string | undefined> {
 
 export const intacct: FamilyDemo = {
   family: "intacct",
-  title: "Sage Intacct (polled XML API) → approver SMS or call with keypress → delivery polled → audit",
+  title: "Sage Intacct (polled XML API) → approver SMS or call with keypress, payments cleared → delivery polled → audit",
   erps: ["intacct"],
   prepare(ctx) {
     // the vendor's bill approver, whom the example's routing maps to APPROVER_PHONE
     sim(ctx).upsert("VENDOR", { RECORDNO: "1", VENDORID: "V1007", NAME: "Blue Ridge Paper", BILLAPPROVERID: INTACCT_APPROVER_USER, WHENMODIFIED: "01/01/2025 00:00:00" });
+    preparePayments(sim(ctx));
   },
   async story(ctx) {
     await bills(ctx);
     const callSid = await call(ctx);
+    const paid = await payments(ctx);
     ctx.out();
-    ctx.out("4. Twilio delivers the SMS; the SMS node polls the status (no public URL needed); audit trail:");
-    await deliverAndAudit(ctx, texts(ctx, "INV-88231").map((m) => m.sid));
+    ctx.out("5. Twilio delivers the SMS; the SMS nodes poll the status (no public URL needed); audit trail:");
+    await deliverAndAudit(ctx, [...texts(ctx, "INV-88231").map((m) => m.sid), ...paid]);
     if (callSid) await printAudit(ctx, [callSid]);
     const s = sim(ctx);
     ctx.out();

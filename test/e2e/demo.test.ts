@@ -2,7 +2,8 @@
  * Keeps the README's quick start true: the built `npm run demo` (dist/scripts/demo.js) run as a user runs it, as a
  * child process, once for every family (no argument, `--exit`), on a free port and a temporary user dir. Checked: exit
  * code 0, no step marked "(!)" (a story that did not see what it expected), and for each family the lines that tell
- * its story: the SMS and calls Twilio received, the forged deliveries refused, the write-back. An unknown family gets
+ * its story: the SMS and calls Twilio received, the forged deliveries refused, the write-back (every example's status
+ * callbacks are served by its own status node: a 404 would be a "(!)" step). An unknown family gets
  * the usage and exit code 2, with no Node-RED started. No secret of the simulators appears in what the demo prints.
  */
 import assert from "node:assert/strict";
@@ -29,9 +30,9 @@ function runDemo(args: string[], env: Record<string, string>): Promise<{ code: n
 /** What each family's story must show (README "Quick start"). */
 const STORY: Record<string, RegExp[]> = {
   acumatica: [/to \+14155550132 {2}"Approval needed: bill 000123 from Contoso Freight LLC/, /"Payment 000313 from customer C000017 failed/, /a forged callback claiming 'failed' → HTTP 403/, /bill 000123: ml-connector: SMS delivered/],
-  intacct: [/to \+14155550123 {2}"Approval needed: bill INV-88231 from Blue Ridge Paper for 1250\.00 USD/, /SMS about INV-88231 so far: 1 /, /presses 1 → keypress webhook HTTP 200/, /1 getAPISession/],
-  exact: [/validation calls answered: 200, 200/, /to \+31612345678 {2}"Anna de Vries, invoice 25000201/, /reminders for 25000201: 1 /, /e-mail through SendGrid to bram@beta\.example/, /→ HTTP 401, 401, 401; reminders for 25000203: 0/],
-  bc: [/validationToken=… → HTTP 200, token echoed/, /"Purchase invoice PI-2001 from Contoso Freight posted/, /→ HTTP 401; nothing read, nothing sent/, /to \+14155550101 {2}"Lakeside Bikes Ltd\.: invoice PS-INV1001/, /pressed again the same day: reminders 2 /],
+  intacct: [/to \+14155550123 {2}"Approval needed: bill INV-88231 from Blue Ridge Paper for 1250\.00 USD/, /SMS about INV-88231 so far: 1 /, /presses 1 → keypress webhook HTTP 200/, /1 getAPISession/, /to \+14155550143 {2}"Harbor Supply: payment CHK-5001 of 1250\.00 USD from us has cleared/, /SMS about CHK-5001 1, about CHK-5002 0/],
+  exact: [/validation calls answered: 200, 200/, /to \+31612345678 {2}"Anna de Vries, invoice 25000201/, /reminders for 25000201: 1 /, /e-mail through SendGrid to bram@beta\.example/, /→ HTTP 401, 401, 401; reminders for 25000203: 0/, /to \+31687654321 {2}"Bas Bakker, thank you for your order 7001 of 250 EUR/, /e-mail through SendGrid to sales@parts\.example: "Purchase order 8001"/, /to \+31687654321 {2}"Bas Bakker, your delivery 9001 is on its way with PostNL, tracking number 3SABCD1234567/, /nothing sent \(SMS about 7101: 0\); audit: SalesOrders \S+ {2}none .*skipped\(opted-out\)/],
+  bc: [/validationToken=… → HTTP 200, token echoed/, /"Purchase invoice PI-2001 from Contoso Freight posted/, /→ HTTP 401; nothing read, nothing sent/, /to \+14155550101 {2}"Lakeside Bikes Ltd\.: invoice PS-INV1001/, /pressed again the same day: reminders 2 /, /to \+14155550111 {2}"Trey Research: thank you, we received your payment for invoice PS-INV3001/, /receipts for PS-INV3001: 1 /, /to \+14155550199 {2}"Credit limit: Lakeside Bikes Ltd\. \(C00042\) owes 5820\.75 USD/, /a wrong code → HTTP 200 \{"result":"pending","released":false\}; PATCHes to the vendor: 0/, /the right code → HTTP 200 \{"result":"approved","released":true,"vendor":"V00010"\}/, /If-Match W\/"[^"]+": blocked is now "_x0020_"/],
   sapb1: [/to \+14155550142 {2}"Reorder A00001 \(Helmet\)/, /Invoice 7 0 0 7 for Lakeside Bikes/, /"New purchase invoice 9001 from Acme Supplies/, /U_NotifyStatus = "SMS \w+ SM[0-9a-f]{32}"/, /reorder SMS 1, overdue calls 1, AP SMS 1/],
 };
 

@@ -64,7 +64,7 @@ describe("end to end: Twilio examples in a real Node-RED (packed and installed)"
 
   it("forged call callbacks (status and keypress) get 403 and change nothing", async function () {
     const call = stack.twilio.calls[0];
-    for (const p of ["/mlc/twilio/events", "/mlc/twilio/overdue-1/gather"]) {
+    for (const p of ["/mlc/twilio/overdue-status", "/mlc/twilio/overdue-1/gather"]) {
       const url = `${stack.env.PUBLIC_BASE_URL}${p}?j=${jobOf(call.statusCallback)}`;
       const params = { CallSid: call.sid, CallStatus: "failed", Digits: "1", AccountSid: stack.twilio.defaultAccount.accountSid };
       const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signTwilioRequest("forged-token", url, params) }, body: new URLSearchParams(params).toString() });

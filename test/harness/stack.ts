@@ -62,6 +62,8 @@ export interface StackOptions {
   extraFlows?: FlowNode[];
   /** More environment for the Node-RED process (e.g. NODE_ENV "development", Node-RED's own default). */
   extraEnv?: Record<string, string>;
+  /** settings.js `contextStorage` (JavaScript source), as NodeRedOptions; default the package's store (README). */
+  contextStorage?: string;
   onLog?: (line: string) => void;
 }
 
@@ -139,7 +141,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   sendgrid.eventWebhookUrl = `http://127.0.0.1:${port}/mlc/twilio/events/sendgrid`;
   if (opts.install === "pack") installInto(opts.userDir, packRepo(path.join(opts.userDir, "..", "pack")));
   else linkInto(opts.userDir);
-  const nodeRed = new NodeRed({ userDir: opts.userDir, port, env: { ...env, ...(opts.extraEnv ?? {}) }, onLog: opts.onLog });
+  const nodeRed = new NodeRed({ userDir: opts.userDir, port, env: { ...env, ...(opts.extraEnv ?? {}) }, onLog: opts.onLog, contextStorage: opts.contextStorage });
   await nodeRed.start();
   const families = opts.families ?? ["acumatica"];
   const refs = erpCredentialRefs(erps.sims.exact?.grant());

@@ -57,6 +57,12 @@ export interface PollerOptions {
   onError: (err: unknown) => void;
   /** Clock in ms since the epoch (tests); default `Date.now`. */
   now?: () => number;
+  /**
+   * One poller among instances sharing the store (lease.ts): a tick runs only while `acquire()` resolves true, else
+   * `onStandby` is told and the tick ends; released on stop. A failing `acquire` fails the tick (`onError`).
+   */
+  lease?: { acquire(): Promise<boolean>; release(): Promise<void> };
+  onStandby?: () => void;
 }
 
 /** A running poll loop; {@link start} it, {@link stop} it on close. */
@@ -89,6 +95,7 @@ export class Poller {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.running) await this.running.catch(() => undefined);
+    await this.opts.lease?.release();
   }
 
   /**
@@ -137,6 +144,10 @@ export class Poller {
   }
 
   private async runSlices(): Promise<void> {
+    if (this.opts.lease && !(await this.opts.lease.acquire())) {
+      this.opts.onStandby?.();
+      return;
+    }
     let state = await this.initialState();
     const tickStart = this.now();
     for (;;) {

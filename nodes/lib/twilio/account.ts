@@ -4,6 +4,7 @@
  * Test connection check (one harmless read per credential: Twilio's Account resource, SendGrid's `GET /v3/scopes`).
  * Pure (no Node-RED). Vendor: Twilio "Accounts" resource, "Regional API" (region/edge), SendGrid "API Keys" scopes.
  */
+import { SharedRateGate, type SharedRateStore } from "../budget/gate";
 import { configString, num } from "../config-value";
 import { MlcError, ValidationError } from "../errors";
 import { TwilioClient, TwilioCredentials } from "./client";
@@ -68,10 +69,13 @@ export function accountTimeoutMs(config: TwilioAccountProps): number | undefined
  * (default 5) and per-sender rates.
  * @throws ValidationError code "missing_env" for an unset ${VAR}; the client's own configuration errors
  */
-export function buildTwilioClient(config: TwilioAccountProps, credentials: TwilioAccountCredentials): TwilioClient {
+export function buildTwilioClient(config: TwilioAccountProps, credentials: TwilioAccountCredentials, sharedRates?: SharedRateStore): TwilioClient {
   const timeoutMs = accountTimeoutMs(config);
+  const creds = credsFrom(credentials);
+  // instances sharing a store share the account's budget (lib/budget/gate.ts), one per Account SID
+  const shared = sharedRates ? new SharedRateGate(sharedRates, { prefix: creds.accountSid }) : undefined;
   return new TwilioClient({
-    credentials: credsFrom(credentials),
+    credentials: creds,
     region: configString(config.region, "Region") || undefined,
     edge: configString(config.edge, "Edge") || undefined,
     apiHost: configString(config.apiHost, "API host") || undefined,
@@ -86,6 +90,7 @@ export function buildTwilioClient(config: TwilioAccountProps, credentials: Twili
         messagingService: senderRateProp(config.rateMessagingService),
         whatsapp: senderRateProp(config.rateWhatsapp),
       },
+      shared,
     },
   });
 }

@@ -98,6 +98,7 @@ export class SendLedger {
     let existing: LedgerEntry | undefined;
     let entry: LedgerEntry | undefined;
     await this.store.update(key, (cur) => {
+      entry = undefined; // on a shared store this may run again after a concurrent write: only the last call counts
       if (cur) {
         existing = cur;
         return undefined;

@@ -16,6 +16,7 @@
  * https://www.twilio.com/docs/api/errors/20429 ; WhatsApp: https://www.twilio.com/docs/whatsapp/best-practices-and-faqs
  */
 import { Budget, BudgetAttempt, BudgetStats, BudgetTimers } from "../budget";
+import type { SharedRateGate } from "../budget/gate";
 
 export { SlidingWindow } from "../budget";
 
@@ -72,6 +73,8 @@ export interface PacingOptions {
   timers?: PacingTimers;
   /** Random source for the 429 backoff jitter, [0, 1). Default Math.random. */
   random?: () => number;
+  /** Instances sharing the account (a shared store): the account's and each sender's rate across all of them. */
+  shared?: SharedRateGate;
 }
 
 /** What the budget has done so far (for status and benchmarks); "starts" are creates. */
@@ -109,7 +112,7 @@ export class RateBudget extends Budget {
   private readonly senderRates: SenderRates;
 
   constructor(opts: PacingOptions = {}) {
-    const { ratePerSec, senderRates: givenRates, ...rest } = opts;
+    const { ratePerSec, senderRates: givenRates, shared, ...rest } = opts;
     const senderRates: SenderRates = { ...(givenRates ?? {}) };
     super({
       ...rest,
@@ -119,7 +122,12 @@ export class RateBudget extends Budget {
       closedMessage: "The Twilio account's client was closed (redeploy or shutdown) before this request could leave",
     });
     this.senderRates = senderRates;
+    this.shared = shared;
+    this.accountRate = ratePerSec ?? 10;
   }
+
+  private readonly shared?: SharedRateGate;
+  private readonly accountRate: number;
 
   /** The per-sender rate that applies to `sender`, per second (0 = none). */
   rateFor(sender: string | undefined): number {
@@ -136,6 +144,11 @@ export class RateBudget extends Budget {
    * @throws whatever `fn` throws (non-retryable), RateLimitedError after `maxRequeueMs` of 429s, MlcError "closed" after close()
    */
   create<T>(sender: string | undefined, fn: () => Promise<T>, segments = 1): Promise<T> {
-    return this.run(sender, fn, segments);
+    const gate = this.shared;
+    if (!gate) return this.run(sender, fn, segments);
+    // The shared gate (lib/budget/gate.ts) counts each create once under the sender too: across instances the
+    // sender's rate is per message for now; this instance's own sender window still spends segments.
+    const limits = [{ key: "account", perSecond: this.accountRate }, ...(sender ? [{ key: `sender:${sender}`, perSecond: this.rateFor(sender) }] : [])];
+    return this.run(sender, () => gate.pass(limits, fn), segments);
   }
 }

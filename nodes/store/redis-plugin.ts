@@ -1,0 +1,124 @@
+/**
+ * Node-RED context-store plugin on {@link RedisEngine}: the `open/close/get/set/keys/delete/clean` contract of
+ * Node-RED's context stores (https://nodered.org/docs/api/context/), asynchronous only (like every networked
+ * store: a `get`, `set` or `keys` without a callback throws). A `set` callback fires once Redis has applied it.
+ *
+ * - Keys are property paths (`a.b[0]`); a top-level key is one Redis string (JSON); a nested set rewrites it.
+ * - `clean` is not done: instances sharing the store may run different flow versions during a rolling deploy, and
+ *   one instance's clean would delete state the others still use. Rows of deleted nodes stay (most expire).
+ */
+import { getPath, parsePath, setPath } from "./path";
+import { RedisEngine } from "./redis";
+import { redisEngines, type StoreConfig } from "./registry";
+
+type Cb = (err?: Error | null, ...values: unknown[]) => void;
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export class RedisContextStore {
+  private engine?: RedisEngine;
+  private readonly id: string;
+
+  /** @throws Error when `config.redis.url` is not a redis:// or rediss:// URL */
+  constructor(private readonly config: StoreConfig) {
+    const r = config.redis;
+    if (!r || typeof r.url !== "string" || !/^rediss?:\/\//.test(r.url)) throw new Error("ml-connector store: config.redis.url must be a redis:// or rediss:// URL");
+    this.id = r.url + "\u0000" + (r.prefix ?? "mlc:");
+  }
+
+  get storeEngine(): RedisEngine | undefined {
+    return this.engine;
+  }
+
+  async open(): Promise<void> {
+    const cur = redisEngines().get(this.id);
+    if (cur && !cur.engine.isClosed) {
+      cur.users++;
+      this.engine = cur.engine;
+      return;
+    }
+    const engine = new RedisEngine(this.config.redis as NonNullable<StoreConfig["redis"]>);
+    redisEngines().set(this.id, { engine, users: 1 });
+    this.engine = engine;
+    await engine.open();
+  }
+
+  async close(): Promise<void> {
+    const e = this.engine;
+    this.engine = undefined;
+    if (!e) return;
+    const cur = redisEngines().get(this.id);
+    if (cur && cur.engine === e && --cur.users > 0) return;
+    if (cur?.engine === e) redisEngines().delete(this.id);
+    await e.close();
+  }
+
+  private eng(): RedisEngine {
+    if (!this.engine) throw new Error("ml-connector store is not open");
+    return this.engine;
+  }
+
+  private async getOne(scope: string, key: string): Promise<unknown> {
+    const segs = parsePath(key);
+    const json = await this.eng().readJson(scope, String(segs[0]));
+    const top: unknown = json === undefined ? undefined : JSON.parse(json);
+    return segs.length === 1 ? top : getPath(top, segs.slice(1));
+  }
+
+  private async setOne(scope: string, key: string, value: unknown): Promise<void> {
+    const segs = parsePath(key);
+    const top = String(segs[0]);
+    if (top === "__proto__") return;
+    const e = this.eng();
+    let next = value;
+    if (segs.length > 1) {
+      const json = await e.readJson(scope, top);
+      next = setPath(json === undefined ? undefined : JSON.parse(json), segs.slice(1), value);
+    }
+    if (next === undefined) await e.remove(scope, top);
+    else await e.write(scope, top, JSON.stringify(next), 0);
+  }
+
+  get(scope: string, key: string | string[], callback?: Cb): void {
+    if (typeof callback !== "function") throw new Error("ml-connector store (Redis) is asynchronous: pass a callback");
+    const keys = Array.isArray(key) ? key : [key];
+    Promise.all(keys.map((k) => this.getOne(scope, k))).then(
+      (values) => callback(null, ...values),
+      (err: unknown) => callback(asError(err)),
+    );
+  }
+
+  set(scope: string, key: string | string[], value: unknown, callback?: Cb): void {
+    if (typeof callback !== "function") throw new Error("ml-connector store (Redis) is asynchronous: pass a callback");
+    const run = async (): Promise<void> => {
+      if (!Array.isArray(key)) return this.setOne(scope, key, value);
+      const vals = Array.isArray(value) ? value : [value];
+      await Promise.all(key.map((k, i) => this.setOne(scope, k, i < vals.length ? vals[i] : null)));
+    };
+    run().then(
+      () => callback(null),
+      (err: unknown) => callback(asError(err)),
+    );
+  }
+
+  keys(scope: string, callback?: (err: Error | null | undefined, keys?: string[]) => void): void {
+    if (typeof callback !== "function") throw new Error("ml-connector store (Redis) is asynchronous: pass a callback");
+    Promise.resolve()
+      .then(() => this.eng().scanKeys(scope, ""))
+      .then(
+        (keys) => callback(null, keys),
+        (err: unknown) => callback(asError(err)),
+      );
+  }
+
+  async delete(scope: string): Promise<void> {
+    await this.eng().deleteScope(scope);
+  }
+
+  /** Not done on a shared store (see the file's note). */
+  async clean(): Promise<void> {
+    await Promise.resolve();
+  }
+}
