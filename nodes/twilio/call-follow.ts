@@ -7,10 +7,11 @@
  */
 import type { TwilioMeta } from "../lib/envelope";
 import type { KvBackend } from "../lib/store";
-import { onStatus, publishStatus } from "../lib/twilio/bus";
+import { AcceptedStatus, onStatus, publishStatus } from "../lib/twilio/bus";
 import { SharedCalls } from "../lib/twilio/call-share";
 import { CallResult, CallTracker, TrackedCall } from "../lib/twilio/call-tracker";
 import { CallVoice, fetchCall, gatherReplyTwiml } from "../lib/twilio/calls";
+import { auditCallback } from "../shared/audit-trail";
 import { InboundRequest, InboundResponse, registerEndpoint } from "../shared/dispatcher";
 import { Status, statusTemplate } from "../shared/node";
 import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
@@ -53,7 +54,7 @@ export class CallFollowUp {
       pollIntervalMs: s.pollIntervalMs,
       ackDigit: s.ackDigit,
       fetch: (sid) => fetchCall(cfg().client(), sid),
-      publish: (st) => publishStatus(this.accountSid, st),
+      publish: (st) => this.polled(st),
       onOutcome: (c, result, digits) => this.outcome(c, result, digits),
       onPollError: (err, c) => this.report(err, "poll", c ? { sid: c.sid, jobId: c.jobId } : {}),
     });
@@ -113,6 +114,16 @@ export class CallFollowUp {
     this.n[positive ? "acked" : "nacked"]++;
     this.showCounts();
     this.node.send(positive ? [null, out, null] : [null, null, out]);
+  }
+
+  /**
+   * A polled status (poll mode: no callback reaches the status node): to the account's channel, and to the shared
+   * audit trail "default" like a callback (shared/audit-trail.ts auditCallback, which logs its own errors).
+   */
+  private polled(st: AcceptedStatus): void {
+    publishStatus(this.accountSid, st);
+    const to = st.fields.To;
+    void auditCallback(this.node, { sid: st.sid, status: st.status, kind: "call", jobId: st.jobId, to: (Array.isArray(to) ? to[0] : to) ?? "" }).catch(() => undefined);
   }
 
   /** Gather action: Twilio posts the key pressed (or nothing, after the timeout). Answered with TwiML. */

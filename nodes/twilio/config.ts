@@ -61,7 +61,7 @@ export interface TwilioConfigApi {
    * @throws ValidationError code "unknown_store"
    */
   optOuts(requester: RedNode): OptOutList;
-  /** SendGrid e-mail. @throws ValidationError code "missing_env" for an unset ${VAR} in From / verification key */
+  /** SendGrid e-mail; each field is read when used, so an unset ${VAR} in one (ValidationError "missing_env") only fails its own reader. */
   sendgrid(): SendGridApi;
 }
 
@@ -79,8 +79,13 @@ function accountApi(RED: RedAPI, node: RedNode, config: TwilioConfigProps): Twil
     get mail() {
       return (mail ??= buildMailService(config, node.credentials));
     },
-    from: configString(config.sendgridFrom, "SendGrid From"),
-    verificationKey: configString(config.sendgridVerificationKey, "SendGrid verification key"),
+    get from() {
+      return configString(config.sendgridFrom, "SendGrid From");
+    },
+    // Read only by the Event Webhook: an unset ${VAR} here disables that endpoint, never sending (issue 6).
+    get verificationKey() {
+      return configString(config.sendgridVerificationKey, "SendGrid verification key");
+    },
     timestampToleranceSec: num(config.sendgridTolerance, DEFAULT_EVENT_TIMESTAMP_TOLERANCE_S, 0, 86400),
   });
   const api: TwilioConfigApi = {

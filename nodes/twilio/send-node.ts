@@ -13,6 +13,7 @@ import { StoreInfo, contextBackend, resolveStore, warnIfLossy } from "../shared/
 import { InputContext, Status, onClose, onInput, reportError, statusTemplate } from "../shared/node";
 import type { NodeMessage, RedAPI, RedNode } from "../shared/types";
 import { TwilioConfigApi, twilioConfig } from "./config";
+import { adoptParked, parkOutput, withHandoff } from "./handoff";
 
 /** Properties every send node has: the account (config node id) and the context store of its ledger. */
 export interface SendNodeProps extends Record<string, unknown> {
@@ -101,6 +102,11 @@ export class TwilioSendNode<P extends SendNodeProps> {
     return err;
   }
 
+  /** Emit `out`; once the node closed, through its next instance (handoff.ts), since this one's wires are gone. */
+  protected emit(out: (NodeMessage | null)[]): void {
+    if (!this.closed || !parkOutput(this.node.id, out)) this.node.send(out);
+  }
+
   /** Report each failure on its own (node.error with msg.errorDetails), e.g. the failed recipients of one input. */
   protected reportEach(failures: { err: unknown; out: NodeMessage }[]): void {
     for (const f of failures) {
@@ -109,9 +115,10 @@ export class TwilioSendNode<P extends SendNodeProps> {
     }
   }
 
-  /** Handle inputs (errors reach Catch through done) and the close (sets `closed`, then `close`; never rejects). */
+  /** Inputs (errors to Catch via done) and close (`closed`, then `close`); a redeploy's refused inputs go on in handoff.ts. */
   protected listen(input: (msg: NodeMessage, ctx: InputContext) => Promise<void>, close?: () => void): void {
-    onInput(this.RED, this.node, input);
+    onInput(this.RED, this.node, withHandoff(this.node, () => this.closed, input));
+    adoptParked(this.node);
     onClose(this.node, () => {
       this.closed = true;
       close?.();

@@ -66,7 +66,7 @@ class SmsNode extends TwilioSendNode<SmsProps> {
       aborted: () => this.closed,
       onSent: (base, twilio, reconciled) => {
         this.n.sent++;
-        node.send([{ ...base, twilio, ...(reconciled ? { reconciled: true } : {}) }, null]);
+        this.emit([{ ...base, twilio, ...(reconciled ? { reconciled: true } : {}) }, null]);
       },
       onPolled: (out) => node.send([null, out]),
       onPollError: (err, sid) => this.report(err, "poll", { sid }),

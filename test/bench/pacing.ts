@@ -5,13 +5,15 @@
  * instants of the creates): messages created, 429s, the achieved rate (first to last arrival) and its distance
  * from the budget, and the most creates that arrived in any 1-second window. Figures only, nothing asserted.
  *
+ * Then {@link segmentsBench}: long bodies, the sender paced in segments per second (1, 10 and 100 segments/s).
+ *
  * MLC_BENCH_PACING_SECONDS (default 10) sets how long each budget runs (n = budget × seconds, at least 120). The client's
  * connections are warmed with reads first (a long-running Node-RED's steady state).
  */
 import os from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { TwilioClient } from "../../nodes/lib/twilio/client";
-import { TwilioSim, maxInWindow } from "../sims/twilio";
+import { TwilioSim, countSegments, maxInWindow } from "../sims/twilio";
 
 interface Row {
   budget: number;
@@ -89,9 +91,55 @@ export async function pacingBench(budgets = [10, 100, 500, 1000]): Promise<Row[]
   return rows;
 }
 
+/** Bodies of 1, 2 (300 GSM-7 characters) and 3 (140 UCS-2 characters) segments, in turn. */
+const BODIES = ["Bill {i} needs approval", "Bill {i} needs approval. " + "A".repeat(275), "Счёт {i} " + "Ж".repeat(131)];
+
+/**
+ * Long bodies: a sender paced in SEGMENTS per second (Twilio's long code ≈ 1/s, twilio.md §6.4) against the simulator
+ * counting segments per sender. Prints messages, segments, 429s, segments/s achieved and the most segments the
+ * simulator's sender delivered in any 1-second window (segment k of a message at arrival + k / rate).
+ */
+export async function segmentsBench(cases: { rate: number; messages: number }[]): Promise<void> {
+  process.stdout.write("\npacing by segments: bodies of 1, 2 and 3 segments in turn, one long-code sender paced at its segment rate\n");
+  process.stdout.write("seg rate/s".padStart(11) + "msgs".padStart(6) + "segments".padStart(10) + "429s".padStart(6) + "seg/s achieved".padStart(16) + "vs rate".padStart(10) + "max seg in 1 s".padStart(16) + "\n");
+  for (const { rate, messages } of cases) {
+    const sender = "+15005550006";
+    const sim = new TwilioSim({ senderRatePerSecond: rate });
+    await sim.start();
+    const client = new TwilioClient({
+      credentials: { accountSid: sim.defaultAccount.accountSid, authToken: sim.defaultAccount.authToken },
+      apiHost: sim.url,
+      pacing: { ratePerSec: 100, maxConcurrent: 5, senderRates: { longCode: rate } },
+    });
+    try {
+      const bodies = Array.from({ length: messages }, (_, i) => BODIES[i % BODIES.length].replace("{i}", String(i)));
+      await Promise.allSettled(bodies.map((body, i) => client.sendMessage({ to: `+1415${String(3000000 + i)}`, from: sender, body })));
+      const admitted = sim.requests.filter((r) => r.method === "POST" && r.path.endsWith("/Messages.json") && r.status === 201);
+      const units = admitted.flatMap((r) => {
+        const body = typeof r.form?.Body === "string" ? r.form.Body : "";
+        return Array.from({ length: countSegments(body) }, (_, k) => Math.round((r.startedAt + (k * 1000) / rate) * 1000));
+      });
+      const first = Math.min(...units);
+      const last = Math.max(...units);
+      const achieved = units.length > 1 ? ((units.length - 1) / (last - first)) * 1e6 : 0;
+      const dev = ((achieved - rate) / rate) * 100;
+      process.stdout.write(
+        String(rate).padStart(11) + String(admitted.length).padStart(6) + String(units.length).padStart(10) + String(sim.rejected429).padStart(6) +
+          achieved.toFixed(2).padStart(16) + `${dev >= 0 ? "+" : ""}${dev.toFixed(2)} %`.padStart(10) + String(maxInWindow(units, 1e6)).padStart(16) + "\n",
+      );
+    } finally {
+      await client.close();
+      await sim.stop();
+    }
+  }
+}
+
 if (require.main === module) {
-  pacingBench().catch((err: unknown) => {
-    process.stderr.write(`pacing bench failed: ${String(err)}\n`);
-    process.exitCode = 1;
-  });
+  const seconds = Number(process.env.MLC_BENCH_PACING_SECONDS) || 10;
+  pacingBench()
+    .then(() => segmentsBench([{ rate: 1, messages: 6 }, { rate: 10, messages: Math.max(30, Math.round((10 * seconds) / 2)) }, { rate: 100, messages: Math.max(300, 50 * seconds) }]))
+    .catch((err: unknown) => {
+      process.stderr.write(`pacing bench failed: ${String(err)}\n`);
+      process.exitCode = 1;
+    });
 }

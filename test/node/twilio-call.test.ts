@@ -11,14 +11,18 @@ import type { TestFlowNode } from "node-red-node-test-helper";
 import { Msg, Testbed, settle, until } from "../harness/red-testbed";
 import { TwilioSim, signTwilioRequest } from "../sims/twilio";
 import { AcceptedStatus, onStatus } from "../../nodes/lib/twilio/bus";
+import { sharedAuditTrail } from "../../nodes/shared/audit-trail";
+import type { RedNode } from "../../nodes/shared/types";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const twilioNodes = require("../../nodes/twilio") as (RED: unknown) => void;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const flowNodes = require("../../nodes/flow") as (RED: unknown) => void;
 
 const sim = new TwilioSim();
 const TAB = "t1";
 const ACCOUNT = sim.defaultAccount;
-const bed = new Testbed([twilioNodes], {}, { credentials: { cfg: { accountSid: ACCOUNT.accountSid, authToken: ACCOUNT.authToken } } });
+const bed = new Testbed([twilioNodes, flowNodes], {}, { credentials: { cfg: { accountSid: ACCOUNT.accountSid, authToken: ACCOUNT.authToken } } });
 const received = bed.received;
 /** Time given to the runtime to deliver anything that would (wrongly) still be emitted. */
 const SETTLE_MS = 200;
@@ -309,6 +313,43 @@ describe("mlc-twilio-call in Node-RED", function () {
       const fetches = sim.requests.filter((r) => r.method === "GET" && r.path.endsWith(`/Calls/${c.sid}.json`));
       assert.ok(fetches.length >= 1);
       await settle(SETTLE_MS);
+      assert.equal(received.acked.length, 1);
+      assert.equal(received.nacked.length, 0);
+    } finally {
+      off();
+    }
+  });
+
+  it("poll mode with acknowledgement keeps polling after the keypress until the call is completed (one outcome)", async () => {
+    const seen: AcceptedStatus[] = [];
+    const off = onStatus(ACCOUNT.accountSid, (s) => seen.push(s));
+    try {
+      const nodes = flow({ call: { ack: true, poll: true, pollInterval: 1, callback: "" } });
+      // an mlc-audit node on trail "default", fed by outputs 1 and 2 as the examples wire it
+      const voice = nodes.find((n) => n.id === "voice") as TestFlowNode;
+      voice.wires = [["placed", "audit"], ["acked", "audit"], ["nacked", "audit"]];
+      nodes.push({ id: "audit", z: TAB, type: "mlc-audit", operation: "auto", trail: "default", wires: [[]] });
+      await bed.load(nodes);
+      const out = await placeOne({ erp: { jobId: "jpollack" } });
+      const c = sim.calls[0];
+      assert.equal(c.statusCallback, null, "no StatusCallback in poll mode");
+      assert.equal((await sim.answerCall(c.sid, { digits: "1" })).status, 200);
+      await until(() => received.acked.length === 1, "acknowledged");
+      assert.equal(received.acked[0].ack.result, "acknowledged");
+      assert.equal(received.acked[0].twilio.sid, out.twilio.sid);
+      await sim.progressCall(c.sid, "completed");
+      // the audit record follows the account's status channel (mlc-twilio-status): it must see "completed"
+      await until(() => seen.some((s) => s.sid === c.sid && s.status === "completed"), "completed polled after the acknowledgement");
+      assert.equal(seen.find((s) => s.sid === c.sid && s.status === "completed")?.jobId, "jpollack");
+      const trail = sharedAuditTrail(bed.node("voice") as unknown as RedNode, "default");
+      assert.ok(trail, "the audit node's trail");
+      const t = await trail;
+      let recorded: string | undefined;
+      const refresh = (): void => void t.findBySid(c.sid).then((r) => (recorded = r?.status));
+      await until(() => (refresh(), recorded === "completed"), () => `audit record completed (is ${recorded})`);
+      const fetchesAtEnd = sim.requests.filter((r) => r.method === "GET" && r.path.endsWith(`/Calls/${c.sid}.json`)).length;
+      await settle(1500);
+      assert.equal(sim.requests.filter((r) => r.method === "GET" && r.path.endsWith(`/Calls/${c.sid}.json`)).length, fetchesAtEnd, "polling stops at the final status");
       assert.equal(received.acked.length, 1);
       assert.equal(received.nacked.length, 0);
     } finally {

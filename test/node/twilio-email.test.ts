@@ -358,5 +358,19 @@ describe("mlc-twilio-email and the SendGrid Event Webhook in Node-RED", function
       assert.equal(r("caught")[0].error.source.id, "st");
       assert.equal(r("stOut").length, 0);
     });
+
+    it("an unset ${SENDGRID_VERIFICATION_KEY} reference disables only the Event Webhook (404, missing_env once), e-mail still goes", async () => {
+      delete process.env.MLC_TEST_UNSET_SG_KEY;
+      await bed.load(flow({ cfg: { sendgridVerificationKey: "${MLC_TEST_UNSET_SG_KEY}" } }), creds);
+      const { sid } = await sendOne("jENVKEY");
+      assert.ok(sid, "the e-mail was sent");
+      assert.equal(sg.mails.filter((m) => JSON.stringify(m).includes("jENVKEY")).length, 1, "SendGrid received it once");
+      for (let i = 0; i < 3; i++) assert.equal((await fetch(webhookUrl(), { method: "POST", headers: { "Content-Type": "application/json" }, body: "[]" })).status, 404);
+      await until(() => r("caught").length === 1, "catch");
+      await settle();
+      assert.equal(r("caught").length, 1, "reported once, not once per request");
+      assert.equal(r("caught")[0].errorDetails.code, "missing_env");
+      assert.equal(r("caught")[0].error.source.id, "st");
+    });
   });
 });

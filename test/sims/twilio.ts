@@ -110,10 +110,12 @@ export interface TwilioSimOptions {
    */
   ratePerSecond?: number;
   /**
-   * Per-sender create rate of Messages (the strict carrier-style limit of a sender, e.g. 10 for a number allowed
-   * 10 messages/s): a `POST …/Messages.json` that would be the (N+1)th admitted create of the same `From` (or of the
-   * `MessagingServiceSid` when no `From` is given) within any sliding 1000 ms window is answered 429 / 20429 (no
-   * `Retry-After`) and nothing is created. A number applies to every sender; a record sets it per sender (senders not
+   * Per-sender SEGMENT rate of Messages (the strict carrier-style limit of a sender, e.g. 1 for a US long code that
+   * delivers about 1 segment/s, twilio.md §6.4): an admitted message of n segments ({@link countSegments}; MMS and
+   * WhatsApp count 1) is delivered one segment every 1000/N ms from its arrival, and a `POST …/Messages.json` whose
+   * segments would put more than N segments of the same `From` (or of the `MessagingServiceSid` when no `From` is
+   * given) in any sliding 1000 ms window is answered 429 / 20429 (no `Retry-After`) and nothing is created. For
+   * one-segment bodies this is N messages in any 1000 ms window. A number applies to every sender; a record sets it per sender (senders not
    * in it are unlimited). Measured on the request's arrival instant {@link SimRequest.startedAt}, like `ratePerSecond`;
    * rejected creates do not count. (Real Twilio queues a sender's excess instead; this is the strict model a pacer must
    * satisfy exactly.) Default: no per-sender limit.
@@ -672,6 +674,23 @@ export function countSegments(body: string): number {
   return units <= 70 ? 1 : Math.ceil(units / 67);
 }
 
+/**
+ * The per-sender segment gate of {@link TwilioSimOptions.senderRatePerSecond}: `times` are the sender's segment
+ * instants younger than 1000 ms before `now` (sorted; later ones are segments still queued at the sender); a message
+ * of `segments` arriving at `now` adds one every 1000/`limit` ms. Returns the new sorted instants, or null when some
+ * 1000 ms window would hold more than `limit` (at least 1) segments.
+ */
+function senderSegments(times: number[], now: number, segments: number, limit: number): number[] | null {
+  const step = 1000 / limit;
+  const max = Math.max(1, Math.floor(limit));
+  const merged = [...times, ...Array.from({ length: segments }, (_, k) => now + k * step)].sort((a, b) => a - b);
+  for (let j = 0, i = 0; j < merged.length; j++) {
+    while (merged[i] <= merged[j] - 1000) i++;
+    if (j - i + 1 > max) return null;
+  }
+  return merged;
+}
+
 /** Parse an `application/x-www-form-urlencoded` body; repeated keys become arrays (in order). */
 function parseForm(text: string): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
@@ -1013,7 +1032,7 @@ export class TwilioSim {
   private readonly accountOptOuts = new Map<string, Set<string>>();
   /** Admitted create times (rate clock, ms) per account, for `ratePerSecond`. */
   private readonly createTimes = new Map<string, number[]>();
-  /** Admitted Messages create times (rate clock, ms) per account and sender, for `senderRatePerSecond`. */
+  /** Segment delivery instants (rate clock, ms; future ones for long bodies) per account and sender, for `senderRatePerSecond`. */
   private readonly senderTimes = new Map<string, number[]>();
   private readonly concurrencyKeys = new WeakMap<SimRequest, string>();
   private rejected429Count = 0;
@@ -1615,7 +1634,7 @@ export class TwilioSim {
    * Rate gates for a create of `accountSid` (`ratePerSecond`) and, for Messages, of its sender (`senderRatePerSecond`),
    * both at the request's arrival instant: true = admitted (counted by both); false = answered 429 / 20429 (counted by neither).
    */
-  private admitCreate(res: http.ServerResponse, record: SimRequest, accountSid: string, verify: boolean, sender?: string): boolean {
+  private admitCreate(res: http.ServerResponse, record: SimRequest, accountSid: string, verify: boolean, sender?: string, segments = 1): boolean {
     const now = record.startedAt;
     const inWindow = (map: Map<string, number[]>, key: string): number[] => {
       const times = (map.get(key) ?? []).filter((t) => t > now - 1000);
@@ -1630,14 +1649,14 @@ export class TwilioSim {
       return false;
     }
     const senderMax = sender ? this.senderLimit(sender) : undefined;
-    const senderTimes = sender && senderMax !== undefined ? inWindow(this.senderTimes, `${accountSid}|${sender}`) : undefined;
-    if (senderTimes && senderMax !== undefined && senderTimes.length >= senderMax) {
-      this.log(`sender rate limit ${senderMax}/s reached for ${sender}`);
+    const senderUnits = sender && senderMax !== undefined ? senderSegments(inWindow(this.senderTimes, `${accountSid}|${sender}`), now, segments, senderMax) : undefined;
+    if (senderUnits === null) {
+      this.log(`sender rate limit ${senderMax}/s (segments) reached for ${sender}`);
       this.send(res, record, err(429, 20429, "Too Many Requests"));
       return false;
     }
     accountTimes?.push(now);
-    senderTimes?.push(now);
+    if (sender && senderUnits) this.senderTimes.set(`${accountSid}|${sender}`, senderUnits);
     return true;
   }
 
@@ -2058,7 +2077,9 @@ export class TwilioSim {
     if (!this.authorize(res, record, auth, accountSid)) return;
     const messages = kind === "Messages";
     const sender = messages ? first(form, "From") || first(form, "MessagingServiceSid") || undefined : undefined;
-    if (!this.admitCreate(res, record, accountSid, false, sender)) return;
+    // A sender's rate is in segments (MMS and WhatsApp: one per message), twilio.md §6.4.
+    const smsSegments = sender && !sender.startsWith("whatsapp:") && all(form, "MediaUrl").length === 0 ? countSegments(first(form, "Body") ?? "") : 1;
+    if (!this.admitCreate(res, record, accountSid, false, sender, smsSegments)) return;
     await this.runCreate(req, res, record, messages ? "messages" : "calls", () => {
       const invalid = messages ? this.validateCreate(accountSid, form) : this.validateCall(form);
       if (invalid) return { error: invalid };

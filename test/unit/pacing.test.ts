@@ -174,6 +174,50 @@ describe("pacing: RateBudget on a virtual clock", () => {
     assert.ok(long[4] - long[0] >= 4 * 1000, "four full seconds between the first and the fifth long-code start");
   });
 
+  it("a sender's rate is spent in segments: 2-segment bodies on a 1/s long code leave every 2 s; the account rate counts requests", async () => {
+    const vt = new VirtualTime();
+    const budget = budgetOn(vt, { ratePerSec: 1, maxConcurrent: 5 });
+    const long: number[] = [];
+    const short: number[] = [];
+    const jobs: Promise<unknown>[] = [];
+    for (let i = 0; i < 5; i++) jobs.push(budget.create("+14155550100", async () => void long.push(vt.now), 2));
+    let done = false;
+    void Promise.all(jobs).then(() => (done = true));
+    await vt.runUntil(() => done);
+    // Twilio delivers segment k of a message k seconds after it arrives (1 segment/s)
+    const us = (ms: number): number => Math.round(ms * 1000); // integer µs: no float rounding at window edges
+    const segments = long.flatMap((t) => [us(t), us(t) + 1e6]);
+    assert.equal(maxInWindow(segments, 1e6), 1, `one segment per second at the sender (starts ${long.map(Math.round).join(", ")})`);
+    assert.ok(long[4] - long[0] >= 8 * 1000, "eight seconds between the first and the fifth 2-segment message");
+    // the account's own rate (1 request/s here) is not spent in segments: a 1-segment sender's requests go each second
+    const jobs2: Promise<unknown>[] = [];
+    for (let i = 0; i < 3; i++) jobs2.push(budget.create("12345", async () => void short.push(vt.now), 3));
+    done = false;
+    void Promise.all(jobs2).then(() => (done = true));
+    await vt.runUntil(() => done);
+    assert.ok(short[2] - short[0] < 2 * 1000 + 100, `a short code (100 segments/s) is held only by the account's 1 request/s (${short.map(Math.round).join(", ")})`);
+  });
+
+  it("mixed 1–3 segment bodies at 10 segments/s: no second holds more than 10 segments, and about 10 segments/s go", async () => {
+    const vt = new VirtualTime();
+    const budget = budgetOn(vt, { ratePerSec: 1000, maxConcurrent: 10, senderRates: { longCode: 10 } });
+    const segs: number[] = [];
+    const jobs: Promise<unknown>[] = [];
+    let total = 0;
+    for (let i = 0; i < 120; i++) {
+      const n = 1 + (i % 3);
+      total += n;
+      jobs.push(budget.create("+14155550100", async () => void segs.push(...Array.from({ length: n }, (_, k) => Math.round(vt.now * 1000) + k * 1e5)), n));
+    }
+    let done = false;
+    void Promise.all(jobs).then(() => (done = true));
+    await vt.runUntil(() => done);
+    assert.equal(segs.length, total);
+    assert.ok(maxInWindow(segs, 1e6) <= 10, `busiest second: ${maxInWindow(segs, 1e6)} segments`);
+    const rate = (total / (Math.max(...segs) - Math.min(...segs) + 1e5)) * 1e6;
+    assert.ok(rate >= 9, `achieved ${rate.toFixed(2)} segments/s of 10`);
+  });
+
   it("a 429 puts the create back in the queue, honours Retry-After, and counts the retry against the budget", async () => {
     const vt = new VirtualTime(() => 0);
     const budget = budgetOn(vt, { ratePerSec: 2, maxConcurrent: 5 });

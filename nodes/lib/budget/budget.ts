@@ -11,7 +11,8 @@
  *   back by one per round of successes (AIMD).
  * - Keyed sub-budgets inside the budget (`keyLimits`: Twilio's per-sender rates; per endpoint or per division).
  *   Keys are served FIFO each; across keys the oldest request that may go now goes first, so a slow key never
- *   holds up another.
+ *   holds up another. A request may weigh several units in its key's windows (`run(key, fn, weight)`: Twilio's
+ *   SMS segments, see {@link SlidingWindow.nextAt}); the budget's own windows count every request once.
  * - The API's own counters, from response headers (`rateHeaders`, e.g. {@link EXACT_ONLINE_RATE_HEADERS}): a
  *   counter with nothing remaining holds every start until its reset ({@link ServerAllowance}).
  * - Refusals: a {@link RateLimitedError} from a request (429, or 503 with `Retry-After`, see {@link pacedRequest})
@@ -113,6 +114,8 @@ interface Attempt {
 interface Job {
   seq: number;
   key: string;
+  /** Units the key's windows spend (Twilio: SMS segments); the budget's own windows count 1. */
+  weight: number;
   fn: () => Promise<unknown>;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
@@ -133,20 +136,20 @@ class Scope {
   readonly allowance = new ServerAllowance();
   constructor(readonly windows: SlidingWindow[]) {}
 
-  nextAt(now: number, resetMarginMs: number): number {
+  nextAt(now: number, resetMarginMs: number, weight = 1): number {
     let at = Math.max(now, this.pausedUntil, this.allowance.nextAt(now, resetMarginMs));
-    for (const w of this.windows) at = Math.max(at, w.nextAt(now));
+    for (const w of this.windows) at = Math.max(at, w.nextAt(now, weight));
     return at;
   }
 
-  begin(now: number): void {
-    for (const w of this.windows) w.begin(now);
+  begin(now: number, weight = 1): void {
+    for (const w of this.windows) w.begin(now, weight);
     this.allowance.begin();
     this.open++;
   }
 
-  end(arrival: number): void {
-    for (const w of this.windows) w.end(arrival);
+  end(arrival: number, weight = 1): void {
+    for (const w of this.windows) w.end(arrival, weight);
     this.open = Math.max(0, this.open - 1);
   }
 
@@ -240,13 +243,16 @@ export class Budget {
    * Run a counted request within the budget: a concurrency slot and the rates of the budget and of `key`, all at the
    * instant `fn` is called. A {@link RateLimitedError} from `fn` re-queues it (see module doc).
    * @param key the sub-budget (Twilio sender, endpoint, division); undefined = the budget's rates only
+   * @param weight units the key's rates spend on it (an integer ≥ 1, e.g. Twilio SMS segments; default 1); the
+   *   budget's own rates count it once
    * @throws whatever `fn` throws (non-retryable), RateLimitedError after `maxRequeueMs` of refusals, MlcError "closed" after close()
    */
-  run<T>(key: string | undefined, fn: () => Promise<T>): Promise<T> {
+  run<T>(key: string | undefined, fn: () => Promise<T>, weight = 1): Promise<T> {
     if (this.closed) return Promise.reject(this.closedError());
     const k = key ?? "";
+    const w = Number.isFinite(weight) ? Math.max(1, Math.floor(weight)) : 1;
     return new Promise<T>((resolve, reject) => {
-      this.lane(k).queue.push({ seq: this.seq++, key: k, fn, resolve: resolve as (v: unknown) => void, reject, since: this.cfg.now(), refused: 0, startedAt: 0 });
+      this.lane(k).queue.push({ seq: this.seq++, key: k, weight: w, fn, resolve: resolve as (v: unknown) => void, reject, since: this.cfg.now(), refused: 0, startedAt: 0 });
       this.waiting++;
       this.pump();
     });
@@ -384,7 +390,7 @@ export class Budget {
         this.forget(key, lane, now);
         continue;
       }
-      const at = Math.max(allAt, lane.scope.nextAt(now, this.cfg.resetMarginMs));
+      const at = Math.max(allAt, lane.scope.nextAt(now, this.cfg.resetMarginMs, job.weight));
       if (at <= now) {
         if (!best || job.seq < best.seq) best = job;
       } else if (at < earliest) earliest = at;
@@ -397,7 +403,7 @@ export class Budget {
     lane.queue.shift();
     this.waiting--;
     this.all.begin(now);
-    lane.scope.begin(now);
+    lane.scope.begin(now, job.weight);
     job.startedAt = now;
     const feed = this.feedScope(job.key).allowance;
     job.attempt = { feed, base: feed.count };
@@ -438,7 +444,7 @@ export class Budget {
     // a duration header has millisecond resolution: keep 2 ms of it as slack
     const arrival = Math.max(job.startedAt, answered - Math.max(0, (a?.serverMs ?? 0) - 2));
     this.all.end(arrival);
-    this.lanes.get(job.key)?.scope.end(arrival);
+    this.lanes.get(job.key)?.scope.end(arrival, job.weight);
   }
 
   private succeeded(job: Job, v: unknown): void {

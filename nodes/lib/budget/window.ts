@@ -30,31 +30,54 @@ export class SlidingWindow {
     this.interval = this.span / limit;
   }
 
-  /** Earliest instant (ms, same clock as `now`) at or after `now` when one more start is allowed; Infinity = after a settle. */
-  nextAt(now: number): number {
+  /**
+   * Earliest instant (ms, same clock as `now`) at or after `now` when one more start of `weight` units is allowed;
+   * Infinity = after a settle.
+   *
+   * A request of weight w (Twilio: an SMS of w segments, which its sender delivers one segment per emission
+   * interval I = span / limit) is counted as w units, the k-th at its arrival + k · I (see {@link end}); in-flight
+   * units count in every window. Weight 1 is the plain sliding window. For 1 < w ≤ limit the request starts no
+   * earlier than the last counted unit, and unit k then needs at most limit − open − min(k, limit − 1) − 1 counted
+   * units after its own instant − span (exact: its own units fill any window evenly). Heavier requests (w > limit)
+   * wait until at most limit − open − limit counted units lie after `at − span`, wherever they are.
+   */
+  nextAt(now: number, weight = 1): number {
     this.prune(now);
-    const room = this.limit - this.open;
+    const units = Math.min(weight, this.limit);
+    const room = this.limit - this.open - (units - 1);
     if (room <= 0) return Infinity;
     let at = Math.max(now, this.tat - this.burstMs);
     const size = this.times.length - this.head;
-    // at most room − 1 settled requests may have arrived after at − span
+    if (weight > 1 && weight <= this.limit) {
+      if (size > 0) at = Math.max(at, this.times[this.times.length - 1]);
+      for (let k = 0; k < weight; k++) {
+        const allowed = this.limit - this.open - Math.min(k, this.limit - 1) - 1;
+        if (size > allowed) at = Math.max(at, this.times[this.head + size - allowed - 1] + this.span - k * this.interval);
+      }
+      return at;
+    }
+    // at most room − 1 counted units may lie after at − span
     if (size >= room) at = Math.max(at, this.times[this.head + size - room] + this.span);
     return at;
   }
 
-  /** A request starts at `t` (counted as arriving "now" until it settles). */
-  begin(t: number): void {
-    this.open++;
-    this.tat = Math.max(this.tat, t) + this.interval;
+  /** A request of `weight` units starts at `t` (counted as arriving "now" until it settles). */
+  begin(t: number, weight = 1): void {
+    this.open += weight;
+    this.tat = Math.max(this.tat, t) + weight * this.interval;
   }
 
-  /** The request started by {@link begin} settled; it reached the vendor at `latestArrival` at the latest. */
-  end(latestArrival: number): void {
-    this.open = Math.max(0, this.open - 1);
+  /** The request settled; it reached the vendor at `latestArrival` at the latest; its units are spread an interval apart. */
+  end(latestArrival: number, weight = 1): void {
+    this.open = Math.max(0, this.open - weight);
+    for (let k = 0; k < weight; k++) this.insert(latestArrival + k * this.interval);
+  }
+
+  private insert(t: number): void {
     let i = this.times.length;
-    while (i > this.head && this.times[i - 1] > latestArrival) i--;
-    if (i === this.times.length) this.times.push(latestArrival);
-    else this.times.splice(i, 0, latestArrival);
+    while (i > this.head && this.times[i - 1] > t) i--;
+    if (i === this.times.length) this.times.push(t);
+    else this.times.splice(i, 0, t);
   }
 
   /** True when nothing is in flight or left in the window (the limiter can be forgotten). */

@@ -6,7 +6,8 @@
  * keypress posted to the Gather action, or from the give-up timer. Polling is lib/twilio/status-poller.ts, shared
  * with the SMS node. Statuses that arrive before the create's answer
  * (Twilio may call back before it answers the POST) are kept a short while in a bounded LRU map and applied when
- * the call is tracked.
+ * the call is tracked. A polled call is polled on after its outcome until a final status (so its audit record gets
+ * there too), its later statuses published but never a second outcome.
  *
  * Vendor: call statuses https://www.twilio.com/docs/voice/api/call-resource#call-status-values ;
  * `<Gather>` action parameters https://www.twilio.com/docs/voice/twiml/gather#action ;
@@ -175,13 +176,17 @@ export class CallTracker<T> {
     clearTimeout(e.expiry);
     this.bySid.delete(c.sid);
     this.byCorr.delete(c.corr);
-    this.poller.remove(c.sid);
+    // The outcome is known, but the call's record still needs its final status: a polled call is polled on to it
+    // (at most giveUpMs more); its later statuses are published like any other, with no second outcome.
+    if (c.poll && !isFinalStatus(c.status)) this.poller.add(c.sid, c.status, c, Date.now() + this.o.giveUpMs);
+    else this.poller.remove(c.sid);
     this.o.onOutcome(c, result, digits);
   }
 
   /** A polled change goes out as an accepted status on the account channel (and comes back through onStatus). */
   private publishPolled(p: TrackedCall<T>, c: TwilioCall): void {
-    if (this.closed || !this.bySid.has(p.sid)) return;
+    // Only calls still watched get here (resolve() stops or re-arms the watch), including resolved ones polled on.
+    if (this.closed) return;
     const fields: Record<string, string> = { CallSid: c.sid, CallStatus: c.status, To: c.to, From: c.from, CallbackSource: "mlc-poll" };
     if (c.answeredBy) fields.AnsweredBy = c.answeredBy;
     if (c.duration !== null) fields.CallDuration = String(c.duration);

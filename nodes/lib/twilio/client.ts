@@ -13,6 +13,7 @@ import { AuthError, RateLimitedError, TwilioError, ValidationError } from "../er
 import { HttpClient, HttpClientOptions, HttpMethod } from "../http";
 import { parseRetryAfter } from "../retry";
 import { PacingOptions, RateBudget } from "./pacing";
+import { messageSegments } from "./segments";
 
 /** REST credentials: Account SID with its Auth Token, or an API key (SK…) and secret. */
 export interface TwilioCredentials {
@@ -185,7 +186,7 @@ export class TwilioClient {
         ...(p.extra ?? {}),
       } as never).catch((err: unknown) => {
         throw mapTwilioError(err);
-      }));
+      }), messageSegments(p.body, { media: Boolean(p.mediaUrl?.length), from: p.from }));
       return toMessage(m as unknown as Record<string, unknown>);
     } catch (err) {
       throw mapTwilioError(err);

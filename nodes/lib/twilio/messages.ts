@@ -139,6 +139,10 @@ export async function deliverMessage(o: MessageSendOptions, trail: AuditTrail | 
   } catch (err) {
     if (err instanceof TimeoutError && err.outcomeUnknown) {
       await audit(AUDIT_OUTCOME_UNKNOWN); // stays claimed: the next attempt (replay) reconciles first
+    } else if (err instanceof MlcError && (err.code === "closed" || err.code === "client_closed")) {
+      // The client closed (redeploy, stop) before the create left: the record stays "pending" for the node's next
+      // instance (nodes/twilio/handoff.ts) or the journal's replay, which continue it.
+      await o.ledger.release(job.key);
     } else {
       await o.ledger.release(job.key); // Twilio created nothing: a later attempt may send
       // Same code and text as a Catch → mlc-audit would record, so both land on one record.

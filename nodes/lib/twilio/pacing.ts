@@ -7,7 +7,8 @@
  * sender's queue (after `Retry-After`, else a jittered backoff) and the FIFO-per-key scheduling. What is Twilio's:
  * - two levels: an account-wide budget (creates per second and requests in flight) and, inside it, a per-sender
  *   budget (a key per `From`) whose rate defaults from the sender type (Twilio's documented defaults, see
- *   {@link DEFAULT_SENDER_RATES}); a 429 pauses only that sender;
+ *   {@link DEFAULT_SENDER_RATES}); a 429 pauses only that sender. The sender's rate is spent in SMS segments (a
+ *   300-character GSM-7 body is 2), as Twilio's queue delivers them; the account's rate counts requests;
  * - `Twilio-Request-Duration`, which the transport hands to {@link Budget.noteServerTime} so the windows count each
  *   create at the latest instant it can have reached Twilio.
  *
@@ -26,7 +27,7 @@ export type SenderType = "longCode" | "tollFree" | "shortCode" | "messagingServi
 export type SenderRates = Partial<Record<SenderType, number>>;
 
 /**
- * Twilio's documented default throughput per sender, messages per second (0 = no per-sender limit):
+ * Twilio's documented default throughput per sender, message segments per second (0 = no per-sender limit):
  * US/CA long code 1 MPS, US toll-free 3 MPS, short code 100 MPS (support article 115002943027), WhatsApp text
  * 10 MPS (WhatsApp best practices and FAQs). A Messaging Service spreads over its pool and alphanumeric or other
  * senders have no documented default, so they only get the account budget.
@@ -138,12 +139,16 @@ export class RateBudget extends Budget {
    * sender's rates, all at the instant `fn` is called. A {@link RateLimitedError} from `fn` re-queues it at the head of
    * the sender's queue and pauses that sender (see {@link Budget}).
    * @param sender the `From` (E.164, short code, `whatsapp:+…`) or Messaging Service SID; undefined = account budget only
+   * @param segments what the create spends of the SENDER's rate: its SMS segment count (segments.ts messageSegments;
+   *   Twilio's sender rates are segments per second), default 1. The account's rate counts each create (request) once.
    * @throws whatever `fn` throws (non-retryable), RateLimitedError after `maxRequeueMs` of 429s, MlcError "closed" after close()
    */
-  create<T>(sender: string | undefined, fn: () => Promise<T>): Promise<T> {
+  create<T>(sender: string | undefined, fn: () => Promise<T>, segments = 1): Promise<T> {
     const gate = this.shared;
-    if (!gate) return this.run(sender, fn);
+    if (!gate) return this.run(sender, fn, segments);
+    // The shared gate (lib/budget/gate.ts) counts each create once under the sender too: across instances the
+    // sender's rate is per message for now; this instance's own sender window still spends segments.
     const limits = [{ key: "account", perSecond: this.accountRate }, ...(sender ? [{ key: `sender:${sender}`, perSecond: this.rateFor(sender) }] : [])];
-    return this.run(sender, () => gate.pass(limits, fn));
+    return this.run(sender, () => gate.pass(limits, fn), segments);
   }
 }
