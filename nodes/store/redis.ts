@@ -99,37 +99,45 @@ if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call("PEXPIRE", KEYS[1], tonumber(ARGV[2]))
 `;
 
-// KEYS: rate windows (sorted sets of request ids by latest arrival, ms on Redis's clock); ARGV: id, flightMs, then
-// limit and span per key. Enters the id under every key when each holds fewer than its limit within its span.
-// Returns {1, now, 0} or {0, now, waitMs}.
+/** Units a request enters under a key: its weight (whole, at least 1), at most the key's limit (else it could never pass). */
+function unitsOf(weight: number | undefined, limit: number): number {
+  return Math.max(1, Math.min(Math.ceil(weight ?? 1), limit));
+}
+
+// KEYS: rate windows (sorted sets of request units by latest arrival, ms on Redis's clock); ARGV: id, flightMs, then
+// limit, span and weight per key. Enters `weight` units of the id (members "<id>#1".."<id>#<weight>") under every key
+// when each holds at most limit − weight within its span. Returns {1, now, 0} or {0, now, waitMs}.
 const RESERVE_LUA = `
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local wait = 0
 for i, k in ipairs(KEYS) do
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local span = tonumber(ARGV[2 + 2 * i])
+  local limit = tonumber(ARGV[3 * i])
+  local span = tonumber(ARGV[1 + 3 * i])
+  local w = tonumber(ARGV[2 + 3 * i])
   redis.call("ZREMRANGEBYSCORE", k, "-inf", now - span)
   local n = redis.call("ZCARD", k)
-  if n >= limit then
-    local s = tonumber(redis.call("ZRANGE", k, n - limit, n - limit, "WITHSCORES")[2])
-    local w = 5
-    if s <= now then w = s + span - now end
-    if w > wait then wait = w end
+  if n + w > limit then
+    local s = tonumber(redis.call("ZRANGE", k, n + w - limit - 1, n + w - limit - 1, "WITHSCORES")[2])
+    local d = 5
+    if s <= now then d = s + span - now end
+    if d > wait then wait = d end
   end
 end
 if wait > 0 then return {0, now, wait} end
 local flight = tonumber(ARGV[2])
 for i, k in ipairs(KEYS) do
-  redis.call("ZADD", k, now + flight, ARGV[1])
-  redis.call("PEXPIRE", k, tonumber(ARGV[2 + 2 * i]) + flight + 1000)
+  for j = 1, tonumber(ARGV[2 + 3 * i]) do redis.call("ZADD", k, now + flight, ARGV[1] .. "#" .. j) end
+  redis.call("PEXPIRE", k, tonumber(ARGV[1 + 3 * i]) + flight + 1000)
 end
 return {1, now, 0}
 `;
 
-// KEYS: rate windows; ARGV: id, arrival ms. Re-counts the id at its latest possible arrival.
+// KEYS: rate windows; ARGV: id, arrival ms, then the weight per key. Re-counts the id's units at their latest possible arrival.
 const SETTLE_LUA = `
-for _, k in ipairs(KEYS) do redis.call("ZADD", k, "XX", tonumber(ARGV[2]), ARGV[1]) end
+for i, k in ipairs(KEYS) do
+  for j = 1, tonumber(ARGV[2 + i]) do redis.call("ZADD", k, "XX", tonumber(ARGV[2]), ARGV[1] .. "#" .. j) end
+end
 return 1
 `;
 
@@ -287,14 +295,15 @@ export class RedisEngine {
 
   /** {@link SharedRateStore} on this engine: rate windows under `P{rate|<budget>}|<key>`. */
   readonly rates: SharedRateStore = {
-    reserve: async (keys, limits, spansMs, flightMs, id) => {
+    reserve: async (keys, limits, spansMs, flightMs, id, weights) => {
       const args: (string | number)[] = [keys.length, ...keys.map((k) => this.rateKey(k)), id, Math.round(flightMs)];
-      keys.forEach((_, i) => args.push(limits[i], Math.ceil(spansMs[i])));
+      keys.forEach((_, i) => args.push(limits[i], Math.ceil(spansMs[i]), unitsOf(weights?.[i], limits[i])));
       const [ok, now, waitMs] = await this.run(() => this.client.mlcReserve(...args));
       return { ok: ok === 1, now, waitMs: Math.max(1, waitMs) };
     },
-    settle: async (keys, id, atMs) => {
-      await this.run(() => this.client.mlcSettle(keys.length, ...keys.map((k) => this.rateKey(k)), id, Math.round(atMs)));
+    settle: async (keys, id, atMs, weights, limits) => {
+      const units = keys.map((_, i) => unitsOf(weights?.[i], limits?.[i] ?? 1));
+      await this.run(() => this.client.mlcSettle(keys.length, ...keys.map((k) => this.rateKey(k)), id, Math.round(atMs), ...units));
     },
   };
 

@@ -31,7 +31,7 @@ describe("shared Twilio budget on Redis (real redis-server, Twilio simulator enf
     await redis?.stop();
   });
 
-  async function instance(): Promise<{ client: TwilioClient; gate: SharedRateGate }> {
+  async function instance(ratePerSec = 10): Promise<{ client: TwilioClient; gate: SharedRateGate }> {
     const e = new RedisEngine({ url: redis.url, prefix: "b:" });
     engines.push(e);
     await e.open();
@@ -39,7 +39,7 @@ describe("shared Twilio budget on Redis (real redis-server, Twilio simulator enf
     const client = new TwilioClient({
       credentials: { accountSid: sim.defaultAccount.accountSid, authToken: sim.defaultAccount.authToken },
       apiHost: sim.url,
-      pacing: { ratePerSec: 10, maxConcurrent: 5, senderRates: { longCode: 10 }, shared: gate },
+      pacing: { ratePerSec, maxConcurrent: 5, senderRates: { longCode: 10 }, shared: gate },
     });
     clients.push(client);
     return { client, gate };
@@ -64,5 +64,19 @@ describe("shared Twilio budget on Redis (real redis-server, Twilio simulator enf
     process.stdout.write(
       `      300 SMS over 2 instances: achieved ${achieved.toFixed(2)}/s (${(((achieved - 10) / 10) * 100).toFixed(2)} % vs 10/s), busiest second ${maxInWindow(starts)}, 429s ${sim.rejected429}, Redis round trips ${a.gate.calls + b.gate.calls} (${((a.gate.calls + b.gate.calls) / 300).toFixed(1)}/SMS), ${Math.round(ms)} ms\n`,
     );
+  });
+
+  it("2-segment SMS from two instances at a sender's 10 segments/s: the shared window spends segments (no 429, no second over 10 segments)", async () => {
+    sim.reset();
+    const a = await instance(100);
+    const b = await instance(100);
+    const from = "+15005550006";
+    const body = `Bill 4711 from Contoso Freight LLC needs your approval before Friday. ${"Amount 12,500.00 USD, due 2026-12-31. ".repeat(4)}`;
+    assert.ok(body.length > 160 && body.length <= 306, "a 2-segment GSM-7 body");
+    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).client.sendMessage({ to: `+1415${String(4000000 + i)}`, from, body })));
+    const failed = results.filter((r) => r.status === "rejected");
+    assert.equal(failed.length, 0, String((failed[0] as PromiseRejectedResult | undefined)?.reason));
+    assert.equal(sim.messages.length, 40);
+    assert.equal(sim.rejected429, 0, "429s: the shared sender window counted messages, not segments");
   });
 });

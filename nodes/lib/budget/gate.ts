@@ -22,12 +22,13 @@ import { randomUUID } from "node:crypto";
 /** The shared store's side of the gate (nodes/store/redis.ts implements it with two Lua scripts). */
 export interface SharedRateStore {
   /**
-   * Enter request `id` under every key if each holds fewer than its limit within `spanMs`, atomically.
+   * Enter request `id` under every key if each holds at most its limit minus the request's weight (default 1; capped at
+   * the limit) within `spanMs`, atomically.
    * @returns ok: entered, at `now` (store clock, ms); else `waitMs`: when to try again (≥ 1)
    */
-  reserve(keys: string[], limits: number[], spansMs: number[], flightMs: number, id: string): Promise<{ ok: boolean; now: number; waitMs: number }>;
-  /** Re-count `id` under `keys` as arrived at `atMs` (store clock). */
-  settle(keys: string[], id: string, atMs: number): Promise<void>;
+  reserve(keys: string[], limits: number[], spansMs: number[], flightMs: number, id: string, weights?: number[]): Promise<{ ok: boolean; now: number; waitMs: number }>;
+  /** Re-count `id` (its `weights[i]` units, capped at `limits[i]`, under each key) as arrived at `atMs` (store clock). */
+  settle(keys: string[], id: string, atMs: number, weights?: number[], limits?: number[]): Promise<void>;
 }
 
 export interface SharedRateGateOptions {
@@ -47,6 +48,11 @@ export interface SharedRateGateOptions {
 export interface SharedLimit {
   key: string;
   perSecond: number;
+  /**
+   * Units this request spends under the key (Twilio sender rates: the message's SMS segments), default 1. Capped at
+   * the key's per-window limit: a request larger than a whole window counts as one full window across instances.
+   */
+  weight?: number;
 }
 
 export class SharedRateGate {
@@ -79,13 +85,14 @@ export class SharedRateGate {
     const per = active.map((l) => l.perSecond * (this.windowMs / 1000));
     const counts = per.map((p) => Math.max(1, Math.floor(p)));
     const spans = per.map((p) => (p >= 1 ? this.windowMs : this.windowMs / p) + this.marginMs);
+    const weights = active.map((l) => l.weight ?? 1);
     const id = randomUUID();
     let entered: number;
     let t0: number;
     for (;;) {
       this.calls++;
       t0 = this.now(); // before the script runs: entered + (answer − t0) bounds the arrival from above
-      const r = await this.store.reserve(keys, counts, spans, this.flight, id);
+      const r = await this.store.reserve(keys, counts, spans, this.flight, id, weights);
       if (r.ok) {
         entered = r.now + 1; // the store's clock is read in whole ms (floored)
         break;
@@ -94,7 +101,7 @@ export class SharedRateGate {
     }
     const settle = (): void => {
       this.calls++;
-      this.store.settle(keys, id, entered + Math.ceil(this.now() - t0)).catch(() => undefined); // unsettled: counted maxFlightMs
+      this.store.settle(keys, id, entered + Math.ceil(this.now() - t0), weights, counts).catch(() => undefined); // unsettled: counted maxFlightMs
     };
     try {
       const out = await fn();

@@ -146,9 +146,8 @@ export class RateBudget extends Budget {
   create<T>(sender: string | undefined, fn: () => Promise<T>, segments = 1): Promise<T> {
     const gate = this.shared;
     if (!gate) return this.run(sender, fn, segments);
-    // The shared gate (lib/budget/gate.ts) counts each create once under the sender too: across instances the
-    // sender's rate is per message for now; this instance's own sender window still spends segments.
-    const limits = [{ key: "account", perSecond: this.accountRate }, ...(sender ? [{ key: `sender:${sender}`, perSecond: this.rateFor(sender) }] : [])];
+    // The shared gate (lib/budget/gate.ts) counts the create once under the account and its segments under the sender.
+    const limits = [{ key: "account", perSecond: this.accountRate }, ...(sender ? [{ key: `sender:${sender}`, perSecond: this.rateFor(sender), weight: segments }] : [])];
     return this.run(sender, () => gate.pass(limits, fn), segments);
   }
 }
