@@ -9,7 +9,7 @@
  *   logged at most once a minute. A body that is not JSON → 400, logged at most once a minute; one the family's
  *   parser refuses → 400 and reported to Catch (never a 500).
  *   The events are committed to the push journal (lib/journal.ts) before the 2xx; a redelivery is answered 2xx and
- *   dropped.
+ *   dropped. A journal that cannot commit (store unreachable) answers 503, reported at most once a minute with a count.
  * - **poll** (or catch-up next to push): the generic {@link Poller} (lib/poll/poller.ts) with its state in the
  *   node's context store. Every fresh event is committed to the same journal (key `p|<jobId>`) before it is emitted,
  *   and the watermark is saved only after that, so a crash at any point neither loses a polled event (replayed at
@@ -42,7 +42,7 @@ import type { KvBackend } from "../lib/store";
 import { contextBackend, resolveStore, warnIfLossy } from "./context";
 import { InboundRequest, InboundResponse, mountDispatcher, publicEndpointUrl, registerEndpoint } from "./dispatcher";
 import { Status, onClose, reportError, t } from "./node";
-import { logRefusal, notServed } from "./refusals";
+import { logRefusal, notServed, reportUnavailable } from "./refusals";
 import type { RedAPI, RedNode } from "./types";
 
 /** How a push proves it comes from the ERP. */
@@ -371,7 +371,8 @@ function servePush(RED: RedAPI, node: RedNode, spec: TriggerSpec, push: PushSpec
       }
       await committed;
     } catch (err) {
-      reportError(RED, node, err, about);
+      // one report a minute with a count (refusals.ts): an outage refuses every retry of every sender
+      reportUnavailable(RED, node, err, about);
       return { status: 503, body: "Service unavailable" };
     }
     return { status: 200, body: "" };
