@@ -1,0 +1,105 @@
+/**
+ * One connection's secret (Exact's rotating refresh token, an Acumatica grant, SAP B1 session cookies) shared by the
+ * Node-RED instances of one shared store (Redis, nodes/store/redis-kv.ts), with a lock that makes a renewal
+ * single-flight across them.
+ *
+ * - Encrypted exactly like the token file (nodes/lib/auth/token-file.ts, itself Node-RED's credentials scheme:
+ *   AES-256-CTR, key = SHA-256(credential secret)); never plain text in Redis unless `credentialSecret: false`. Every
+ *   instance must therefore run with the same `credentialSecret` (they already need it to read one `flows_cred.json`).
+ * - Keyed by the connection, not the node: `secret_<sha256(binding)>`, where `binding` is vendor + URL +
+ *   company/tenant + user, so every instance's config node for the same connection finds it; a value stored for
+ *   another binding, or under another secret, reads as absent.
+ * - Lock: `SET lock_<hash> <owner> NX PX lockTtlMs` to take it, compare-and-delete (Lua, `removeFrom` with the owner's
+ *   JSON) to release it, so only the owner releases and a dead owner's lock expires after `lockTtlMs`
+ *   (Redis: https://redis.io/docs/latest/develop/use/patterns/distributed-locks/, single-instance form, as
+ *   nodes/lib/poll/lease.ts). A waiter polls every `pollMs`, then re-reads the secret the holder stored.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { MlcError } from "../errors";
+import type { SharedKvStore } from "../shared-store";
+import { seal, sealKey, unseal } from "./token-file";
+
+/** Options of {@link SharedSecret}. */
+export interface SharedSecretOptions {
+  /** The shared store (a scope of it reserved for connections, e.g. `mlc-auth`). */
+  kv: SharedKvStore;
+  /** Identity of the connection: vendor, URL, company/tenant, user (hashed into the key; never stored in clear). */
+  binding: string;
+  /** Node-RED's credential secret; `false` stores the value unencrypted (as Node-RED's credentials then are). */
+  secret: string | false;
+  /** Lifetime of the renewal lock, ms: how long a dead holder blocks the others; default 60000. */
+  lockTtlMs?: number;
+  /** How long a waiter waits for the lock before giving up, ms; default lockTtlMs + 5000. */
+  waitMs?: number;
+  /** Poll interval of a waiter, ms; default 100. */
+  pollMs?: number;
+}
+
+interface Stored<T> {
+  binding: string;
+  value: T;
+  savedAt: string;
+}
+
+/** The shared, encrypted secret of one connection and its renewal lock (see module doc). */
+export class SharedSecret<T> {
+  private readonly key?: Buffer;
+  private readonly binding: string;
+  private readonly rowKey: string;
+  private readonly lockKey: string;
+
+  constructor(private readonly opts: SharedSecretOptions) {
+    this.key = sealKey(opts.secret);
+    this.binding = createHash("sha256").update(opts.binding).digest("hex");
+    this.rowKey = `secret_${this.binding}`;
+    this.lockKey = `lock_${this.binding}`;
+  }
+
+  /**
+   * The stored value, or undefined (absent, stored for another binding, or sealed with another secret).
+   * @throws what the store throws (MlcError `store_unavailable` when Redis is unreachable)
+   */
+  async read(): Promise<T | undefined> {
+    const raw = await this.opts.kv.get(this.rowKey);
+    if (raw === undefined) return undefined;
+    let stored: Stored<T> | undefined;
+    try {
+      stored = unseal<Stored<T>>(raw, this.key);
+    } catch {
+      return undefined;
+    }
+    return stored && stored.binding === this.binding ? stored.value : undefined;
+  }
+
+  /** Store `value` (replacing the previous one). Resolves once the store applied it. @throws as {@link read} */
+  write(value: T): Promise<void> {
+    const stored: Stored<T> = { binding: this.binding, value, savedAt: new Date().toISOString() };
+    return this.opts.kv.set(this.rowKey, seal(stored, this.key));
+  }
+
+  /** Forget the value (the grant or session ended). @throws as {@link read} */
+  async remove(): Promise<void> {
+    await this.opts.kv.delete(this.rowKey);
+  }
+
+  /**
+   * Run `fn` while holding the connection's lock (single-flight across instances); waits while another holds it.
+   * The lock is released (only if still ours) when `fn` settles, whatever its outcome.
+   * @returns what `fn` returns
+   * @throws MlcError `auth_busy` (retryable) when the lock stayed taken for `waitMs`; what the store throws; what `fn` throws
+   */
+  async exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    const owner = randomUUID();
+    const ttl = this.opts.lockTtlMs ?? 60_000;
+    const deadline = Date.now() + (this.opts.waitMs ?? ttl + 5000);
+    while (!(await this.opts.kv.claim(this.lockKey, owner, ttl))) {
+      if (Date.now() >= deadline) throw new MlcError("Another Node-RED instance is renewing this connection's sign-in; try again", { code: "auth_busy", retryable: true });
+      await new Promise((r) => setTimeout(r, this.opts.pollMs ?? 100));
+    }
+    try {
+      return await fn();
+    } finally {
+      await this.opts.kv.removeFrom(this.lockKey, undefined, JSON.stringify(owner)).catch(() => undefined);
+    }
+  }
+}

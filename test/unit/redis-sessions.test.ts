@@ -1,0 +1,152 @@
+/**
+ * One token, one refresh across instances (nodes/lib/auth/shared-secret.ts, nodes/lib/exact/tokens.ts `shared`)
+ * against a real redis-server and the Exact simulator: each "instance" is its own Redis connection (RedisEngine) and
+ * its own ExactClient, as two Node-RED processes on one Redis would have. The simulator refuses a reused refresh
+ * token ("Old refresh token used" ends the chain), so a double refresh cannot pass unnoticed.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { SharedSecret } from "../../nodes/lib/auth/shared-secret";
+import { ExactClient } from "../../nodes/lib/exact/client";
+import type { ExactTokens } from "../../nodes/lib/exact/tokens";
+import { RedisEngine } from "../../nodes/store/redis";
+import { RedisKvStore } from "../../nodes/store/redis-kv";
+import { RedisServer, startRedis } from "../harness/redis";
+import { ExactSim, type ExactLogEntry } from "../sims/exact";
+
+const SECRET = "the-shared-credential-secret";
+const BINDING = "exact\u0000nl\u0000sim\u0000client";
+
+describe("shared sessions on Redis (real redis-server): one token, one refresh", function () {
+  this.timeout(60000);
+  let redis: RedisServer;
+  let sim: ExactSim;
+  let clock: { t: number };
+  const engines: RedisEngine[] = [];
+  const clients: ExactClient[] = [];
+  let n = 0;
+  let prefix = "";
+
+  async function kv(): Promise<RedisKvStore> {
+    const e = new RedisEngine({ url: redis.url, prefix });
+    engines.push(e);
+    await e.open();
+    return new RedisKvStore(e, "mlc-auth");
+  }
+  async function instance(tokens: ExactTokens): Promise<ExactClient> {
+    const shared = new SharedSecret<ExactTokens>({ kv: await kv(), binding: BINDING, secret: SECRET, pollMs: 20 });
+    const c = new ExactClient({ baseUrl: sim.url, clientId: sim.clientId, clientSecret: sim.clientSecret, now: () => clock.t, tokens, shared, division: sim.division });
+    clients.push(c);
+    return c;
+  }
+  const tokenLog = (): Extract<ExactLogEntry, { kind: "token" }>[] => sim.log.filter((l) => l.kind === "token") as Extract<ExactLogEntry, { kind: "token" }>[];
+
+  before(async function () {
+    redis = await startRedis(this);
+  });
+  beforeEach(async () => {
+    prefix = `s${++n}:`;
+    sim = new ExactSim();
+    clock = { t: Date.now() };
+    sim.now = () => clock.t;
+    await sim.start();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close();
+    await sim.stop();
+  });
+  after(async () => {
+    for (const e of engines) await e.close();
+    await redis?.stop();
+  });
+
+  it("Exact: two instances racing a refresh make one token request, end with the same grant, never reuse a refresh token", async () => {
+    const pasted = sim.grant();
+    const a = await instance({ refreshToken: pasted });
+    const b = await instance({ refreshToken: pasted });
+    await Promise.all([a.auth.ensure(), b.auth.ensure()]);
+    assert.equal(tokenLog().length, 1, "one token request for two instances");
+    assert.equal(tokenLog()[0].status, 200);
+    assert.deepEqual(a.tokens.headers(), b.tokens.headers(), "both use the same access token");
+    // both call the API with it
+    await Promise.all([a.me(), b.me()]);
+
+    // past 570 s: both want a new token at once; one asks, the other takes the stored one
+    for (let round = 0; round < 3; round++) {
+      clock.t += 580_000;
+      await Promise.all([b.auth.ensure(), a.auth.ensure()]);
+      assert.equal(tokenLog().length, 2 + round, `round ${round}: one more token request`);
+      assert.deepEqual(a.tokens.headers(), b.tokens.headers());
+      await Promise.all([a.me(), b.me()]);
+    }
+    const log = tokenLog();
+    assert.ok(log.every((l) => l.status === 200), JSON.stringify(log.map((l) => l.reason)));
+    const used = log.map((l) => l.usedRefreshToken);
+    assert.equal(new Set(used).size, used.length, "no refresh token presented twice");
+    for (let i = 1; i < log.length; i++) assert.equal(used[i], log[i - 1].refreshToken, "each refresh presents the newest token");
+  });
+
+  it("Exact: an instance with an old token file takes the newest refresh token from the shared store", async () => {
+    const pasted = sim.grant();
+    const a = await instance({ refreshToken: pasted });
+    await a.auth.ensure();
+    clock.t += 580_000;
+    await a.auth.ensure(); // the pasted token is now used twice over
+    const late = await instance({ refreshToken: pasted }); // e.g. started from its own old file
+    clock.t += 580_000;
+    await late.auth.ensure();
+    await late.me();
+    const log = tokenLog();
+    assert.equal(log.length, 3);
+    assert.ok(log.every((l) => l.status === 200));
+    assert.equal(log[2].usedRefreshToken, log[1].refreshToken);
+  });
+
+  it("keeps the secret encrypted in Redis, bound to the connection and the credential secret", async () => {
+    const store = await kv();
+    const s = new SharedSecret<ExactTokens>({ kv: store, binding: BINDING, secret: SECRET });
+    await s.write({ refreshToken: "Gcp7!IAAAAB-very-secret-refresh", accessToken: "AAEAA-secret-access" });
+    const raw: string[] = [];
+    for await (const [k, v] of store.scan("")) raw.push(k + JSON.stringify(v));
+    assert.equal(raw.length, 1);
+    assert.doesNotMatch(raw[0], /very-secret|secret-access|exact|client/, "neither the token nor the connection in clear");
+    assert.equal((await s.read())?.refreshToken, "Gcp7!IAAAAB-very-secret-refresh");
+    assert.equal(await new SharedSecret<ExactTokens>({ kv: store, binding: BINDING, secret: "another-secret" }).read(), undefined);
+    assert.equal(await new SharedSecret<ExactTokens>({ kv: store, binding: BINDING + "x", secret: SECRET }).read(), undefined);
+    await s.remove();
+    assert.equal(await s.read(), undefined);
+  });
+
+  it("the lock admits one holder at a time across connections, and a dead holder's lock expires", async () => {
+    const s1 = new SharedSecret<number>({ kv: await kv(), binding: BINDING, secret: SECRET, pollMs: 5 });
+    const s2 = new SharedSecret<number>({ kv: await kv(), binding: BINDING, secret: SECRET, pollMs: 5 });
+    let inside = 0;
+    let most = 0;
+    const work = (s: SharedSecret<number>) =>
+      s.exclusive(async () => {
+        inside++;
+        most = Math.max(most, inside);
+        await s.write(((await s.read()) ?? 0) + 1); // read-modify-write: lost updates if two ran at once
+        await new Promise((r) => setImmediate(r));
+        inside--;
+      });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => work(i % 2 ? s1 : s2)));
+    assert.equal(most, 1);
+    assert.equal(await s1.read(), 20);
+    // a holder that died: its lock (taken by hand, as a crashed process leaves it) expires after lockTtlMs
+    const store = await kv();
+    const shortLived = new SharedSecret<number>({ kv: store, binding: BINDING, secret: SECRET, lockTtlMs: 300, pollMs: 20 });
+    assert.equal(await store.claim(lockKeyOf(), "dead-owner", 300), true);
+    assert.equal(await shortLived.exclusive(async () => "ran"), "ran");
+    // and a waiter gives up with a retryable error while a live holder keeps it
+    const waiter = new SharedSecret<number>({ kv: await kv(), binding: BINDING, secret: SECRET, waitMs: 200, pollMs: 20 });
+    await s1.exclusive(async () => {
+      await assert.rejects(waiter.exclusive(async () => "never"), (e: { code?: string; retryable?: boolean }) => e.code === "auth_busy" && e.retryable === true);
+    });
+  });
+});
+
+/** The lock row of BINDING (the same key SharedSecret derives). */
+function lockKeyOf(): string {
+  return `lock_${createHash("sha256").update(BINDING).digest("hex")}`;
+}
