@@ -13,6 +13,9 @@ import { RedisEngine } from "../../nodes/store/redis";
 import { RedisKvStore } from "../../nodes/store/redis-kv";
 import { RedisServer, startRedis } from "../harness/redis";
 import { ExactSim, type ExactLogEntry } from "../sims/exact";
+import { SapB1Client } from "../../nodes/lib/sapb1/client";
+import type { KeptSapB1Session } from "../../nodes/lib/sapb1/session";
+import { SapB1Sim, selfSignedCert } from "../sims/sapb1";
 
 const SECRET = "the-shared-credential-secret";
 const BINDING = "exact\u0000nl\u0000sim\u0000client";
@@ -150,3 +153,88 @@ describe("shared sessions on Redis (real redis-server): one token, one refresh",
 function lockKeyOf(): string {
   return `lock_${createHash("sha256").update(BINDING).digest("hex")}`;
 }
+
+describe("shared sessions on Redis (real redis-server): one SAP Business One session, logout by the last", function () {
+  this.timeout(60000);
+  const PAIR = selfSignedCert();
+  let redis: RedisServer;
+  let sim: SapB1Sim;
+  const engines: RedisEngine[] = [];
+  const clients: SapB1Client[] = [];
+  let n = 0;
+  let prefix = "";
+
+  /** One "instance": its own Redis connection and client. @returns the client, its engine and its shared secret */
+  async function instance(holderTtlMs?: number): Promise<{ c: SapB1Client; engine: RedisEngine; shared: SharedSecret<KeptSapB1Session> }> {
+    const engine = new RedisEngine({ url: redis.url, prefix });
+    engines.push(engine);
+    await engine.open();
+    const shared = new SharedSecret<KeptSapB1Session>({ kv: new RedisKvStore(engine, "mlc-auth"), binding: "sapb1\u0000" + sim.url, secret: SECRET, pollMs: 20, holderTtlMs });
+    const c = new SapB1Client({ url: sim.url, companyDb: sim.companyDb, username: sim.username, password: sim.password, tls: { ca: PAIR.cert }, sharedSession: shared });
+    clients.push(c);
+    return { c, engine, shared };
+  }
+  const docNum = async (c: SapB1Client): Promise<unknown> => (await c.get("Invoices", 1))?.DocNum;
+
+  before(async function () {
+    redis = await startRedis(this);
+  });
+  beforeEach(async () => {
+    prefix = `b${++n}:`;
+    sim = new SapB1Sim({ tls: PAIR });
+    await sim.start();
+    sim.put("Invoices", { DocEntry: 1, DocNum: 10001, CardCode: "C20000", DocDate: "2024-03-01", DocTotal: 100, UpdateDate: "2024-03-01", UpdateTime: "10:00:00" });
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close();
+    await sim.stop();
+  });
+  after(async () => {
+    for (const e of engines) await e.close();
+    await redis?.stop();
+  });
+
+  it("two instances: one Login, one session in use; stopping one keeps the other's session, stopping the last logs out", async () => {
+    const a = await instance();
+    const b = await instance();
+    assert.deepEqual(await Promise.all([docNum(a.c), docNum(b.c), docNum(a.c), docNum(b.c)]), [10001, 10001, 10001, 10001]);
+    assert.equal(sim.logins.length, 1, "one Login for two instances");
+    assert.equal(sim.sessions.size, 1);
+    assert.ok(sim.dataRequests.every((r) => r.sessionOk));
+    // the session ends on the server (timeout): both need a new one at once, one logs in
+    sim.expireSessions();
+    assert.deepEqual(await Promise.all([docNum(a.c), docNum(b.c)]), [10001, 10001]);
+    assert.equal(sim.logins.length, 2, "one re-Login for two instances");
+    assert.equal(sim.sessions.size, 1);
+    await a.c.close();
+    assert.deepEqual(sim.logouts, [], "the other instance still holds the session");
+    assert.equal(await docNum(b.c), 10001);
+    assert.equal(sim.logins.length, 2);
+    await b.c.close();
+    assert.equal(sim.logouts.length, 1, "the last instance logs out");
+    assert.equal(sim.sessions.size, 0);
+    assert.equal(await b.shared.read(), undefined, "the shared session is gone with the logout");
+  });
+
+  it("an instance that dies stops counting after its holder row expires; the survivor is then the last and logs out", async () => {
+    const dying = await instance(300);
+    const survivor = await instance();
+    assert.equal(await docNum(dying.c), 10001);
+    assert.equal(await docNum(survivor.c), 10001);
+    assert.equal(sim.logins.length, 1);
+    await dying.engine.close(); // as kill -9: no more renewals, no leave
+    await dying.c.close(); // Redis gone for it: no logout (the survivor uses the session)
+    assert.deepEqual(sim.logouts, []);
+    const kv = new RedisKvStore(survivor.engine, "mlc-auth");
+    const holders = async (): Promise<number> => {
+      let k = 0;
+      for await (const [key] of kv.scan("holder_")) if (key) k++;
+      return k;
+    };
+    while ((await holders()) > 1) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await docNum(survivor.c), 10001);
+    await survivor.c.close();
+    assert.equal(sim.logouts.length, 1);
+    assert.equal(sim.sessions.size, 0);
+  });
+});

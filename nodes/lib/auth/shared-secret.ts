@@ -13,6 +13,10 @@
  *   JSON) to release it, so only the owner releases and a dead owner's lock expires after `lockTtlMs`
  *   (Redis: https://redis.io/docs/latest/develop/use/patterns/distributed-locks/, single-instance form, as
  *   nodes/lib/poll/lease.ts). A waiter polls every `pollMs`, then re-reads the secret the holder stored.
+ * - Holders (sessions the vendor counts: sign out once, by the last instance): each instance that holds the session
+ *   keeps a row `holder_<hash>_<instance>` that expires after `holderTtlMs` unless renewed (every third of it), so a
+ *   crashed instance stops counting; {@link SharedSecret.leave} drops ours under the lock and runs the sign-out only
+ *   when no other live holder remains.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { MlcError } from "../errors";
@@ -33,6 +37,8 @@ export interface SharedSecretOptions {
   waitMs?: number;
   /** Poll interval of a waiter, ms; default 100. */
   pollMs?: number;
+  /** Lifetime of an instance's holder row, ms (how long a crashed instance still counts as a holder); default 60000. */
+  holderTtlMs?: number;
 }
 
 interface Stored<T> {
@@ -47,12 +53,51 @@ export class SharedSecret<T> {
   private readonly binding: string;
   private readonly rowKey: string;
   private readonly lockKey: string;
+  /** This instance's holder row (one per SharedSecret object). */
+  private readonly holderKey: string;
+  private renewer?: NodeJS.Timeout;
 
   constructor(private readonly opts: SharedSecretOptions) {
     this.key = sealKey(opts.secret);
     this.binding = createHash("sha256").update(opts.binding).digest("hex");
     this.rowKey = `secret_${this.binding}`;
     this.lockKey = `lock_${this.binding}`;
+    this.holderKey = `holder_${this.binding}_${randomUUID()}`;
+  }
+
+  /** Whether this instance counts as a holder (between {@link join} and {@link leave}). */
+  get joined(): boolean {
+    return this.renewer !== undefined;
+  }
+
+  /**
+   * Count this instance as a holder of the session (idempotent); the row is renewed every third of `holderTtlMs`
+   * while joined (a failed renewal is retried at the next). @throws what the store throws (the caller may retry)
+   */
+  async join(): Promise<void> {
+    const ttl = this.opts.holderTtlMs ?? 60_000;
+    await this.opts.kv.set(this.holderKey, 1, ttl);
+    if (this.renewer) return;
+    this.renewer = setInterval(() => void this.opts.kv.set(this.holderKey, 1, ttl).catch(() => undefined), Math.max(50, Math.floor(ttl / 3)));
+    this.renewer.unref();
+  }
+
+  /**
+   * Stop holding the session: under the lock, drop our holder row; when no other live holder remains, run
+   * `signOut` (the caller's logout) and remove the shared value.
+   * @returns whether this instance was the last holder (and `signOut` ran)
+   * @throws what the store throws or what `signOut` throws (the holder row is dropped either way when reachable)
+   */
+  async leave(signOut: () => Promise<void>): Promise<boolean> {
+    if (this.renewer) clearInterval(this.renewer);
+    this.renewer = undefined;
+    return this.exclusive(async () => {
+      await this.opts.kv.delete(this.holderKey);
+      for await (const [k] of this.opts.kv.scan(`holder_${this.binding}_`)) if (k !== this.holderKey) return false;
+      await signOut();
+      await this.remove();
+      return true;
+    });
   }
 
   /**
