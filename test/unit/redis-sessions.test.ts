@@ -16,6 +16,9 @@ import { ExactSim, type ExactLogEntry } from "../sims/exact";
 import { SapB1Client } from "../../nodes/lib/sapb1/client";
 import type { KeptSapB1Session } from "../../nodes/lib/sapb1/session";
 import { SapB1Sim, selfSignedCert } from "../sims/sapb1";
+import { AcumaticaClient } from "../../nodes/lib/acumatica/client";
+import type { SharedGrant } from "../../nodes/lib/auth/oauth";
+import { AcumaticaSim } from "../sims/acumatica";
 
 const SECRET = "the-shared-credential-secret";
 const BINDING = "exact\u0000nl\u0000sim\u0000client";
@@ -236,5 +239,69 @@ describe("shared sessions on Redis (real redis-server): one SAP Business One ses
     await survivor.c.close();
     assert.equal(sim.logouts.length, 1);
     assert.equal(sim.sessions.size, 0);
+  });
+});
+
+describe("shared sessions on Redis (real redis-server): one Acumatica grant (API user), signed out by the last", function () {
+  this.timeout(60000);
+  let redis: RedisServer;
+  let sim: AcumaticaSim;
+  let base = "";
+  const engines: RedisEngine[] = [];
+  const clients: AcumaticaClient[] = [];
+  let n = 0;
+  let prefix = "";
+
+  async function instance(): Promise<{ c: AcumaticaClient; shared: SharedSecret<SharedGrant> }> {
+    const engine = new RedisEngine({ url: redis.url, prefix });
+    engines.push(engine);
+    await engine.open();
+    const shared = new SharedSecret<SharedGrant>({ kv: new RedisKvStore(engine, "mlc-auth"), binding: "acumatica\u0000" + base, secret: SECRET, pollMs: 20 });
+    const c = new AcumaticaClient({
+      instanceUrl: base,
+      tenant: "AcmeProd",
+      auth: { mode: "oauth", clientId: "3F2A9C10-1B2C-4D5E-8F90-ABCDEF012345@AcmeProd", clientSecret: "s3cr3t", username: "api.user", password: "P@ss-w0rd" },
+      http: { retry: { baseDelayMs: 5, maxDelayMs: 20 } },
+      sharedGrant: shared,
+    });
+    clients.push(c);
+    return { c, shared };
+  }
+  const stats = (): { logins: number; refreshes: number; active: number; logouts: number } => ({ logins: sim.stats.logins, refreshes: sim.stats.refreshes, active: sim.stats.activeSessions, logouts: sim.stats.logouts });
+
+  before(async function () {
+    redis = await startRedis(this);
+    sim = new AcumaticaSim({ maxApiUsers: 2 });
+    base = await sim.start();
+  });
+  beforeEach(() => {
+    prefix = `a${++n}:`;
+    sim.reset();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close();
+  });
+  after(async () => {
+    await sim?.stop();
+    for (const e of engines) await e.close();
+    await redis?.stop();
+  });
+
+  it("three instances on a licence of two API users: one grant, one refresh after expiry; the last one out signs out", async () => {
+    const a = await instance();
+    const b = await instance();
+    const c = await instance();
+    await Promise.all([a.c.list("Vendor", { top: 1 }), b.c.list("Vendor", { top: 1 }), c.c.list("Vendor", { top: 1 })]);
+    assert.deepEqual(stats(), { logins: 1, refreshes: 0, active: 1, logouts: 0 }, "one password grant for three instances");
+    sim.expireAllTokens(); // every access token refused from now on: all three renew at once
+    await Promise.all([a.c.list("Vendor", { top: 1 }), b.c.list("Vendor", { top: 1 }), c.c.list("Vendor", { top: 1 })]);
+    assert.deepEqual(stats(), { logins: 1, refreshes: 1, active: 1, logouts: 0 }, "one refresh for three instances");
+    await a.c.close();
+    await b.c.close();
+    assert.deepEqual(stats(), { logins: 1, refreshes: 1, active: 1, logouts: 0 }, "the grant lives while an instance holds it");
+    await c.c.list("Vendor", { top: 1 });
+    await c.c.close();
+    assert.deepEqual(stats(), { logins: 1, refreshes: 1, active: 0, logouts: 1 }, "the last instance signed out once");
+    assert.equal(await c.shared.read(), undefined);
   });
 });
