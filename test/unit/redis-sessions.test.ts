@@ -115,9 +115,13 @@ describe("shared sessions on Redis (real redis-server): one token, one refresh",
     const raw: string[] = [];
     for await (const [k, v] of store.scan("")) raw.push(k + JSON.stringify(v));
     assert.equal(raw.length, 1);
+    assert.doesNotMatch(raw[0], new RegExp(SECRET), "nor the credential secret");
     assert.doesNotMatch(raw[0], /very-secret|secret-access|exact|client/, "neither the token nor the connection in clear");
     assert.equal((await s.read())?.refreshToken, "Gcp7!IAAAAB-very-secret-refresh");
-    assert.equal(await new SharedSecret<ExactTokens>({ kv: store, binding: BINDING, secret: "another-secret" }).read(), undefined);
+    const other = new SharedSecret<ExactTokens>({ kv: store, binding: BINDING, secret: "another-secret" });
+    assert.equal(await other.read(), undefined, "another credential secret cannot read it");
+    await other.write({ refreshToken: "theirs" });
+    assert.equal((await s.read())?.refreshToken, "Gcp7!IAAAAB-very-secret-refresh", "nor overwrite it");
     assert.equal(await new SharedSecret<ExactTokens>({ kv: store, binding: BINDING + "x", secret: SECRET }).read(), undefined);
     await s.remove();
     assert.equal(await s.read(), undefined);
@@ -147,14 +151,16 @@ describe("shared sessions on Redis (real redis-server): one token, one refresh",
     // and a waiter gives up with a retryable error while a live holder keeps it
     const waiter = new SharedSecret<number>({ kv: await kv(), binding: BINDING, secret: SECRET, waitMs: 200, pollMs: 20 });
     await s1.exclusive(async () => {
+      assert.equal(await store.claim(lockKeyOf(), "x", 300), false, "lockKeyOf names the lock row in use");
       await assert.rejects(waiter.exclusive(async () => "never"), (e: { code?: string; retryable?: boolean }) => e.code === "auth_busy" && e.retryable === true);
     });
   });
 });
 
-/** The lock row of BINDING (the same key SharedSecret derives). */
+/** The lock row of BINDING under SECRET (the same key SharedSecret derives). */
 function lockKeyOf(): string {
-  return `lock_${createHash("sha256").update(BINDING).digest("hex")}`;
+  const fingerprint = createHash("sha256").update(createHash("sha256").update(SECRET).digest()).digest("hex");
+  return `lock_${createHash("sha256").update(`${fingerprint}\u0000${BINDING}`).digest("hex")}`;
 }
 
 describe("shared sessions on Redis (real redis-server): one SAP Business One session, logout by the last", function () {

@@ -6,9 +6,10 @@
  * - Encrypted exactly like the token file (nodes/lib/auth/token-file.ts, itself Node-RED's credentials scheme:
  *   AES-256-CTR, key = SHA-256(credential secret)); never plain text in Redis unless `credentialSecret: false`. Every
  *   instance must therefore run with the same `credentialSecret` (they already need it to read one `flows_cred.json`).
- * - Keyed by the connection, not the node: `secret_<sha256(binding)>`, where `binding` is vendor + URL +
- *   company/tenant + user, so every instance's config node for the same connection finds it; a value stored for
- *   another binding, or under another secret, reads as absent.
+ * - Keyed by the connection, not the node: `secret_<sha256(key fingerprint + binding)>`, where `binding` is vendor +
+ *   URL + company/tenant + user, so every instance's config node for the same connection finds it; instances with
+ *   another credential secret use other rows (they could not read these), and a value stored for another binding
+ *   reads as absent.
  * - Lock: `SET lock_<hash> <owner> NX PX lockTtlMs` to take it, compare-and-delete (Lua, `removeFrom` with the owner's
  *   JSON) to release it, so only the owner releases and a dead owner's lock expires after `lockTtlMs`
  *   (Redis: https://redis.io/docs/latest/develop/use/patterns/distributed-locks/, single-instance form, as
@@ -59,7 +60,10 @@ export class SharedSecret<T> {
 
   constructor(private readonly opts: SharedSecretOptions) {
     this.key = sealKey(opts.secret);
-    this.binding = createHash("sha256").update(opts.binding).digest("hex");
+    // the key's fingerprint is part of the row names: instances with another credential secret (which could not read
+    // these rows) form their own group instead of overwriting each other's sessions
+    const fingerprint = this.key ? createHash("sha256").update(this.key).digest("hex") : "plain";
+    this.binding = createHash("sha256").update(`${fingerprint}\u0000${opts.binding}`).digest("hex");
     this.rowKey = `secret_${this.binding}`;
     this.lockKey = `lock_${this.binding}`;
     this.holderKey = `holder_${this.binding}_${randomUUID()}`;
