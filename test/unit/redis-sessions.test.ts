@@ -92,6 +92,17 @@ describe("shared sessions on Redis (real redis-server): one token, one refresh",
     for (let i = 1; i < log.length; i++) assert.equal(used[i], log[i - 1].refreshToken, "each refresh presents the newest token");
   });
 
+  it("Exact: Redis unreachable: no refresh without the lock (retryable store_unavailable), the held token stays in use", async () => {
+    const pasted = sim.grant();
+    const a = await instance({ refreshToken: pasted });
+    await a.auth.ensure();
+    await engines[engines.length - 1].close();
+    await a.me(); // the held access token needs no store
+    clock.t += 580_000;
+    await assert.rejects(a.auth.ensure(), (e: { code?: string; retryable?: boolean }) => e.code === "store_unavailable" && e.retryable === true);
+    assert.equal(tokenLog().length, 1, "no token request without the lock");
+  });
+
   it("Exact: an instance with an old token file takes the newest refresh token from the shared store", async () => {
     const pasted = sim.grant();
     const a = await instance({ refreshToken: pasted });
@@ -223,6 +234,16 @@ describe("shared sessions on Redis (real redis-server): one SAP Business One ses
     assert.equal(sim.logouts.length, 1, "the last instance logs out");
     assert.equal(sim.sessions.size, 0);
     assert.equal(await b.shared.read(), undefined, "the shared session is gone with the logout");
+  });
+
+  it("Redis unreachable: an instance logs in on its own and does not log out on close (the session times out)", async () => {
+    const alone = await instance();
+    await alone.engine.close(); // every store call now fails as unreachable
+    assert.equal(await docNum(alone.c), 10001);
+    assert.equal(sim.logins.length, 1);
+    await alone.c.close();
+    assert.deepEqual(sim.logouts, [], "no logout without knowing whether others use the session");
+    assert.equal(sim.sessions.size, 1);
   });
 
   it("an instance that dies stops counting after its holder row expires; the survivor is then the last and logs out", async () => {
