@@ -125,7 +125,8 @@ export class SapB1SessionSource extends CookieSessionSource {
       await shared.exclusive(async () => {
         const latest = await shared.read();
         await shared.join().catch(() => undefined);
-        if (latest?.cookie && latest.cookie !== this.kept && this.adopt(latest.cookie)) return; // another instance's Login
+        // another instance's Login (compared by B1SESSION value: the cookie text may list the cookies in another order)
+        if (latest?.cookie && b1Session(latest.cookie) !== b1Session(this.kept) && this.adopt(latest.cookie)) return;
         tried = true;
         await this.login(signal);
       });
@@ -150,7 +151,7 @@ export class SapB1SessionSource extends CookieSessionSource {
     try {
       await shared.leave(async () => {
         const latest = await shared.read();
-        if (latest?.cookie && latest.cookie !== this.kept) this.adopt(latest.cookie); // the session is another's Login
+        if (latest?.cookie && b1Session(latest.cookie) !== b1Session(this.kept)) this.adopt(latest.cookie); // the session is another's Login
         await own();
       });
     } catch (err) {
@@ -222,6 +223,11 @@ export class SapB1SessionSource extends CookieSessionSource {
       this.sessionTimeoutMin = undefined;
     }
   }
+}
+
+/** The B1SESSION value in a `Cookie` header text ("" when absent). */
+function b1Session(cookie: string): string {
+  return new RegExp(`(?:^|;\\s*)${SESSION_COOKIE}=([^;\\s]*)`).exec(cookie)?.[1] ?? "";
 }
 
 /** Login answer check: 200 (SLGUIDE §3.1); anything else → the mapped error (401 → AuthError `login_failed`). */
