@@ -15,12 +15,12 @@ import { ExactClient } from "../lib/exact/client";
 import { PartyCache } from "../lib/exact/parties";
 import { ExactTokens } from "../lib/exact/tokens";
 import type { TokenFile } from "../lib/auth/token-file";
+import { sharedSecretFor } from "../shared/shared-secret";
 import { encodeParts } from "../lib/ids";
 import { registerTestEndpoint } from "../shared/admin";
 import { registerAuthorize } from "./authorize";
 import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
 import { Status, registerNode, t } from "../shared/node";
-import { sharedSecretFor } from "../shared/shared-secret";
 import type { RedAPI, RedNode } from "../shared/types";
 
 export const EXACT_CONFIG_TYPE = "mlc-exact-config";
