@@ -7,7 +7,7 @@
  * Sessions survive crashes: the OAuth refresh token, which the server rotates on every refresh, is saved to an
  * encrypted file in Node-RED's user directory (see lib/auth/token-file.ts for why not the credentials store) before
  * the new access token is used, and a restart (even after `kill -9`) refreshes that grant instead of opening
- * another one. A refused sign-in pauses signing in (client `authCooldownMs`) and is shown on this node and on every
+ * another one; instances on one Redis store share one grant (lib/auth/oauth.ts). A refused sign-in pauses signing in (client `authCooldownMs`) and is shown on this node and on every
  * node using it. Closing signs out within the client's bound (10 s < Node-RED's 15 s) and never signs in again.
  * Vendor: MYOB-IDG IntegrationDev_RESTExample_Basic_Login, OAuthOIDC_ResourceOwner_AccessToken,
  * OAuthOIDC_GettingStarted_RefreshToken, IS__con_License_Restrictions_API_Users.
@@ -18,6 +18,7 @@ import type { TokenFile } from "../lib/auth/token-file";
 import { registerTestEndpoint } from "../shared/admin";
 import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
 import { Status, registerNode } from "../shared/node";
+import { sharedSecretFor } from "../shared/shared-secret";
 import type { RedAPI, RedNode } from "../shared/types";
 
 export const ACUMATICA_CONFIG_TYPE = "mlc-acumatica-config";
@@ -57,14 +58,11 @@ class Connection {
   }
 
   private warnPersist(text: string): void {
-    if (this.warnedPersist) return;
+    if (!this.warnedPersist) this.node.warn(text);
     this.warnedPersist = true;
-    this.node.warn(text);
   }
 
-  private file(): TokenFile | { reason: string } {
-    return tokenFileFor(this.RED, this.node, "acumatica", connectionIdentity(this.config, this.node.credentials));
-  }
+  private file = (): TokenFile | { reason: string } => tokenFileFor(this.RED, this.node, "acumatica", connectionIdentity(this.config, this.node.credentials));
 
   private authState(s: AuthState): void {
     if (s.blocked) {
@@ -89,6 +87,7 @@ class Connection {
         this.tokenFile = file;
         Object.assign(hooks, persistedTokenHooks(file, (text) => this.warnPersist(text)));
       }
+      hooks.sharedGrant = sharedSecretFor(this.RED, `${connectionIdentity(this.config, this.node.credentials)}\u0000${String(this.config.tenant ?? "")}`);
     }
     return buildAcumaticaClient(this.config, this.node.credentials, hooks);
   }
@@ -141,8 +140,7 @@ export function registerAcumaticaConfig(RED: RedAPI): void {
 }
 
 /**
- * Find the Acumatica config node a dependent node references; `user` (the dependent) is registered with it so it is
- * shown the connection's sign-in problems.
+ * The Acumatica config node a dependent node references; `user` is registered with it (shown sign-in problems).
  * @throws ValidationError code "no_config"
  */
 export function acumaticaConfig(RED: RedAPI, id: unknown, user?: RedNode): AcumaticaConfigApi {

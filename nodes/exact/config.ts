@@ -6,7 +6,8 @@
  * state (refresh token, current access token and when it was issued) is saved to an encrypted token file in the
  * user directory (nodes/lib/auth/token-file.ts; Node-RED writes credentials only on deploy) BEFORE the new access
  * token is used; a restart, even after kill -9, continues the chain and does not ask Exact for a token before 570 s.
- * First authorisation: paste a refresh token into the credentials, or use "Authorise" in the dialog (authorization
+ * Several instances on one Redis store share the token set (encrypted, keyed by the connection) and refresh it
+ * single-flight under a Redis lock (nodes/lib/exact/tokens.ts). First authorisation: paste a refresh token into the credentials, or use "Authorise" in the dialog (authorization
  * code redirect through the admin server: `<httpAdminRoot>/mlc/mlc-exact-config/oauth` is the redirect URI to register).
  */
 import { createHash } from "node:crypto";
@@ -14,6 +15,7 @@ import { ExactClient } from "../lib/exact/client";
 import { PartyCache } from "../lib/exact/parties";
 import { ExactTokens } from "../lib/exact/tokens";
 import type { TokenFile } from "../lib/auth/token-file";
+import { sharedSecretFor } from "../shared/shared-secret";
 import { encodeParts } from "../lib/ids";
 import { registerTestEndpoint } from "../shared/admin";
 import { registerAuthorize } from "./authorize";
@@ -87,6 +89,7 @@ function setup(RED: RedAPI, node: RedNode, config: ExactConfigProps): void {
     return build(config, node.credentials, {
       tokens: saved ?? pasted,
       onTokens: async (tk) => tokenFile?.write(JSON.stringify(tk)),
+      shared: sharedSecretFor<ExactTokens>(RED, identity(config, node.credentials)),
       onSaveError: (err) => node.warn(`Could not save the Exact tokens (${(err as NodeJS.ErrnoException)?.code ?? "write failed"}): after a crash the connection must be authorised again`),
       onAuthState: showAuthState(node, users, EXACT_CONFIG_TYPE, "Exact refused the sign-in", (err) => (err?.code === "reauthorize" ? "mlc-exact-config.status.reauthorize" : undefined)),
     });

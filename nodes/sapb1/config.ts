@@ -7,12 +7,14 @@
  * The session survives a restart, even `kill -9`: its cookies are kept in `<userDir>/.mlc-tokens/sapb1-<node id>.json`,
  * encrypted with Node-RED's credential secret (lib/auth/token-file.ts), and reused until the server answers 401
  * instead of logging in while the old session is still alive; a logout (clean stop) or deleting the node removes it.
+ * On several instances with one Redis store, the session is shared (one Login per connection, logout by the last).
  * Vendor: SAP "Working with SAP Business One Service Layer" §3.1 (Login/Logout), reference sap-business-one.md §1–2.
  */
 import { AuthState } from "../lib/auth/source";
 import type { TokenFile } from "../lib/auth/token-file";
 import { SapB1Client, SapB1ClientOptions } from "../lib/sapb1/client";
-import { readKeptSession, sessionIdentity } from "../lib/sapb1/session";
+import { readKeptSession, sessionIdentity, type KeptSapB1Session } from "../lib/sapb1/session";
+import { sharedSecretFor } from "../shared/shared-secret";
 import { registerTestEndpoint } from "../shared/admin";
 import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
 import { Status, registerNode } from "../shared/node";
@@ -48,7 +50,7 @@ interface SapB1ConfigNode extends RedNode {
   mlc: SapB1ConfigApi;
 }
 
-type Hooks = Pick<SapB1ClientOptions, "onAuthState" | "session" | "onSession">;
+type Hooks = Pick<SapB1ClientOptions, "onAuthState" | "session" | "onSession" | "sharedSession">;
 const identity = (config: SapB1ConfigProps, c: Record<string, string | undefined>): string =>
   sessionIdentity([config.url, config.version === "v1" ? "v1" : "v2", config.companyDb, c.username]);
 
@@ -91,7 +93,7 @@ export function registerSapB1Config(RED: RedAPI): void {
       const owned = new OwnedClient(
         node,
         () => {
-          const hooks: Hooks = { onAuthState };
+          const hooks: Hooks = { onAuthState, sharedSession: sharedSecretFor<KeptSapB1Session>(RED, identity(config, node.credentials)) };
           const f = tokenFileFor(RED, node, "sapb1", identity(config, node.credentials));
           if ("reason" in f) node.warn(`The SAP Business One session is kept in memory only (${f.reason}): after a crash the next start logs in while the old session lives on`);
           else {

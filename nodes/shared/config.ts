@@ -114,6 +114,14 @@ export function tokenFileFor(RED: RedAPI, node: RedNode, family: string, binding
   const settings = RED.settings as Record<string, unknown> & { get?: (k: string) => unknown };
   const userDir = typeof settings.userDir === "string" && settings.userDir ? settings.userDir : undefined;
   if (!userDir) return { reason: "Node-RED has no userDir setting" };
+  const secret = credentialSecretOf(RED);
+  if (secret === undefined) return { reason: "Node-RED has no credential secret to encrypt it with" };
+  return new TokenFile({ dir: path.join(userDir, ".mlc-tokens"), name: `${family}-${node.id}`, secret, binding });
+}
+
+/** Node-RED's credential secret (settings `credentialSecret`, else the generated `_credentialSecret`); false = none. */
+export function credentialSecretOf(RED: RedAPI): string | false | undefined {
+  const settings = RED.settings as Record<string, unknown> & { get?: (k: string) => unknown };
   let secret: string | false | undefined;
   if (settings.credentialSecret === false) secret = false;
   else if (typeof settings.credentialSecret === "string" && settings.credentialSecret) secret = settings.credentialSecret;
@@ -125,6 +133,5 @@ export function tokenFileFor(RED: RedAPI, node: RedNode, family: string, binding
       /* settings storage unavailable */
     }
   }
-  if (secret === undefined) return { reason: "Node-RED has no credential secret to encrypt it with" };
-  return new TokenFile({ dir: path.join(userDir, ".mlc-tokens"), name: `${family}-${node.id}`, secret, binding });
+  return secret;
 }

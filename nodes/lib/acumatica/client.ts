@@ -21,7 +21,8 @@
  */
 import { AuthError, ErpError, ValidationError } from "../errors";
 import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse } from "../http";
-import { PasswordGrantSource } from "../auth/oauth";
+import { PasswordGrantSource, type SharedGrant } from "../auth/oauth";
+import type { SharedSecret } from "../auth/shared-secret";
 import { AuthManager } from "../auth/renewal";
 import { topSkipPages } from "../poll/pages";
 import { CookieSessionSource } from "../auth/session";
@@ -124,6 +125,8 @@ export interface AcumaticaClientOptions {
    * reusing that grant's server session, and falls back to the password grant when it is refused (`invalid_grant`).
    */
   refreshToken?: string;
+  /** The OAuth grant shared by several instances on one Redis (lib/auth/oauth.ts): one grant, signed out by the last. */
+  sharedGrant?: SharedSecret<SharedGrant>;
   /**
    * How long a refused sign-in (AuthError: wrong password, client or scope; ErpError `api_login_limit`) is remembered,
    * ms; default 300000. Meanwhile every call fails at once with {@link AuthCooldownError} instead of signing in again
@@ -615,9 +618,7 @@ export class AcumaticaClient {
     this.authMgr.close();
     this.closing = closeWithin(this.closeTimeoutMs, {
       pending: this.authMgr.pending,
-      signOut: async (signal) => {
-        if (await this.signOut(signal)) await this.onSignedOut?.();
-      },
+      signOut: (signal) => this.signOutOnce(signal),
       forget: () => this.authMgr.source.clear(),
       release: () => this.http.close(),
     });
@@ -663,6 +664,7 @@ export class AcumaticaClient {
       refreshToken: typeof opts.refreshToken === "string" && opts.refreshToken ? opts.refreshToken : undefined,
       // persisted before the new access token is used; a failure to persist is the owner's to report
       onRefreshToken: onTokens ? (refreshToken) => onTokens({ refreshToken }) : undefined,
+      shared: opts.sharedGrant,
       refreshSkewMs: opts.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS,
       mapError: (res, grant) => tokenError(this.target(), res, grant),
       now: this.now,
@@ -693,6 +695,27 @@ export class AcumaticaClient {
   /** What error messages name (answers.ts). */
   private target(): AcumaticaTarget {
     return { instanceUrl: this.instanceUrl, endpointName: this.endpointName, endpointVersion: this.endpointVersion, tenant: this.tenant, mode: this.auth.mode };
+  }
+
+  /**
+   * Close's sign-out. With a grant shared by several instances (one Redis), only the last holder signs out (with the
+   * newest shared tokens); Redis unreachable: no sign-out (it could end the grant the others use; it expires).
+   */
+  private async signOutOnce(signal: AbortSignal): Promise<void> {
+    const own = async (): Promise<void> => {
+      if (await this.signOut(signal)) await this.onSignedOut?.();
+    };
+    const shared = this.oauth?.shared;
+    if (!shared) return own();
+    try {
+      await shared.leave(async () => {
+        const latest = await shared.read();
+        if (latest) this.oauth?.adopt(latest);
+        await own();
+      });
+    } catch (err) {
+      if ((err as { code?: unknown })?.code !== "store_unavailable") throw err;
+    }
   }
 
   /** Ends the session or grant on the server; true when the server confirmed it (2xx). */

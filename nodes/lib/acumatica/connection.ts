@@ -23,7 +23,7 @@ export interface AcumaticaConnectionProps extends Record<string, unknown> {
 }
 
 /** Runtime hooks of a config node's client (tests and Test connection build clients without them). */
-export type ClientHooks = Pick<AcumaticaClientOptions, "refreshToken" | "onTokens" | "onSignedOut" | "onAuthState">;
+export type ClientHooks = Pick<AcumaticaClientOptions, "refreshToken" | "onTokens" | "onSignedOut" | "onAuthState" | "sharedGrant">;
 
 /** What a persisted refresh token is bound to: a token saved for another instance, client or user is not used. */
 export function connectionIdentity(config: AcumaticaConnectionProps, c: Record<string, string | undefined>): string {

@@ -9,6 +9,12 @@
  * access token is stored, so a crash after the first use of the access token always finds the token that still
  * works on disk (nodes/lib/auth/token-file.ts is the persistence the Acumatica config node uses).
  *
+ * Several Node-RED instances on one Redis (`shared`, nodes/lib/auth/shared-secret.ts; Acumatica counts each grant as a
+ * licensed API user): one grant per connection. {@link PasswordGrantSource.acquire} runs under the connection's lock,
+ * first re-reads the grant the last holder stored (a live access token from another instance is used as is, a newer
+ * refresh token replaces ours), and stores the new tokens there (encrypted) before they are used and before the lock
+ * is released. Redis unreachable before our token request: the source signs in on its own, as a single instance.
+ *
  * The vendor maps refusals to its own wording through `mapError`; the default maps RFC 6749 §5.2 `error` codes to
  * AuthError (`vendorCode` = the OAuth error) and other answers to HttpError.
  */
@@ -16,6 +22,15 @@ import { AuthError, HttpError, MlcError, RateLimitedError } from "../errors";
 import { HttpClient, HttpResponse } from "../http";
 import { parseRetryAfter } from "../retry";
 import { AuthSource, isRecord, parseJsonBody } from "./source";
+import type { SharedSecret } from "./shared-secret";
+
+/** A grant as shared across instances: the newest refresh token and the access token in use (ms since the epoch). */
+export interface SharedGrant {
+  refreshToken?: string;
+  accessToken?: string;
+  expiresAt?: number;
+  refreshAt?: number;
+}
 
 /** Default refresh skew, ms: the access token is renewed this long before `expires_in` ends (capped at half its life). */
 export const DEFAULT_REFRESH_SKEW_MS = 60_000;
@@ -149,6 +164,8 @@ export interface PasswordGrantOptions extends OAuthCommonOptions {
   onRefreshToken?: (refreshToken: string) => unknown;
   /** Whether an error from the refresh grant means "start a new grant with the password"; default AuthError `invalid_grant`. */
   isDeadRefreshToken?: (err: unknown) => boolean;
+  /** The grant shared by the instances of one Redis (module doc); absent: this instance's own grant. */
+  shared?: SharedSecret<SharedGrant>;
 }
 
 /**
@@ -164,6 +181,7 @@ export class PasswordGrantSource extends OAuthSourceBase {
     super(opts);
     this.pw = opts;
     if (opts.refreshToken) this.refreshToken = opts.refreshToken;
+    void opts.shared?.join().catch(() => undefined); // counts as a holder while it lives; retried at each sign-in
   }
 
   /** True while a refresh token is held. */
@@ -171,7 +189,65 @@ export class PasswordGrantSource extends OAuthSourceBase {
     return this.refreshToken !== undefined;
   }
 
+  /** The access token last refused (a 401), so a shared copy of it is not taken again. */
+  private refused?: string;
+
+  /** The shared grant (several instances on one Redis), if any. */
+  get shared(): SharedSecret<SharedGrant> | undefined {
+    return this.pw.shared;
+  }
+
+  override invalidate(): void {
+    if (this.accessToken) this.refused = this.accessToken;
+    super.invalidate();
+  }
+
+  /**
+   * Sign in: with `shared`, under the connection's lock after taking a newer grant another instance stored (module
+   * doc); otherwise refresh when a refresh token is held, else (or when it is dead) the password grant.
+   * @throws the token request's errors; MlcError `auth_busy` when the lock stayed taken
+   */
   async acquire(signal?: AbortSignal): Promise<void> {
+    const shared = this.pw.shared;
+    if (!shared) return this.acquireOwn(signal);
+    let tried = false;
+    try {
+      await shared.exclusive(async () => {
+        const latest = await shared.read();
+        await shared.join().catch(() => undefined);
+        if (latest && this.adopt(latest)) return;
+        tried = true;
+        await this.acquireOwn(signal);
+        const g: SharedGrant = { refreshToken: this.refreshToken, accessToken: this.accessToken, expiresAt: this.expiresAt, refreshAt: this.refreshAt };
+        await shared.write(g).catch(() => undefined); // unreachable now: the others sign in on their own
+      });
+    } catch (err) {
+      if (tried || (err as { code?: unknown })?.code !== "store_unavailable") throw err;
+      await this.acquireOwn(signal);
+    }
+  }
+
+  /**
+   * Take the grant another instance stored: its refresh token when newer than ours, its access token when live and not
+   * the one refused. @returns whether a usable access token is now held
+   */
+  adopt(g: SharedGrant): boolean {
+    if (g.refreshToken && g.refreshToken !== this.refreshToken) {
+      this.refreshToken = g.refreshToken;
+      const rt = g.refreshToken;
+      void Promise.resolve()
+        .then(() => this.pw.onRefreshToken?.(rt)) // our token file follows, for a restart while Redis is down
+        .catch(() => undefined);
+    }
+    const now = this.now();
+    if (!g.accessToken || g.accessToken === this.refused || g.refreshAt === undefined || g.expiresAt === undefined || now >= g.refreshAt) return false;
+    this.accessToken = g.accessToken;
+    this.expiresAt = g.expiresAt;
+    this.refreshAt = g.refreshAt;
+    return true;
+  }
+
+  private async acquireOwn(signal?: AbortSignal): Promise<void> {
     if (this.refreshToken) {
       try {
         await this.refresh(signal);

@@ -24,6 +24,35 @@ import path from "node:path";
 
 const ALGORITHM = "aes-256-ctr";
 
+/** A value sealed like Node-RED's credentials: `{"$": "<iv hex><base64 AES-256-CTR>"}`, or `{"plain": …}` unencrypted. */
+export type Sealed = { $: string } | { plain: unknown };
+
+/** The AES-256 key for a credential secret (SHA-256 of it, as Node-RED does); undefined for `false` (no encryption). */
+export function sealKey(secret: string | false): Buffer | undefined {
+  return secret === false ? undefined : createHash("sha256").update(String(secret)).digest();
+}
+
+/** Encrypt `value` (JSON) with `key` (random IV), or wrap it as `plain` when `key` is undefined. */
+export function seal(value: unknown, key: Buffer | undefined): Sealed {
+  if (!key) return { plain: value };
+  const iv = randomBytes(16);
+  const cipher = createCipheriv(ALGORITHM, key, iv);
+  return { $: iv.toString("hex") + cipher.update(JSON.stringify(value), "utf8", "base64") + cipher.final("base64") };
+}
+
+/**
+ * Open what {@link seal} made. @returns undefined when the form does not match the key (encrypted without a key,
+ * plain with one) @throws SyntaxError when the secret is wrong or the text is damaged
+ */
+export function unseal<T>(raw: unknown, key: Buffer | undefined): T | undefined {
+  const r = (raw ?? {}) as { $?: unknown; plain?: unknown };
+  if (key && typeof r.$ === "string") {
+    const decipher = createDecipheriv(ALGORITHM, key, Buffer.from(r.$.slice(0, 32), "hex"));
+    return JSON.parse(decipher.update(r.$.slice(32), "base64", "utf8") + decipher.final("utf8")) as T;
+  }
+  return !key && r.plain !== undefined ? (r.plain as T) : undefined;
+}
+
 interface Stored {
   /** SHA-256 hex of the connection identity the token belongs to. */
   binding: string;
@@ -61,7 +90,7 @@ export class TokenFile {
   constructor(private readonly opts: TokenFileOptions) {
     const safe = opts.name.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 120) || "token";
     this.file = path.join(opts.dir, `${safe}.json`);
-    if (opts.secret !== false) this.key = createHash("sha256").update(String(opts.secret)).digest();
+    this.key = sealKey(opts.secret);
     this.binding = createHash("sha256").update(opts.binding).digest("hex");
   }
 
@@ -71,15 +100,7 @@ export class TokenFile {
    */
   read(): string | undefined {
     try {
-      const raw = JSON.parse(fs.readFileSync(this.file, "utf8")) as { $?: string; plain?: Stored };
-      let stored: Stored | undefined;
-      if (this.key && typeof raw.$ === "string") {
-        const iv = Buffer.from(raw.$.slice(0, 32), "hex");
-        const decipher = createDecipheriv(ALGORITHM, this.key, iv);
-        stored = JSON.parse(decipher.update(raw.$.slice(32), "base64", "utf8") + decipher.final("utf8")) as Stored;
-      } else if (!this.key && raw.plain) {
-        stored = raw.plain;
-      }
+      const stored = unseal<Stored>(JSON.parse(fs.readFileSync(this.file, "utf8")) as Sealed, this.key);
       if (!stored || stored.binding !== this.binding || typeof stored.refreshToken !== "string" || !stored.refreshToken) return undefined;
       return stored.refreshToken;
     } catch {
@@ -93,14 +114,7 @@ export class TokenFile {
    */
   write(refreshToken: string): Promise<void> {
     const stored: Stored = { binding: this.binding, refreshToken, savedAt: new Date().toISOString() };
-    let content: string;
-    if (this.key) {
-      const iv = randomBytes(16);
-      const cipher = createCipheriv(ALGORITHM, this.key, iv);
-      content = JSON.stringify({ $: iv.toString("hex") + cipher.update(JSON.stringify(stored), "utf8", "base64") + cipher.final("base64") });
-    } else {
-      content = JSON.stringify({ plain: stored });
-    }
+    const content = JSON.stringify(seal(stored, this.key));
     return this.enqueue(() => this.writeAtomic(content));
   }
 

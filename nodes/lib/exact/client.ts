@@ -18,6 +18,7 @@ import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse } from "../http
 import { nextLinkPages, odataPage } from "../poll/pages";
 import { ErrorBudget, exactApiError, exactErrorText } from "./answers";
 import { ExactTokenSource, ExactTokens } from "./tokens";
+import type { SharedSecret } from "../auth/shared-secret";
 import { guidKey, isGuid } from "./values";
 
 /** Regional hosts (reference §1); the OAuth and API calls of one connection use the same host. */
@@ -60,6 +61,8 @@ export interface ExactClientOptions {
   /** Saved tokens, and the persistence of new ones (awaited before use), see tokens.ts. */
   tokens?: ExactTokens;
   onTokens?: (t: ExactTokens) => Promise<void> | void;
+  /** Token sets shared across instances (one Redis): single-flight refresh under its lock, see tokens.ts. */
+  shared?: SharedSecret<ExactTokens>;
   onSaveError?: (err: unknown) => void;
   /** Told when sign-in pauses after a refusal and when it resumes. */
   onAuthState?: (s: AuthState) => void;
@@ -128,6 +131,7 @@ export class ExactClient {
       redirectUri: opts.redirectUri,
       tokens: opts.tokens,
       onTokens: opts.onTokens,
+      shared: opts.shared,
       onSaveError: opts.onSaveError,
       now: opts.now,
     });

@@ -16,11 +16,18 @@
  *   one was used, so one retry is allowed no earlier than 570 s after the lost request; before that the source
  *   throws MlcError `refresh_pending` (retryable) without calling Exact.
  *
- * Renewal is single-flight through the kit's AuthManager (nodes/lib/auth/renewal.ts); this file only knows Exact.
+ * Renewal is single-flight through the kit's AuthManager (nodes/lib/auth/renewal.ts) within a process and, with
+ * `shared` (several Node-RED instances on one Redis), across processes: the refresh runs under the connection's lock
+ * (nodes/lib/auth/shared-secret.ts), first re-reads the token set the last holder stored (a valid access token from
+ * another instance is used as is, a newer refresh token replaces ours), and stores the new set in the shared store
+ * BEFORE the new access token is used and before the lock is released, so no instance ever presents a used refresh
+ * token. When the shared store is unreachable the refresh fails retryably (refreshing without the lock could present a
+ * token another instance already rotated).
  */
 import { AuthError, HttpError, MlcError, RateLimitedError, TimeoutError } from "../errors";
 import { HttpClient, HttpResponse } from "../http";
 import { AuthSource, isRecord, parseJsonBody } from "../auth/source";
+import type { SharedSecret } from "../auth/shared-secret";
 
 /** Access token lifetime Exact documents, s. */
 export const EXACT_TOKEN_TTL_S = 600;
@@ -51,7 +58,9 @@ export interface ExactTokenOptions {
   tokens?: ExactTokens;
   /** Awaited with every new token set before its access token is used. A rejection is passed to `onSaveError`. */
   onTokens?: (t: ExactTokens) => Promise<void> | void;
-  /** Told when `onTokens` failed (the chain is kept in memory; only crash safety is lost). */
+  /** Token sets shared by the instances of one Redis: refresh under its lock, stored there before use (module doc). */
+  shared?: SharedSecret<ExactTokens>;
+  /** Told when `onTokens` (or the shared write) failed (the chain is kept in memory; only crash safety is lost). */
   onSaveError?: (err: unknown) => void;
   /** Renew this long before expiry, ms; default 30000 (renewal at 570 s of a 600 s token). */
   refreshSkewMs?: number;
@@ -153,6 +162,21 @@ export class ExactTokenSource implements AuthSource {
    *   lost request's 570 s run; TimeoutError for a lost answer; as {@link exactTokenError}
    */
   async acquire(signal?: AbortSignal): Promise<void> {
+    const shared = this.opts.shared;
+    if (!shared) return this.refresh(signal);
+    await shared.exclusive(async () => {
+      const latest = await shared.read();
+      if (latest?.refreshToken && (latest.refreshToken !== this.tokens?.refreshToken || (latest.issuedAt ?? 0) > (this.tokens?.issuedAt ?? 0))) {
+        // another instance refreshed (or authorised) since we last looked: its set is the newest
+        this.tokens = { ...latest };
+        this.lostAt = undefined;
+        if (this.valid(this.now())) return;
+      }
+      await this.refresh(signal);
+    });
+  }
+
+  private async refresh(signal?: AbortSignal): Promise<void> {
     const t = this.tokens;
     if (!t?.refreshToken) throw new AuthError("Exact connection is not authorised: authorise it in the config node", { code: "reauthorize" });
     const now = this.now();
@@ -196,6 +220,11 @@ export class ExactTokenSource implements AuthSource {
     };
     // the newest refresh token is the only one that works from now on: keep it before anything can fail
     this.tokens = { ...next, accessToken: undefined };
+    try {
+      await this.opts.shared?.write({ ...next });
+    } catch (err) {
+      this.opts.onSaveError?.(err);
+    }
     try {
       await this.opts.onTokens?.({ ...next });
     } catch (err) {

@@ -21,6 +21,7 @@ import { AuthError, ErpError, MlcError, ValidationError } from "../errors";
 import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse, HttpTlsOptions, safeUrl } from "../http";
 import { odataPage } from "../poll/pages";
 import { closeWithin } from "../auth/close";
+import type { SharedSecret } from "../auth/shared-secret";
 import { FailContext, failError, isSessionGone } from "./answers";
 import { KeptSapB1Session, SapB1SessionSource, checkLoginAnswer } from "./session";
 
@@ -66,6 +67,8 @@ export interface SapB1ClientOptions {
   closeTimeoutMs?: number;
   /** A session kept from an earlier run (e.g. before a `kill -9`): used without a Login until the server answers 401. */
   session?: KeptSapB1Session;
+  /** The session shared by several instances on one Redis (session.ts): one Login per connection, logout by the last. */
+  sharedSession?: SharedSecret<KeptSapB1Session>;
   /**
    * Told the session to keep across restarts (after each Login, before the session is used; awaited) and `undefined`
    * after a logout; must not throw. The value is a credential: keep it encrypted (nodes/lib/auth/token-file.ts).
@@ -309,9 +312,7 @@ export class SapB1Client {
   private shutdown(): Promise<void> {
     return closeWithin(this.closeTimeoutMs, {
       pending: this.auth.pending,
-      signOut: async (signal) => {
-        if (await this.session.signOut(signal)) await this.session.forgetKept();
-      },
+      signOut: (signal) => this.session.end(signal),
       forget: () => this.session.clear(),
       release: () => this.http.close(),
     });
@@ -331,6 +332,7 @@ export class SapB1Client {
       logout: (cookie, signal) => this.http.request({ method: "POST", url: logoutUrl, headers: { Cookie: cookie }, idempotent: true, timeoutMs: this.closeTimeoutMs, signal }),
       initial: opts.session,
       onSession: opts.onSession,
+      shared: opts.sharedSession,
     });
   }
 

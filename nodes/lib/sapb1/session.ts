@@ -15,9 +15,16 @@
  *   a cookie, the cookies are handed to `onSession` ({@link KeptSapB1Session}) before the session is used, and a
  *   session handed in as `initial` is used without a Login until the server answers 401. A logout hands out
  *   `undefined`.
+ * - Several Node-RED instances on one Redis (`shared`, nodes/lib/auth/shared-secret.ts): one session per connection.
+ *   A Login runs under the connection's Redis lock after re-reading the shared session (one another instance logged
+ *   in with is used as is, no Login), and the new cookies are stored there (encrypted) before use. Each instance
+ *   counts as a holder while its client lives; on close only the last holder logs out ({@link SapB1SessionSource.end}).
+ *   When Redis is unreachable the instance keeps using its session, logs in on its own when it has none, and does
+ *   not log out on close (that could end the session the others use; it times out on the server).
  */
 import { CookieSessionOptions, CookieSessionSource } from "../auth/session";
 import type { TokenFile } from "../auth/token-file";
+import type { SharedSecret } from "../auth/shared-secret";
 import { ErpError } from "../errors";
 import { encodeParts } from "../ids";
 import { HttpResponse } from "../http";
@@ -39,12 +46,15 @@ export interface SapB1SessionOptions extends CookieSessionOptions {
   initial?: KeptSapB1Session;
   /** Told the session to keep after a Login or a cookie change, `undefined` after a logout. Awaited after a Login; must not throw. */
   onSession?: (s: KeptSapB1Session | undefined) => void | Promise<void>;
+  /** The session shared by the instances of one Redis (module doc); absent: this instance's own session. */
+  shared?: SharedSecret<KeptSapB1Session>;
 }
 
 /** A cookie session whose cookies go by name to every request of the session (see module doc). */
 export class SapB1SessionSource extends CookieSessionSource {
   private readonly loginUrl: string;
   private readonly onSession?: SapB1SessionOptions["onSession"];
+  private readonly shared?: SharedSecret<KeptSapB1Session>;
   /** True while a session handed in as `initial` is in use (no Login of ours yet). */
   private restored = false;
   /** The Cookie header last handed to `onSession`. */
@@ -62,6 +72,8 @@ export class SapB1SessionSource extends CookieSessionSource {
     self.source = this;
     this.loginUrl = opts.loginUrl;
     this.onSession = opts.onSession;
+    this.shared = opts.shared;
+    void this.shared?.join().catch(() => undefined); // retried at the next Login
     this.logins = 0;
     this.sessionTimeoutMin = undefined;
     this.serverVersion = undefined;
@@ -106,6 +118,55 @@ export class SapB1SessionSource extends CookieSessionSource {
 
   /** Login, then hand the new session out to be kept before anything uses it. */
   override async acquire(signal?: AbortSignal): Promise<void> {
+    const shared = this.shared;
+    if (!shared) return this.login(signal);
+    let tried = false;
+    try {
+      await shared.exclusive(async () => {
+        const latest = await shared.read();
+        await shared.join().catch(() => undefined);
+        // another instance's Login (compared by B1SESSION value: the cookie text may list the cookies in another order)
+        if (latest?.cookie && b1Session(latest.cookie) !== b1Session(this.kept) && this.adopt(latest.cookie)) return;
+        tried = true;
+        await this.login(signal);
+      });
+    } catch (err) {
+      // Redis unreachable before our Login: sign in on our own, as a single instance does
+      if (tried || (err as { code?: unknown })?.code !== "store_unavailable") throw err;
+      await this.login(signal);
+    }
+  }
+
+  /**
+   * Close: log out and forget the kept session, unless another instance still holds the shared session (then only
+   * this instance's holder row goes). Redis unreachable: no logout (it could end the session the other instances use);
+   * the session stays kept for our next start, or times out on the server. @throws what logout or the store throws
+   */
+  async end(signal: AbortSignal): Promise<void> {
+    const own = async (): Promise<void> => {
+      if (await this.signOut(signal)) await this.forgetKept();
+    };
+    const shared = this.shared;
+    if (!shared) return own();
+    try {
+      await shared.leave(async () => {
+        const latest = await shared.read();
+        if (latest?.cookie && b1Session(latest.cookie) !== b1Session(this.kept)) this.adopt(latest.cookie); // the session is another's Login
+        await own();
+      });
+    } catch (err) {
+      if ((err as { code?: unknown })?.code !== "store_unavailable") throw err;
+    }
+  }
+
+  /** Use the session another instance stored; @returns whether it holds a B1SESSION. */
+  private adopt(cookie: string): boolean {
+    this.jar.clear();
+    this.restore(cookie);
+    return this.restored;
+  }
+
+  private async login(signal?: AbortSignal): Promise<void> {
     this.restored = false;
     await super.acquire(signal);
     await this.keep();
@@ -123,10 +184,15 @@ export class SapB1SessionSource extends CookieSessionSource {
 
   private async keep(): Promise<void> {
     const cookie = this.jar.header(this.loginUrl);
-    if (!this.onSession || !cookie || cookie === this.kept) return;
+    if ((!this.onSession && !this.shared) || !cookie || cookie === this.kept) return;
     this.kept = cookie;
     try {
-      await this.onSession({ cookie });
+      await this.shared?.write({ cookie }); // before use: the other instances take this one instead of logging in
+    } catch {
+      // Redis unreachable: the others log in on their own (their Login is then a second session)
+    }
+    try {
+      await this.onSession?.({ cookie });
     } catch {
       // keeping is best effort: a crash before the next Login then leaves one session to time out
     }
@@ -157,6 +223,11 @@ export class SapB1SessionSource extends CookieSessionSource {
       this.sessionTimeoutMin = undefined;
     }
   }
+}
+
+/** The B1SESSION value in a `Cookie` header text ("" when absent). */
+function b1Session(cookie: string): string {
+  return new RegExp(`(?:^|;\\s*)${SESSION_COOKIE}=([^;\\s]*)`).exec(cookie)?.[1] ?? "";
 }
 
 /** Login answer check: 200 (SLGUIDE §3.1); anything else → the mapped error (401 → AuthError `login_failed`). */
