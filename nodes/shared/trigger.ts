@@ -33,7 +33,7 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { ErpEventMsg } from "../lib/envelope";
-import { ValidationError, errorDetails } from "../lib/errors";
+import { MlcError, ValidationError, errorDetails } from "../lib/errors";
 import { PushJournal, onJobSettled } from "../lib/journal";
 import { Lease, leaseTtlFor } from "../lib/poll/lease";
 import { PollRead, Poller } from "../lib/poll/poller";
@@ -312,6 +312,11 @@ export function startTrigger(RED: RedAPI, node: RedNode, spec: TriggerSpec): Tri
   return { journal, poller };
 }
 
+/** A push body of the wrong shape (a ValidationError or ErpError about the body), not a missing config node. */
+function isBodyError(err: unknown): boolean {
+  return err instanceof MlcError && !err.retryable && err.code !== "no_config" && err.code !== "closed" && err.code !== "client_closed";
+}
+
 /** Read what the journaled notification `notice` names and emit it (see {@link FetchAfterJournal}). */
 async function fetchAfterJournal(node: RedNode, fetch: FetchAfterJournal, journal: PushJournal, notice: ErpEventMsg): Promise<void> {
   const perEvent = fetch.journal === "event";
@@ -353,10 +358,13 @@ function servePush(RED: RedAPI, node: RedNode, spec: TriggerSpec, push: PushSpec
     try {
       parsed = push.parse(req.body, req);
     } catch (err) {
-      // broken JSON is logged at most once a minute; a body of the wrong shape (or a config error) goes to Catch
+      // broken JSON is logged at most once a minute; a body of the wrong shape goes to Catch; both are 400. Anything
+      // else (the config node missing between a deploy's stop and start, a closing client) is not the body's fault:
+      // 503, so the sender retries (a 4xx makes Business Central delete the subscription, reference §8.5).
       if (err instanceof SyntaxError) logRefusal(node, "bad_json", `${push.path}: refused a push whose body is not JSON`);
       else reportError(RED, node, err, about);
-      return { status: 400, body: "Bad request" };
+      if (err instanceof SyntaxError || isBodyError(err)) return { status: 400, body: "Bad request" };
+      return { status: 503, headers: { "Retry-After": "5" }, body: "Service unavailable" };
     }
     // Journal first: committed before the 2xx (a crash after it replays them); a journal that cannot commit
     // answers 503, so the ERP retries. The events go on while it commits (lib/journal.ts acceptIssued: what they
