@@ -21,7 +21,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { AcuRecord } from "../sims/acumatica";
 import { AUDIT_PROBE, AuditRecordView, BILLS_QUERY, Stack, auditOf, startStack } from "../harness/stack";
-import { tempDir, waitFor } from "../harness/nodered";
+import { tempDir, waitFor, waitProgress } from "../harness/nodered";
 
 const EVENTS = 300;
 const APPROVERS = ["EP00000001", "EP00000002"]; // (415) 555-0132 and (212) 555-0187 in the simulator's seed data
@@ -57,24 +57,6 @@ function row(i: number): AcuRecord {
 /** The bill number an SMS is about (the example's body: "Approval needed: bill <ReferenceNbr> from …"). */
 function billOf(body: string): string | undefined {
   return /bill (C\d{5}) from/.exec(body)?.[1];
-}
-
-/**
- * Wait until `count()` reaches `target`; give up (resolving false) once it has not grown for `idleMs`, so a run
- * that lost events reports its numbers instead of hanging.
- */
-async function waitProgress(count: () => number, target: number, idleMs: number): Promise<boolean> {
-  let last = -1;
-  let since = Date.now();
-  for (;;) {
-    const n = count();
-    if (n >= target) return true;
-    if (n !== last) {
-      last = n;
-      since = Date.now();
-    } else if (Date.now() - since > idleMs) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function jobIdOf(statusCallback: string | null): string {

@@ -20,7 +20,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { AcuRecord } from "../sims/acumatica";
 import { AUDIT_PROBE, BILLS_QUERY, type FlowNode, type Stack, auditOf, loadExamples, startStack, withCredentialRefs } from "../harness/stack";
-import { NodeRed, freePort, installInto, tempDir, waitFor } from "../harness/nodered";
+import { NodeRed, freePort, installInto, tempDir, waitFor, waitProgress } from "../harness/nodered";
 import { RoundRobinProxy } from "../harness/proxy";
 import { RedisServer, startRedis } from "../harness/redis";
 import { maxInWindow } from "../sims/twilio";
@@ -56,21 +56,6 @@ function billOf(body: string): string | undefined {
 
 function jobIdOf(statusCallback: string | null): string {
   return new URL(String(statusCallback)).searchParams.get("j") ?? "";
-}
-
-/** Wait until `count()` reaches `target`, giving up once it has not grown for `idleMs` (so a loss reports numbers). */
-async function waitProgress(count: () => number, target: number, idleMs: number): Promise<boolean> {
-  let last = -1;
-  let since = Date.now();
-  for (;;) {
-    const n = count();
-    if (n >= target) return true;
-    if (n !== last) {
-      last = n;
-      since = Date.now();
-    } else if (Date.now() - since > idleMs) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe("end to end: two Node-RED instances on one Redis", function () {

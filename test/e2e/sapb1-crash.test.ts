@@ -21,25 +21,10 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { Stack, startStack } from "../harness/stack";
-import { tempDir, waitFor } from "../harness/nodered";
+import { tempDir, waitFor, waitProgress } from "../harness/nodered";
 
 const INVOICES = 30;
 const pad = (n: number): string => String(n).padStart(2, "0");
-
-/** Wait until `count()` reaches `target`; false once it has not grown for `idleMs` (a lossy run reports, not hangs). */
-async function waitProgress(count: () => number, target: number, idleMs: number): Promise<boolean> {
-  let last = -1;
-  let since = Date.now();
-  for (;;) {
-    const n = count();
-    if (n >= target) return true;
-    if (n !== last) {
-      last = n;
-      since = Date.now();
-    } else if (Date.now() - since > idleMs) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("end to end: SAP Business One polling under kill -9 (poll/journal, journal/send, send/record)", function () {
   this.timeout(600000);

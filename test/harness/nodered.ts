@@ -232,3 +232,21 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 15000,
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+/**
+ * Wait until `count()` reaches `target`; give up (resolving false) once it has not grown for `idleMs` ms, so a run
+ * that lost events reports its numbers instead of hanging (no fixed deadline: a loaded machine is not a failure).
+ */
+export async function waitProgress(count: () => number, target: number, idleMs: number): Promise<boolean> {
+  let last = -1;
+  let since = Date.now();
+  for (;;) {
+    const n = count();
+    if (n >= target) return true;
+    if (n !== last) {
+      last = n;
+      since = Date.now();
+    } else if (Date.now() - since > idleMs) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
