@@ -7,6 +7,7 @@
  * the current Node.
  */
 import { ChildProcess, spawn, execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -69,20 +70,62 @@ export function writeSettings(userDir: string, port: number, contextStorage?: st
   return file;
 }
 
-/** Pack this repo (npm pack) into `destDir`; returns the tarball path. Requires a built dist/. */
-export function packRepo(destDir: string): string {
-  fs.mkdirSync(destDir, { recursive: true });
-  const out = execFileSync("npm", ["pack", "--silent", "--pack-destination", destDir], { cwd: REPO_ROOT, encoding: "utf8" });
-  const name = out.trim().split("\n").pop() as string;
-  return path.join(destDir, name);
+/** npm commands a test waits on synchronously; bounded so a stalled npm fails the run with a message instead of hanging it (ms). */
+const NPM_TIMEOUT_MS = 10 * 60_000;
+
+function npm(args: string[], cwd: string): string {
+  try {
+    return execFileSync("npm", args, { cwd, encoding: "utf8", stdio: "pipe", timeout: NPM_TIMEOUT_MS, killSignal: "SIGKILL" });
+  } catch (err) {
+    const e = err as { code?: string; signal?: string; stderr?: string };
+    const why = e.signal === "SIGKILL" ? `no answer within ${NPM_TIMEOUT_MS / 1000} s` : String(e.stderr ?? e.code ?? err).slice(-2000);
+    throw new Error(`npm ${args[0]} in ${cwd} failed: ${why}`);
+  }
 }
 
-/** Install a packed tarball into a Node-RED user directory, as the palette manager would (npm install). */
+/** One tarball per test process: dist/ does not change while mocha runs, so packing it again gives the same bytes. */
+let packed: string | undefined;
+/** One installed tree per tarball digest (the package and its production dependencies, as npm installed them). */
+const installed = new Map<string, string>();
+const scratch: string[] = [];
+process.once("exit", () => {
+  for (const dir of scratch) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Pack this repo (npm pack) into `destDir`; returns the tarball path. Requires a built dist/. Packs once per process. */
+export function packRepo(destDir: string): string {
+  fs.mkdirSync(destDir, { recursive: true });
+  if (!packed) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mlc-pack-"));
+    scratch.push(dir);
+    const name = npm(["pack", "--silent", "--pack-destination", dir], REPO_ROOT).trim().split("\n").pop() as string;
+    packed = path.join(dir, name);
+  }
+  const dest = path.join(destDir, path.basename(packed));
+  fs.copyFileSync(packed, dest);
+  return dest;
+}
+
+/**
+ * Install a packed tarball into a Node-RED user directory, as the palette manager would (npm install). The first
+ * install of a given tarball runs npm into a scratch directory; every user directory then gets that directory's
+ * package.json and a link to its node_modules, so each test's Node-RED loads exactly what npm installed without
+ * paying (or risking) another install. Throws when npm fails or stalls for NPM_TIMEOUT_MS.
+ */
 export function installInto(userDir: string, tarball: string): void {
   fs.mkdirSync(userDir, { recursive: true });
-  const pkg = path.join(userDir, "package.json");
-  if (!fs.existsSync(pkg)) fs.writeFileSync(pkg, JSON.stringify({ name: "node-red-project", private: true, version: "0.0.1" }, null, 2));
-  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--omit=dev", tarball], { cwd: userDir, stdio: "pipe" });
+  const digest = createHash("sha256").update(fs.readFileSync(tarball)).digest("hex");
+  let tree = installed.get(digest);
+  if (!tree) {
+    tree = fs.mkdtempSync(path.join(os.tmpdir(), "mlc-install-"));
+    scratch.push(tree);
+    fs.writeFileSync(path.join(tree, "package.json"), JSON.stringify({ name: "node-red-project", private: true, version: "0.0.1" }, null, 2));
+    npm(["install", "--no-audit", "--no-fund", "--prefer-offline", "--omit=dev", tarball], tree);
+    installed.set(digest, tree);
+  }
+  fs.copyFileSync(path.join(tree, "package.json"), path.join(userDir, "package.json"));
+  fs.rmSync(path.join(userDir, "node_modules"), { recursive: true, force: true });
+  fs.symlinkSync(path.join(tree, "node_modules"), path.join(userDir, "node_modules"), "dir");
 }
 
 /** Link this repo into a user directory instead of installing (the demo: no pack, edits show at once). */

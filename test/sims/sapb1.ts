@@ -55,14 +55,22 @@ const SCHEMAS: Record<string, { key: string; types: FieldTypes["types"] }> = {
 const ENUMS = { DocumentStatus: ["bost_Open", "bost_Close", "bost_Paid", "bost_Delivered"], Cancelled: ["tNO", "tYES"], InventoryItem: ["tNO", "tYES"], Valid: ["tNO", "tYES"], Frozen: ["tNO", "tYES"] };
 const DATE_FIELDS = new Set(["DocDate", "DocDueDate", "TaxDate", "CreationDate", "UpdateDate", "DueDate", "TransferDate", "CreateDate"]);
 
-/** A self-signed certificate for 127.0.0.1 (openssl, else the test-only pair in test/fixtures/tls). */
+/** The pair made for this process: generated once, every simulator of the run serves it. */
+let generated: { key: string; cert: string } | undefined;
+
+/**
+ * A self-signed certificate for 127.0.0.1 (openssl, bounded to 20 s, once per process; else the test-only pair in
+ * test/fixtures/tls). A pair of its own keeps it out of NODE_EXTRA_CA_CERTS, which trusts the fixture pair for
+ * the Entra simulator, so "without the CA" still fails in a Node-RED that talks to both.
+ */
 export function selfSignedCert(): { key: string; cert: string } {
+  if (generated) return generated;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mlc-sapb1-"));
   try {
     const keyFile = path.join(dir, "key.pem");
     const certFile = path.join(dir, "cert.pem");
-    const r = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
-    if (r.status === 0) return { key: fs.readFileSync(keyFile, "utf8"), cert: fs.readFileSync(certFile, "utf8") };
+    const r = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore", timeout: 20_000, killSignal: "SIGKILL" });
+    if (r.status === 0) return (generated = { key: fs.readFileSync(keyFile, "utf8"), cert: fs.readFileSync(certFile, "utf8") });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

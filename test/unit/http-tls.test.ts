@@ -25,7 +25,7 @@ function makeCert(dir: string, name: string): { key: string; cert: string } | un
   const r = spawnSync(
     "openssl",
     ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-    { stdio: "ignore" },
+    { stdio: "ignore", timeout: 20_000, killSignal: "SIGKILL" },
   );
   if (r.status !== 0) return undefined;
   return { key: fs.readFileSync(keyFile, "utf8"), cert: fs.readFileSync(certFile, "utf8") };
