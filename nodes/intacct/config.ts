@@ -41,6 +41,8 @@ export interface IntacctConfigApi {
   readonly tenant: string;
   /** Register a node that uses this connection: it is shown the connection's sign-in problems (idempotent). */
   use(user: RedNode): void;
+  /** Whether a Test connection form names this connection (endpoint, company, entity, both credential pairs). */
+  sameConnection(config: Record<string, unknown>, credentials: Record<string, string | undefined>): boolean;
 }
 
 function positive(v: unknown): number | undefined {
@@ -53,6 +55,11 @@ type Hooks = Pick<IntacctClientOptions, "onAuthState" | "session" | "onSession">
 /** What a kept session is bound to: one saved for another endpoint, sender, company, user or entity is not used. */
 function connectionIdentity(config: IntacctConfigProps, c: Record<string, string | undefined>): string {
   return encodeParts(["intacct", String(config.endpoint ?? "").trim(), String(c.senderId ?? "").trim(), String(config.companyId ?? "").trim(), String(c.userId ?? "").trim(), String(config.locationId ?? "").trim()]);
+}
+
+/** What decides the session: the identity plus both passwords (a Test connection form with the same uses the deployed client). */
+function connectionSettings(config: IntacctConfigProps, c: Record<string, string | undefined>): string {
+  return encodeParts([connectionIdentity(config, c), String(c.senderPassword ?? ""), String(c.userPassword ?? "")]);
 }
 
 /** @throws ValidationError "missing_env" for an unset `${VAR}`; ErpError "bad_config" for a missing credential */
@@ -89,6 +96,7 @@ export function registerIntacctConfig(RED: RedAPI): void {
           return configString(config.companyId, "Company ID");
         },
         use: (user: RedNode) => users.add(user),
+        sameConnection: (form, creds) => connectionSettings(form as IntacctConfigProps, creds) === connectionSettings(config, node.credentials),
       };
     },
     {
@@ -99,13 +107,17 @@ export function registerIntacctConfig(RED: RedAPI): void {
     },
   );
 
-  registerTestEndpoint(RED, INTACCT_CONFIG_TYPE, async ({ config, credentials }) => {
-    const client = buildClient(config as IntacctConfigProps, credentials);
+  // Test connection on the deployed connection, unchanged, uses its client: a second client would call getAPISession
+  // while the deployed session has more than 5 minutes left (reference §3: a second session, avoided)
+  registerTestEndpoint(RED, INTACCT_CONFIG_TYPE, async ({ id, config, credentials }) => {
+    const deployed = typeof id === "string" && id ? (RED.nodes.getNode(id) as (RedNode & { mlc?: IntacctConfigApi }) | null) : null;
+    const live = deployed?.type === INTACCT_CONFIG_TYPE && deployed.mlc?.sameConnection(config, credentials) ? deployed.mlc : undefined;
+    const client = live ? live.client() : buildClient(config as IntacctConfigProps, credentials);
     try {
       const r = await client.testConnection();
       return { ok: true, message: `Signed in to ${r.companyId}${r.locationId ? ` / ${r.locationId}` : ""} as ${r.userId}; session endpoint ${r.endpointHost}` };
     } finally {
-      await client.close();
+      if (!live) await client.close();
     }
   });
 }

@@ -44,6 +44,8 @@ export interface SapB1ConfigApi {
   readonly timeZone: string;
   /** Register a node that uses this connection: it is shown the connection's Login problems (idempotent). */
   use(user: RedNode): void;
+  /** Whether a Test connection form names this connection (URL, version, CompanyDB, TLS trust, user, password). */
+  sameConnection(config: Record<string, unknown>, credentials: Record<string, string | undefined>): boolean;
 }
 
 interface SapB1ConfigNode extends RedNode {
@@ -53,6 +55,7 @@ interface SapB1ConfigNode extends RedNode {
 type Hooks = Pick<SapB1ClientOptions, "onAuthState" | "session" | "onSession" | "sharedSession">;
 const identity = (config: SapB1ConfigProps, c: Record<string, string | undefined>): string =>
   sessionIdentity([config.url, config.version === "v1" ? "v1" : "v2", config.companyDb, c.username]);
+const settings = (config: SapB1ConfigProps, c: Record<string, string | undefined>): string => identity(config, c) + sessionIdentity([config.ca, config.pin, c.password]);
 
 /** Build a client from the node's properties and credentials. @throws ValidationError (missing_env, bad URL, bad TLS) */
 export function buildSapB1Client(config: SapB1ConfigProps, c: Record<string, string | undefined>, hooks: Hooks = {}): SapB1Client {
@@ -119,18 +122,22 @@ export function registerSapB1Config(RED: RedAPI): void {
           return configString(config.timeZone, "Server time zone") || "UTC";
         },
         use: (user: RedNode) => users.add(user),
+        sameConnection: (form, creds) => settings(form as SapB1ConfigProps, creds) === settings(config, node.credentials),
       };
     },
     { username: { type: "text" }, password: { type: "password" } },
   );
 
-  registerTestEndpoint(RED, SAPB1_CONFIG_TYPE, async ({ config, credentials }) => {
-    const client = buildSapB1Client(config as SapB1ConfigProps, credentials);
+  // the deployed connection, unchanged, is tested on its session: another Login while it lives is a client bug (§2)
+  registerTestEndpoint(RED, SAPB1_CONFIG_TYPE, async ({ id, config, credentials }) => {
+    const deployed = typeof id === "string" && id ? (RED.nodes.getNode(id) as (RedNode & { mlc?: SapB1ConfigApi }) | null) : null;
+    const live = deployed?.type === SAPB1_CONFIG_TYPE && deployed.mlc?.sameConnection(config, credentials) ? deployed.mlc : undefined;
+    const client = live ? live.client() : buildSapB1Client(config as SapB1ConfigProps, credentials);
     try {
       const r = await client.testConnection();
       return { ok: true, message: `Logged in to ${r.companyDb} (/b1s/${r.version}${r.serverVersion ? `, server ${r.serverVersion}` : ""}); Items answer` };
     } finally {
-      await client.close();
+      if (!live) await client.close();
     }
   });
 }

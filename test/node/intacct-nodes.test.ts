@@ -112,4 +112,24 @@ describe("intacct nodes in Node-RED", function () {
     assert.equal(JSON.parse(bad.text).code, "sender_refused");
     assert.ok(!bad.text.includes("wrong-one") && !good.text.includes(sim.userPassword));
   });
+
+  it("Test connection of a deployed connection uses its session: no second getAPISession while it lives", async () => {
+    await bed.load(flow());
+    bed.node("f1").receive({ payload: { VENDORID: "V1007" } });
+    await until(() => bed.received.out.length === 1, "vendor read");
+    const form = { endpoint: sim.endpoint, companyId: sim.companyId, locationId: "", timeZone: sim.timeZone, maxConcurrent: "2", timeout: "30" };
+    const res = await fetch(`${bed.url}/mlc/mlc-intacct-config/test`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      // as the editor posts it: the node's id, passwords not retyped
+      body: JSON.stringify({ id: "cfg", config: form, credentials: { ...CREDS, senderPassword: "__PWRD__", userPassword: "__PWRD__" } }),
+    });
+    const json = (await res.json()) as { ok: boolean; message: string };
+    assert.equal(json.ok, true, json.message);
+    assert.equal(sim.logins, 1, "the deployed session was used");
+    assert.deepEqual(sim.violations, []);
+    // other settings than the deployed ones (another user) are tested on their own client
+    const other = await fetch(`${bed.url}/mlc/mlc-intacct-config/test`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: "cfg", config: form, credentials: { ...CREDS, userId: "someone_else" } }) });
+    assert.equal(((await other.json()) as { code?: string }).code, "auth_failed");
+  });
 });

@@ -121,4 +121,26 @@ describe("sapb1 nodes in Node-RED", function () {
     assert.match(json.message, /SBODEMOUS/);
     assert.equal(sim.logouts.length, 1);
   });
+
+  it("Test connection of a deployed connection reads on its session: no second Login, no Logout", async () => {
+    await bed.load(flow());
+    sim.put("Items", { ItemCode: "A00001", ItemName: "Helmet" });
+    bed.node("f1").receive({ erp: { id: "Invoices(812)" } });
+    await until(() => bed.received.out.length === 1, "record");
+    const form = { url: sim.url, version: "v2", companyDb: sim.companyDb, timeZone: "UTC", ca: sim.cert, pin: "", timeout: "" };
+    const post = async (credentials: Record<string, string>) => {
+      // as the editor posts it: the node's id, the password not retyped
+      const res = await fetch(`${bed.url}/mlc/mlc-sapb1-config/test`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: "cfg", config: form, credentials }) });
+      return (await res.json()) as { ok: boolean; message: string; code?: string };
+    };
+    const json = await post({ username: sim.username, password: "__PWRD__" });
+    assert.equal(json.ok, true, json.message);
+    assert.equal(sim.logins.length, 1, "the deployed session was used");
+    assert.equal(sim.logouts.length, 0);
+    assert.equal(sim.liveSessions(), 1);
+    assert.deepEqual(sim.violations, []);
+    // other settings (a wrong password being tried) get a client of their own
+    assert.equal((await post({ username: sim.username, password: "not-it" })).code, "login_failed");
+    assert.equal(sim.liveSessions(), 1);
+  });
 });
