@@ -51,7 +51,9 @@ function pollSpec(RED: RedAPI, node: RedNode, config: SapB1TriggerProps, watch: 
   if (watch === "created" || watch === "changed") {
     if (entitySpec(entity).watermark !== "update") throw new ValidationError(`${entity} has no UpdateDate: use the payments watch`, { code: "bad_config" });
     const onMalformed = (err: MlcError): void => reportError(RED, node, err, { topic: "sapb1/poll", entity, recordId: err.recordId });
-    pieces = { window: updateWindow(sap.timeZone, filter), read: updateReader(client, ctx, watch, { onMalformed }) };
+    // "created" on documents: only those created inside the window (an old one that is only updated now is not new)
+    const createdOnly = watch === "created" && entitySpec(entity).number !== undefined;
+    pieces = { window: updateWindow(sap.timeZone, filter, undefined, createdOnly), read: updateReader(client, ctx, watch, { onMalformed }) };
   } else if (watch === "payments") pieces = paymentsWindow(client, ctx, filter);
   else if (watch === "overdue") pieces = overdueWindow(client, ctx, num(config.overdueDays, 30, 0, 3650));
   else pieces = lowStockWindow(client, ctx, filter);

@@ -79,6 +79,17 @@ describe("mlc-sapb1-trigger in Node-RED", function () {
     assert.equal(bed.received.caught?.length ?? 0, 0);
   });
 
+  it("created: an invoice created before the trigger started and only updated (paid) now is not reported as new", async () => {
+    const t0 = Date.now() - 3 * 60_000;
+    sim.put("PurchaseInvoices", invoice(3, t0, { CreationDate: daysAgo(40), DocDate: daysAgo(40), PaidToDate: 1203, DocumentStatus: "bost_Close" }));
+    sim.put("PurchaseInvoices", invoice(4, t0));
+    await bed.load(flow({ watch: "created", entity: "PurchaseInvoices", startFrom: startFrom() }));
+    await until(() => bed.received.events.some((m) => m.erp.id === "PurchaseInvoices(4)"), "the new invoice");
+    await settle(2500); // more polls
+    assert.deepEqual(bed.received.events.map((m) => m.erp.id), ["PurchaseInvoices(4)"]);
+    assert.equal(bed.received.caught?.length ?? 0, 0);
+  });
+
   it("overdue: the invoice overdue by N days once, with amount due and due date; an expired session is renewed once", async () => {
     sim.put("Invoices", invoice(7, Date.now() - 86_400_000, { DocDueDate: daysAgo(10), DocTotal: 1250, PaidToDate: 250 }));
     sim.put("Invoices", invoice(8, Date.now() - 86_400_000, { DocDueDate: daysAgo(2) }));

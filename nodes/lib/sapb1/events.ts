@@ -66,17 +66,30 @@ export function sapB1PollTime(timeZone: string): TimeCondition {
 }
 
 /**
+ * The "created" watch's condition on documents: {@link sapB1PollTime}, and with the lower bound also
+ * `CreationDate ge '<that bound's server-local date>'`. The window reads every document *changed* since the watermark,
+ * so without it a document created before the trigger started (or before the dedupe's memory) and only updated now
+ * (paid, closed, approved: its UpdateDate moves) would be reported as created. CreationDate has no time part: a
+ * document created earlier on the bound's own day still passes. Needs one read per tick (no catch-up slices).
+ */
+export function sapB1CreatedTime(timeZone: string): TimeCondition {
+  const base = sapB1PollTime(timeZone);
+  return (field, op, atMs) => (op === "le" ? base(field, op, atMs) : `(${base(field, op, atMs)} and CreationDate ge '${dateBefore(atMs, 0, timeZone)}')`);
+}
+
+/**
  * The kit's watermark window for an "update" entity: filters like
  * `(UpdateDate gt '2024-03-01' or (UpdateDate eq '2024-03-01' and UpdateTime ge '09:14'))` in the server's zone.
  * @param timeZone the Service Layer server's IANA zone (UpdateDate/UpdateTime are server-local)
  * @param overlapMs re-read below the watermark, ms; default and minimum 120000 (the filter only knows minutes)
+ * @param createdOnly documents created inside the window only ({@link sapB1CreatedTime}), for the "created" watch
  * @throws ValidationError for an unknown time zone or an overlap below 120 s
  */
-export function updateWindow(timeZone: string, userFilter?: string, overlapMs = 120_000): WatermarkWindow {
+export function updateWindow(timeZone: string, userFilter?: string, overlapMs = 120_000, createdOnly = false): WatermarkWindow {
   sapB1SplitTime(timeZone)("UpdateDate", "ge", 0); // validates the zone now, not at the first poll
   // with less, the minute-rounded filter re-reads records the window no longer remembers (see sapB1PollTime)
   if (!(overlapMs >= 120_000)) throw new ValidationError("Overlap must be at least 120 s (the filter only knows minutes)", { code: "bad_config" });
-  return new WatermarkWindow({ timeCondition: sapB1PollTime(timeZone), modifiedField: "UpdateDate", overlapMs, userFilter });
+  return new WatermarkWindow({ timeCondition: (createdOnly ? sapB1CreatedTime : sapB1PollTime)(timeZone), modifiedField: "UpdateDate", overlapMs, userFilter });
 }
 
 /** `DocEntry gt N` (and the user filter), the IncomingPayments cursor. */
