@@ -16,6 +16,7 @@ import { registerTestEndpoint } from "../shared/admin";
 import { showAuthState } from "../shared/auth-status";
 import { ConfigUsers, OwnedClient, configApi, configString } from "../shared/config";
 import { KeptSession } from "../shared/kept-session";
+import { sharedSecretFor } from "../shared/shared-secret";
 import { registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
 
@@ -50,7 +51,7 @@ function positive(v: unknown): number | undefined {
   return v !== "" && v !== undefined && Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
-type Hooks = Pick<IntacctClientOptions, "onAuthState" | "session" | "onSession">;
+type Hooks = Pick<IntacctClientOptions, "onAuthState" | "session" | "onSession" | "sharedSession">;
 
 /** What a kept session is bound to: one saved for another endpoint, sender, company, user or entity is not used. */
 function connectionIdentity(config: IntacctConfigProps, c: Record<string, string | undefined>): string {
@@ -89,7 +90,9 @@ export function registerIntacctConfig(RED: RedAPI): void {
       const kept = new KeptSession<IntacctSession>(RED, node, "intacct", () => connectionIdentity(config, node.credentials), "The Intacct session");
       const onAuthState = showAuthState(node, users, INTACCT_CONFIG_TYPE, "Intacct refused the sign-in");
       // redeployed or stopped: the next start reuses the kept session; deleted: it is forgotten
-      const owned = new OwnedClient(node, () => buildClient(config, node.credentials, { onAuthState, ...kept.hooks() }), (removed) => kept.forget(removed));
+      // several instances on one Redis: one session per connection (lib/intacct/session.ts)
+      const sharedSession = () => sharedSecretFor<IntacctSession>(RED, connectionIdentity(config, node.credentials));
+      const owned = new OwnedClient(node, () => buildClient(config, node.credentials, { onAuthState, ...kept.hooks(), sharedSession: sharedSession() }), (removed) => kept.forget(removed));
       (node as RedNode & { mlc: IntacctConfigApi }).mlc = {
         client: () => owned.get(),
         get tenant() {

@@ -13,6 +13,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { AuthManager } from "../auth/renewal";
+import type { SharedSecret } from "../auth/shared-secret";
 import { AuthState } from "../auth/source";
 import { Budget, pacedRequest } from "../budget";
 import { AuthError, ErpError } from "../errors";
@@ -60,6 +61,8 @@ export interface IntacctClientOptions extends IntacctCredentials {
   session?: IntacctSession;
   /** Told the session to keep across restarts, `undefined` when it must be forgotten; must not throw. */
   onSession?: (s: IntacctSession | undefined) => void | Promise<void>;
+  /** The session shared by the Node-RED instances of one Redis (session.ts); absent: this client's own. */
+  sharedSession?: SharedSecret<IntacctSession>;
   /** HTTP client options (timeouts, TLS). */
   http?: HttpClientOptions;
   /** Local clock, ms since the epoch (tests). */
@@ -119,6 +122,7 @@ export class IntacctClient {
       now: opts.now,
       initial: opts.session,
       onSession: opts.onSession,
+      shared: opts.sharedSession,
     });
     this.auth = new AuthManager(source, { cooldownMs: opts.cooldownMs, onState: opts.onAuthState, now: opts.now });
   }
@@ -211,13 +215,19 @@ export class IntacctClient {
    */
   async execute(fns: IntacctFunction[], transaction = false): Promise<IntacctAnswer> {
     for (let tries = 0; ; tries++) {
-      const gen = await this.auth.ensure();
+      let gen = await this.auth.ensure();
+      const current = this.auth.source.session;
+      if (current && (await this.auth.source.sharedMoved(current.sessionId))) {
+        await this.auth.renew(gen); // another instance renewed (ours failed there): take its session, never resend ours
+        gen = await this.auth.ensure();
+      }
       const session = this.auth.source.session;
       if (!session) throw new AuthError("No Intacct session", { code: "auth_failed" });
       try {
         return await this.exchange(fns, { sessionid: session.sessionId }, true, transaction);
       } catch (err) {
         if (!(err instanceof IntacctSessionFailure)) throw err;
+        this.auth.source.failed(session.sessionId);
         if (tries >= 1) throw new IntacctAuthError("authentication", err.errors, "session_refused", err.status);
         await this.auth.renew(gen); // discards the failed session id: it is never sent again
       }
