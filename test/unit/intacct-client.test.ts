@@ -197,6 +197,9 @@ describe("intacct: XML gateway client against the simulator", () => {
     assert.deepEqual(await ids({ and: [{ field: "WHENMODIFIED", op: "greaterthanorequalto", value: "2025-03-10T22:03:09Z" }, { field: "STATE", op: "in", value: ["Partially Approved", "Posted"] }] }), ["2", "3"]);
     assert.deepEqual(await ids({ field: "WHENMODIFIED", op: "lessthan", value: new Date("2025-03-10T22:03:09Z") }), ["1"]);
     assert.deepEqual(await ids({ field: "WHENDUE", op: "equalto", value: "2025-04-09" }), ["1", "2", "3"]);
+    // ISO without an offset is the company's wall clock, written as Intacct's literal (never sent as ISO)
+    assert.deepEqual(await ids({ field: "WHENMODIFIED", op: "greaterthan", value: "2025-03-10T15:03:09" }), ["3"]);
+    assert.deepEqual(await ids({ field: "WHENMODIFIED", op: "lessthanorequalto", value: "2025-03-10 14:22:31.900" }), ["1"]);
     await assert.rejects(ids({ or: [] }), ValidationError);
     await assert.rejects(ids({ field: "STATE; DROP", op: "equalto", value: "x" }), ValidationError);
     assert.deepEqual(sim.violations, []);

@@ -55,11 +55,15 @@ export function intacctName(name: string, what = "field"): string {
 }
 
 const ISO_DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+/** ISO 8601 date-time without an offset: already the company's wall clock. */
+const ISO_LOCAL_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$/;
 const ISO_ZONED_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
 
 /**
  * A value as Intacct literal text: a Date or ISO 8601 date-time with offset → `MM/DD/YYYY HH:MM:SS` in `timeZone`
- * (seconds floored); `YYYY-MM-DD` → `MM/DD/YYYY`; anything else as text.
+ * (seconds floored); ISO 8601 without an offset (`2025-03-10T15:03:09`, a space for the `T` too) is taken as the
+ * company's wall clock → `03/10/2025 15:03:09` (fraction dropped); `YYYY-MM-DD` → `MM/DD/YYYY`; anything else as
+ * text. Reference §5.2: ISO literals are not Intacct's format and are never sent.
  */
 export function intacctLiteral(v: IntacctValue, timeZone: string): string {
   const ms = v instanceof Date ? v.getTime() : typeof v === "string" && ISO_ZONED_RE.test(v.trim()) ? Date.parse(v.trim()) : Number.NaN;
@@ -70,6 +74,8 @@ export function intacctLiteral(v: IntacctValue, timeZone: string): string {
   if (typeof v === "string") {
     const d = ISO_DATE_RE.exec(v.trim());
     if (d) return `${d[2]}/${d[3]}/${d[1]}`;
+    const t = ISO_LOCAL_RE.exec(v.trim());
+    if (t) return `${t[2]}/${t[3]}/${t[1]} ${t[4]}:${t[5]}:${t[6] ?? "00"}`;
   }
   return String(v);
 }
