@@ -41,6 +41,10 @@ describe("kit: poll pieces (nodes/lib/poll)", () => {
     assert.equal(splitDateTime("2024-03-01", "09:14:22", "Europe/Amsterdam"), "2024-03-01T08:14:22.000Z");
     assert.equal(splitDateTime("2024-07-01T00:00:00Z", "0914", "Europe/Amsterdam"), "2024-07-01T07:14:00.000Z");
     assert.equal(splitDateTime("2024-07-01", "25:00", "UTC"), undefined);
+    // integers lose their leading zero: 091422 arrives as 91422 (HHMMSS), 0914 as 914 (HHMM)
+    assert.equal(splitDateTime("2024-07-01", 91422, "UTC"), "2024-07-01T09:14:22.000Z");
+    assert.equal(splitDateTime("2024-07-01", 914, "UTC"), "2024-07-01T09:14:00.000Z");
+    assert.equal(splitDateTime("2024-07-01", 171312, "UTC"), "2024-07-01T17:13:12.000Z");
     assert.equal(companyTime("03/01/2025 14:22:31", "America/New_York"), "2025-03-01T19:22:31.000Z");
     assert.equal(companyTime("2025-03-30T02:30:00", "Europe/Amsterdam"), "2025-03-30T01:30:00.000Z", "a time in the spring-forward gap is read with the offset before it");
     assert.equal(companyTime("13/01/2025", "UTC"), undefined);

@@ -38,7 +38,8 @@ export function splitDateTime(date: unknown, time: unknown, timeZone: string): s
   const d = /^(\d{4})-(\d{2})-(\d{2})/.exec(date.trim());
   if (!d) return undefined;
   let s = 0;
-  const t = typeof time === "number" ? String(time).padStart(4, "0") : typeof time === "string" ? time.trim() : "";
+  // an integer lost its leading zero: 5 digits are HHMMSS (91422 = 09:14:22), up to 4 are HHMM
+  const t = typeof time === "number" ? (Number.isInteger(time) && time >= 0 ? String(time).padStart(String(time).length > 4 ? 6 : 4, "0") : "") : typeof time === "string" ? time.trim() : "";
   const colon = /^(\d{1,2}):(\d{2})(?::(\d{2}))?$/.exec(t);
   const digits = /^(\d{2})(\d{2})(\d{2})?$/.exec(t);
   const m = colon ?? digits;
