@@ -110,6 +110,8 @@ describe("sapb1 polling on the kit's Poller", function () {
     const ctx: EventContext = { entity: "Invoices", tenant: sim.companyDb, timeZone: TZ };
     const now = Date.parse("2024-03-15T10:00:00Z");
     assert.equal(overdueFilter(now, 14, TZ), "DocumentStatus eq 'bost_Open' and DocDueDate le '2024-03-01'");
+    // overdue at all means due before today (reference §7: DocDueDate lt today): an invoice due today is not overdue by 0 days
+    assert.equal(overdueFilter(now, 0, TZ), "DocumentStatus eq 'bost_Open' and DocDueDate le '2024-03-14'");
     const first = await scanOverdue(client, ctx, now, 14);
     assert.deepEqual(first.map((e) => e.erp.id), ["Invoices(1)"]);
     assert.deepEqual(first[0].alert, { kind: "overdue", amountDue: 1000, currency: "EUR", dueDate: "2024-03-01", overdueDays: 14 });

@@ -167,12 +167,13 @@ export function dateBefore(nowMs: number, days: number, timeZone: string): strin
 
 /**
  * Filter of open A/R invoices due at least `days` days before today (server zone): `DocumentStatus eq 'bost_Open' and
- * DocDueDate le '<today − days>'` (reference §7 "overdue"; dates quoted).
+ * DocDueDate le '<today − days>'` (reference §7 "overdue": `DocDueDate lt '<today>'`, so 0 days means due before today,
+ * as 1 does; dates quoted).
  * @throws ValidationError when days is not an integer 0…3650
  */
 export function overdueFilter(nowMs: number, days: number, timeZone: string): string {
   if (!Number.isInteger(days) || days < 0 || days > 3650) throw new ValidationError("Overdue days must be an integer 0…3650", { code: "bad_config" });
-  return `DocumentStatus eq 'bost_Open' and DocDueDate le '${dateBefore(nowMs, days, timeZone)}'`;
+  return `DocumentStatus eq 'bost_Open' and DocDueDate le '${dateBefore(nowMs, Math.max(days, 1), timeZone)}'`;
 }
 
 /** Alert details put on `msg.alert`. */
