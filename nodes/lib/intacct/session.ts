@@ -88,8 +88,9 @@ export class IntacctSessionSource extends XmlSessionSource<IntacctSession> {
       now,
       initial: opts.initial,
       onSession: (s) => {
-        // a failed session is not removed from the shared store: another instance may have stored a newer one
-        if (s && shared) void shared.write(s).catch(() => undefined);
+        // an expiry moved: stored only over the same session (never over a newer one another instance stored); a
+        // failed session is not removed either, for the same reason
+        if (s && shared) void shared.read().then((latest) => (!latest || latest.sessionId === s.sessionId ? shared.write(s) : undefined)).catch(() => undefined);
         return opts.onSession?.(s);
       },
     });
