@@ -2,7 +2,7 @@
  * `mlc-twilio-status`: the status-callback endpoint. Serves `<httpNodeRoot>/mlc/twilio/<endpoint>` on
  * Node-RED's HTTP server through the package dispatcher, validates `X-Twilio-Signature` against the
  * URL rebuilt from the configured public base URL (form bodies, and JSON bodies with bodySHA256),
- * answers 403 to forgeries with no side effect, drops duplicate callbacks by (sid, status), never lets
+ * answers 400 to a request without the header and 403 to a wrong signature, with no side effect, drops duplicate callbacks by (sid, status), never lets
  * a late status replace a more advanced or final one, and emits one msg per accepted status.
  * Vendor: https://www.twilio.com/docs/messaging/guides/track-outbound-message-status ;
  * https://www.twilio.com/docs/usage/webhooks/webhooks-security
