@@ -1,7 +1,7 @@
 /**
  * The bill-approval example's threshold switch, exactly as shipped in examples/acumatica/bill-approval-sms.json,
  * in a real Node-RED with the core switch node: an unset APPROVAL_THRESHOLD texts nobody (the bill goes to the
- * "not set" output), a set one passes only bills above it.
+ * "not set" output), a set one passes only bills above it, and a bill that left the inquiry is never texted.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -56,5 +56,19 @@ describe("bill-approval example: APPROVAL_THRESHOLD", function () {
     await settle();
     assert.deepEqual(r("above").map((m) => (m.payload as { Amount: number }).Amount), [1250]);
     assert.equal(r("notSet").length, 0);
+  });
+
+  it("a bill that left the pending-approval inquiry (a Deleted-only push row → action 'deleted') is texted to nobody, set or unset", async () => {
+    for (const threshold of ["1000", undefined]) {
+      if (threshold === undefined) delete process.env[VAR];
+      else process.env[VAR] = threshold;
+      await bed.load(thresholdFlow());
+      bed.node("sw").receive({ payload: { ReferenceNbr: "B1", Amount: 1250 }, erp: { action: "deleted" } });
+      bed.node("sw").receive({ payload: { ReferenceNbr: "B2", Amount: 1250 }, erp: { action: "updated" } });
+      await until(() => r("above").length + r("notSet").length === 1, "the bill still pending");
+      await settle();
+      assert.deepEqual([...r("above"), ...r("notSet")].map((m) => (m.payload as { ReferenceNbr: string }).ReferenceNbr), ["B2"], `threshold ${threshold}`);
+      await bed.unload();
+    }
   });
 });
