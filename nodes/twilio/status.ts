@@ -2,7 +2,7 @@
  * `mlc-twilio-status`: the status-callback endpoint. Serves `<httpNodeRoot>/mlc/twilio/<endpoint>` on
  * Node-RED's HTTP server through the package dispatcher, validates `X-Twilio-Signature` against the
  * URL rebuilt from the configured public base URL (form bodies, and JSON bodies with bodySHA256),
- * answers 403 to forgeries with no side effect, drops duplicate callbacks by (sid, status), never lets
+ * answers 400 to a request without the header and 403 to a wrong signature, with no side effect, drops duplicate callbacks by (sid, status), never lets
  * a late status replace a more advanced or final one, and emits one msg per accepted status.
  * Vendor: https://www.twilio.com/docs/messaging/guides/track-outbound-message-status ;
  * https://www.twilio.com/docs/usage/webhooks/webhooks-security
@@ -41,7 +41,8 @@ const STATE_TTL_MS = 7 * 24 * 3600 * 1000;
 const TWILIO_WEBHOOK: EndpointOptions = { contentTypes: ["application/x-www-form-urlencoded", "application/json"] };
 /** SendGrid posts the Event Webhook as a JSON array. */
 const SENDGRID_WEBHOOK: EndpointOptions = { contentTypes: ["application/json"] };
-
+/** Answer to an inbound message: empty TwiML (Twilio itself sends the keyword replies). */
+const INBOUND_OK: InboundResponse = { status: 200, headers: { "Content-Type": "text/xml" }, body: "<Response/>" };
 
 /** One deployed `mlc-twilio-status` node: its three endpoints and the per-sid ordering state. */
 class StatusNode {
@@ -108,8 +109,8 @@ class StatusNode {
 
   /**
    * Inbound messages (the number's "A message comes in" webhook → <endpoint>/inbound): STOP-type keywords
-   * add the sender to the account's opt-out list, START-type remove it; every inbound message is emitted
-   * (topic twilio/inbound/<stop|start|help|message>). Twilio itself sends the keyword replies.
+   * add the sender to the account's opt-out list, START-type remove it; each inbound message is emitted once (topic
+   * twilio/inbound/<stop|start|help|message>; a redelivered MessageSid is only acknowledged). Twilio sends the replies.
    */
   private async inbound(req: InboundRequest): Promise<InboundResponse> {
     const { RED, node, config } = this;
@@ -119,6 +120,8 @@ class StatusNode {
       return check.response;
     }
     const f = check.fields;
+    const sid = one(f.MessageSid) ?? one(f.SmsSid);
+    if (sid && !(await this.stateStore.update(`in:${sid}`, (prev) => (prev ? undefined : { status: "received" })))) return INBOUND_OK; // e.g. a late STOP after a START
     const from = inboundSender(one(f.From) ?? "");
     const kind = classifyKeyword(one(f.Body), one(f.OptOutType));
     const cfg = twilioConfig(RED, config.twilio);
@@ -130,7 +133,7 @@ class StatusNode {
       payload: f,
       inbound: { sid: one(f.MessageSid) ?? "", from, to: one(f.To) ?? "", body: one(f.Body) ?? "", keyword: kind ?? null },
     });
-    return { status: 200, headers: { "Content-Type": "text/xml" }, body: "<Response/>" };
+    return INBOUND_OK;
   }
 }
 

@@ -2,7 +2,8 @@
  * Shared check for every Twilio webhook the package serves (status callbacks, inbound messages, call
  * Gather actions): the account's Auth Token, the URL rebuilt from the public base URL + httpNodeRoot + the
  * path and query exactly as received, and the `X-Twilio-Signature` over form or JSON (bodySHA256) bodies.
- * Forgeries get 403 with no side effect (logged at most once a minute per node); a signed request whose
+ * A request without the header gets 400 and a wrong signature 403, as twilio-node's `twilio.webhook()` answers
+ * (twilio.md §5.5), both with no side effect (logged at most once a minute per node); a signed request whose
  * parameters are not an object of strings gets 400; an endpoint that cannot work with its configuration
  * (no Auth Token, no public base URL) answers 404 and its node says why once.
  * Twilio: https://www.twilio.com/docs/usage/webhooks/webhooks-security ; twilio.md §5
@@ -52,10 +53,15 @@ export function checkTwilioWebhook(RED: RedAPI, node: RedNode, configId: unknown
   } catch (err) {
     return { ok: false, forged: false, response: notServed(RED, node, "twilio-config", err, { topic: `${node.type}/config`, path: req.path }) };
   }
+  const signature = String(req.headers["x-twilio-signature"] ?? "");
+  if (!signature) {
+    // twilio.webhook()'s answer to a request without the header (twilio.md §5.5): 400, no side effect
+    logRefusal(node, "forged", t(RED, "mlc-twilio-status.warn.forged", undefined, "Refused a Twilio webhook with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
+    return { ok: false, forged: true, response: { status: 400, body: "Bad request" } };
+  }
   const json = /^application\/json/i.test(req.contentType);
   const params = json ? {} : parseForm(req.body);
   if (!params) return { ok: false, forged: false, response: { status: 400, body: "Bad request" } }; // more than MAX_FORM_PARAMS
-  const signature = String(req.headers["x-twilio-signature"] ?? "");
   if (!validateTwilioWebhook({ authToken: token, signature, url, contentType: req.contentType, rawBody: req.body, params })) {
     logRefusal(node, "forged", t(RED, "mlc-twilio-status.warn.forged", undefined, "Refused a Twilio webhook with a missing or invalid X-Twilio-Signature (check the public base URL and the Auth Token)"));
     return { ok: false, forged: true, response: { status: 403, body: "Forbidden" } };

@@ -241,7 +241,7 @@ describe("mlc-twilio-call in Node-RED", function () {
     assert.equal(received.nacked[0].ack.result, "busy");
   });
 
-  it("refuses a forged Gather action with 403 and emits nothing; the genuine one still counts", async () => {
+  it("refuses a forged Gather action (403; 400 without the header) and emits nothing; the genuine one still counts", async () => {
     await bed.load(flow({ call: { ack: true } }));
     await placeOne();
     const c = sim.calls[0];
@@ -250,7 +250,7 @@ describe("mlc-twilio-call in Node-RED", function () {
     const wrongKey = await postForm(action, params, signTwilioRequest("0".repeat(32), action, params));
     const unsigned = await postForm(action, params);
     const otherUrl = await postForm(action, params, signTwilioRequest(ACCOUNT.authToken, action + "&x=1", params));
-    assert.deepEqual([wrongKey.status, unsigned.status, otherUrl.status], [403, 403, 403]);
+    assert.deepEqual([wrongKey.status, unsigned.status, otherUrl.status], [403, 400, 403]);
     await settle(SETTLE_MS);
     assert.equal(received.acked.length, 0);
     assert.equal(received.nacked.length, 0);

@@ -94,7 +94,8 @@ function postChunked(path: string, chunks: number): Promise<number> {
   const { port } = new URL(bed.url);
   return new Promise<number>((resolve, reject) => {
     const req = http.request(
-      { host: "127.0.0.1", port, method: "POST", path, headers: { "Content-Type": "application/x-www-form-urlencoded", "Transfer-Encoding": "chunked" } },
+      // a (wrong) signature, so a body that is read reaches the signature check (403), not the missing-header 400
+      { host: "127.0.0.1", port, method: "POST", path, headers: { "Content-Type": "application/x-www-form-urlencoded", "Transfer-Encoding": "chunked", "X-Twilio-Signature": "AAAAAAAAAAAAAAAAAAAAAAAAAAA=" } },
       (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
@@ -317,13 +318,13 @@ describe("twilio node set in Node-RED", function () {
       assert.deepEqual(received.stOut.map((m) => m.twilio.status), ["delivered"]);
     });
 
-    it("refuses forged callbacks (tampered or unsigned) with 403 and emits nothing", async () => {
+    it("refuses forged callbacks with 403 (tampered, other key) or 400 (unsigned, as twilio.webhook()) and emits nothing", async () => {
       await bed.load(flow());
       const { sid } = await sendOne();
       const tampered = await sim.sendStatusCallbacks(sid, ["sent"], { tamper: true });
       const unsigned = await sim.sendStatusCallbacks(sid, ["delivered"], { omitSignature: true });
       const otherKey = await sim.sendStatusCallbacks(sid, ["delivered"], { signWithToken: API_KEY.secret });
-      assert.deepEqual([...tampered, ...unsigned, ...otherKey].map((r) => r.status), [403, 403, 403]);
+      assert.deepEqual([...tampered, ...unsigned, ...otherKey].map((r) => r.status), [403, 400, 403]);
       await settle();
       assert.equal(received.stOut.length, 0);
 

@@ -35,10 +35,12 @@ function creds(sim: TwilioSim): Record<string, Record<string, string>> {
 const r = (id: string) => bed.received[id];
 const creates = (sim: TwilioSim) => sim.requests.filter((q) => q.method === "POST" && /\/Messages\.json$/.test(q.path));
 
-/** Post a signed inbound-message webhook, as Twilio does for "A message comes in". */
-async function inbound(sim: TwilioSim, from: string, body: string): Promise<number> {
+let inboundSeq = 0;
+
+/** Post a signed inbound-message webhook, as Twilio does for "A message comes in" (a new MessageSid unless given). */
+async function inbound(sim: TwilioSim, from: string, body: string, sid = "SM" + String(++inboundSeq).padStart(32, "9")): Promise<number> {
   const url = `${bed.url}/mlc/twilio/status/inbound`;
-  const params = { MessageSid: "SM" + "9".repeat(32), AccountSid: sim.defaultAccount.accountSid, From: from, To: "+15005550006", Body: body, NumMedia: "0" };
+  const params = { MessageSid: sid, AccountSid: sim.defaultAccount.accountSid, From: from, To: "+15005550006", Body: body, NumMedia: "0" };
   const res = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signTwilioRequest(sim.defaultAccount.authToken, url, params) },
@@ -99,6 +101,20 @@ describe("mlc-twilio-sms features", function () {
     assert.equal(forged.status, 403);
     bed.node("sms").receive({ payload: { ref: "000126" }, to: "+14155550132" });
     await until(() => r("out").length === 2, "still sendable after forged STOP");
+  });
+
+  it("a redelivered inbound STOP (same MessageSid) arriving after START is acknowledged, not applied or emitted again", async () => {
+    await bed.load(flow(sim), creds(sim));
+    const stopSid = "SM" + "a".repeat(32);
+    assert.equal(await inbound(sim, "+14155550133", "STOP", stopSid), 200);
+    assert.equal(await inbound(sim, "+14155550133", "START"), 200);
+    await until(() => r("stOut").length === 2, "STOP and START emitted");
+    assert.equal(await inbound(sim, "+14155550133", "STOP", stopSid), 200, "Twilio's retry is acknowledged");
+    await settle();
+    assert.deepEqual(r("stOut").map((m) => m.topic), ["twilio/inbound/stop", "twilio/inbound/start"]);
+    bed.node("sms").receive({ payload: { ref: "000127" }, to: "+14155550133" });
+    await until(() => r("out").length === 1, "still opted in");
+    assert.equal(r("caught").length, 0);
   });
 
   it("two config nodes of one account share one opt-out list: STOP received through one blocks sends through the other", async () => {

@@ -159,14 +159,14 @@ describe("the webhook edge under hostile input (issue 14)", function () {
     assert.equal(a.status, 403, "unsigned SendGrid events");
     const form = "From=%2B14155550100&Body=STOP";
     const b = await rawRequest(port(), head("POST", "/mlc//twilio/status/inbound", { "Content-Type": "application/x-www-form-urlencoded" }, form), form, { timeoutMs: 5000 });
-    assert.equal(b.status, 403, "unsigned inbound message");
+    assert.equal(b.status, 400, "unsigned inbound message (twilio.md §5.5: missing header → 400)");
   });
 
-  it("an absolute-form target reaches the endpoint of its path (403 unsigned), not 503 forever", async () => {
+  it("an absolute-form target reaches the endpoint of its path (400 unsigned), not 503 forever", async () => {
     await bed.load(flow(bed));
     const form = "MessageSid=SM1&MessageStatus=delivered";
     const res = await rawRequest(port(), head("POST", "http://evil.example/mlc/twilio/status", { "Content-Type": "application/x-www-form-urlencoded" }, form), form, { timeoutMs: 5000 });
-    assert.equal(res.status, 403);
+    assert.equal(res.status, 400);
   });
 
   it("a validly signed SendGrid event an hour old is refused (403); a fresh one is accepted; tolerance 0 turns the check off", async () => {

@@ -6,8 +6,11 @@
  *   One sign-in at a time (single-flight): concurrent callers await the same promise. Tokens are refreshed ~60 s
  *   before `expires_in`; on an unexpected 401 the client refreshes / signs in once and replays the request once.
  * - Every entity URL pins the endpoint: `{instance}/entity/{EndpointName}/{EndpointVersion}/{Entity}`.
- * - Transport is the package's {@link HttpClient} (keep-alive pool, timeouts, safe retries, 429 backoff); this
- *   module never retries on its own except the one replay after re-authentication.
+ * - Transport is the package's {@link HttpClient} (keep-alive pool, timeouts, safe retries); every entity call goes
+ *   through the kit's {@link Budget} (nodes/lib/budget): at most `maxConcurrent` calls in flight per connection, and a
+ *   429 (licence "Max concurrent API requests" / "Max API requests per minute", reference §2.3; no `Retry-After`) is
+ *   re-queued with full-jitter exponential backoff and the concurrency halved, not dropped after a few quick tries.
+ *   Apart from that and the one replay after re-authentication, this module never retries on its own.
  * - Error text never contains tokens, cookies, passwords, request bodies, vendor stack traces or server paths.
  *
  * Acumatica documents followed (MYOB Acumatica Integration Development Guide, `https://help.myob.com.au/advanced/Docs/
@@ -19,7 +22,7 @@
  * official C# client `Acumatica/AcumaticaRESTAPIClientForCSharp` (`AuthApi.cs`, `ApiClient.cs`,
  * `ApiClientExtensions.cs` for `If-Match`/`If-None-Match`).
  */
-import { AuthError, ErpError, ValidationError } from "../errors";
+import { AuthError, ErpError, RateLimitedError, ValidationError } from "../errors";
 import { HttpClient, HttpClientOptions, HttpMethod, HttpResponse } from "../http";
 import { PasswordGrantSource, type SharedGrant } from "../auth/oauth";
 import type { SharedSecret } from "../auth/shared-secret";
@@ -28,6 +31,8 @@ import { topSkipPages } from "../poll/pages";
 import { CookieSessionSource } from "../auth/session";
 import { AuthSource, AuthState } from "../auth/source";
 import { closeWithin } from "../auth/close";
+import { Budget, isRefusal } from "../budget";
+import { parseRetryAfter } from "../retry";
 import { AcumaticaTarget, FailContext, checkCookieLogin, describeHttpError, failError, hasPathLikeText, safeText, tokenError } from "./answers";
 import { PlainRecord, unwrapValues, wrapValues } from "./values";
 
@@ -48,6 +53,10 @@ export const DEFAULT_REFRESH_SKEW_MS = 60_000;
 export const DEFAULT_AUTH_COOLDOWN_MS = 300_000;
 /** Upper bound of {@link AcumaticaClient.close}, ms: below Node-RED's 15 s close timeout. */
 export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+/** Entity calls in flight at once per connection (the licence may cap concurrent API requests, reference §2.3). */
+export const DEFAULT_MAX_CONCURRENT = 5;
+/** How long an entity call refused with 429 keeps being re-queued before RateLimitedError reaches the caller, ms. */
+export const DEFAULT_MAX_REQUEUE_MS = 300_000;
 /** How many times {@link AcumaticaClient.listAll} restarts a listing whose rows moved between pages. */
 export const LIST_ALL_MAX_PASSES = 5;
 
@@ -139,6 +148,11 @@ export interface AcumaticaClientOptions {
   closeTimeoutMs?: number;
   /** Refresh the access token this long before it expires, ms; default 60000 (capped at half the token lifetime). */
   refreshSkewMs?: number;
+  /**
+   * Entity calls in flight at once, default 5 (halved after a 429, grown back by successes). A 429 is re-queued for up
+   * to `maxRequeueMs` (default 300000) with full-jitter backoff before RateLimitedError reaches the caller.
+   */
+  budget?: { maxConcurrent?: number; maxRequeueMs?: number };
   /** Clock in ms since the epoch (tests); default `Date.now`. */
   now?: () => number;
 }
@@ -353,6 +367,8 @@ export class AcumaticaClient {
 
   private readonly auth: AcumaticaAuth;
   private readonly http: HttpClient;
+  /** Concurrency cap and 429 re-queue of entity calls (sign-in and sign-out requests bypass it). */
+  private readonly budget: Budget;
   private readonly onSignedOut?: () => void | Promise<void>;
   private readonly closeTimeoutMs: number;
   private readonly now: () => number;
@@ -414,6 +430,11 @@ export class AcumaticaClient {
     this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.now = opts.now ?? Date.now;
     this.http = new HttpClient(opts.http);
+    this.budget = new Budget({
+      maxConcurrent: opts.budget?.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
+      maxRequeueMs: opts.budget?.maxRequeueMs ?? DEFAULT_MAX_REQUEUE_MS,
+      closedMessage: "Acumatica client is closed (its config node was stopped or redeployed)",
+    });
     if (this.auth.mode === "oauth") this.oauth = this.oauthSource(this.auth, opts);
     else this.session = this.cookieSource(this.auth);
     this.authMgr = new AuthManager((this.oauth ?? this.session) as AuthSource, {
@@ -616,6 +637,7 @@ export class AcumaticaClient {
     if (this.closing) return this.closing;
     this.closed = true;
     this.authMgr.close();
+    this.budget.close();
     this.closing = closeWithin(this.closeTimeoutMs, {
       pending: this.authMgr.pending,
       signOut: (signal) => this.signOutOnce(signal),
@@ -632,10 +654,29 @@ export class AcumaticaClient {
     if (typeof entity !== "string" || !ENTITY_RE.test(entity)) throw new ValidationError(`Not a valid Acumatica entity name: ${JSON.stringify(entity)}`);
   }
 
+  /**
+   * One entity call through the budget. The credential is read when the call gets its slot, after any sign-in in
+   * progress, so a call that waited never carries a token or cookie renewed meanwhile. A 429 (or 503 with
+   * `Retry-After`) goes back to the budget as RateLimitedError, which re-queues it; 502/503/504 of an idempotent call
+   * are still retried by the HttpClient.
+   */
   private async send(spec: CallSpec): Promise<HttpResponse> {
-    const headers: Record<string, string> = { Accept: "application/json", ...(spec.headers ?? {}), ...this.authMgr.headers(spec.url) };
-    if (spec.body !== undefined) headers["Content-Type"] = "application/json";
-    const res = await this.http.request({ method: spec.method, url: spec.url, headers, body: spec.body, idempotent: spec.idempotent });
+    const res = await this.budget.run(undefined, async () => {
+      const pending = this.authMgr.pending;
+      if (pending) await pending.catch(() => undefined);
+      const headers: Record<string, string> = { Accept: "application/json", ...(spec.headers ?? {}), ...this.authMgr.headers(spec.url) };
+      if (spec.body !== undefined) headers["Content-Type"] = "application/json";
+      const r = await this.http.request({ method: spec.method, url: spec.url, headers, body: spec.body, idempotent: spec.idempotent, isFinal: isRefusal });
+      if (isRefusal(r)) {
+        this.session?.absorb(spec.url, r);
+        const { text } = describeHttpError(r.body);
+        throw new RateLimitedError(`Acumatica licence rate/concurrency limit hit (HTTP ${r.status}, not processed)${text ? `: ${text}` : ""}`, {
+          status: r.status,
+          retryAfterMs: parseRetryAfter(r.headers["retry-after"]),
+        });
+      }
+      return r;
+    });
     this.session?.absorb(spec.url, res);
     return res;
   }

@@ -52,6 +52,12 @@ function credsFrom(c: TwilioAccountCredentials): TwilioCredentials {
   };
 }
 
+/** An optional host field: undefined when blank or an unset `${VAR}` reference (then the vendor's own hosts apply). */
+function optionalHost(value: unknown, field: string): string | undefined {
+  if (typeof value === "string" && /^\$\{\S+\}$/.test(value.trim())) return undefined;
+  return configString(value, field) || undefined;
+}
+
 /** A per-sender rate field: "" (or unset) = undefined, Twilio's default for the type; else 0–1000 per second (0 = no per-sender limit). */
 function senderRateProp(v: unknown): number | undefined {
   const n = num(v, NaN, 0, 1000);
@@ -65,7 +71,7 @@ export function accountTimeoutMs(config: TwilioAccountProps): number | undefined
 }
 
 /**
- * The account's client: credentials, region/edge/API host, timeout, account rate (default 10/s), concurrency
+ * The account's client: credentials, region/edge/API host (blank or an unset `${VAR}`: Twilio's own hosts), timeout, account rate (default 10/s), concurrency
  * (default 5) and per-sender rates.
  * @throws ValidationError code "missing_env" for an unset ${VAR}; the client's own configuration errors
  */
@@ -78,7 +84,7 @@ export function buildTwilioClient(config: TwilioAccountProps, credentials: Twili
     credentials: creds,
     region: configString(config.region, "Region") || undefined,
     edge: configString(config.edge, "Edge") || undefined,
-    apiHost: configString(config.apiHost, "API host") || undefined,
+    apiHost: optionalHost(config.apiHost, "API host"),
     http: timeoutMs !== undefined ? { timeoutMs } : undefined,
     pacing: {
       ratePerSec: num(config.rate, 10, 0, 1000),
@@ -120,7 +126,7 @@ export function publicBaseUrl(config: TwilioAccountProps): string {
 export function buildMailService(config: TwilioAccountProps, credentials: TwilioAccountCredentials): MailService {
   return createMailService({
     apiKey: configString(credentials.sendgridApiKey, "SendGrid API key"),
-    apiHost: configString(config.sendgridApiHost, "SendGrid API host") || undefined,
+    apiHost: optionalHost(config.sendgridApiHost, "SendGrid API host"),
     timeoutMs: accountTimeoutMs(config),
   });
 }
@@ -149,7 +155,7 @@ export async function testTwilioAccount(config: TwilioAccountProps, credentials:
   const sgKey = (credentials.sendgridApiKey ?? "").trim();
   if (!sgKey) return { ok: true, message };
   try {
-    const mail = createMailService({ apiKey: sgKey, apiHost: configString(config.sendgridApiHost, "SendGrid API host") || undefined, timeoutMs: 15000 });
+    const mail = createMailService({ apiKey: sgKey, apiHost: optionalHost(config.sendgridApiHost, "SendGrid API host"), timeoutMs: 15000 });
     const scopes = await checkSendGridKey(mail);
     if (!scopes.includes("mail.send")) return { ok: false, message: `${message}; the SendGrid API key may not send mail (no mail.send scope)`, code: "sendgrid_scope" };
     return { ok: true, message: `${message}; SendGrid API key accepted` };

@@ -29,7 +29,11 @@ export interface TwilioClientOptions {
   region?: string;
   /** Edge location ("dublin", "sydney", "ashburn"…). Required form for non-US1 regions; defaults from the region. */
   edge?: string;
-  /** Replaces scheme+host of every request, e.g. "http://127.0.0.1:4010" (simulators, egress proxies). */
+  /**
+   * Replaces scheme+host of every request, e.g. "http://127.0.0.1:4010" (simulators, egress proxies). A Twilio host
+   * (`*.twilio.com`, e.g. "https://api.twilio.com") is no override: each product keeps its own host (Verify calls
+   * verify.twilio.com, not api.twilio.com), chosen by `region` and `edge`.
+   */
   apiHost?: string;
   http?: HttpClientOptions;
   /** The account's rate budget (shared by every node using this client). */
@@ -111,11 +115,13 @@ export class TwilioClient {
     if (!useKey && !c.authToken) throw new ValidationError("An Auth Token or an API key SID and secret is required", { code: "bad_config" });
     if (c.apiKeySid && !/^SK[0-9a-fA-F]{32}$/.test(c.apiKeySid)) throw new ValidationError("API key SID must be SK followed by 32 hex characters", { code: "bad_config" });
     if (opts.apiHost) {
+      let host: URL;
       try {
-        this.apiHost = new URL(opts.apiHost);
+        host = new URL(opts.apiHost);
       } catch {
         throw new ValidationError("API host override is not a valid URL", { code: "bad_config" });
       }
+      if (!/(^|\.)twilio\.com$/i.test(host.hostname)) this.apiHost = host;
     }
     this.accountSid = c.accountSid;
     this.usesApiKey = useKey;
