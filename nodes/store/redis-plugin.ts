@@ -1,17 +1,25 @@
 /**
  * Node-RED context-store plugin on {@link RedisEngine}: the `open/close/get/set/keys/delete/clean` contract of
- * Node-RED's context stores (https://nodered.org/docs/api/context/), asynchronous only (like every networked
- * store: a `get`, `set` or `keys` without a callback throws). A `set` callback fires once Redis has applied it.
+ * Node-RED's context stores (https://nodered.org/docs/api/context/), asynchronous like Node-RED's localfilesystem
+ * store without cache: a `get` or `keys` without a callback throws "only asynchronous access supported"; a `set`
+ * without one is applied in the background (a failure is returned by the next `set` that has a callback). A `set`
+ * callback fires once Redis has applied it.
  *
  * - Keys are property paths (`a.b[0]`); a top-level key is one Redis string (JSON); a nested set rewrites it.
- * - `clean` is not done: instances sharing the store may run different flow versions during a rolling deploy, and
- *   one instance's clean would delete state the others still use. Rows of deleted nodes stay (most expire).
+ * - `clean(activeIds)` (every deploy and start) deletes the scopes of nodes and flows no longer deployed, as
+ *   Node-RED's stores do; `global`, the connections' secrets (`mlc-auth`) and the rate windows are never cleaned.
+ *   With several instances, the instance that deploys (or starts with older flows) cleans for all: set
+ *   `config.redis.keepRemovedNodes` when instances may run different flow versions for a while.
  */
 import { getPath, parsePath, setPath } from "./path";
 import { RedisEngine } from "./redis";
-import { redisEngines, type StoreConfig } from "./registry";
+import { AUTH_SCOPE, redisEngines, type StoreConfig } from "./registry";
 
 type Cb = (err?: Error | null, ...values: unknown[]) => void;
+
+const ASYNC_ONLY = "ml-connector store (Redis): only asynchronous access supported (pass a callback)";
+/** Scopes that are not a node's or a flow's: never cleaned. */
+const KEPT_SCOPES = new Set(["global", AUTH_SCOPE]);
 
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
@@ -20,6 +28,8 @@ function asError(err: unknown): Error {
 export class RedisContextStore {
   private engine?: RedisEngine;
   private readonly id: string;
+  /** Failure of the last `set` without a callback, handed to the next `set` with one. */
+  private unawaitedError?: Error;
 
   /** @throws Error when `config.redis.url` is not a redis:// or rediss:// URL */
   constructor(private readonly config: StoreConfig) {
@@ -82,7 +92,7 @@ export class RedisContextStore {
   }
 
   get(scope: string, key: string | string[], callback?: Cb): void {
-    if (typeof callback !== "function") throw new Error("ml-connector store (Redis) is asynchronous: pass a callback");
+    if (typeof callback !== "function") throw new Error(ASYNC_ONLY);
     const keys = Array.isArray(key) ? key : [key];
     Promise.all(keys.map((k) => this.getOne(scope, k))).then(
       (values) => callback(null, ...values),
@@ -91,20 +101,28 @@ export class RedisContextStore {
   }
 
   set(scope: string, key: string | string[], value: unknown, callback?: Cb): void {
-    if (typeof callback !== "function") throw new Error("ml-connector store (Redis) is asynchronous: pass a callback");
+    if (callback !== undefined && typeof callback !== "function") throw new Error("Callback must be a function");
     const run = async (): Promise<void> => {
       if (!Array.isArray(key)) return this.setOne(scope, key, value);
       const vals = Array.isArray(value) ? value : [value];
       await Promise.all(key.map((k, i) => this.setOne(scope, k, i < vals.length ? vals[i] : null)));
     };
-    run().then(
+    if (!callback) {
+      run().catch((err: unknown) => {
+        this.unawaitedError = asError(err);
+      });
+      return;
+    }
+    const pending = this.unawaitedError;
+    this.unawaitedError = undefined;
+    (pending ? Promise.reject(pending) : run()).then(
       () => callback(null),
       (err: unknown) => callback(asError(err)),
     );
   }
 
   keys(scope: string, callback?: (err: Error | null | undefined, keys?: string[]) => void): void {
-    if (typeof callback !== "function") throw new Error("ml-connector store (Redis) is asynchronous: pass a callback");
+    if (typeof callback !== "function") throw new Error(ASYNC_ONLY);
     Promise.resolve()
       .then(() => this.eng().scanKeys(scope, ""))
       .then(
@@ -117,8 +135,18 @@ export class RedisContextStore {
     await this.eng().deleteScope(scope);
   }
 
-  /** Not done on a shared store (see the file's note). */
-  async clean(): Promise<void> {
-    await Promise.resolve();
+  /**
+   * Node-RED's clean: delete every scope whose id (the part before ":") is not in `activeIds` (node, flow and
+   * subflow-instance ids), except `global` and the connections' secrets; nothing with `keepRemovedNodes`.
+   * @throws StoreUnavailableError when Redis is unreachable (Node-RED logs it; the deploy goes on)
+   */
+  async clean(activeIds: string[]): Promise<void> {
+    if (this.config.redis?.keepRemovedNodes === true) return;
+    const active = new Set(activeIds);
+    const e = this.eng();
+    for (const scope of await e.scopes()) {
+      if (KEPT_SCOPES.has(scope) || active.has(scope.split(":")[0])) continue;
+      await e.deleteScope(scope);
+    }
   }
 }
