@@ -18,6 +18,7 @@ import { hashedKey } from "../lib/ids";
 import { odataV4Time } from "../lib/poll/conditions";
 import { WatermarkWindow } from "../lib/poll/window";
 import { contextBackend, resolveStore } from "../shared/context";
+import { mountDispatcher } from "../shared/dispatcher";
 import { num, registerNode, reportError } from "../shared/node";
 import { FetchAfterJournal, Ingest, PollSpec, PushSpec, RenewalTimer, startTrigger } from "../shared/trigger";
 import type { RedAPI, RedNode } from "../shared/types";
@@ -120,6 +121,8 @@ function readNotified(RED: RedAPI, node: RedNode, config: BcTriggerProps): Fetch
 }
 
 export function registerBcTrigger(RED: RedAPI): void {
+  // at load, not at the first node: pushes arriving while Node-RED starts get 503 + Retry-After, not 404 (runtime §6.1)
+  mountDispatcher(RED.httpNode, RED);
   registerNode<BcTriggerProps>(
     RED,
     "mlc-bc-trigger",

@@ -17,7 +17,7 @@ import { MlcError, ValidationError } from "../lib/errors";
 import { EXACT_EVENT_ENTITIES, EXACT_NOTICE, EXACT_POLL_OVERLAP_MS, eventFromNotification, exactEntity, exactEvent, exactNoticeEvent, exactWindow } from "../lib/exact/events";
 import { ensureSubscriptions, removeSubscriptions } from "../lib/exact/subscriptions";
 import { ExactNotification, parseExactNotification, verifyExactHashCode } from "../lib/exact/webhook";
-import { publicEndpointUrl } from "../shared/dispatcher";
+import { mountDispatcher, publicEndpointUrl } from "../shared/dispatcher";
 import { Status, num, registerNode, reportError } from "../shared/node";
 import { FetchAfterJournal, PollSpec, PushSpec, startTrigger } from "../shared/trigger";
 import type { RedAPI, RedNode } from "../shared/types";
@@ -120,6 +120,8 @@ function readNotified(RED: RedAPI, node: RedNode, config: ExactTriggerProps): Fe
 }
 
 export function registerExactTrigger(RED: RedAPI): void {
+  // at load, not at the first node: pushes arriving while Node-RED starts get 503 + Retry-After, not 404 (runtime §6.1)
+  mountDispatcher(RED.httpNode, RED);
   registerNode<ExactTriggerProps>(
     RED,
     "mlc-exact-trigger",
