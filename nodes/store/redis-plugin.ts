@@ -30,6 +30,8 @@ export class RedisContextStore {
   private readonly id: string;
   /** Failure of the last `set` without a callback, handed to the next `set` with one. */
   private unawaitedError?: Error;
+  /** Writes in flight per row (scope + top-level key): a row's writes apply in call order, and a get waits for them. */
+  private readonly inFlight = new Map<string, Promise<void>>();
 
   /** @throws Error when `config.redis.url` is not a redis:// or rediss:// URL */
   constructor(private readonly config: StoreConfig) {
@@ -70,25 +72,41 @@ export class RedisContextStore {
     return this.engine;
   }
 
+  /** Run `fn` after the writes already queued on row `id`. */
+  private serial(id: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.inFlight.get(id);
+    const next = prev ? prev.then(fn, fn) : fn();
+    this.inFlight.set(id, next);
+    const clear = (): void => {
+      if (this.inFlight.get(id) === next) this.inFlight.delete(id);
+    };
+    next.then(clear, clear);
+    return next;
+  }
+
   private async getOne(scope: string, key: string): Promise<unknown> {
     const segs = parsePath(key);
+    await this.inFlight.get(scope + "\u0000" + String(segs[0]))?.catch(() => undefined);
     const json = await this.eng().readJson(scope, String(segs[0]));
     const top: unknown = json === undefined ? undefined : JSON.parse(json);
     return segs.length === 1 ? top : getPath(top, segs.slice(1));
   }
 
+  /** A nested key reads, changes and writes back its row: queued behind that row's earlier writes (see {@link serial}). */
   private async setOne(scope: string, key: string, value: unknown): Promise<void> {
     const segs = parsePath(key);
     const top = String(segs[0]);
     if (top === "__proto__") return;
     const e = this.eng();
-    let next = value;
-    if (segs.length > 1) {
-      const json = await e.readJson(scope, top);
-      next = setPath(json === undefined ? undefined : JSON.parse(json), segs.slice(1), value);
-    }
-    if (next === undefined) await e.remove(scope, top);
-    else await e.write(scope, top, JSON.stringify(next), 0);
+    return this.serial(scope + "\u0000" + top, async () => {
+      let next = value;
+      if (segs.length > 1) {
+        const json = await e.readJson(scope, top);
+        next = setPath(json === undefined ? undefined : JSON.parse(json), segs.slice(1), value);
+      }
+      if (next === undefined) await e.remove(scope, top);
+      else await e.write(scope, top, JSON.stringify(next), 0);
+    });
   }
 
   get(scope: string, key: string | string[], callback?: Cb): void {

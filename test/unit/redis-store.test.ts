@@ -194,6 +194,10 @@ describe("Redis store (real redis-server)", function () {
       const e = s.storeEngine as RedisEngine;
       for (let i = 0; i < 100 && (await e.readJson("n1:f1", "fire")) === undefined; i++) await new Promise((r) => setTimeout(r, 10));
       assert.equal(await e.readJson("n1:f1", "fire"), JSON.stringify({ and: "forget" }));
+      // a Function node's flow.set("obj.a", 1); flow.set("obj.b", 2): both nested writes land, and a get sees them
+      for (let i = 0; i < 20; i++) s.set("n1:f1", `obj.k${i}`, i);
+      const [obj] = await new Promise<unknown[]>((resolve, reject) => s.get("n1:f1", "obj", (err, ...v) => (err ? reject(err) : resolve(v))));
+      assert.deepEqual(obj, Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i])));
       const cyclic: Record<string, unknown> = {};
       cyclic.self = cyclic;
       s.set("n1:f1", "bad", cyclic);
