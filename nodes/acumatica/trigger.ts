@@ -19,6 +19,7 @@
  */
 import { PollWindow, pushToEvents, recordToEvent } from "../lib/acumatica/events";
 import { MlcError, ValidationError } from "../lib/errors";
+import { mountDispatcher } from "../shared/dispatcher";
 import { num, registerNode, reportError } from "../shared/node";
 import { PollSpec, PushSpec, sharedSecretHeader, startTrigger } from "../shared/trigger";
 import type { RedAPI, RedNode } from "../shared/types";
@@ -100,6 +101,8 @@ function pollSpec(RED: RedAPI, node: RedNode, config: TriggerProps, keyFields: s
 }
 
 export function registerAcumaticaTrigger(RED: RedAPI): void {
+  // at load, not at the first node: pushes arriving while Node-RED starts get 503 + Retry-After, not 404 (runtime §6.1)
+  mountDispatcher(RED.httpNode, RED);
   registerNode<TriggerProps>(
     RED,
     "mlc-acumatica-trigger",

@@ -11,6 +11,7 @@
  * - poll mode: every entity set polled on `lastModifiedDateTime` (unquoted OData v4 literal) with the persisted watermark.
  * Vendor: BCDOCS api-reference/v2.0/dynamics-subscriptions, devenv-connect-apps-filtering (reference §4, §8).
  */
+import { senderSecret, unsetEnvVar } from "../lib/config-value";
 import type { BcClient, BcNotification } from "../lib/bc/client";
 import { BcSubscriptionState, BcSubscriptions, handshakeAnswer, notificationEvent, notificationKey, readNotifications } from "../lib/bc/webhook";
 import { ValidationError } from "../lib/errors";
@@ -18,6 +19,7 @@ import { hashedKey } from "../lib/ids";
 import { odataV4Time } from "../lib/poll/conditions";
 import { WatermarkWindow } from "../lib/poll/window";
 import { contextBackend, resolveStore } from "../shared/context";
+import { mountDispatcher } from "../shared/dispatcher";
 import { num, registerNode, reportError } from "../shared/node";
 import { FetchAfterJournal, Ingest, PollSpec, PushSpec, RenewalTimer, startTrigger } from "../shared/trigger";
 import type { RedAPI, RedNode } from "../shared/types";
@@ -43,7 +45,7 @@ const list = (s: unknown): string[] => String(s ?? "").split(",").map((x) => x.t
 
 function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallback: string[]): PushSpec {
   const endpoint = (config.endpoint || "events").trim();
-  const secret = (): string => node.credentials.clientState ?? "";
+  const secret = (): string => senderSecret(node.credentials.clientState); // "" while it is an unset ${VAR}
   const connection = bcConfig(RED, config.bc, node); // kept: at close Node-RED may no longer find the config node
   const client = (): BcClient => bcConfig(RED, config.bc, node).client();
   const base = String(config.publicUrl ?? "").trim().replace(/\/+$/, "");
@@ -69,7 +71,7 @@ function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallbac
     path: `/bc/${endpoint}`,
     methods: ["POST", "GET"],
     handshake: { answer: (req) => handshakeAnswer(req.rawQuery) },
-    auth: { configured: () => !!secret() && !!base, verify: (req) => readNotifications(req.body, secret()).genuine.length > 0 },
+    auth: { configured: () => !!secret() && !!base, verify: (req) => readNotifications(req.body, secret()).genuine.length > 0, unsetVar: () => unsetEnvVar(node.credentials.clientState) },
     parse: (body) => {
       const genuine = readNotifications(body, secret()).genuine;
       return { key: hashedKey("bc", genuine.map(notificationKey).sort().join("\n")), events: genuine.map((n) => notificationEvent(client(), n)) };
@@ -120,6 +122,8 @@ function readNotified(RED: RedAPI, node: RedNode, config: BcTriggerProps): Fetch
 }
 
 export function registerBcTrigger(RED: RedAPI): void {
+  // at load, not at the first node: pushes arriving while Node-RED starts get 503 + Retry-After, not 404 (runtime §6.1)
+  mountDispatcher(RED.httpNode, RED);
   registerNode<BcTriggerProps>(
     RED,
     "mlc-bc-trigger",

@@ -12,12 +12,13 @@
  *   2 h overlap by default (Exact's datetime zone is undocumented), events journaled before the watermark moves.
  * Vendor: reference exact-online.md §7 (entities), §8.1–§8.4 (subscriptions, validation call, payload, HashCode).
  */
+import { senderSecret, unsetEnvVar } from "../lib/config-value";
 import type { ErpEventMsg } from "../lib/envelope";
 import { MlcError, ValidationError } from "../lib/errors";
 import { EXACT_EVENT_ENTITIES, EXACT_NOTICE, EXACT_POLL_OVERLAP_MS, eventFromNotification, exactEntity, exactEvent, exactNoticeEvent, exactWindow } from "../lib/exact/events";
 import { ensureSubscriptions, removeSubscriptions } from "../lib/exact/subscriptions";
 import { ExactNotification, parseExactNotification, verifyExactHashCode } from "../lib/exact/webhook";
-import { publicEndpointUrl } from "../shared/dispatcher";
+import { mountDispatcher, publicEndpointUrl } from "../shared/dispatcher";
 import { Status, num, registerNode, reportError } from "../shared/node";
 import { FetchAfterJournal, PollSpec, PushSpec, startTrigger } from "../shared/trigger";
 import type { RedAPI, RedNode } from "../shared/types";
@@ -44,7 +45,7 @@ export interface ExactTriggerProps extends Record<string, unknown> {
 
 function pushSpec(RED: RedAPI, node: RedNode, config: ExactTriggerProps, entity: string): PushSpec {
   const path = `/exact/${(config.endpoint || "events").trim()}`;
-  const secret = (): string => node.credentials.webhookSecret ?? "";
+  const secret = (): string => senderSecret(node.credentials.webhookSecret); // "" while it is an unset ${VAR}
   // an unset ${VAR} is left as is by Node-RED: like an empty Public URL, the subscription is then the user's to make
   const unsetVar = /^\$\{(\S+)\}$/.exec((config.publicUrl ?? "").trim())?.[1];
   const publicUrl = unsetVar ? "" : (config.publicUrl ?? "").trim();
@@ -53,7 +54,7 @@ function pushSpec(RED: RedAPI, node: RedNode, config: ExactTriggerProps, entity:
   const client = () => exactConfig(RED, config.exact, node).client();
   return {
     path,
-    auth: { configured: () => !!secret(), verify: (req) => verifyExactHashCode(req.body, secret()) },
+    auth: { configured: () => !!secret(), verify: (req) => verifyExactHashCode(req.body, secret()), unsetVar: () => unsetEnvVar(node.credentials.webhookSecret) },
     handshake: { answer: (req) => (req.body.toString("utf8").trim() === "" ? { status: 200, body: "" } : undefined) },
     parse: (body) => {
       const n = parseExactNotification(body);
@@ -120,6 +121,8 @@ function readNotified(RED: RedAPI, node: RedNode, config: ExactTriggerProps): Fe
 }
 
 export function registerExactTrigger(RED: RedAPI): void {
+  // at load, not at the first node: pushes arriving while Node-RED starts get 503 + Retry-After, not 404 (runtime §6.1)
+  mountDispatcher(RED.httpNode, RED);
   registerNode<ExactTriggerProps>(
     RED,
     "mlc-exact-trigger",

@@ -12,9 +12,26 @@ import { ValidationError } from "./errors";
  */
 export function configString(value: unknown, field: string): string {
   const s = typeof value === "string" ? value.trim() : value === undefined || value === null ? "" : String(value);
-  const m = /^\$\{(\S+)\}$/.exec(s) ?? /^\$\((\S+)\)$/.exec(s);
-  if (m) throw new ValidationError(`${field}: environment variable ${m[1]} is not set`, { code: "missing_env" });
+  const name = unsetEnvVar(s);
+  if (name) throw new ValidationError(`${field}: environment variable ${name} is not set`, { code: "missing_env" });
   return s;
+}
+
+/** The variable an unsubstituted whole-value reference names (`${NAME}`, legacy `$(NAME)`), else undefined. */
+export function unsetEnvVar(value: unknown): string | undefined {
+  if (typeof value !== "string") return undefined;
+  const s = value.trim();
+  return (/^\$\{(\S+)\}$/.exec(s) ?? /^\$\((\S+)\)$/.exec(s))?.[1];
+}
+
+/**
+ * A credential that verifies senders (a push's shared secret, clientState, webhook signing key): "" (not configured)
+ * when empty or an unsubstituted `${NAME}`. Node-RED keeps the literal text of an unset variable, and that text is
+ * printed in the examples and the README: used as the secret, anyone could send it.
+ */
+export function senderSecret(value: unknown): string {
+  if (typeof value !== "string" || unsetEnvVar(value)) return "";
+  return value;
 }
 
 /** Read a numeric config property with a default and bounds. */

@@ -8,7 +8,8 @@ import { AuditTrail } from "../lib/audit";
 import { ValidationError } from "../lib/errors";
 import { FAILED_STATUSES } from "../lib/twilio/status";
 import { contextBackend, StoreInfo } from "./context";
-import type { ContextScope, RedNode } from "./types";
+import { reportUnavailable } from "./refusals";
+import type { ContextScope, RedAPI, RedNode } from "./types";
 
 interface CachedTrail {
   /** Bounds the trail was built with ("maxRecords/ttlMs"). */
@@ -93,9 +94,10 @@ export interface CallbackStatus {
  * Twilio, so an acknowledged callback is never lost to a crash: the record of the sid, else the open record of
  * the jobId and recipient that the send node wrote before the create. Idempotent: the ordering rules of
  * lib/audit.ts make a duplicate or late status a no-op, and the flow's own mlc-audit node may apply it again.
- * @returns false when the trail could not be written (answer 503 so the callback is retried); errors are logged
+ * @returns false when the trail could not be written (answer 503 so the callback is retried); the failure goes to
+ *   Catch (node.error with a msg: the node has no input message) at most once a minute per node and error code
  */
-export async function auditCallback(node: RedNode, c: CallbackStatus): Promise<boolean> {
+export async function auditCallback(RED: RedAPI, node: RedNode, c: CallbackStatus): Promise<boolean> {
   const trail = sharedAuditTrail(node, "default");
   if (!trail) return true;
   try {
@@ -109,7 +111,7 @@ export async function auditCallback(node: RedNode, c: CallbackStatus): Promise<b
     }
     return true;
   } catch (err) {
-    node.error(err instanceof Error ? err : new Error(String(err)));
+    reportUnavailable(RED, node, err, { topic: "twilio/status/audit", sid: c.sid, status: c.status, ...(c.jobId ? { jobId: c.jobId } : {}) });
     return false;
   }
 }

@@ -6,12 +6,12 @@
  */
 import { SharedSecret } from "../lib/auth/shared-secret";
 import { RedisKvStore } from "../store/redis-kv";
-import { isStoreModule, redisEngineFor, type StoreConfig } from "../store/registry";
+import { AUTH_SCOPE, isStoreModule, redisEngineFor, type StoreConfig } from "../store/registry";
 import { credentialSecretOf } from "./config";
 import type { RedAPI } from "./types";
 
-/** Context scope of the shared store that holds connection secrets and renewal locks. */
-export const AUTH_SCOPE = "mlc-auth";
+/** Context scope of the shared store that holds connection secrets and renewal locks (never cleaned). */
+export { AUTH_SCOPE };
 
 /**
  * @param binding identity of the connection: vendor + URL + company/tenant + user (never the node id alone)

@@ -32,6 +32,7 @@
  * Vendor: Node-RED "Creating nodes" (close with done, status); RFC 2104 (HMAC).
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { senderSecret, unsetEnvVar } from "../lib/config-value";
 import type { ErpEventMsg } from "../lib/envelope";
 import { MlcError, ValidationError, errorDetails } from "../lib/errors";
 import { PushJournal, onJobSettled } from "../lib/journal";
@@ -51,6 +52,8 @@ export interface PushAuth {
   configured(): boolean;
   /** Whether the request carries the right secret or signature (compare in constant time). */
   verify(req: InboundRequest): boolean;
+  /** The environment variable a secret left as `${NAME}` names (Node-RED did not substitute it), for the report. */
+  unsetVar?(): string | undefined;
 }
 
 function sameText(expected: string, got: string | undefined): boolean {
@@ -67,7 +70,8 @@ function header(req: InboundRequest, name: string): string | undefined {
 
 /** A shared secret carried as-is in a header (Acumatica push notifications: a custom header of the destination). */
 export function sharedSecretHeader(headerName: string, secret: () => string): PushAuth {
-  return { configured: () => !!secret(), verify: (req) => sameText(secret(), header(req, headerName)) };
+  const s = (): string => senderSecret(secret());
+  return { configured: () => !!s(), verify: (req) => sameText(s(), header(req, headerName)), unsetVar: () => unsetEnvVar(secret()) };
 }
 
 /** Options of {@link hmacSignature}. */
@@ -86,10 +90,12 @@ export interface HmacOptions {
 
 /** An HMAC of the raw body in a header (RFC 2104), e.g. `X-Signature: sha256=<hex>`. */
 export function hmacSignature(o: HmacOptions): PushAuth {
+  const key = (): string => senderSecret(o.key());
   return {
-    configured: () => !!o.key(),
+    configured: () => !!key(),
+    unsetVar: () => unsetEnvVar(o.key()),
     verify: (req) => {
-      const mac = createHmac(o.algorithm ?? "sha256", o.key()).update(req.body).digest(o.encoding ?? "hex");
+      const mac = createHmac(o.algorithm ?? "sha256", key()).update(req.body).digest(o.encoding ?? "hex");
       return sameText(`${o.prefix ?? ""}${mac}`, header(req, o.headerName));
     },
   };
@@ -347,7 +353,9 @@ function servePush(RED: RedAPI, node: RedNode, spec: TriggerSpec, push: PushSpec
     const shake = push.handshake?.answer(req);
     if (shake) return shake;
     if (!push.auth.configured()) {
-      return notServed(RED, node, "no_secret", new ValidationError("No shared secret or signing key configured for the push endpoint", { code: "no_secret" }), about);
+      const unset = push.auth.unsetVar?.();
+      const why = unset ? `: its credential names environment variable ${unset}, which is not set` : "";
+      return notServed(RED, node, "no_secret", new ValidationError(`No shared secret or signing key configured for the push endpoint${why}`, { code: "no_secret" }), about);
     }
     if (!push.auth.verify(req)) {
       node.status(Status.warn(text("status.refused", undefined, "refused push")));

@@ -46,6 +46,11 @@ export interface RedisStoreConfig {
   commandTimeoutMs?: number;
   /** Connect timeout, ms (default 10000). */
   connectTimeoutMs?: number;
+  /**
+   * true: a deploy's `clean` leaves the rows of removed nodes and flows (they expire on their own TTLs, journal 7 days).
+   * For rolling deploys where instances run different flow versions for a while; default false (Node-RED's contract).
+   */
+  keepRemovedNodes?: boolean;
 }
 
 /** Condition of {@link RedisEngine.write}: any (unconditional), absent (`NX`), or the current JSON text equals `expect`. */
@@ -334,6 +339,27 @@ export class RedisEngine {
       });
     }
     return out;
+  }
+
+  /**
+   * Scope ids that hold rows or indexes (`P{scope}…`), through `SCAN MATCH` (never `KEYS`). Rate windows
+   * (`P{rate|…}`) are not scopes and are left out.
+   */
+  async scopes(): Promise<string[]> {
+    const head = this.prefix + "{";
+    const match = globEscape(head) + "*";
+    const out = new Set<string>();
+    let cursor = "0";
+    do {
+      const [next, batch] = await this.run(() => this.client.scan(cursor, "MATCH", match, "COUNT", 500));
+      for (const k of batch) {
+        const end = k.indexOf("}", head.length);
+        const scope = end < 0 ? "" : k.slice(head.length, end);
+        if (scope && !scope.startsWith("rate|")) out.add(scope);
+      }
+      cursor = next;
+    } while (cursor !== "0");
+    return [...out];
   }
 
   /** Delete every row and index of a scope. */

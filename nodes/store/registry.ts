@@ -24,6 +24,9 @@ export interface StoreConfig {
   settings?: { userDir?: string };
 }
 
+/** Scope of the Redis store that holds the connections' secrets (nodes/shared/shared-secret.ts); never cleaned. */
+export const AUTH_SCOPE = "mlc-auth";
+
 /** Default directory name under Node-RED's userDir. */
 export const DEFAULT_DIR_NAME = "mlc-store";
 

@@ -118,12 +118,12 @@ export class CallFollowUp {
 
   /**
    * A polled status (poll mode: no callback reaches the status node): to the account's channel, and to the shared
-   * audit trail "default" like a callback (shared/audit-trail.ts auditCallback, which logs its own errors).
+   * audit trail "default" like a callback (shared/audit-trail.ts auditCallback, which reports its own errors).
    */
   private polled(st: AcceptedStatus): void {
     publishStatus(this.accountSid, st);
     const to = st.fields.To;
-    void auditCallback(this.node, { sid: st.sid, status: st.status, kind: "call", jobId: st.jobId, to: (Array.isArray(to) ? to[0] : to) ?? "" }).catch(() => undefined);
+    void auditCallback(this.RED, this.node, { sid: st.sid, status: st.status, kind: "call", jobId: st.jobId, to: (Array.isArray(to) ? to[0] : to) ?? "" }).catch(() => undefined);
   }
 
   /** Gather action: Twilio posts the key pressed (or nothing, after the timeout). Answered with TwiML. */

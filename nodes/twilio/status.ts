@@ -96,7 +96,7 @@ class StatusNode {
     if (!c) return { status: 400, body: "Bad request" };
     const { sid, status, kind, jobId } = c;
     // Audit before the 200 (shared/audit-trail.ts auditCallback): an acknowledged callback survives a crash.
-    if (!(await auditCallback(node, c))) return { status: 503, body: "Service unavailable" };
+    if (!(await auditCallback(RED, node, c))) return { status: 503, body: "Service unavailable" };
     const advanced = await this.stateStore.update(sid, (prev) => (isStatusAdvance(prev?.status, status, kind) ? { status } : undefined));
     if (!advanced) return { status: 200, body: "" }; // duplicate or late: acknowledged, not emitted
     const twilioMeta = callbackMeta(c);

@@ -54,6 +54,20 @@ describe("bc trigger in Node-RED", function () {
     assert.equal(sim.subs.size, 2, "nothing got the subscriptions deleted");
   });
 
+  it("a clientState typed as ${VAR} whose variable is unset subscribes nothing and refuses a notification carrying that text", async () => {
+    const literal = "${BC_CLIENT_STATE_NOT_SET}"; // Node-RED leaves the text of an unset variable; the examples print it
+    assert.equal(process.env.BC_CLIENT_STATE_NOT_SET, undefined);
+    await bed.load(flow("salesInvoices"), { ...creds(), trig: { clientState: literal } });
+    const inv = sim.upsert("salesInvoices", { number: "PS-ENV1" });
+    const forged = await sendRequest(`${bed.url}/mlc/bc/events`, { headers: { "content-type": "application/json" }, body: JSON.stringify({ value: [{ subscriptionId: "x", clientState: literal, resource: `/api/v2.0/companies(${sim.companyId})/salesInvoices(${inv.id})`, changeType: "updated" }] }), timeoutMs: 5000 });
+    assert.equal(forged.status, 404);
+    await until(() => bed.received.caught.length === 1, "reported to Catch");
+    assert.match(String((bed.received.caught[0].errorDetails as { message: string }).message), /BC_CLIENT_STATE_NOT_SET/);
+    await settle(300);
+    assert.equal(bed.received.out.length, 0);
+    assert.equal(sim.subs.size, 0, "no subscription made with a clientState anyone can read in the example");
+  });
+
   it("a burst that becomes a collection notification sends one message per changed invoice", async () => {
     sim.collectionThreshold = 3;
     try {

@@ -157,6 +157,20 @@ export function triggerSuite(f: TriggerFamily): void {
       assert.equal(bed.received.events.length, 0);
     });
 
+    pushIt("push: a secret typed as ${VAR} whose variable is unset is no secret: 404, its literal text refused, the variable named", async () => {
+      const literal = "${MLC_SUITE_SECRET_NOT_SET}"; // Node-RED leaves the text of an unset variable, and examples print it
+      assert.equal(process.env.MLC_SUITE_SECRET_NOT_SET, undefined);
+      await bed.load(flow(pushProps), f.credentials(literal));
+      const rows = [{ ref: "V1", atMs: Date.now() }];
+      if (f.pushFetchesRecord) f.addRecord("V1", rows[0].atMs);
+      const body = pushBody("d-v", rows, literal);
+      assert.deepEqual(await post(body, signed(body, literal)), { status: 404, text: "Not found" });
+      await until(() => bed.received.caught.length === 1, "one report to Catch");
+      assert.match(String((bed.received.caught[0].errorDetails as { message: string }).message), /MLC_SUITE_SECRET_NOT_SET/);
+      await settle();
+      assert.equal(bed.received.events.length, 0, "nothing emitted for a sender that only knew the example's text");
+    });
+
     const brokenJson = f.signedBody ? "gets 401 (a body that does not parse cannot carry its signature)" : "with the right secret gets 400";
     pushIt(`push: broken JSON ${brokenJson}, never 500, logged once a minute, nothing emitted`, async () => {
       await bed.load(flow(pushProps), f.credentials(SECRET));

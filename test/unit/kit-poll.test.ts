@@ -8,7 +8,7 @@ import { ErpEventMsg } from "../../nodes/lib/envelope";
 import { exactTime, intacctTime, odataV4Time, parseIntacctTime, sapB1SplitTime } from "../../nodes/lib/poll/conditions";
 import { companyTime, msDate, splitDateTime, zonedIso } from "../../nodes/lib/poll/modified-time";
 import { odataPage, readMorePages } from "../../nodes/lib/poll/pages";
-import { PollSliceResult } from "../../nodes/lib/poll/poller";
+import { Poller, PollSliceResult } from "../../nodes/lib/poll/poller";
 import { PollState, WatermarkWindow } from "../../nodes/lib/poll/window";
 import { KitClient, kitPollTrigger } from "../kit/family";
 import { KitSim } from "../sims/kit-odata";
@@ -79,6 +79,57 @@ describe("kit: poll pieces (nodes/lib/poll)", () => {
     const s = WatermarkWindow.initial("2025-03-10T14:22:31.000Z");
     assert.equal(w.filterFor(s, undefined, T), "(WHENMODIFIED > '03/10/2025 14:22:30' AND WHENMODIFIED < '03/10/2025 14:22:31') AND (STATE = 'Posted')");
     assert.throws(() => new WatermarkWindow({ overlapMs: 0 }), /modifiedField is required/);
+  });
+});
+
+describe("kit: the generic poller stopping (Node-RED close)", () => {
+  it("stop() does not wait for a read in flight: it is abandoned, nothing of it delivered or saved, the read sees the abort", async () => {
+    let saves = 0;
+    let delivered = 0;
+    let signalSeen: AbortSignal | undefined;
+    let readStarted!: () => void;
+    const started = new Promise<void>((resolve) => (readStarted = resolve));
+    let finishRead!: () => void;
+    const slowPage = new Promise<void>((resolve) => (finishRead = resolve)); // an ERP page that has not answered yet
+    const p = new Poller({
+      window: new WatermarkWindow({ overlapMs: 0, modifiedField: "Modified" }),
+      intervalMs: 1000,
+      startFrom: "2025-03-10T00:00:00Z",
+      load: () => Promise.resolve(undefined),
+      save: () => {
+        saves++;
+        return Promise.resolve();
+      },
+      read: async function* (r) {
+        signalSeen = r.signal;
+        readStarted();
+        await slowPage;
+        yield { topic: "x", payload: {}, erp: { jobId: "j1", modifiedAt: "2025-03-10T01:00:00.000Z", id: "1" } } as unknown as ErpEventMsg;
+      },
+      deliver: (events) => {
+        delivered += events.length;
+      },
+      onError: () => undefined,
+    });
+    const tick = p.tick();
+    await started;
+    const savesBefore = saves; // the initial state, saved before the read
+    // Node-RED's close waits for stop(); it must resolve while the page is still outstanding
+    let spins = 0;
+    const outcome = await Promise.race([
+      p.stop().then(() => "stopped"),
+      (async () => {
+        while (spins++ < 200) await new Promise((r) => setImmediate(r));
+        return "still waiting for the read";
+      })(),
+    ]);
+    assert.equal(outcome, "stopped");
+    assert.equal(signalSeen?.aborted, true, "the reader was handed the abort signal");
+    await tick;
+    finishRead();
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(delivered, 0, "an abandoned read delivers nothing");
+    assert.equal(saves, savesBefore, "and moves no watermark");
   });
 });
 

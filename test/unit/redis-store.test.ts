@@ -161,6 +161,56 @@ describe("Redis store (real redis-server)", function () {
     assert.equal(redisEngineFor({ redis: { url: redis.url, prefix } }), undefined, "closed");
   });
 
+  it("Node-RED's clean: scopes of removed nodes and flows go (subflow aliases kept), global, secrets and budgets stay", async () => {
+    const prefix = pfx();
+    const s = mlcStore({ redis: { url: redis.url, prefix } });
+    await s.open();
+    try {
+      const e = s.storeEngine as RedisEngine;
+      const put = (scope: string, key: string): Promise<unknown> => e.write(scope, key, "1", 0);
+      for (const scope of ["n1:f1", "n2:f1", "f1", "n3:f2", "f2", "global", "mlc-auth", "sfi-n4:sfi"]) await put(scope, "k");
+      await e.write("n2:f1", "row", "1", 0, { kind: "any" }, { name: "dedupe", at: Date.now(), max: 10 });
+      await e.rates.reserve(["acct|sender"], [5], [1000], 100, "x", undefined);
+      // Node-RED (context/index.js clean) passes every active node and flow id, subflow instance contents as `<instance>-<id>`
+      await s.clean(["n2", "f1", "sfi-n4"]);
+      const left = (await e.client.keys(`${prefix}*`)).map((k) => k.slice(prefix.length)).sort();
+      assert.deepEqual(left, ["{f1}:k", "{global}:k", "{mlc-auth}:k", "{n2:f1}#dedupe", "{n2:f1}#dedupe:seq", "{n2:f1}:k", "{n2:f1}:row", "{rate|acct}|sender", "{sfi-n4:sfi}:k"]);
+      const kept = mlcStore({ redis: { url: redis.url, prefix, keepRemovedNodes: true } });
+      await kept.open();
+      await kept.clean([]);
+      await kept.close();
+      assert.equal((await e.client.keys(`${prefix}*`)).length, left.length, "keepRemovedNodes: clean leaves every row");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a set without a callback is applied (like Node-RED's asynchronous stores); its failure reaches the next set's callback", async () => {
+    const prefix = pfx();
+    const s = mlcStore({ redis: { url: redis.url, prefix } });
+    await s.open();
+    try {
+      s.set("n1:f1", "fire", { and: "forget" });
+      const e = s.storeEngine as RedisEngine;
+      for (let i = 0; i < 100 && (await e.readJson("n1:f1", "fire")) === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(await e.readJson("n1:f1", "fire"), JSON.stringify({ and: "forget" }));
+      // a Function node's flow.set("obj.a", 1); flow.set("obj.b", 2): both nested writes land, and a get sees them
+      for (let i = 0; i < 20; i++) s.set("n1:f1", `obj.k${i}`, i);
+      const [obj] = await new Promise<unknown[]>((resolve, reject) => s.get("n1:f1", "obj", (err, ...v) => (err ? reject(err) : resolve(v))));
+      assert.deepEqual(obj, Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i])));
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      s.set("n1:f1", "bad", cyclic);
+      await new Promise((r) => setTimeout(r, 50));
+      const err = await new Promise<Error | null | undefined>((resolve) => s.set("n1:f1", "ok", 1, (x) => resolve(x)));
+      assert.match(String(err?.message), /circular/i, "the lost write is reported, not swallowed");
+      assert.throws(() => s.get("n1:f1", "fire"), /only asynchronous access supported/);
+      assert.throws(() => s.keys("n1:f1"), /only asynchronous access supported/);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("never puts the password in what it shows", async () => {
     assert.equal(redactUrl("redis://user:s3cret@host:6379/0"), "redis://user:***@host:6379/0");
     const e = new RedisEngine({ url: "redis://:s3cret@127.0.0.1:1", prefix: "x:" });

@@ -23,6 +23,8 @@ export interface PollRead {
   filter: string;
   /** Upper bound of this read, ms since the epoch. */
   untilMs: number;
+  /** Aborted when the poller stops; a reader may pass it to its HTTP calls (the poller stops waiting either way). */
+  signal?: AbortSignal;
 }
 
 /** Outcome of one slice, for status and tests. */
@@ -72,6 +74,8 @@ export class Poller {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  /** Aborted by {@link stop}: the read in flight is abandoned (Node-RED gives a close 15 s, an ERP page may take 30). */
+  private readonly abort = new AbortController();
 
   /** @throws ValidationError for an interval below 1 ms or a slice below 1 ms */
   constructor(opts: PollerOptions) {
@@ -87,11 +91,14 @@ export class Poller {
   }
 
   /**
-   * Stop ticking and wait for a tick in progress (it finishes its current slice and saves). Idempotent; never
-   * rejects (a failing tick is reported through `onError` by the timer, or to the caller of {@link tick}).
+   * Stop ticking and wait for a tick in progress: a slice being delivered or saved finishes; a read in flight is
+   * abandoned (its events are neither delivered nor saved: the next start re-reads them from the watermark), so a
+   * slow ERP does not hold Node-RED's close past its 15 s timeout. Idempotent; never rejects (a failing tick is
+   * reported through `onError` by the timer, or to the caller of {@link tick}).
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.abort.abort();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.running) await this.running.catch(() => undefined);
@@ -143,6 +150,35 @@ export class Poller {
     return Number.isFinite(from) ? Math.min(tickStart, from + slice) : tickStart;
   }
 
+  /**
+   * Every event of one read into `into`, unless {@link stop} aborts it first.
+   * @returns false when aborted: the read in flight finishes in the background and nothing of it is used
+   */
+  private async readAll(r: PollRead, into: ErpEventMsg[]): Promise<boolean> {
+    const signal = this.abort.signal;
+    if (signal.aborted) return false;
+    const it = this.opts.read(r)[Symbol.asyncIterator]();
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<"aborted">((resolve) => {
+      onAbort = () => resolve("aborted");
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      for (;;) {
+        const next = it.next();
+        const step = await Promise.race([next, aborted]);
+        if (step === "aborted") {
+          next.then(() => it.return?.(), () => undefined).catch(() => undefined);
+          return false;
+        }
+        if (step.done) return true;
+        into.push(step.value);
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
   private async runSlices(): Promise<void> {
     if (this.opts.lease && !(await this.opts.lease.acquire())) {
       this.opts.onStandby?.();
@@ -154,7 +190,7 @@ export class Poller {
       const untilMs = this.sliceEnd(state, tickStart);
       const filter = this.opts.window.filterFor(state, undefined, untilMs);
       const events: ErpEventMsg[] = [];
-      for await (const ev of this.opts.read({ filter, untilMs })) events.push(ev);
+      if (!(await this.readAll({ filter, untilMs, signal: this.abort.signal }, events))) return;
       const { fresh, next, duplicates } = this.opts.window.accept(state, events);
       await this.opts.deliver(fresh);
       const last = untilMs >= tickStart;
