@@ -23,8 +23,9 @@
  *   arriving after that gets the 413 and the connection closed.
  * - Every refusal is a fixed short text: 400 malformed path (bad `%` escape), body or header; 404 nothing
  *   serves the path; 405 method; 408 body too slow; 413 body too large; 415 content coding, media type or
- *   charset the endpoint does not take; 503 endpoint restarting. A handler that throws gets 500 "Internal
- *   error" (logged, rate-limited), never a stack trace. A root-level error handler answers any error raised
+ *   charset the endpoint does not take; 503 endpoint restarting. A handler that throws (a store that cannot be
+ *   reached, say) gets 503 "Temporarily unavailable, retry later" with `Retry-After: 5` (logged, rate-limited),
+ *   so the sender (Twilio, the ERP) retries instead of treating a 5xx from us as final; never a stack trace. A root-level error handler answers any error raised
  *   for a claimed request before it reaches the dispatcher, so nothing under the prefix reaches Express's
  *   default error handler.
  */
@@ -254,6 +255,9 @@ const FIXED: Record<number, string> = {
   503: "Endpoint starting, retry later",
 };
 
+/** What a request gets when its handler throws: retry later (the failure is ours and usually transient). */
+const HANDLER_FAILED: InboundResponse = { status: 503, body: "Temporarily unavailable, retry later", headers: { "Retry-After": "5" } };
+
 function refusal(status: number, headers?: Record<string, string>): InboundResponse {
   return { status, body: FIXED[status] ?? "Bad request", ...(headers ? { headers } : {}) };
 }
@@ -450,7 +454,7 @@ class Dispatcher {
       out = await reg.handler(inbound);
     } catch (err) {
       this.warn?.(`handler:${path}`, `mlc endpoint ${ENDPOINT_PREFIX}${path} failed: ${err instanceof Error ? err.message : String(err)}`);
-      out = refusal(500);
+      out = HANDLER_FAILED;
     }
     reply(res, out);
   }

@@ -258,7 +258,7 @@ describe("shared/dispatcher: answers on a real server (red.js layout)", () => {
     assert.equal(r.seen.length, 1);
   });
 
-  it("a handler that throws gets 500 with a fixed text and one (rate-limited) log line", async () => {
+  it("a handler that throws gets 503 with Retry-After and a fixed text (never 500), and one (rate-limited) log line", async () => {
     r = await rig("/");
     registerEndpoint(r.node, "/a", "n1", async () => {
       throw new Error("kaput");
@@ -266,8 +266,9 @@ describe("shared/dispatcher: answers on a real server (red.js layout)", () => {
     r.events.emit("flows:started");
     for (let i = 0; i < 5; i++) {
       const res = await rawRequest(r.port, head("POST", "/mlc/a", { "Content-Type": "application/json" }, "{}"), "{}");
-      assert.equal(res.status, 500);
-      assert.equal(res.body, "Internal error");
+      assert.equal(res.status, 503);
+      assert.equal(res.body, "Temporarily unavailable, retry later");
+      assert.equal(res.headers["retry-after"], "5");
     }
     assert.equal(r.warnings.length, 1);
   });
