@@ -19,6 +19,8 @@
  * - MLC_BENCH_LATENCY_SECONDS (default 10): length of the 100 events/s latency run.
  * - MLC_BENCH_CONCURRENCY (default 16): requests the driver keeps in flight in the throughput runs.
  * - MLC_BENCH_CONTEXT_STORAGE: see {@link BENCH_CONTEXT_STORAGE}.
+ * - MLC_BENCH_ONLY (`pipeline` or `core`): one throughput run of that flow only (after its warm-up), nothing else: a
+ *   CPU profile of the Node-RED process (MLC_NODE_BIN below) then shows that flow's costs alone.
  * - MLC_BENCH_WAIT_MS (default 600000): how long a throughput run waits for the simulator's messages; on a failure
  *   the last lines of Node-RED's log are printed.
  * - MLC_NODE_BIN (test/harness/nodered.ts): the node binary or a script that runs Node-RED, e.g. one that execs
@@ -195,6 +197,15 @@ export async function flowBench(): Promise<void> {
     const core = (run: string): Driver => driver(agent, `${nodeRed.url}/bench/core`, {}, run);
     process.stdout.write(`\nflow: packed install in Node-RED (pid ${pid}), contextStorage ${(BENCH_CONTEXT_STORAGE ?? "the README's (package durable store)").replace(/\s+/g, " ")}\n`);
 
+    const only = process.env.MLC_BENCH_ONLY;
+    if (only === "pipeline" || only === "core") {
+      const drive = only === "pipeline" ? pipeline : core;
+      await throughput(drive("W"), twilio, 200, concurrency, pid);
+      twilio.reset();
+      const r = await throughput(drive("P"), twilio, events, concurrency, pid);
+      process.stdout.write(`${only} only, ${events} events, ${concurrency} in flight: ${r.perSec.toFixed(0)} events/s, ${r.cpuPerEvent.toFixed(3)} ms Node-RED CPU per event${r.failed ? `, ${r.failed} refused` : ""}\n`);
+      return;
+    }
     // warm-up both paths (JIT, connections), then one throughput run each, alternated so both see the same machine
     await throughput(pipeline("W"), twilio, 200, concurrency, pid);
     await throughput(core("w"), twilio, 200, concurrency, pid);
