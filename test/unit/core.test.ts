@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import http from "node:http";
+import { createHash } from "node:crypto";
 import type { AddressInfo, Socket } from "node:net";
 import { DEFAULT_RETRY_POLICY, RetryPolicy, backoffDelay, parseRetryAfter } from "../../nodes/lib/retry";
 import { HttpClient } from "../../nodes/lib/http";
@@ -373,6 +374,12 @@ describe("lib/ids", () => {
 
   it("hashedKey never contains path characters", () => {
     for (const raw of ["INV.001", "SO[5000000]", "a..b", "__proto__", "#:(file)::x"]) assert.match(hashedKey("dd", raw), /^dd_[0-9a-f]{40}$/);
+  });
+
+  it("hashedKey is the first 40 hex digits of SHA-256 over the UTF-8 text (keys stored by earlier versions are found again)", () => {
+    // FIPS 180-2 test vector: SHA-256("abc") = ba7816bf 8f01cfea 414140de 5dae2223 b00361a3 96177a9c b410ff61 f20015ad
+    assert.equal(hashedKey("dd", "abc"), "dd_ba7816bf8f01cfea414140de5dae2223b00361a3");
+    assert.equal(hashedKey("audit", "Ж€"), `audit_${createHash("sha256").update(Buffer.from("Ж€", "utf8")).digest("hex").slice(0, 40)}`);
   });
 });
 
