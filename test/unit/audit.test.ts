@@ -121,12 +121,18 @@ describe("AuditTrail", () => {
 
   it("hands out copies: editing a returned record does not edit the trail", async () => {
     const trail = new AuditTrail(new MapBackend());
-    const r = await trail.recordSend({ jobId: "j1", sid: SID, status: "queued" });
+    const r = await trail.recordSend({ jobId: "j1", sid: SID, status: "queued", erp: { system: "acumatica", id: "Bill/000123" } });
     r.status = "delivered";
+    r.history[0].status = "edited";
     r.history.push({ status: "x", at: "" });
+    if (r.erp) r.erp.id = "edited";
     const again = await trail.get(SID);
     assert.equal(again?.status, "queued");
     assert.equal(again?.history.length, 1);
+    assert.equal(again?.history[0].status, "queued", "history entries are copied too");
+    assert.equal(again?.erp?.id, "Bill/000123", "the erp reference is copied too");
+    if (again?.erp) again.erp.id = "edited again";
+    assert.equal((await trail.findBySid(SID))?.erp?.id, "Bill/000123");
   });
 
   it("bounds history to the last MAX_HISTORY entries", async () => {
