@@ -242,6 +242,43 @@ describe("lib/http HttpClient", () => {
     }
   });
 
+  it("the timeout covers the body too: an answer whose body stalls throws TimeoutError(outcomeUnknown) after one request", async () => {
+    const srv = await localServer((_q, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write('{"sid":'); // and nothing more
+    });
+    close = srv.close;
+    const c = new HttpClient({ timeoutMs: 200, retry: fast });
+    try {
+      await assert.rejects(c.request({ method: "POST", url: srv.url + "/send", body: "x=1" }), (err: unknown) => {
+        assert.ok(err instanceof TimeoutError, String(err));
+        assert.equal(err.outcomeUnknown, true);
+        return true;
+      });
+      assert.equal(srv.seen.length, 1);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("a caller's abort ends a request before the timeout, and is not reported as a timeout", async () => {
+    const srv = await localServer(() => {
+      /* never answers */
+    });
+    close = srv.close;
+    const c = new HttpClient({ timeoutMs: 60000, retry: fast });
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(new Error("caller gave up")), 100);
+    try {
+      await assert.rejects(c.request({ method: "POST", url: srv.url + "/send", body: "x=1", signal: ctl.signal }), (err: unknown) => {
+        assert.ok(!(err instanceof TimeoutError), String(err));
+        return true;
+      });
+    } finally {
+      await c.close();
+    }
+  });
+
   it("connection refused is retried (nothing was sent), then throws connect_failed", async () => {
     const srv = await localServer((_q, res) => answer(res, 200));
     const url = srv.url;
