@@ -135,6 +135,19 @@ describe("AuditTrail", () => {
     assert.equal((await trail.findBySid(SID))?.erp?.id, "Bill/000123");
   });
 
+  it("record (no copy handed out) writes what recordSend writes; hasSid says whether a sid has a record", async () => {
+    const trail = new AuditTrail(new MapBackend());
+    assert.equal(await trail.hasSid(SID), false);
+    assert.equal(await trail.record({ jobId: "j1", to: "+14155550132", channel: "sms", status: "pending" }), undefined);
+    await trail.record({ jobId: "j1", to: "+14155550132", channel: "sms", sid: SID, status: "queued" });
+    assert.equal(await trail.hasSid(SID), true);
+    const all = await trail.findByJobId("j1");
+    assert.equal(all.length, 1, "the second record completed the pending one");
+    assert.deepEqual(all[0].history.map((h) => h.status), ["pending", "queued"]);
+    assert.equal(all[0].sid, SID);
+    await assert.rejects(trail.record({ jobId: "j1", status: "" }), /needs a status/);
+  });
+
   it("bounds history to the last MAX_HISTORY entries", async () => {
     // Message statuses only advance a few times, so seed a stored record whose history is already full.
     const backend = new MapBackend();
