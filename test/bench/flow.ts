@@ -19,6 +19,9 @@
  *   6 minutes more); `MLC_BENCH_EVENTS=100000` makes the throughput runs that long too.
  * - MLC_BENCH_LATENCY_SECONDS (default 10): length of the 100 events/s latency run.
  * - MLC_BENCH_CONCURRENCY (default 16): requests the driver keeps in flight in the throughput runs.
+ * - MLC_BENCH_ROUNDS (default 4): the throughput runs alternate pipeline and core in this many rounds of
+ *   MLC_BENCH_EVENTS / rounds events each (events/s = all events of a flow / the time of its rounds), so a change of
+ *   the machine's load during the run does not favour the flow that happened to run in the quieter part.
  * - MLC_BENCH_CONTEXT_STORAGE: see {@link BENCH_CONTEXT_STORAGE}.
  * - MLC_BENCH_ONLY (`pipeline` or `core`): one throughput run of that flow only (after its warm-up), nothing else: a
  *   CPU profile of the Node-RED process (MLC_NODE_BIN below) then shows that flow's costs alone.
@@ -126,8 +129,20 @@ function driver(agent: Agent, url: string, headers: Record<string, string>, run:
   };
 }
 
+/** What throughput runs measured, summed: events, ms (first push sent → last create), Node-RED CPU ms, this process's CPU ms. */
+interface Tally {
+  n: number;
+  ms: number;
+  cpu: number;
+  own: number;
+  failed: number;
+}
+
+const addTally = (a: Tally, b: Tally): Tally => ({ n: a.n + b.n, ms: a.ms + b.ms, cpu: a.cpu + b.cpu, own: a.own + b.own, failed: a.failed + b.failed });
+const perSec = (t: Tally): number => (t.n / t.ms) * 1000;
+
 /** Closed loop: `concurrency` requests in flight until `n` are sent; resolves when the simulator holds `n` more messages. */
-async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: number, pid: number): Promise<{ perSec: number; cpuPerEvent: number; benchCpuPerEvent: number; failed: number }> {
+async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: number, pid: number): Promise<Tally> {
   const before = sim.messages.length;
   const cpu0 = cpuMs(pid);
   const own0 = process.cpuUsage();
@@ -147,7 +162,7 @@ async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: num
   const last = sim.requests.filter((q) => q.messageSid).reduce((m, q) => Math.max(m, q.startedAt), 0);
   const cpu = cpuMs(pid) - cpu0;
   const own = process.cpuUsage(own0);
-  return { perSec: (n / (last - t0)) * 1000, cpuPerEvent: cpu / n, benchCpuPerEvent: (own.user + own.system) / 1000 / n, failed };
+  return { n, ms: last - t0, cpu, own: (own.user + own.system) / 1000, failed };
 }
 
 /** Open loop at `rate` events/s for `seconds`: latency from push sent to create arrived at the simulator. */
@@ -206,22 +221,30 @@ export async function flowBench(): Promise<void> {
       await throughput(drive("W"), twilio, 200, concurrency, pid);
       twilio.reset();
       const r = await throughput(drive("P"), twilio, events, concurrency, pid);
-      process.stdout.write(`${only} only, ${events} events, ${concurrency} in flight: ${r.perSec.toFixed(0)} events/s, ${r.cpuPerEvent.toFixed(3)} ms Node-RED CPU per event (this process: ${r.benchCpuPerEvent.toFixed(3)} ms)${r.failed ? `, ${r.failed} refused` : ""}\n`);
+      process.stdout.write(`${only} only, ${events} events, ${concurrency} in flight: ${perSec(r).toFixed(0)} events/s, ${(r.cpu / r.n).toFixed(3)} ms Node-RED CPU per event (this process: ${(r.own / r.n).toFixed(3)} ms)${r.failed ? `, ${r.failed} refused` : ""}\n`);
       return;
     }
-    // warm-up both paths (JIT, connections), then one throughput run each, alternated so both see the same machine
+    // warm-up both paths (JIT, connections), then the throughput runs in alternating rounds (pipeline first in even
+    // rounds, core first in odd ones), so a machine whose load changes during the run weighs on both alike
     await throughput(pipeline("W"), twilio, 200, concurrency, pid);
     await throughput(core("w"), twilio, 200, concurrency, pid);
     twilio.reset();
-    const p = await throughput(pipeline("P"), twilio, events, concurrency, pid);
-    twilio.reset();
-    const c = await throughput(core("C"), twilio, events, concurrency, pid);
-    twilio.reset();
-    process.stdout.write(`throughput, ${events} events, ${concurrency} in flight (first push sent → last create at the simulator)\n`);
-    process.stdout.write(`  pipeline (push → dedupe → sms → audit): ${p.perSec.toFixed(0)} events/s, ${p.cpuPerEvent.toFixed(3)} ms Node-RED CPU per event${p.failed ? `, ${p.failed} refused` : ""}\n`);
-    process.stdout.write(`  core (http in → function → http request → http response): ${c.perSec.toFixed(0)} events/s, ${c.cpuPerEvent.toFixed(3)} ms Node-RED CPU per event${c.failed ? `, ${c.failed} refused` : ""}\n`);
-    process.stdout.write(`  ratio pipeline / core: ${(p.perSec / c.perSec).toFixed(2)}× events/s, ${(p.cpuPerEvent / c.cpuPerEvent).toFixed(2)}× CPU per event\n`);
-    process.stdout.write(`  this process (driver and simulators, sharing the machine with Node-RED): ${p.benchCpuPerEvent.toFixed(3)} ms CPU per pipeline event, ${c.benchCpuPerEvent.toFixed(3)} ms per core event\n`);
+    const rounds = Math.max(1, Math.floor(Number(process.env.MLC_BENCH_ROUNDS) || 4));
+    let p: Tally = { n: 0, ms: 0, cpu: 0, own: 0, failed: 0 };
+    let c: Tally = { ...p };
+    for (let r = 0; r < rounds; r++) {
+      const n = Math.ceil(events / rounds);
+      for (const which of r % 2 === 0 ? ["p", "c"] : ["c", "p"]) {
+        if (which === "p") p = addTally(p, await throughput(pipeline(`P${r}`), twilio, n, concurrency, pid));
+        else c = addTally(c, await throughput(core(`C${r}`), twilio, n, concurrency, pid));
+        twilio.reset();
+      }
+    }
+    process.stdout.write(`throughput, ${p.n} events each in ${rounds} alternating rounds, ${concurrency} in flight (first push sent → last create at the simulator)\n`);
+    process.stdout.write(`  pipeline (push → dedupe → sms → audit): ${perSec(p).toFixed(0)} events/s, ${(p.cpu / p.n).toFixed(3)} ms Node-RED CPU per event${p.failed ? `, ${p.failed} refused` : ""}\n`);
+    process.stdout.write(`  core (http in → function → http request → http response): ${perSec(c).toFixed(0)} events/s, ${(c.cpu / c.n).toFixed(3)} ms Node-RED CPU per event${c.failed ? `, ${c.failed} refused` : ""}\n`);
+    process.stdout.write(`  ratio pipeline / core: ${(perSec(p) / perSec(c)).toFixed(2)}× events/s, ${(p.cpu / p.n / (c.cpu / c.n)).toFixed(2)}× CPU per event\n`);
+    process.stdout.write(`  this process (driver and simulators, sharing the machine with Node-RED): ${(p.own / p.n).toFixed(3)} ms CPU per pipeline event, ${(c.own / c.n).toFixed(3)} ms per core event\n`);
 
     const lp = await latency(pipeline("L"), twilio, 100, latencySeconds, "L");
     twilio.reset();
