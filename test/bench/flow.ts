@@ -30,6 +30,11 @@
  * - MLC_NODE_BIN (test/harness/nodered.ts): the node binary or a script that runs Node-RED, e.g. one that execs
  *   `node --cpu-prof --cpu-prof-dir=<dir> "$@"` (summarise with `node dist/test/bench/profile.js`) or
  *   `node --max-old-space-size=200 "$@"` (a heap that cannot grow: a leak would end the long run with an OOM).
+ *
+ * Figures (2 shared cores, load average 2-6 from other test runs; durable store; 2000 events in 4 rounds; four runs
+ * alternating with the same bench on the code before the changes of branch s4-speed): ratio pipeline / core
+ * 0.97-1.13× events/s and 0.87-1.08× Node-RED CPU per event (before: 0.78-0.92× and 1.25-1.33×); pipeline p99 at
+ * 100 events/s 11.9-28.2 ms over 5-10 s latency runs (before: 8.0-23.9 ms in the same runs).
  */
 import fs from "node:fs";
 import path from "node:path";
