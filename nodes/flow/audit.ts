@@ -113,7 +113,7 @@ export function registerAudit(RED: RedAPI): void {
       };
       const op: AuditOperation = requestedOperation(m, operation);
       if (op === "auto") {
-        const action = await autoAction(m, async (sid) => (await trail.findBySid(sid)) !== undefined);
+        const action = await autoAction(m, (sid) => trail.hasSid(sid));
         // From a Catch node. Never throw here: the error would come back through the same Catch.
         if (action === "catch" && !catchRecordable(m, node.id)) {
           msg.audit = undefined;

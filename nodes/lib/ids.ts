@@ -4,11 +4,14 @@
  * Context-store keys are property paths in Node-RED ("INV.001" nests, "SO[5000000]" allocates an array),
  * so raw ERP numbers are never used as keys: every key is a SHA-256 hex digest with a fixed prefix.
  */
-import { createHash } from "node:crypto";
+import crypto, { createHash } from "node:crypto";
 
-function sha256hex(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
-}
+/**
+ * SHA-256 of `text` (UTF-8) as hex. Node's one-shot `crypto.hash` (Node 20.12+) takes ~0.27 µs for a key-sized text
+ * where a Hash object takes ~0.75 µs; every store access hashes its key, so older Node 20 releases fall back to it.
+ */
+const sha256hex: (text: string) => string =
+  typeof crypto.hash === "function" ? (text) => crypto.hash("sha256", text, "hex") : (text) => createHash("sha256").update(text, "utf8").digest("hex");
 
 /** What identifies one ERP change: the same record at the same version yields the same jobId. */
 export interface JobIdParts {

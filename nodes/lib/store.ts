@@ -390,8 +390,9 @@ export class BoundedStore<T> {
   private write(key: string, entry: StoredEntry<T>): Promise<void> {
     this.index.set(key, entry);
     const row = this.backend.set(key, entry);
-    const evicted = this.evict();
-    return Promise.all([row, evicted]).then(() => undefined);
+    // Below the bound (the usual case) nothing is evicted: the row's own promise, without a Promise.all around it.
+    if (this.index.size <= this.opts.maxEntries) return row;
+    return Promise.all([row, this.evict()]).then(() => undefined);
   }
 
   private assertLoaded(): void {

@@ -103,11 +103,11 @@ export async function auditCallback(RED: RedAPI, node: RedNode, c: CallbackStatu
   try {
     const t = await trail;
     const errorCode = c.errorCode !== undefined && Number.isFinite(c.errorCode) && c.errorCode > 0 ? c.errorCode : undefined;
-    if (await t.findBySid(c.sid)) await t.applyStatus({ sid: c.sid, status: c.status, errorCode });
+    if (await t.hasSid(c.sid)) await t.applyStatus({ sid: c.sid, status: c.status, errorCode });
     else if (c.jobId) {
       const channel = c.kind === "call" ? "voice" : c.to.startsWith("whatsapp:") ? "whatsapp" : "sms";
       const error = errorCode !== undefined && FAILED_STATUSES.has(c.status) ? { code: `twilio_${errorCode}`, message: `Twilio error ${errorCode}` } : undefined;
-      await t.recordSend({ jobId: c.jobId, sid: c.sid, channel, to: c.to, status: c.status, ...(error ? { error } : {}) });
+      await t.record({ jobId: c.jobId, sid: c.sid, channel, to: c.to, status: c.status, ...(error ? { error } : {}) });
     }
     return true;
   } catch (err) {

@@ -81,16 +81,20 @@ export function resolveStore(RED: RedAPI, storeName: string | undefined): StoreI
 /** Node-RED's settings, as last seen by {@link resolveStore} (one runtime per process). */
 let knownSettings: RedAPI["settings"] | undefined;
 
-/** The shared (Redis) store behind a store name, when that store is this package's store with `config.redis`. */
-function sharedStore(node: RedNode, scope: ContextScopeName, storeName: string | undefined): KvStore | undefined {
+/** What {@link resolveStore} says of a store name with the settings last seen; undefined when unknown or none seen. */
+function knownStoreInfo(storeName: string | undefined): StoreInfo | undefined {
   if (!knownSettings?.contextStorage) return undefined;
-  let info: StoreInfo;
   try {
-    info = resolveStore({ settings: knownSettings } as RedAPI, storeName);
+    return resolveStore({ settings: knownSettings } as RedAPI, storeName);
   } catch {
     return undefined;
   }
-  if (info.module !== "mlc-store") return undefined;
+}
+
+/** The shared (Redis) store behind a store name, when that store is this package's store with `config.redis`. */
+function sharedStore(node: RedNode, scope: ContextScopeName, storeName: string | undefined): KvStore | undefined {
+  const info = knownStoreInfo(storeName);
+  if (info?.module !== "mlc-store") return undefined;
   const engine = redisEngineFor(info.config as StoreConfig);
   return engine ? new RedisKvStore(engine, scopeId(node, scope)) : undefined;
 }
@@ -132,11 +136,17 @@ export function kvStore(RED: RedAPI, node: RedNode, scope: ContextScopeName, sto
   const info = resolveStore(RED, storeName);
   const shared = sharedStore(node, scope, storeName);
   if (shared) return shared;
-  if (info.module === "mlc-store") {
-    const engine = engineFor(info.config as StoreConfig, typeof RED.settings.userDir === "string" ? RED.settings.userDir : undefined);
-    if (engine) return new EngineKvStore(engine, scopeId(node, scope));
-  }
+  const direct = engineStore(node, scope, info);
+  if (direct) return direct;
   return backendStore(contextBackend(node, scope, info.name), { durable: info.durable === true });
+}
+
+/** This package's open LMDB store behind `info`, on the node's context scope (the rows the context API shows). */
+function engineStore(node: RedNode, scope: ContextScopeName, info: StoreInfo): EngineKvStore | undefined {
+  if (info.module !== "mlc-store") return undefined;
+  const userDir = knownSettings?.userDir;
+  const engine = engineFor(info.config as StoreConfig, typeof userDir === "string" ? userDir : undefined);
+  return engine ? new EngineKvStore(engine, scopeId(node, scope)) : undefined;
 }
 
 const warnedStores = new Set<string>();
@@ -169,11 +179,16 @@ function scopeOf(node: RedNode, scope: ContextScopeName): ContextScope {
 
 /**
  * A KvBackend on one context scope and store. Always uses the asynchronous (callback) form. When the store is this
- * package's store on Redis, the shared {@link KvStore} itself (so bounded stores on it are shared across instances).
+ * package's store on Redis, the shared {@link KvStore} itself (so bounded stores on it are shared across instances);
+ * when it is this package's open LMDB store, its direct API on the same rows (each write committed before its promise
+ * resolves, as through the context API, without the context API's layers: ~7 writes an event in the push pipeline).
  */
 export function contextBackend(node: RedNode, scope: ContextScopeName, store: string | undefined): KvBackend {
   const shared = sharedStore(node, scope, store);
   if (shared) return shared;
+  const direct = knownStoreInfo(store);
+  const engine = direct ? engineStore(node, scope, direct) : undefined;
+  if (engine) return engine;
   const c = (): ContextScope => scopeOf(node, scope);
   return {
     get: (key) => new Promise((resolve, reject) => c().get(key, store, (err, v) => (err ? reject(err) : resolve(v)))),

@@ -324,7 +324,10 @@ export class StoreEngine {
     const settle = (): void => {
       if (this.overlay.get(ck) === pending) this.overlay.delete(ck);
     };
-    return Promise.all(ops).then(
+    // lmdb-js hands every unconditional write of one transaction the same commit promise: one op (a row without
+    // expiry), or several that share it, need no Promise.all.
+    const all = ops.every((op) => op === ops[0]) ? ops[0] : Promise.all(ops);
+    return all.then(
       () => settle(),
       (err: unknown) => {
         settle();

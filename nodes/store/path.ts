@@ -22,6 +22,8 @@ export class InvalidExpressionError extends Error {
  */
 export function parsePath(expr: string): (string | number)[] {
   if (typeof expr !== "string" || expr.length === 0) throw new InvalidExpressionError(String(expr));
+  // A plain name (every key the package writes, e.g. "pn_3f…"): one segment, as the loop below would find.
+  if (!/[.[\]]/.test(expr)) return [expr];
   const out: (string | number)[] = [];
   let i = 0;
   let name = "";

@@ -8,7 +8,8 @@
  * - core: `http in` → `function` (builds the Messages create) → `http request` → `http response`.
  *
  * Printed: events/s of each (first push sent → last message created at the simulator) and their ratio; Node-RED CPU
- * ms per event (utime + stime of the Node-RED process from /proc/<pid>/stat); push-to-Twilio latency p50/p99/max at
+ * ms per event (utime + stime of the Node-RED process from /proc/<pid>/stat) and this process's (driver and simulators: the
+ * rest of the machine's work per event, which bounds how far a lower Node-RED cost can raise events/s); push-to-Twilio latency p50/p99/max at
  * 100 events/s (push sent → create arrived at the simulator); Node-RED RSS (and its anonymous part) over a long
  * pipeline run.
  *
@@ -18,12 +19,23 @@
  *   6 minutes more); `MLC_BENCH_EVENTS=100000` makes the throughput runs that long too.
  * - MLC_BENCH_LATENCY_SECONDS (default 10): length of the 100 events/s latency run.
  * - MLC_BENCH_CONCURRENCY (default 16): requests the driver keeps in flight in the throughput runs.
+ * - MLC_BENCH_ROUNDS (default 4): the throughput runs alternate pipeline and core in this many rounds of
+ *   MLC_BENCH_EVENTS / rounds events each (events/s = all events of a flow / the time of its rounds), so a change of
+ *   the machine's load during the run does not favour the flow that happened to run in the quieter part.
  * - MLC_BENCH_CONTEXT_STORAGE: see {@link BENCH_CONTEXT_STORAGE}.
+ * - MLC_BENCH_ONLY (`pipeline` or `core`): one throughput run of that flow only (after its warm-up), nothing else: a
+ *   CPU profile of the Node-RED process (MLC_NODE_BIN below) then shows that flow's costs alone.
  * - MLC_BENCH_WAIT_MS (default 600000): how long a throughput run waits for the simulator's messages; on a failure
  *   the last lines of Node-RED's log are printed.
  * - MLC_NODE_BIN (test/harness/nodered.ts): the node binary or a script that runs Node-RED, e.g. one that execs
  *   `node --cpu-prof --cpu-prof-dir=<dir> "$@"` (summarise with `node dist/test/bench/profile.js`) or
  *   `node --max-old-space-size=200 "$@"` (a heap that cannot grow: a leak would end the long run with an OOM).
+ *
+ * Figures (2 shared cores, load average 2-6 from other test runs; durable store; 2000 events in 4 rounds; four runs
+ * alternating with the same bench on the code before the changes of branch s4-speed): ratio pipeline / core
+ * 0.97-1.13× events/s and 0.87-1.08× Node-RED CPU per event (before: 0.78-0.92× and 1.25-1.33×); pipeline p99 at
+ * 100 events/s 11.9-28.2 ms over 5-10 s latency runs (before: 8.0-23.9 ms in the same runs). Two more pairs with
+ * 4000 events: 0.88× and 1.00× events/s, 1.02× and 0.96× CPU (before: 0.67× and 0.77×, 1.45× and 1.31×).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -123,10 +135,23 @@ function driver(agent: Agent, url: string, headers: Record<string, string>, run:
   };
 }
 
+/** What throughput runs measured, summed: events, ms (first push sent → last create), Node-RED CPU ms, this process's CPU ms. */
+interface Tally {
+  n: number;
+  ms: number;
+  cpu: number;
+  own: number;
+  failed: number;
+}
+
+const addTally = (a: Tally, b: Tally): Tally => ({ n: a.n + b.n, ms: a.ms + b.ms, cpu: a.cpu + b.cpu, own: a.own + b.own, failed: a.failed + b.failed });
+const perSec = (t: Tally): number => (t.n / t.ms) * 1000;
+
 /** Closed loop: `concurrency` requests in flight until `n` are sent; resolves when the simulator holds `n` more messages. */
-async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: number, pid: number): Promise<{ perSec: number; cpuPerEvent: number; failed: number }> {
+async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: number, pid: number): Promise<Tally> {
   const before = sim.messages.length;
   const cpu0 = cpuMs(pid);
+  const own0 = process.cpuUsage();
   const t0 = wallNow();
   let next = 0;
   let failed = 0;
@@ -142,7 +167,8 @@ async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: num
   await waitFor(() => sim.messages.length - before >= n - failed, Number(process.env.MLC_BENCH_WAIT_MS) || 600000, `${n} messages`);
   const last = sim.requests.filter((q) => q.messageSid).reduce((m, q) => Math.max(m, q.startedAt), 0);
   const cpu = cpuMs(pid) - cpu0;
-  return { perSec: (n / (last - t0)) * 1000, cpuPerEvent: cpu / n, failed };
+  const own = process.cpuUsage(own0);
+  return { n, ms: last - t0, cpu, own: (own.user + own.system) / 1000, failed };
 }
 
 /** Open loop at `rate` events/s for `seconds`: latency from push sent to create arrived at the simulator. */
@@ -195,18 +221,36 @@ export async function flowBench(): Promise<void> {
     const core = (run: string): Driver => driver(agent, `${nodeRed.url}/bench/core`, {}, run);
     process.stdout.write(`\nflow: packed install in Node-RED (pid ${pid}), contextStorage ${(BENCH_CONTEXT_STORAGE ?? "the README's (package durable store)").replace(/\s+/g, " ")}\n`);
 
-    // warm-up both paths (JIT, connections), then one throughput run each, alternated so both see the same machine
+    const only = process.env.MLC_BENCH_ONLY;
+    if (only === "pipeline" || only === "core") {
+      const drive = only === "pipeline" ? pipeline : core;
+      await throughput(drive("W"), twilio, 200, concurrency, pid);
+      twilio.reset();
+      const r = await throughput(drive("P"), twilio, events, concurrency, pid);
+      process.stdout.write(`${only} only, ${events} events, ${concurrency} in flight: ${perSec(r).toFixed(0)} events/s, ${(r.cpu / r.n).toFixed(3)} ms Node-RED CPU per event (this process: ${(r.own / r.n).toFixed(3)} ms)${r.failed ? `, ${r.failed} refused` : ""}\n`);
+      return;
+    }
+    // warm-up both paths (JIT, connections), then the throughput runs in alternating rounds (pipeline first in even
+    // rounds, core first in odd ones), so a machine whose load changes during the run weighs on both alike
     await throughput(pipeline("W"), twilio, 200, concurrency, pid);
     await throughput(core("w"), twilio, 200, concurrency, pid);
     twilio.reset();
-    const p = await throughput(pipeline("P"), twilio, events, concurrency, pid);
-    twilio.reset();
-    const c = await throughput(core("C"), twilio, events, concurrency, pid);
-    twilio.reset();
-    process.stdout.write(`throughput, ${events} events, ${concurrency} in flight (first push sent → last create at the simulator)\n`);
-    process.stdout.write(`  pipeline (push → dedupe → sms → audit): ${p.perSec.toFixed(0)} events/s, ${p.cpuPerEvent.toFixed(3)} ms Node-RED CPU per event${p.failed ? `, ${p.failed} refused` : ""}\n`);
-    process.stdout.write(`  core (http in → function → http request → http response): ${c.perSec.toFixed(0)} events/s, ${c.cpuPerEvent.toFixed(3)} ms Node-RED CPU per event${c.failed ? `, ${c.failed} refused` : ""}\n`);
-    process.stdout.write(`  ratio pipeline / core: ${(p.perSec / c.perSec).toFixed(2)}× events/s, ${(p.cpuPerEvent / c.cpuPerEvent).toFixed(2)}× CPU per event\n`);
+    const rounds = Math.max(1, Math.floor(Number(process.env.MLC_BENCH_ROUNDS) || 4));
+    let p: Tally = { n: 0, ms: 0, cpu: 0, own: 0, failed: 0 };
+    let c: Tally = { ...p };
+    for (let r = 0; r < rounds; r++) {
+      const n = Math.ceil(events / rounds);
+      for (const which of r % 2 === 0 ? ["p", "c"] : ["c", "p"]) {
+        if (which === "p") p = addTally(p, await throughput(pipeline(`P${r}`), twilio, n, concurrency, pid));
+        else c = addTally(c, await throughput(core(`C${r}`), twilio, n, concurrency, pid));
+        twilio.reset();
+      }
+    }
+    process.stdout.write(`throughput, ${p.n} events each in ${rounds} alternating rounds, ${concurrency} in flight (first push sent → last create at the simulator)\n`);
+    process.stdout.write(`  pipeline (push → dedupe → sms → audit): ${perSec(p).toFixed(0)} events/s, ${(p.cpu / p.n).toFixed(3)} ms Node-RED CPU per event${p.failed ? `, ${p.failed} refused` : ""}\n`);
+    process.stdout.write(`  core (http in → function → http request → http response): ${perSec(c).toFixed(0)} events/s, ${(c.cpu / c.n).toFixed(3)} ms Node-RED CPU per event${c.failed ? `, ${c.failed} refused` : ""}\n`);
+    process.stdout.write(`  ratio pipeline / core: ${(perSec(p) / perSec(c)).toFixed(2)}× events/s, ${(p.cpu / p.n / (c.cpu / c.n)).toFixed(2)}× CPU per event\n`);
+    process.stdout.write(`  this process (driver and simulators, sharing the machine with Node-RED): ${(p.own / p.n).toFixed(3)} ms CPU per pipeline event, ${(c.own / c.n).toFixed(3)} ms per core event\n`);
 
     const lp = await latency(pipeline("L"), twilio, 100, latencySeconds, "L");
     twilio.reset();

@@ -127,6 +127,7 @@ export function triggerSuite(f: TriggerFamily): void {
       await settle();
       assert.equal(bed.received.events.length, 2, "the redelivery emitted nothing");
       assert.equal(bed.received.caught.length, 0);
+      assert.equal(statuses().filter((s) => s.fill === "green").at(-1)?.text, "2 events", "the status counts the events pushed");
     });
 
     pushIt("push: a missing or wrong secret/signature gets 401 and emits nothing", async () => {

@@ -121,12 +121,31 @@ describe("AuditTrail", () => {
 
   it("hands out copies: editing a returned record does not edit the trail", async () => {
     const trail = new AuditTrail(new MapBackend());
-    const r = await trail.recordSend({ jobId: "j1", sid: SID, status: "queued" });
+    const r = await trail.recordSend({ jobId: "j1", sid: SID, status: "queued", erp: { system: "acumatica", id: "Bill/000123" } });
     r.status = "delivered";
+    r.history[0].status = "edited";
     r.history.push({ status: "x", at: "" });
+    if (r.erp) r.erp.id = "edited";
     const again = await trail.get(SID);
     assert.equal(again?.status, "queued");
     assert.equal(again?.history.length, 1);
+    assert.equal(again?.history[0].status, "queued", "history entries are copied too");
+    assert.equal(again?.erp?.id, "Bill/000123", "the erp reference is copied too");
+    if (again?.erp) again.erp.id = "edited again";
+    assert.equal((await trail.findBySid(SID))?.erp?.id, "Bill/000123");
+  });
+
+  it("record (no copy handed out) writes what recordSend writes; hasSid says whether a sid has a record", async () => {
+    const trail = new AuditTrail(new MapBackend());
+    assert.equal(await trail.hasSid(SID), false);
+    assert.equal(await trail.record({ jobId: "j1", to: "+14155550132", channel: "sms", status: "pending" }), undefined);
+    await trail.record({ jobId: "j1", to: "+14155550132", channel: "sms", sid: SID, status: "queued" });
+    assert.equal(await trail.hasSid(SID), true);
+    const all = await trail.findByJobId("j1");
+    assert.equal(all.length, 1, "the second record completed the pending one");
+    assert.deepEqual(all[0].history.map((h) => h.status), ["pending", "queued"]);
+    assert.equal(all[0].sid, SID);
+    await assert.rejects(trail.record({ jobId: "j1", status: "" }), /needs a status/);
   });
 
   it("bounds history to the last MAX_HISTORY entries", async () => {

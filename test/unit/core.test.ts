@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import http from "node:http";
+import { createHash } from "node:crypto";
 import type { AddressInfo, Socket } from "node:net";
 import { DEFAULT_RETRY_POLICY, RetryPolicy, backoffDelay, parseRetryAfter } from "../../nodes/lib/retry";
 import { HttpClient } from "../../nodes/lib/http";
@@ -241,6 +242,43 @@ describe("lib/http HttpClient", () => {
     }
   });
 
+  it("the timeout covers the body too: an answer whose body stalls throws TimeoutError(outcomeUnknown) after one request", async () => {
+    const srv = await localServer((_q, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write('{"sid":'); // and nothing more
+    });
+    close = srv.close;
+    const c = new HttpClient({ timeoutMs: 200, retry: fast });
+    try {
+      await assert.rejects(c.request({ method: "POST", url: srv.url + "/send", body: "x=1" }), (err: unknown) => {
+        assert.ok(err instanceof TimeoutError, String(err));
+        assert.equal(err.outcomeUnknown, true);
+        return true;
+      });
+      assert.equal(srv.seen.length, 1);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("a caller's abort ends a request before the timeout, and is not reported as a timeout", async () => {
+    const srv = await localServer(() => {
+      /* never answers */
+    });
+    close = srv.close;
+    const c = new HttpClient({ timeoutMs: 60000, retry: fast });
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(new Error("caller gave up")), 100);
+    try {
+      await assert.rejects(c.request({ method: "POST", url: srv.url + "/send", body: "x=1", signal: ctl.signal }), (err: unknown) => {
+        assert.ok(!(err instanceof TimeoutError), String(err));
+        return true;
+      });
+    } finally {
+      await c.close();
+    }
+  });
+
   it("connection refused is retried (nothing was sent), then throws connect_failed", async () => {
     const srv = await localServer((_q, res) => answer(res, 200));
     const url = srv.url;
@@ -373,6 +411,12 @@ describe("lib/ids", () => {
 
   it("hashedKey never contains path characters", () => {
     for (const raw of ["INV.001", "SO[5000000]", "a..b", "__proto__", "#:(file)::x"]) assert.match(hashedKey("dd", raw), /^dd_[0-9a-f]{40}$/);
+  });
+
+  it("hashedKey is the first 40 hex digits of SHA-256 over the UTF-8 text (keys stored by earlier versions are found again)", () => {
+    // FIPS 180-2 test vector: SHA-256("abc") = ba7816bf 8f01cfea 414140de 5dae2223 b00361a3 96177a9c b410ff61 f20015ad
+    assert.equal(hashedKey("dd", "abc"), "dd_ba7816bf8f01cfea414140de5dae2223b00361a3");
+    assert.equal(hashedKey("audit", "Ж€"), `audit_${createHash("sha256").update(Buffer.from("Ж€", "utf8")).digest("hex").slice(0, 40)}`);
   });
 });
 

@@ -8,6 +8,7 @@ import { MAGIC_VALID_SENDER, TwilioSim, maxInWindow } from "../sims/twilio";
 import { basic, call, form, useSim } from "../harness/sim-http";
 import { TwilioClient } from "../../nodes/lib/twilio/client";
 import { messageSegments } from "../../nodes/lib/twilio/segments";
+import { SegmentedMessage } from "sms-segments-calculator";
 
 describe("TwilioSim senderRatePerSecond", () => {
   let clock = Date.UTC(2026, 2, 2, 10, 0, 0);
@@ -152,5 +153,28 @@ describe("TwilioClient spends a message's segments from its sender's rate (real 
     assert.equal(messageSegments("A".repeat(300), { from: "whatsapp:+14155550100" }), 1);
     assert.equal(messageSegments(""), 1);
     assert.equal(messageSegments(undefined), 1);
+  });
+
+  it("messageSegments agrees with Twilio's calculator for every printable ASCII character and for mixed bodies of 1-1600 characters", () => {
+    const oracle = (body: string): number => Math.max(1, new SegmentedMessage(body, "auto").segmentsCount);
+    // each character alone, at lengths around the one-segment and concatenated limits (an extension or non-GSM-7
+    // character taken for a basic one would count too few segments here)
+    for (let c = 0x20; c <= 0x7e; c++) {
+      for (const n of [70, 71, 80, 81, 153, 160, 161, 306, 307, 1600]) {
+        const body = String.fromCharCode(c).repeat(n);
+        assert.equal(messageSegments(body), oracle(body), `${JSON.stringify(String.fromCharCode(c))} × ${n}`);
+      }
+    }
+    // seeded mixed bodies: letters, digits, punctuation, with now and then a character outside the basic set
+    let seed = 42;
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const pool = "Approval needed: bill 0042 from O'Brien & Sons, $1,250.00 (USD) #7 @home _x_ ?!;=<>%*+-/";
+    const rare = "[]{}^~|\\`€éЖ\r\n😀";
+    for (let i = 0; i < 400; i++) {
+      const n = 1 + rnd(1600);
+      let body = "";
+      for (let j = 0; j < n; j++) body += rnd(50) === 0 ? rare[rnd(rare.length)] : pool[rnd(pool.length)];
+      assert.equal(messageSegments(body), oracle(body), `body ${i} (${body.length} characters)`);
+    }
   });
 });

@@ -16,7 +16,7 @@ import { EngineKvStore } from "../../nodes/store/kv";
 import { getPath, parsePath, setPath } from "../../nodes/store/path";
 import { DurableContextStore } from "../../nodes/store/plugin";
 import mlcStore = require("../../nodes/store");
-import { kvStore, resolveStore, warnIfLossy } from "../../nodes/shared/context";
+import { contextBackend, kvStore, resolveStore, warnIfLossy } from "../../nodes/shared/context";
 import type { RedAPI, RedNode } from "../../nodes/shared/types";
 import { shown } from "../harness/catalog";
 import { REPO_ROOT, writeSettings } from "../harness/nodered";
@@ -476,6 +476,28 @@ describe("shared/context: which store a node gets (kvStore, resolveStore, warnIf
     assert.equal(await viaContext.claim("dd_y", 3, 60000), false);
     assert.equal(await viaContext.get("dd_y"), 2);
     assert.ok(node.ctx.has("dd_y"), "written through the node's context");
+    await plugin.close();
+  });
+
+  it("contextBackend: our open store is written directly, committed, on the rows the context API shows; others through the context API", async () => {
+    const dir = tmp();
+    const plugin = mlcStore({ dir });
+    await plugin.open();
+    const red = fakeRed({ default: { module: mlcStore, config: { dir } }, mem: { module: "memory" } });
+    resolveStore(red, undefined); // what a node's setup does first (and how the adapter learns the settings)
+    const node = fakeNode();
+    const direct = contextBackend(node, "node", undefined);
+    const store = new BoundedStore<number>(direct, { prefix: "dd", ttlMs: 60000, maxEntries: 100 });
+    assert.equal(await store.claim("INV-1", 1), true);
+    assert.equal(plugin.storeEngine?.pendingWrites, 0, "committed when the claim resolved");
+    const keys = plugin.keys("n1:f1") ?? [];
+    assert.equal(keys.length, 1, "one row in node n1's context scope");
+    assert.equal((plugin.get("n1:f1", keys[0]) as { v: number }).v, 1);
+    assert.equal(node.ctx.size, 0, "not through the (fake) context API");
+    assert.deepEqual(await contextBackend(node, "global", undefined).keys(), []);
+    const viaContext = contextBackend(node, "node", "mem");
+    await viaContext.set("dd_y", 2);
+    assert.equal(node.ctx.get("dd_y"), 2, "another store: through the node's context");
     await plugin.close();
   });
 });

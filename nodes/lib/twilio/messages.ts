@@ -112,7 +112,7 @@ export interface Delivered {
  */
 export async function deliverMessage(o: MessageSendOptions, trail: AuditTrail | undefined, params: SendMessageParams, job: MessageJob): Promise<Delivered> {
   const audit = async (status: string, extra: { sid?: string; error?: { code: string; message: string } } = {}): Promise<void> => {
-    await trail?.recordSend({ jobId: job.jobId, erp: job.erp, channel: job.channel, to: params.to, status, ...extra });
+    await trail?.record({ jobId: job.jobId, erp: job.erp, channel: job.channel, to: params.to, status, ...extra });
   };
   // The claim and the pending audit record both precede the create: issued together, they share one commit.
   const { result: claim, committed } = await o.ledger.claimIssued(job.key);
