@@ -12,6 +12,7 @@
  * Vendor: BCDOCS api-reference/v2.0/dynamics-subscriptions, devenv-connect-apps-filtering (reference §4, §8).
  */
 import type { BcClient, BcNotification } from "../lib/bc/client";
+import type { ErpEventMsg } from "../lib/envelope";
 import { BcSubscriptionState, BcSubscriptions, handshakeAnswer, notificationEvent, notificationKey, readNotifications } from "../lib/bc/webhook";
 import { ValidationError } from "../lib/errors";
 import { hashedKey } from "../lib/ids";
@@ -105,14 +106,17 @@ function pollSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, sets: () =
   };
 }
 
-/** Fetch after journal: a journaled notification goes out as the records it names (read now, collections paged). */
+const isCollection = (msg: ErpEventMsg): boolean => String(msg.erp.id).startsWith("collection");
+
+/** Fetch after journal: a record notification keeps its journaled jobId (the send settles it); a `collection` (BC's or
+ * a catch-up) journals each record under its own and is settled once they are (before: replayed at every start). */
 function readNotified(RED: RedAPI, node: RedNode, config: BcTriggerProps): FetchAfterJournal {
   return {
     names: (msg) => msg.bcNotification === true,
+    journal: (msg) => (isCollection(msg) ? "event" : "notice"),
     read: async function* (msg) {
       const client = bcConfig(RED, config.bc, node).client();
-      // a record notification keeps the journaled jobId, so a send settling it settles the journal entry
-      const single = !String(msg.erp.id).startsWith("collection");
+      const single = !isCollection(msg);
       for await (const ev of client.changes(msg.payload as unknown as BcNotification)) yield single ? { ...ev, erp: { ...ev.erp, jobId: msg.erp.jobId } } : ev;
     },
     about: (msg) => ({ resource: (msg.payload as { resource?: string }).resource }),
