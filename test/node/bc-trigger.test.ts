@@ -38,6 +38,9 @@ describe("bc trigger in Node-RED", function () {
     await bed.load(flow("salesInvoices,customers"), creds());
     await until(() => sim.subs.size === 2, "two subscriptions");
     assert.ok(sim.log.filter((l) => l.kind === "handshake").every((l) => l.kind === "handshake" && l.ok));
+    // answered before any body check (§8.1), whatever media type labels the empty body
+    const shake = await sendRequest(`${bed.url}/mlc/bc/events?validationToken=vt-1`, { headers: { "content-type": "text/plain; charset=utf-8" }, body: "", timeoutMs: 5000 });
+    assert.deepEqual([shake.status, shake.body], [200, "vt-1"]);
     const inv = sim.upsert("salesInvoices", { number: "PS-INV1", status: "In_x0020_Review", phoneNumber: "+14155550101" });
     const [delivery] = await sim.flush();
     assert.equal(delivery.status, 200);
