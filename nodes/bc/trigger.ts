@@ -12,7 +12,6 @@
  * Vendor: BCDOCS api-reference/v2.0/dynamics-subscriptions, devenv-connect-apps-filtering (reference §4, §8).
  */
 import type { BcClient, BcNotification } from "../lib/bc/client";
-import type { ErpEventMsg } from "../lib/envelope";
 import { BcSubscriptionState, BcSubscriptions, handshakeAnswer, notificationEvent, notificationKey, readNotifications } from "../lib/bc/webhook";
 import { ValidationError } from "../lib/errors";
 import { hashedKey } from "../lib/ids";
@@ -106,19 +105,16 @@ function pollSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, sets: () =
   };
 }
 
-const isCollection = (msg: ErpEventMsg): boolean => String(msg.erp.id).startsWith("collection");
-
-/** Fetch after journal: a record notification keeps its journaled jobId (the send settles it); a `collection` (BC's or
- * a catch-up) journals each record under its own and is settled once they are (before: replayed at every start). */
+/**
+ * Fetch after journal: each record a notification names is read, journaled under its own jobId (from the record's
+ * `lastModifiedDateTime`: a notification's time need not be the record's, so a catch-up, a `collection` or a poll
+ * reading the same version is dropped as journaled) and emitted; the notification is then settled.
+ */
 function readNotified(RED: RedAPI, node: RedNode, config: BcTriggerProps): FetchAfterJournal {
   return {
     names: (msg) => msg.bcNotification === true,
-    journal: (msg) => (isCollection(msg) ? "event" : "notice"),
-    read: async function* (msg) {
-      const client = bcConfig(RED, config.bc, node).client();
-      const single = !isCollection(msg);
-      for await (const ev of client.changes(msg.payload as unknown as BcNotification)) yield single ? { ...ev, erp: { ...ev.erp, jobId: msg.erp.jobId } } : ev;
-    },
+    journal: "event",
+    read: (msg) => bcConfig(RED, config.bc, node).client().changes(msg.payload as unknown as BcNotification),
     about: (msg) => ({ resource: (msg.payload as { resource?: string }).resource }),
   };
 }

@@ -201,12 +201,11 @@ export interface FetchAfterJournal {
   read(ev: ErpEventMsg): AsyncIterable<ErpEventMsg>;
   /**
    * "notice" (default): each event read is emitted; the notification's journal entry is settled by a send (an event
-   * that stands for the notification keeps its jobId, Business Central). "event": each event read is journaled under
+   * that stands for the notification keeps its jobId). "event": each event read is journaled under
    * `p|<jobId>` (dropped when a poll or an earlier delivery journaled it) and emitted, then the notification is
-   * settled (Exact Online: a webhook and a poll of the same change emit it once). A function chooses per notification
-   * (Business Central: a `collection` stands for many records, none of which carries its jobId, so only "event" settles it).
+   * settled (Exact Online, Business Central: a webhook, a catch-up and a poll of the same change emit it once).
    */
-  journal?: "notice" | "event" | ((ev: ErpEventMsg) => "notice" | "event");
+  journal?: "notice" | "event";
   /** Extra properties of the report of a failed read (topic `<family>/push`). */
   about?(ev: ErpEventMsg): Record<string, unknown>;
 }
@@ -320,7 +319,7 @@ function isBodyError(err: unknown): boolean {
 
 /** Read what the journaled notification `notice` names and emit it (see {@link FetchAfterJournal}). */
 async function fetchAfterJournal(node: RedNode, fetch: FetchAfterJournal, journal: PushJournal, notice: ErpEventMsg): Promise<void> {
-  const perEvent = (typeof fetch.journal === "function" ? fetch.journal(notice) : fetch.journal) === "event";
+  const perEvent = fetch.journal === "event";
   for await (const ev of fetch.read(notice)) {
     // a replayed notice may have passed a dedupe before the crash: what it stands for goes on as a replay too
     const out = notice.erp.replay ? { ...ev, erp: { ...ev.erp, replay: true } } : ev;

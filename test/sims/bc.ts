@@ -105,6 +105,13 @@ export class BcSim {
   notifyTimeoutMs = 30_000;
   /** Simulated clock offset, ms (advance() moves it: token expiry, subscription expiry). */
   offsetMs = 0;
+  /**
+   * How far a single notification's `lastModifiedDateTime` lies from the record's, ms. BC stamps it with the source
+   * table's own "Last Modified Date Time" field, or the current time when the table has none (BCHIST
+   * `GetLastModifiedDateTime`), while some API pages show `SystemModifiedAt` (purchaseInvoices, §3): the two need not
+   * be equal. Default 0.
+   */
+  notificationSkewMs = 0;
   readonly rows = new Map<string, Map<string, BcRow>>();
   readonly subs = new Map<string, SimSubscription>();
   readonly log: BcLog[] = [];
@@ -208,6 +215,7 @@ export class BcSim {
     this.tokens.clear();
     this.pending = [];
     this.offsetMs = 0;
+    this.notificationSkewMs = 0;
     this.maxConcurrentSeen = 0;
   }
 
@@ -543,7 +551,7 @@ export class BcSim {
     for (const c of changes) {
       const prev = items[items.length - 1];
       const resource = `${prefix}(${c.id})`;
-      const at = new Date(c.at).toISOString();
+      const at = new Date(c.at + this.notificationSkewMs).toISOString();
       if (c.changeType === "updated" && prev && prev.resource === resource && prev.changeType === "updated") prev.lastModifiedDateTime = at;
       else items.push({ ...base, resource, changeType: c.changeType, lastModifiedDateTime: at });
     }
