@@ -69,10 +69,11 @@ function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallbac
     path: `/bc/${endpoint}`,
     methods: ["POST", "GET"],
     handshake: { answer: (req) => handshakeAnswer(req.rawQuery) },
-    auth: { configured: () => !!secret() && !!base, verify: (req) => readNotifications(req.body, secret()).genuine.length > 0 },
+    auth: { configured: () => !!secret() && !!base, verify: (req) => ((b) => b.genuine.length + b.unusable > 0)(readNotifications(req.body, secret())) },
     parse: (body) => {
-      const genuine = readNotifications(body, secret()).genuine;
-      return { key: hashedKey("bc", genuine.map(notificationKey).sort().join("\n")), events: genuine.map((n) => notificationEvent(client(), n)) };
+      const { genuine, unusable } = readNotifications(body, secret());
+      const problems = unusable ? [{ index: 0, message: `${unusable} item(s) with our clientState but no known changeType, subscriptionId or resource: acknowledged, not read` }] : [];
+      return { key: hashedKey("bc", genuine.map(notificationKey).sort().join("\n")), events: genuine.map((n) => notificationEvent(client(), n)), problems };
     },
     subscriptions: !ready ? undefined : {
       start: async (journal) => {

@@ -52,6 +52,12 @@ describe("bc trigger in Node-RED", function () {
     assert.equal(msg.erp.id, inv.id);
     const forged = await sendRequest(`${bed.url}/mlc/bc/events`, { headers: { "content-type": "application/json" }, body: JSON.stringify({ value: [{ subscriptionId: "x", clientState: "guess", resource: `/api/v2.0/companies(${sim.companyId})/salesInvoices(${inv.id})`, changeType: "updated" }] }), timeoutMs: 5000 });
     assert.equal(forged.status, 401);
+    // our clientState on an item we cannot act on (a change type BC adds later): 202, reported, never a 4xx that
+    // would make BC delete every subscription of the URL
+    const sub = [...sim.subs.values()][0];
+    const odd = await sendRequest(`${bed.url}/mlc/bc/events`, { headers: { "content-type": "application/json" }, body: JSON.stringify({ value: [{ subscriptionId: sub.subscriptionId, clientState: SECRET, resource: `/api/v2.0/companies(${sim.companyId})/salesInvoices(${inv.id})`, changeType: "archived" }] }), timeoutMs: 5000 });
+    assert.equal(odd.status, 200);
+    await until(() => bed.received.caught.some((m) => (m.errorDetails as { code?: string })?.code === "bad_record"), "the unusable item reported");
     await settle(300);
     assert.equal(bed.received.out.length, 1);
     assert.equal(sim.subs.size, 2, "nothing got the subscriptions deleted");
