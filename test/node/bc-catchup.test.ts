@@ -101,6 +101,29 @@ describe("bc trigger catch-up after a lost subscription", function () {
     assert.equal(bed.received.caught.length, 0, JSON.stringify(bed.received.caught.map((m) => m.error)));
   });
 
+  it("a record read still running when a deploy stops the node is read again by the next instance: texted once, not lost", async () => {
+    await bed.load(flow(), creds());
+    await until(() => bc.subs.size === 1, "subscription");
+    const releases: Array<() => void> = [];
+    bc.holdApi = (method, p) => (method === "GET" && /salesInvoices\(/.test(p) ? new Promise<void>((r) => releases.push(r)) : undefined);
+    try {
+      invoice("INV-D1");
+      assert.deepEqual((await bc.flush()).map((d) => d.status), [200]);
+      await until(() => releases.length === 1, "the record's read held");
+      const deploying = bed.redeploy(flow(), creds()); // the old instance closes while its read is out
+      await settle(500);
+      releases[0](); // the old instance's read answers now, after it began closing
+      await deploying;
+      await settle(500);
+    } finally {
+      bc.holdApi = undefined;
+      for (const r of releases) r();
+    }
+    await until(() => texted("INV-D1") === 1, () => `texted once by the next instance: ${JSON.stringify(twilio.messages.map((m) => m.body))}`, 15000);
+    await settle(500);
+    assert.equal(texted("INV-D1"), 1);
+  });
+
   it("a renewal that finds the subscription deleted re-creates it and texts what was posted meanwhile, once", async () => {
     // BC's clock two days behind: a subscription made now expires in a day and 4 s, so its renewal is due in 4 s
     bc.offsetMs = -(2 * DAY - 4000);
