@@ -112,7 +112,10 @@ function without(subs: Record<string, BcSubscription>, key: string): Record<stri
 /**
  * A notification as the event the trigger journals before answering BC: `erp.id` the record's GUID (a hashed key for a
  * `collection`), `erp.modifiedAt` the notification's time, `payload` the notification itself, `bcNotification: true`
- * (the trigger reads the record(s) it names before emitting). `jobId` as for the record read at that time.
+ * (the trigger reads the record(s) it names before emitting). Its `jobId` is its own (version `notice:<time>`), never
+ * a record's: the trigger journals each record read under the record's jobId and then settles the notification by this
+ * one; were they equal (BC's notification time is often the record's), that settle would finish the record's entry
+ * before its send and leave the notification pending.
  */
 export function notificationEvent(client: BcClient, n: BcNotification): ErpEventMsg {
   const entity = /\/([A-Za-z]+)(?:\([^)]*\))?(?:\?.*)?$/.exec(n.resource.split("?")[0])?.[1] ?? "unknown";
@@ -120,7 +123,7 @@ export function notificationEvent(client: BcClient, n: BcNotification): ErpEvent
   const action = n.changeType === "deleted" ? "deleted" : n.changeType === "created" ? "created" : "updated";
   const scope = client.scope;
   const tenant = `${scope.tenant}/${scope.environment}/${scope.companyId}`;
-  const version = n.lastModifiedDateTime ?? notificationKey(n);
+  const version = `notice:${n.lastModifiedDateTime ?? notificationKey(n)}`;
   const erp = { system: "bc" as const, tenant, entity, id, action: action as "created" | "updated" | "deleted", modifiedAt: n.lastModifiedDateTime, jobId: deriveJobId({ system: "bc", tenant, entity, id, version, action }) };
   return { topic: `bc/${entity}/${action}`, payload: { ...n }, erp, bcNotification: true };
 }
