@@ -71,10 +71,11 @@ function webhookSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, fallbac
     path: `/bc/${endpoint}`,
     methods: ["POST", "GET"],
     handshake: { answer: (req) => handshakeAnswer(req.rawQuery) },
-    auth: { configured: () => !!secret() && !!base, verify: (req) => readNotifications(req.body, secret()).genuine.length > 0, unsetVar: () => unsetEnvVar(node.credentials.clientState) },
+    auth: { configured: () => !!secret() && !!base, verify: (req) => ((b) => b.genuine.length + b.unusable > 0)(readNotifications(req.body, secret())), unsetVar: () => unsetEnvVar(node.credentials.clientState) },
     parse: (body) => {
-      const genuine = readNotifications(body, secret()).genuine;
-      return { key: hashedKey("bc", genuine.map(notificationKey).sort().join("\n")), events: genuine.map((n) => notificationEvent(client(), n)) };
+      const { genuine, unusable } = readNotifications(body, secret());
+      const problems = unusable ? [{ index: 0, message: `${unusable} item(s) with our clientState but no known changeType, subscriptionId or resource: acknowledged, not read` }] : [];
+      return { key: hashedKey("bc", genuine.map(notificationKey).sort().join("\n")), events: genuine.map((n) => notificationEvent(client(), n)), problems };
     },
     subscriptions: !ready ? undefined : {
       start: async (journal) => {
@@ -107,16 +108,16 @@ function pollSpec(RED: RedAPI, node: RedNode, config: BcTriggerProps, sets: () =
   };
 }
 
-/** Fetch after journal: a journaled notification goes out as the records it names (read now, collections paged). */
+/**
+ * Fetch after journal: each record a notification names is read, journaled under its own jobId (from the record's
+ * `lastModifiedDateTime`: a notification's time need not be the record's, so a catch-up, a `collection` or a poll
+ * reading the same version is dropped as journaled) and emitted; the notification is then settled.
+ */
 function readNotified(RED: RedAPI, node: RedNode, config: BcTriggerProps): FetchAfterJournal {
   return {
     names: (msg) => msg.bcNotification === true,
-    read: async function* (msg) {
-      const client = bcConfig(RED, config.bc, node).client();
-      // a record notification keeps the journaled jobId, so a send settling it settles the journal entry
-      const single = !String(msg.erp.id).startsWith("collection");
-      for await (const ev of client.changes(msg.payload as unknown as BcNotification)) yield single ? { ...ev, erp: { ...ev.erp, jobId: msg.erp.jobId } } : ev;
-    },
+    journal: "event",
+    read: (msg) => bcConfig(RED, config.bc, node).client().changes(msg.payload as unknown as BcNotification),
     about: (msg) => ({ resource: (msg.payload as { resource?: string }).resource }),
   };
 }

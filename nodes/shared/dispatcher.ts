@@ -435,7 +435,9 @@ class Dispatcher {
     const coding = String(req.headers["content-encoding"] ?? "identity").trim().toLowerCase();
     if (coding !== "identity" && coding !== "") return reply(res, refusal(415));
     const contentType = String(req.headers["content-type"] ?? "");
-    if (contentType || read.body.length) {
+    // An empty body's label says nothing (Business Central's and Exact's validation calls are empty POSTs whose media
+    // type is undocumented; a .NET sender labels empty content text/plain): only a body is held to the route's types.
+    if (read.body.length) {
       let media: { type: string; parameters: Record<string, string> } | undefined;
       if (contentType) {
         try {

@@ -207,9 +207,9 @@ export interface FetchAfterJournal {
   read(ev: ErpEventMsg): AsyncIterable<ErpEventMsg>;
   /**
    * "notice" (default): each event read is emitted; the notification's journal entry is settled by a send (an event
-   * that stands for the notification keeps its jobId, Business Central). "event": each event read is journaled under
+   * that stands for the notification keeps its jobId). "event": each event read is journaled under
    * `p|<jobId>` (dropped when a poll or an earlier delivery journaled it) and emitted, then the notification is
-   * settled (Exact Online: a webhook and a poll of the same change emit it once).
+   * settled (Exact Online, Business Central: a webhook, a catch-up and a poll of the same change emit it once).
    */
   journal?: "notice" | "event";
   /** Extra properties of the report of a failed read (topic `<family>/push`). */
@@ -282,7 +282,7 @@ export function startTrigger(RED: RedAPI, node: RedNode, spec: TriggerSpec): Tri
   const fetch = spec.fetch;
   const emit = (events: ErpEventMsg[]): void => {
     for (const e of events) {
-      if (fetch?.names(e)) fetchAfterJournal(node, fetch, journal, e).catch((err: unknown) => report(err, "push", fetch.about?.(e)));
+      if (fetch?.names(e)) fetchAfterJournal(node, fetch, journal, e, () => closed).catch((err: unknown) => report(err, "push", fetch.about?.(e)));
       else node.send(e);
     }
   };
@@ -323,15 +323,20 @@ function isBodyError(err: unknown): boolean {
   return err instanceof MlcError && !err.retryable && err.code !== "no_config" && err.code !== "closed" && err.code !== "client_closed";
 }
 
-/** Read what the journaled notification `notice` names and emit it (see {@link FetchAfterJournal}). */
-async function fetchAfterJournal(node: RedNode, fetch: FetchAfterJournal, journal: PushJournal, notice: ErpEventMsg): Promise<void> {
+/**
+ * Read what the journaled notification `notice` names and emit it (see {@link FetchAfterJournal}). A read that ends
+ * after the node began closing (a deploy) journals and settles nothing: the next instance replays the notice, and an
+ * event journaled here but emitted by a closed node would be dropped as journaled by that replay.
+ */
+async function fetchAfterJournal(node: RedNode, fetch: FetchAfterJournal, journal: PushJournal, notice: ErpEventMsg, isClosed: () => boolean): Promise<void> {
   const perEvent = fetch.journal === "event";
   for await (const ev of fetch.read(notice)) {
+    if (perEvent && isClosed()) return;
     // a replayed notice may have passed a dedupe before the crash: what it stands for goes on as a replay too
     const out = notice.erp.replay ? { ...ev, erp: { ...ev.erp, replay: true } } : ev;
     if (!perEvent || (await journal.accept(`p|${ev.erp.jobId}`, [ev]))) node.send(out);
   }
-  if (perEvent) await journal.settle(notice.erp.jobId);
+  if (perEvent && !isClosed()) await journal.settle(notice.erp.jobId);
 }
 
 type Text = (key: string, subs: Record<string, unknown> | undefined, fallback: string) => string;

@@ -4,8 +4,8 @@
  * kept context) against BcSim and the Twilio simulator, the trigger wired to `mlc-twilio-sms`:
  * - BC lets the subscription expire and deletes it while Node-RED is not listening; invoices posted meanwhile are
  *   never notified. At the restart the trigger re-creates the subscription, journals a catch-up and texts each missed
- *   invoice once (an invoice texted before the loss is read again with the same jobId and not texted again); a
- *   further restart texts nothing more;
+ *   invoice once (an invoice texted before the loss is read again with the same jobId and not texted again); the
+ *   catch-up is settled in the journal once its records are journaled, so a further restart replays nothing;
  * - a renewal that finds the subscription deleted by BC re-creates it and texts what was posted meanwhile, once;
  * - the catch-up is journaled before it is read: when BC refuses the read (the node closes before it, as after a
  *   crash between journal and emit), nothing is texted and nothing lost; the next start replays the journaled
@@ -52,8 +52,19 @@ const invoice = (n: string) => bc.upsert("salesInvoices", { number: n, status: "
 /** The trigger's saved subscription state (the memory store answers synchronously). */
 const subsState = (): { lost?: Record<string, string> } => ((bed.node("trig").context() as unknown as { get(k: string): unknown }).get("mlc_bc_subscriptions") ?? {}) as { lost?: Record<string, string> };
 
+/** Events still pending in the trigger's journal; `collections`: only those standing for a `collection` (catch-up or BC's). */
+function pending(collections = false): number {
+  const ctx = bed.node("trig").context() as unknown as { get(k: string): unknown; keys(): string[] };
+  return ctx
+    .keys()
+    .filter((k) => k.startsWith("pn_"))
+    .flatMap((k) => ((ctx.get(k) as { v?: { pending?: Array<{ erp?: { id?: string } }> } } | undefined)?.v?.pending ?? []))
+    .filter((ev) => !collections || String(ev.erp?.id).startsWith("collection")).length;
+}
+
 /** Start, text one invoice through the webhook, then let BC lose the subscription and post `missed` unnoticed. */
 async function loseSubscription(missed: string[]): Promise<void> {
+  bc.notificationSkewMs = -7; // the notification's time is not the record's: one jobId needs the record's (read) time
   await bed.load(flow(), creds());
   await until(() => bc.subs.size === 1, "subscription");
   invoice("INV-BEFORE");
@@ -75,13 +86,45 @@ describe("bc trigger catch-up after a lost subscription", function () {
     await until(() => bc.subs.size === 1, "subscription re-created");
     await until(() => texted("INV-M1") === 1 && texted("INV-M2") === 1, () => `missed invoices texted: ${JSON.stringify(twilio.messages.map((m) => m.body))} ${JSON.stringify(bed.received.caught?.map((m) => m.error))}`, 30000);
     await until(() => Object.keys(subsState().lost ?? {}).length === 0, "the catch-up forgotten once journaled");
-    await bed.redeploy(flow(), creds()); // a further restart replays the journaled catch-up: the ledger stops doubles
-    await until(() => bed.received.out.some((m) => m.erp?.replay === true), "the journaled catch-up replayed", 30000);
+    // its records journaled each under its own jobId, the catch-up itself is settled: no restart replays it again
+    await until(() => pending(true) === 0, () => `the catch-up settled in the journal once read (${pending(true)} pending)`);
+    await until(() => pending() === 0, () => `every journaled record settled by its send (${pending()} pending)`);
+    const before = bed.received.out.length;
+    await bed.redeploy(flow(), creds()); // a further restart: nothing to catch up, nothing of the catch-up replayed
+    await until(() => bc.subs.size === 1, "subscription kept");
     await settle(1000);
+    const replayed = bed.received.out.slice(before).filter((m) => m.erp?.replay === true);
+    assert.deepEqual(replayed.map((m) => m.payload?.number), [], "the catch-up's records not replayed");
     assert.deepEqual([texted("INV-BEFORE"), texted("INV-M1"), texted("INV-M2")], [1, 1, 1]);
     assert.equal(twilio.messages.length, 3);
     assert.equal(bc.subs.size, 1);
     assert.equal(bed.received.caught.length, 0, JSON.stringify(bed.received.caught.map((m) => m.error)));
+  });
+
+  it("a record read still running when a deploy stops the node is read again by the next instance: texted once, not lost", async () => {
+    await bed.load(flow(), creds());
+    await until(() => bc.subs.size === 1, "subscription");
+    const releases: Array<() => void> = [];
+    bc.holdApi = (method, p) => (method === "GET" && /salesInvoices\(/.test(p) ? new Promise<void>((r) => releases.push(r)) : undefined);
+    try {
+      invoice("INV-D1");
+      assert.deepEqual((await bc.flush()).map((d) => d.status), [200]);
+      await until(() => releases.length === 1, "the record's read held");
+      const deploying = bed.redeploy(flow(), creds()); // the old instance closes while its read is out
+      await settle(500);
+      releases[0](); // the old instance's read answers now, after it began closing
+      await deploying;
+      await settle(500);
+    } finally {
+      bc.holdApi = undefined;
+      for (const r of releases) r();
+    }
+    await until(() => texted("INV-D1") === 1, () => `texted once by the next instance: ${JSON.stringify(twilio.messages.map((m) => m.body))}`, 15000);
+    await settle(500);
+    assert.equal(texted("INV-D1"), 1);
+    // the notification settled by the read, the record's entry by its send (the notification's time is the record's
+    // here: one jobId for both would settle the record's entry at the read and leave the notification pending)
+    await until(() => pending() === 0, () => `journal settled (${pending()} pending)`);
   });
 
   it("a renewal that finds the subscription deleted re-creates it and texts what was posted meanwhile, once", async () => {

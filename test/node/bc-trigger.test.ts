@@ -38,6 +38,9 @@ describe("bc trigger in Node-RED", function () {
     await bed.load(flow("salesInvoices,customers"), creds());
     await until(() => sim.subs.size === 2, "two subscriptions");
     assert.ok(sim.log.filter((l) => l.kind === "handshake").every((l) => l.kind === "handshake" && l.ok));
+    // answered before any body check (§8.1), whatever media type labels the empty body
+    const shake = await sendRequest(`${bed.url}/mlc/bc/events?validationToken=vt-1`, { headers: { "content-type": "text/plain; charset=utf-8" }, body: "", timeoutMs: 5000 });
+    assert.deepEqual([shake.status, shake.body], [200, "vt-1"]);
     const inv = sim.upsert("salesInvoices", { number: "PS-INV1", status: "In_x0020_Review", phoneNumber: "+14155550101" });
     const [delivery] = await sim.flush();
     assert.equal(delivery.status, 200);
@@ -49,6 +52,12 @@ describe("bc trigger in Node-RED", function () {
     assert.equal(msg.erp.id, inv.id);
     const forged = await sendRequest(`${bed.url}/mlc/bc/events`, { headers: { "content-type": "application/json" }, body: JSON.stringify({ value: [{ subscriptionId: "x", clientState: "guess", resource: `/api/v2.0/companies(${sim.companyId})/salesInvoices(${inv.id})`, changeType: "updated" }] }), timeoutMs: 5000 });
     assert.equal(forged.status, 401);
+    // our clientState on an item we cannot act on (a change type BC adds later): 202, reported, never a 4xx that
+    // would make BC delete every subscription of the URL
+    const sub = [...sim.subs.values()][0];
+    const odd = await sendRequest(`${bed.url}/mlc/bc/events`, { headers: { "content-type": "application/json" }, body: JSON.stringify({ value: [{ subscriptionId: sub.subscriptionId, clientState: SECRET, resource: `/api/v2.0/companies(${sim.companyId})/salesInvoices(${inv.id})`, changeType: "archived" }] }), timeoutMs: 5000 });
+    assert.equal(odd.status, 200);
+    await until(() => bed.received.caught.some((m) => (m.errorDetails as { code?: string })?.code === "bad_record"), "the unusable item reported");
     await settle(300);
     assert.equal(bed.received.out.length, 1);
     assert.equal(sim.subs.size, 2, "nothing got the subscriptions deleted");

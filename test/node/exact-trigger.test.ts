@@ -181,6 +181,11 @@ function exactCases(): void {
     await bed.load(flow(HOOK), creds(""));
     const empty = await fetch(`${bed.url}/mlc/exact/invoices`, { method: "POST" }); // Content-Length: 0, no media type
     assert.equal(empty.status, 200);
+    // an empty body says nothing by its media type (a .NET sender labels empty content text/plain): still 2xx (§8.2)
+    for (const type of ["text/plain; charset=utf-8", "application/x-www-form-urlencoded"]) {
+      const labelled = await fetch(`${bed.url}/mlc/exact/invoices`, { method: "POST", headers: { "Content-Type": type }, body: "" });
+      assert.equal(labelled.status, 200, type);
+    }
     const body = '{"Content":{"Topic":"SalesInvoices"},"HashCode":"00"}';
     const r = await fetch(`${bed.url}/mlc/exact/invoices`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
     assert.equal(r.status, 404);

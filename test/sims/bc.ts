@@ -35,6 +35,21 @@ export const SUPPORTED = ["accounts", "companyInformation", "currencies", "custo
 const ENTITY_SETS = [...SUPPORTED, "purchaseOrders", "customerPayments"];
 const EXPANDS: Record<string, string[]> = { salesInvoices: ["customer", "currency", "paymentTerm", "salesInvoiceLines"], purchaseInvoices: ["vendor", "purchaseInvoiceLines"], customers: ["customerFinancialDetails", "currency"] };
 const READ_ONLY = ["id", "lastModifiedDateTime", "@odata.etag"];
+/**
+ * Properties of each entity set (reference §3), whether or not a record of the simulated company fills them: a filter,
+ * `$select` or `$orderby` naming one is valid even when no row carries it (an empty set included), as on BC, where
+ * every record has every property of its page. Sets not listed know the properties their rows carry.
+ */
+const ADDRESS = ["addressLine1", "addressLine2", "city", "state", "country", "postalCode"];
+const DOCUMENT = ["id", "number", "currencyId", "currencyCode", "pricesIncludeTax", "paymentTermsId", "discountAmount", "totalAmountExcludingTax", "totalTaxAmount", "totalAmountIncludingTax", "status", "lastModifiedDateTime"];
+const FIELDS: Record<string, string[]> = {
+  salesInvoices: [...DOCUMENT, "externalDocumentNumber", "invoiceDate", "postingDate", "dueDate", "customerId", "customerNumber", "customerName", "billToCustomerId", "billToCustomerNumber", "billToName", "orderId", "orderNumber", "salesperson", "remainingAmount", "phoneNumber", "email", "disputeStatus", "promisedPayDate"],
+  purchaseInvoices: [...DOCUMENT, "postingDate", "invoiceDate", "dueDate", "vendorInvoiceNumber", "vendorId", "vendorNumber", "vendorName", "payToName", "payToContact", "payToVendorId", "payToVendorNumber", "orderId", "orderNumber", "purchaser"],
+  purchaseOrders: [...DOCUMENT, "orderDate", "postingDate", "vendorId", "vendorNumber", "vendorName", "payToName", "payToVendorId", "payToVendorNumber", "shipmentMethodId", "purchaser", "requestedReceiptDate", "fullyReceived"],
+  customers: ["id", "number", "displayName", "type", ...ADDRESS, "phoneNumber", "email", "website", "salespersonCode", "balanceDue", "creditLimit", "taxLiable", "taxAreaId", "taxAreaDisplayName", "taxRegistrationNumber", "currencyId", "currencyCode", "paymentTermsId", "shipmentMethodId", "paymentMethodId", "blocked", "lastModifiedDateTime"],
+  vendors: ["id", "number", "displayName", ...ADDRESS, "phoneNumber", "email", "website", "taxRegistrationNumber", "currencyId", "currencyCode", "irs1099Code", "paymentTermsId", "paymentMethodId", "taxLiable", "blocked", "balance", "lastModifiedDateTime"],
+  customerPayments: ["id", "journalId", "journalDisplayName", "lineNumber", "customerId", "customerNumber", "postingDate", "documentNumber", "externalDocumentNumber", "amount", "appliesToInvoiceId", "appliesToInvoiceNumber", "description", "comment", "lastModifiedDateTime"],
+};
 const DAY = 86_400_000;
 
 /** A record of the simulated company. */
@@ -90,6 +105,13 @@ export class BcSim {
   notifyTimeoutMs = 30_000;
   /** Simulated clock offset, ms (advance() moves it: token expiry, subscription expiry). */
   offsetMs = 0;
+  /**
+   * How far a single notification's `lastModifiedDateTime` lies from the record's, ms. BC stamps it with the source
+   * table's own "Last Modified Date Time" field, or the current time when the table has none (BCHIST
+   * `GetLastModifiedDateTime`), while some API pages show `SystemModifiedAt` (purchaseInvoices, §3): the two need not
+   * be equal. Default 0.
+   */
+  notificationSkewMs = 0;
   readonly rows = new Map<string, Map<string, BcRow>>();
   readonly subs = new Map<string, SimSubscription>();
   readonly log: BcLog[] = [];
@@ -193,6 +215,7 @@ export class BcSim {
     this.tokens.clear();
     this.pending = [];
     this.offsetMs = 0;
+    this.notificationSkewMs = 0;
     this.maxConcurrentSeen = 0;
   }
 
@@ -365,10 +388,11 @@ export class BcSim {
   private listRoute(req: http.IncomingMessage, res: http.ServerResponse, token: string, entitySet: string, q: URLSearchParams): void {
     let rows = [...this.set(entitySet).values()];
     try {
-      const cond = parseFilter(q.get("$filter") ?? "", rows);
+      const known = new Set([...(FIELDS[entitySet] ?? []), ...rows.flatMap((r) => Object.keys(r)), "lastModifiedDateTime", "id"]);
+      const cond = parseFilter(q.get("$filter") ?? "", known);
       rows = rows.filter(cond);
-      rows = orderRows(rows, q.get("$orderby"));
-      rows = rows.map((r) => selectFields(r, q.get("$select"), q.get("$expand"), EXPANDS[entitySet] ?? []));
+      rows = orderRows(rows, q.get("$orderby"), known);
+      rows = rows.map((r) => selectFields(r, q.get("$select"), q.get("$expand"), EXPANDS[entitySet] ?? [], known));
     } catch (e) {
       return this.answer(req, res, token, 400, err("BadRequest", (e as Error).message));
     }
@@ -393,7 +417,7 @@ export class BcSim {
     if (!row) return this.answer(req, res, token, 404, err("BadRequest_NotFound", `The resource '${entitySet}' with key '${id}' was not found.`));
     if (req.method === "GET") {
       try {
-        return this.answer(req, res, token, 200, selectFields(row, q.get("$select"), q.get("$expand"), EXPANDS[entitySet] ?? []));
+        return this.answer(req, res, token, 200, selectFields(row, q.get("$select"), q.get("$expand"), EXPANDS[entitySet] ?? [], new Set([...(FIELDS[entitySet] ?? []), ...Object.keys(row)])));
       } catch (e) {
         return this.answer(req, res, token, 400, err("BadRequest", (e as Error).message));
       }
@@ -527,7 +551,7 @@ export class BcSim {
     for (const c of changes) {
       const prev = items[items.length - 1];
       const resource = `${prefix}(${c.id})`;
-      const at = new Date(c.at).toISOString();
+      const at = new Date(c.at + this.notificationSkewMs).toISOString();
       if (c.changeType === "updated" && prev && prev.resource === resource && prev.changeType === "updated") prev.lastModifiedDateTime = at;
       else items.push({ ...base, resource, changeType: c.changeType, lastModifiedDateTime: at });
     }
@@ -570,10 +594,9 @@ const DT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A `$filter` of conditions joined by `and` (parentheses allowed) → predicate. @throws Error with BC's message for a type error */
-function parseFilter(filter: string, rows: BcRow[]): (r: BcRow) => boolean {
+function parseFilter(filter: string, known: ReadonlySet<string>): (r: BcRow) => boolean {
   if (!filter.trim()) return () => true;
   const parts = filter.split(/\s+and\s+/).map((p) => p.trim().replace(/^\(+|\)+$/g, ""));
-  const known = new Set(rows.flatMap((r) => Object.keys(r)).concat(["lastModifiedDateTime", "id"]));
   const preds = parts.map((part) => {
     const m = COND.exec(part);
     if (!m) throw new Error(`Syntax error in $filter near '${part.slice(0, 40)}'.`);
@@ -602,20 +625,21 @@ function compare(v: unknown, lit: string | number, op: string, isTime: boolean):
   }
 }
 
-function orderRows(rows: BcRow[], orderby: string | null): BcRow[] {
+function orderRows(rows: BcRow[], orderby: string | null, known: ReadonlySet<string>): BcRow[] {
   if (!orderby) return rows.sort((a, b) => (a.id < b.id ? -1 : 1));
   const [field, dir] = orderby.trim().split(/\s+/);
+  if (!known.has(field)) throw new Error(`Could not find a property named '${field}' on type 'Microsoft.NAV.entity'.`);
   const sign = dir === "desc" ? -1 : 1;
   return rows.sort((a, b) => (String(a[field]) < String(b[field]) ? -sign : String(a[field]) > String(b[field]) ? sign : a.id < b.id ? -1 : 1));
 }
 
-function selectFields(row: BcRow, select: string | null, expand: string | null, expandable: string[]): BcRow {
+function selectFields(row: BcRow, select: string | null, expand: string | null, expandable: string[], known: ReadonlySet<string>): BcRow {
   let out: Record<string, unknown> = { ...row };
   if (select) {
     out = { "@odata.etag": row["@odata.etag"] };
     for (const f of select.split(",").map((s) => s.trim())) {
-      if (!(f in row)) throw new Error(`Could not find a property named '${f}' on type 'Microsoft.NAV.entity'.`);
-      out[f] = row[f];
+      if (!known.has(f)) throw new Error(`Could not find a property named '${f}' on type 'Microsoft.NAV.entity'.`);
+      out[f] = row[f] ?? null;
     }
   }
   for (const e of expand ? expand.split(",").map((s) => s.trim()) : []) {

@@ -249,6 +249,16 @@ describe("bc: client (nodes/lib/bc) against BcSim", function () {
       await assert.rejects(client.get("salesInvoices", inv.id, { select: "remainingAmountX" }), (e: unknown) => e instanceof ErpError && e.code === "bad_request");
       await assert.rejects(client.get("salesInvoices", "00000000-0000-0000-0000-000000000000"), (e: unknown) => e instanceof ErpError && e.code === "not_found" && e.vendorCode === "BadRequest_NotFound");
     });
+
+    it("sim: the overdue example's listing is valid on a company with no invoices, or none that fills dueDate (every property exists on BC)", async () => {
+      const overdue = { filter: "status eq 'Open' and remainingAmount gt 0 and dueDate lt 2024-03-01", select: "id,number,dueDate,remainingAmount,currencyCode,customerName,phoneNumber,lastModifiedDateTime", orderby: "dueDate asc" };
+      assert.deepEqual(await drain(client.list("salesInvoices", overdue)), []);
+      const inv = sim.upsert("salesInvoices", { number: "S4", status: "Open" }); // a draft: no due date, nothing remaining yet
+      assert.deepEqual(await drain(client.list("salesInvoices", overdue)), []);
+      const r = await client.get("salesInvoices", inv.id, { select: "number,dueDate" });
+      assert.deepEqual([r.number, r.dueDate], ["S4", null]);
+      await assert.rejects(drain(client.list("salesInvoices", { ...overdue, orderby: "dueDateX asc" })), (e: unknown) => e instanceof ErpError && e.code === "bad_request");
+    });
   });
 
   describe("writes and throttling", () => {
@@ -354,8 +364,10 @@ describe("bc: client (nodes/lib/bc) against BcSim", function () {
       assert.deepEqual(events.map((e) => e.erp.number).sort(), ["B0", "B1", "B2", "B3", "B4"]);
     });
 
-    it("after a delete in the batch the collection URL has no filter (the whole set)", async () => {
+    it("after a delete in the batch the collection URL has no filter: only rows changed within BC's retry horizon are read, not the whole set", async () => {
       sim.collectionThreshold = 2;
+      sim.upsert("customers", { number: "OLD" }, Date.now() - 3 * 86_400_000); // untouched for three days: not in the batch
+      assert.deepEqual(await sim.flush(), [], "no subscription yet: nobody told");
       await client.subscribe("customers", rx.url, "s");
       const a = sim.upsert("customers", { number: "A" });
       sim.upsert("customers", { number: "B" });

@@ -213,6 +213,10 @@ describe("bc: webhook lifecycle (nodes/lib/bc/webhook)", function () {
     assert.equal(forged.forged, 1);
     const mixed = readNotifications(JSON.stringify({ value: [item, { ...item, clientState: "guess" }] }), SECRET);
     assert.deepEqual([mixed.answer.status, mixed.genuine.length, mixed.forged], [202, 1, 1]);
+    // our clientState on an item we cannot act on (a change type BC adds later): acknowledged, never a 4xx (§8.5)
+    const unknown = readNotifications(JSON.stringify({ value: [{ ...item, changeType: "archived" }] }), SECRET);
+    assert.deepEqual([unknown.answer.status, unknown.genuine.length, unknown.unusable, unknown.forged], [202, 0, 1, 0]);
+    assert.equal(readNotifications(JSON.stringify({ value: [null, { ...item, clientState: "guess", changeType: "archived" }] }), SECRET).answer.status, 401);
     assert.equal(readNotifications("<xml/>", SECRET).answer.status, 400);
     assert.equal(readNotifications("\uFEFF" + JSON.stringify({ value: [item] }), SECRET).genuine.length, 1);
     assert.equal(notificationKey(item), notificationKey({ ...item }));

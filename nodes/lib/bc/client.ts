@@ -23,6 +23,13 @@ import { backoffDelay, DEFAULT_RETRY_POLICY, parseRetryAfter, sleep } from "../r
 import { EntraCertificate, EntraTokenSource, checkTenant } from "./auth";
 import { BcScope, bcError, bcEvent, decodeRecord, isGuid } from "./values";
 
+/**
+ * How far before a filter-less `collection` notification's `lastModifiedDateTime` (its last change) the first change
+ * of its batch can lie, ms: BC's 36 h retry horizon, during which undelivered changes pile into one batch, plus an
+ * hour for the 30 s batch window and the job queue (reference §8.4, §8.5).
+ */
+export const BC_COLLECTION_SPAN_MS = 37 * 3600_000;
+
 /** Business Central's public API host. */
 export const BC_API_HOST = "https://api.businesscentral.dynamics.com";
 /** Page size asked with `Prefer: odata.maxpagesize` (reference §4 poll recipe). */
@@ -295,14 +302,18 @@ export class BcClient {
 
   /**
    * The records one notification stands for, as events: `created`/`updated` → GET the record (notifications carry no
-   * data); `deleted` → an event with only the id; `collection` → every row of its URL, all pages (a filter-less URL
-   * after deletions: the whole set, `action` "updated"; the caller reconciles absent records).
+   * data); `deleted` → an event with only the id; `collection` → every row of its URL, all pages. BC sends a
+   * filter-less collection URL when its batch held a deletion: then only rows changed since
+   * {@link BC_COLLECTION_SPAN_MS} before the notification's time are read (older rows cannot be in the batch; the whole
+   * set would replay every record as a change), `action` "updated"; deleted records are not reported.
    * @throws as {@link getJson}; a record that vanished (404) before it was read yields nothing
    */
   async *changes(n: BcNotification): AsyncGenerator<ErpEventMsg> {
-    const url = this.resolveResource(n.resource);
+    let url = this.resolveResource(n.resource);
     const entitySet = /\/companies\([0-9a-f-]{36}\)\/([A-Za-z]+)/i.exec(url)?.[1] ?? "unknown";
     if (n.changeType === "collection") {
+      const last = Date.parse(n.lastModifiedDateTime ?? "");
+      if (!url.includes("?") && Number.isFinite(last)) url = withQuery(url, { filter: odataV4Time("lastModifiedDateTime", "gt", last - BC_COLLECTION_SPAN_MS) });
       for await (const row of this.pages(url)) yield bcEvent(this.scope, entitySet, row, "updated");
       return;
     }

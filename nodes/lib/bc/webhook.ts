@@ -3,9 +3,11 @@
  * - {@link handshakeAnswer}: the `validationToken` answer (exactly 200, the token as the sole `text/plain` body),
  *   for POST and GET, before any body parsing or secret check;
  * - {@link readNotifications}: a notification POST body checked item by item against `clientState` (one POST may mix
- *   subscriptions; compared in constant time), with the status to answer: 202 when at least one item is genuine,
- *   401 when none is (a forgery: BC itself always sends the clientState it was given), 400 for a body that is not a
- *   notification at all (charter: bad input → 4xx with a fixed short body; BC only sends JSON, so this is never BC);
+ *   subscriptions; compared in constant time), with the status to answer: 202 when at least one item carries our
+ *   clientState (even one we cannot act on, e.g. a change type BC adds later: any 4xx would make BC delete every
+ *   subscription of the URL, §8.5), 401 when none does (a forgery: BC itself always sends the clientState it was
+ *   given), 400 for a body that is not a notification at all (charter: bad input → 4xx with a fixed short body; BC only
+ *   sends JSON, so this is never BC);
  * - {@link notificationKey}: the dedupe key (subscriptionId, resource, changeType, lastModifiedDateTime);
  * - {@link BcSubscriptions}: the lifecycle — create per entity set (webhook-enabled ones only, the rest fall back to
  *   polling), adopt a subscription left by a crash before it was saved, renew a day before the 3-day expiry from the
@@ -61,6 +63,8 @@ export interface NotificationBatch {
   genuine: BcNotification[];
   /** Items refused (wrong or missing clientState). */
   forged: number;
+  /** Items with our clientState but not of a notification's shape (unknown changeType, no subscriptionId or resource): acknowledged, not acted on. */
+  unusable: number;
   /** What to answer BC (or the forger). */
   answer: WebhookAnswer;
 }
@@ -77,20 +81,22 @@ export function readNotifications(body: string | Buffer, clientState: string): N
   try {
     parsed = JSON.parse(Buffer.isBuffer(body) ? body.toString("utf8").replace(/^\uFEFF/, "") : body.replace(/^\uFEFF/, ""));
   } catch {
-    return { genuine: [], forged: 0, answer: fixed(400, "bad notification") };
+    return { genuine: [], forged: 0, unusable: 0, answer: fixed(400, "bad notification") };
   }
   const value = (parsed as { value?: unknown })?.value;
-  if (!Array.isArray(value)) return { genuine: [], forged: 0, answer: fixed(400, "bad notification") };
+  if (!Array.isArray(value)) return { genuine: [], forged: 0, unusable: 0, answer: fixed(400, "bad notification") };
   const genuine: BcNotification[] = [];
   let forged = 0;
+  let unusable = 0;
   for (const item of value) {
-    const n = item as Partial<BcNotification>;
+    const n = item as Partial<BcNotification> | null;
     const wellFormed = typeof n?.subscriptionId === "string" && typeof n.resource === "string" && CHANGE_TYPES.has(String(n.changeType));
-    if (wellFormed && sameSecret(n.clientState, clientState)) genuine.push(n as BcNotification);
-    else forged++;
+    if (!sameSecret(n?.clientState, clientState)) forged++;
+    else if (wellFormed) genuine.push(n as BcNotification);
+    else unusable++;
   }
-  if (!genuine.length && value.length) return { genuine, forged, answer: fixed(401, "unauthorized") };
-  return { genuine, forged, answer: fixed(202, "") };
+  if (!genuine.length && !unusable && value.length) return { genuine, forged, unusable, answer: fixed(401, "unauthorized") };
+  return { genuine, forged, unusable, answer: fixed(202, "") };
 }
 
 /** Dedupe key of one notification (reference §8.5): the same item redelivered gives the same key. */
@@ -106,7 +112,10 @@ function without(subs: Record<string, BcSubscription>, key: string): Record<stri
 /**
  * A notification as the event the trigger journals before answering BC: `erp.id` the record's GUID (a hashed key for a
  * `collection`), `erp.modifiedAt` the notification's time, `payload` the notification itself, `bcNotification: true`
- * (the trigger reads the record(s) it names before emitting). `jobId` as for the record read at that time.
+ * (the trigger reads the record(s) it names before emitting). Its `jobId` is its own (version `notice:<time>`), never
+ * a record's: the trigger journals each record read under the record's jobId and then settles the notification by this
+ * one; were they equal (BC's notification time is often the record's), that settle would finish the record's entry
+ * before its send and leave the notification pending.
  */
 export function notificationEvent(client: BcClient, n: BcNotification): ErpEventMsg {
   const entity = /\/([A-Za-z]+)(?:\([^)]*\))?(?:\?.*)?$/.exec(n.resource.split("?")[0])?.[1] ?? "unknown";
@@ -114,7 +123,7 @@ export function notificationEvent(client: BcClient, n: BcNotification): ErpEvent
   const action = n.changeType === "deleted" ? "deleted" : n.changeType === "created" ? "created" : "updated";
   const scope = client.scope;
   const tenant = `${scope.tenant}/${scope.environment}/${scope.companyId}`;
-  const version = n.lastModifiedDateTime ?? notificationKey(n);
+  const version = `notice:${n.lastModifiedDateTime ?? notificationKey(n)}`;
   const erp = { system: "bc" as const, tenant, entity, id, action: action as "created" | "updated" | "deleted", modifiedAt: n.lastModifiedDateTime, jobId: deriveJobId({ system: "bc", tenant, entity, id, version, action }) };
   return { topic: `bc/${entity}/${action}`, payload: { ...n }, erp, bcNotification: true };
 }
