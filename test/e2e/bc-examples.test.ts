@@ -120,6 +120,15 @@ describe("end to end: Business Central example in a real Node-RED (packed and in
     await quiet();
     assert.equal(texts(/^Purchase invoice/).length - before, 1);
     assert.match(sent[0].body, /PI-2001 from Contoso Freight posted: 5400 USD/);
+    // a later change of the posted invoice (its due date moved with "Update Document"; still Open) is another change,
+    // not another approval
+    const pi = [...(bc.rows.get("purchaseInvoices")?.values() ?? [])].find((r) => r.number === "PI-2001");
+    assert.ok(pi);
+    bc.upsert("purchaseInvoices", { ...pi, dueDate: day(45) });
+    const again = await bc.flush();
+    assert.ok(again.length >= 1 && again.every((d) => d.status === 200), JSON.stringify(again));
+    await quiet();
+    assert.equal(texts(/^Purchase invoice/).length - before, 1, "one approval text per invoice");
     assert.equal(bc.log.filter((l) => l.kind === "sub-deleted").length, 0);
   });
 
