@@ -39,7 +39,7 @@ async function run(label: string, pollS: number, hours: number, alertsPerHour: n
   sim.sessionDurationMs = sessionMin * 60_000;
   let skew = 0;
   const now = () => Date.now() + skew;
-  const client = new IntacctClient({ endpoint: sim.endpoint, senderId: sim.senderId, senderPassword: sim.senderPassword, companyId: sim.companyId, userId: sim.userId, userPassword: sim.userPassword, timeZone: sim.timeZone, now });
+  const client = new IntacctClient({ ...sim.clientOptions(), now });
   for (let v = 0; v < 25; v++) sim.upsert("VENDOR", { RECORDNO: String(v + 1), VENDORID: `V${1000 + v}`, NAME: `Vendor ${v}`, BILLAPPROVERID: `U${v % 4}`, "DISPLAYCONTACT.CELLPHONE": `+1415555${String(1000 + v)}`, WHENMODIFIED: "01/01/2025 00:00:00" });
   let state: PollState | undefined;
   let alerts = 0;

@@ -127,6 +127,10 @@ export class IntacctSim {
   get endpoint(): string {
     return this.url + INTACCT_PATH;
   }
+  /** What an IntacctClient needs to reach this simulator's company: gateway URL, sender and user credentials, time zone. */
+  clientOptions(): { endpoint: string; senderId: string; senderPassword: string; companyId: string; userId: string; userPassword: string; timeZone: string } {
+    return { endpoint: this.endpoint, senderId: this.senderId, senderPassword: this.senderPassword, companyId: this.companyId, userId: this.userId, userPassword: this.userPassword, timeZone: this.timeZone };
+  }
   /** The simulator's clock, ms. */
   now(): number {
     return Date.now() + this.clockOffsetMs;

@@ -22,13 +22,7 @@ describe("intacct: XML gateway client against the simulator", () => {
 
   function client(over: Partial<IntacctClientOptions> = {}): IntacctClient {
     const c = new IntacctClient({
-      endpoint: sim.endpoint,
-      senderId: sim.senderId,
-      senderPassword: sim.senderPassword,
-      companyId: sim.companyId,
-      userId: sim.userId,
-      userPassword: sim.userPassword,
-      timeZone: sim.timeZone,
+      ...sim.clientOptions(),
       retryBaseMs: 5,
       ...over,
     });

@@ -25,7 +25,7 @@ describe("intacct: polling APBILL on the kit's Poller", () => {
   beforeEach(async () => {
     sim = new IntacctSim();
     await sim.start();
-    client = new IntacctClient({ endpoint: sim.endpoint, senderId: sim.senderId, senderPassword: sim.senderPassword, companyId: sim.companyId, userId: sim.userId, userPassword: sim.userPassword, timeZone: sim.timeZone, retryBaseMs: 5 });
+    client = new IntacctClient({ ...sim.clientOptions(), retryBaseMs: 5 });
     state = undefined;
     delivered = [];
     poller = new Poller({

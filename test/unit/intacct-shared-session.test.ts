@@ -29,13 +29,7 @@ describe("shared sessions on Redis (real redis-server): one Sage Intacct API ses
     await engine.open();
     const shared = new SharedSecret<IntacctSession>({ kv: new RedisKvStore(engine, "mlc-auth"), binding: `intacct\u0000${sim.endpoint}`, secret: "the-shared-credential-secret", pollMs: 20 });
     const c = new IntacctClient({
-      endpoint: sim.endpoint,
-      senderId: sim.senderId,
-      senderPassword: sim.senderPassword,
-      companyId: sim.companyId,
-      userId: sim.userId,
-      userPassword: sim.userPassword,
-      timeZone: sim.timeZone,
+      ...sim.clientOptions(),
       retryBaseMs: 1,
       sharedSession: shared,
     });
