@@ -12,7 +12,7 @@
 import { encodeParts } from "../lib/ids";
 import { INTACCT_ENDPOINT, IntacctClient, IntacctClientOptions } from "../lib/intacct/client";
 import type { IntacctSession } from "../lib/intacct/session";
-import { registerTestEndpoint } from "../shared/admin";
+import { registerTestEndpoint, testOnConnection } from "../shared/admin";
 import { showAuthState } from "../shared/auth-status";
 import { ConfigUsers, OwnedClient, configApi, configString } from "../shared/config";
 import { KeptSession } from "../shared/kept-session";
@@ -112,17 +112,12 @@ export function registerIntacctConfig(RED: RedAPI): void {
 
   // Test connection on the deployed connection, unchanged, uses its client: a second client would call getAPISession
   // while the deployed session has more than 5 minutes left (reference §3: a second session, avoided)
-  registerTestEndpoint(RED, INTACCT_CONFIG_TYPE, async ({ id, config, credentials }) => {
-    const deployed = typeof id === "string" && id ? (RED.nodes.getNode(id) as (RedNode & { mlc?: IntacctConfigApi }) | null) : null;
-    const live = deployed?.type === INTACCT_CONFIG_TYPE && deployed.mlc?.sameConnection(config, credentials) ? deployed.mlc : undefined;
-    const client = live ? live.client() : buildClient(config as IntacctConfigProps, credentials);
-    try {
+  registerTestEndpoint(RED, INTACCT_CONFIG_TYPE, (req) =>
+    testOnConnection(RED, INTACCT_CONFIG_TYPE, req, () => buildClient(req.config as IntacctConfigProps, req.credentials), async (client) => {
       const r = await client.testConnection();
       return { ok: true, message: `Signed in to ${r.companyId}${r.locationId ? ` / ${r.locationId}` : ""} as ${r.userId}; session endpoint ${r.endpointHost}` };
-    } finally {
-      if (!live) await client.close();
-    }
-  });
+    }),
+  );
 }
 
 /**

@@ -15,7 +15,7 @@ import type { TokenFile } from "../lib/auth/token-file";
 import { SapB1Client, SapB1ClientOptions } from "../lib/sapb1/client";
 import { readKeptSession, sessionIdentity, type KeptSapB1Session } from "../lib/sapb1/session";
 import { sharedSecretFor } from "../shared/shared-secret";
-import { registerTestEndpoint } from "../shared/admin";
+import { registerTestEndpoint, testOnConnection } from "../shared/admin";
 import { ConfigUsers, OwnedClient, configApi, configString, tokenFileFor } from "../shared/config";
 import { Status, registerNode } from "../shared/node";
 import type { RedAPI, RedNode } from "../shared/types";
@@ -129,17 +129,12 @@ export function registerSapB1Config(RED: RedAPI): void {
   );
 
   // the deployed connection, unchanged, is tested on its session: another Login while it lives is a client bug (§2)
-  registerTestEndpoint(RED, SAPB1_CONFIG_TYPE, async ({ id, config, credentials }) => {
-    const deployed = typeof id === "string" && id ? (RED.nodes.getNode(id) as (RedNode & { mlc?: SapB1ConfigApi }) | null) : null;
-    const live = deployed?.type === SAPB1_CONFIG_TYPE && deployed.mlc?.sameConnection(config, credentials) ? deployed.mlc : undefined;
-    const client = live ? live.client() : buildSapB1Client(config as SapB1ConfigProps, credentials);
-    try {
+  registerTestEndpoint(RED, SAPB1_CONFIG_TYPE, (req) =>
+    testOnConnection(RED, SAPB1_CONFIG_TYPE, req, () => buildSapB1Client(req.config as SapB1ConfigProps, req.credentials), async (client) => {
       const r = await client.testConnection();
       return { ok: true, message: `Logged in to ${r.companyDb} (/b1s/${r.version}${r.serverVersion ? `, server ${r.serverVersion}` : ""}); Items answer` };
-    } finally {
-      if (!live) await client.close();
-    }
-  });
+    }),
+  );
 }
 
 /**

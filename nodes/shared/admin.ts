@@ -7,7 +7,7 @@
 import type { IncomingMessage } from "node:http";
 import { errorDetails } from "../lib/errors";
 import { readRawBody } from "./dispatcher";
-import type { RedAPI } from "./types";
+import type { RedAPI, RedNode } from "./types";
 
 export interface TestRequest {
   id?: string;
@@ -62,4 +62,26 @@ export function registerTestEndpoint(RED: RedAPI, type: string, test: (req: Test
       }
     })();
   });
+}
+
+/** What a deployed config node offers Test connection: its client, and whether a form names the same connection. */
+export interface LiveConnection<C> {
+  client(): C;
+  sameConnection(config: Record<string, unknown>, credentials: Record<string, string | undefined>): boolean;
+}
+
+/**
+ * Run `test` on the deployed config node's own client when the form names that node's connection unchanged (so the
+ * test opens no second ERP session, which vendors count against their limits), else on a client built from the form
+ * and closed afterwards. Errors of `build` or `test` propagate (registerTestEndpoint answers them as `ok: false`).
+ */
+export async function testOnConnection<C extends { close(): Promise<void> }>(RED: RedAPI, type: string, req: TestRequest, build: () => C, test: (client: C) => Promise<TestResult>): Promise<TestResult> {
+  const deployed = req.id ? (RED.nodes.getNode(req.id) as (RedNode & { mlc?: LiveConnection<C> }) | null) : null;
+  const live = deployed?.type === type && deployed.mlc?.sameConnection(req.config, req.credentials) ? deployed.mlc : undefined;
+  const client = live ? live.client() : build();
+  try {
+    return await test(client);
+  } finally {
+    if (!live) await client.close();
+  }
 }
