@@ -69,6 +69,11 @@ export class StoreEngine {
   private readonly scopesDb: Database<number, string>;
   private readonly overlay = new Map<string, Pending>();
   private readonly scopes = new Set<string>();
+  /**
+   * Scopes that have (or may have) rows with an expiry. Rows of other scopes have no `exp` entry, so their reads and
+   * writes skip the expiry look-up (one LMDB read per write saved for stores that never expire rows).
+   */
+  private readonly ttlScopes = new Set<string>();
   private readonly now: () => number;
   private sweeper?: NodeJS.Timeout;
   private sweeping?: Promise<number>;
@@ -87,6 +92,9 @@ export class StoreEngine {
     this.due = this.root.openDB<number, [number, string, string]>({ name: "due", encoding: "msgpack" });
     this.scopesDb = this.root.openDB<number, string>({ name: "scopes", encoding: "msgpack" });
     for (const s of this.scopesDb.getKeys()) this.scopes.add(s as string);
+    for (const s of this.scopes) {
+      for (const k of this.exp.getKeys({ start: [s, ""], limit: 1 })) if ((k as Key)[0] === s) this.ttlScopes.add(s);
+    }
     const every = opts.sweepIntervalMs ?? 60000;
     if (every > 0) {
       this.sweeper = setInterval(() => {
@@ -116,6 +124,7 @@ export class StoreEngine {
     if (p) return p.json !== undefined && (p.at === 0 || p.at > this.now()) ? p.json : undefined;
     const json = this.kv.get([scope, key]);
     if (json === undefined) return undefined;
+    if (!this.ttlScopes.has(scope)) return json;
     const at = this.exp.get([scope, key]);
     if (at !== undefined && at <= this.now()) return undefined;
     return json;
@@ -165,10 +174,11 @@ export class StoreEngine {
     this.assertOpen();
     const now = this.now();
     const out = new Set<string>();
+    const expiring = this.ttlScopes.has(scope);
     for (const key of this.kv.getKeys({ start: [scope, ""] })) {
       const [s, k] = key as Key;
       if (s !== scope) break;
-      const at = this.exp.get([s, k]);
+      const at = expiring ? this.exp.get([s, k]) : undefined;
       if (at === undefined || at > now) out.add(k);
     }
     for (const [ck, p] of this.overlay) {
@@ -190,10 +200,11 @@ export class StoreEngine {
     this.assertOpen();
     const now = this.now();
     const out = new Map<string, string>();
+    const expiring = this.ttlScopes.has(scope);
     for (const { key, value } of this.kv.getRange({ start: [scope, prefix] })) {
       const [s, k] = key as Key;
       if (s !== scope || !k.startsWith(prefix)) break;
-      const at = this.exp.get([s, k]);
+      const at = expiring ? this.exp.get([s, k]) : undefined;
       if (at !== undefined && at <= now) continue;
       out.set(k, value);
     }
@@ -303,7 +314,8 @@ export class StoreEngine {
     const k: Key = [scope, key];
     // The expiry in force: the latest uncommitted write's, else the committed one.
     const prev = this.overlay.get(ck);
-    const oldAt = prev ? (prev.at > 0 ? prev.at : undefined) : this.exp.get(k);
+    const oldAt = prev ? (prev.at > 0 ? prev.at : undefined) : this.ttlScopes.has(scope) ? this.exp.get(k) : undefined;
+    if (at > 0) this.ttlScopes.add(scope);
     const pending: Pending = { json, at };
     this.overlay.set(ck, pending);
     const ops: Promise<unknown>[] = [];

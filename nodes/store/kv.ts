@@ -24,8 +24,12 @@ export class EngineKvStore implements KvStore {
   }
 
   /** @throws TypeError when the value is not JSON-serialisable */
-  async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
-    await this.engine.set(this.scope, key, value, ttlMs ?? 0);
+  set(key: string, value: unknown, ttlMs?: number): Promise<void> {
+    try {
+      return this.engine.set(this.scope, key, value, ttlMs ?? 0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   claim(key: string, value: unknown, ttlMs: number): Promise<boolean> {

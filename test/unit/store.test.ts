@@ -142,6 +142,31 @@ describe("store/engine (LMDB)", () => {
     await e.close();
   });
 
+  it("expiries hold across a reopen, and in a scope whose first expiring row comes later", async () => {
+    let now = 1_000_000;
+    const dir = tmp();
+    const e = new StoreEngine({ dir, sweepIntervalMs: 0, now: () => now });
+    await e.set("ttl", "a", 1, 1000);
+    await e.set("plain", "b", 2);
+    await e.close();
+    const r = new StoreEngine({ dir, sweepIntervalMs: 0, now: () => now });
+    assert.equal(r.get("ttl", "a"), 1);
+    await r.set("plain", "c", 3, 500); // the scope's first expiring row
+    await r.set("ttl", "a", 4); // a row written again without TTL loses its old expiry
+    now += 1000;
+    assert.equal(r.get("plain", "c"), undefined, "expired after its ttl");
+    assert.deepEqual(r.keys("plain"), ["b"]);
+    assert.equal(r.get("ttl", "a"), 4);
+    await r.set("ttl", "d", 5, 10);
+    await r.close();
+    now += 10;
+    const r2 = new StoreEngine({ dir, sweepIntervalMs: 0, now: () => now });
+    assert.equal(r2.get("ttl", "d"), undefined, "the expiry written before the reopen is read after it");
+    assert.deepEqual(r2.scan("ttl", ""), [["a", 4]]);
+    assert.equal(await r2.sweep(), 2);
+    await r2.close();
+  });
+
   it("scan by prefix, delete, deleteScope and Node-RED's clean", async () => {
     const e = new StoreEngine({ dir: tmp(), sweepIntervalMs: 0 });
     await Promise.all([e.set("n1:f1", "dd_1", 1), e.set("n1:f1", "dd_2", 2), e.set("n1:f1", "pn_1", 3), e.set("n2:f1", "dd_9", 9), e.set("f1", "flowkey", 1), e.set("global", "g", 1)]);
