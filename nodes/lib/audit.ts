@@ -323,6 +323,8 @@ export class AuditTrail {
       ttlMs: Math.max(0, opts.ttlMs ?? DEFAULT_AUDIT_TTL_MS),
       maxEntries: Math.max(1, Math.floor(opts.maxRecords ?? DEFAULT_MAX_RECORDS)),
       now: this.now,
+      // An evicted or expired record leaves the sid and jobId indexes at once (no rescan of the trail).
+      onDrop: (e) => this.unindex(e.v),
     });
     if (this.store.isShared) {
       const o = { ttlMs: Math.max(0, opts.ttlMs ?? DEFAULT_AUDIT_TTL_MS), maxEntries: Math.max(1, Math.floor(opts.maxRecords ?? DEFAULT_MAX_RECORDS)), now: this.now };
@@ -384,16 +386,21 @@ export class AuditTrail {
   private index(r: AuditRecord): void {
     if (r.sid) this.bySid.set(r.sid, r.recordId);
     if (r.jobId) {
-      const ids = this.byJob.get(r.jobId) ?? [];
-      if (!ids.includes(r.recordId)) this.byJob.set(r.jobId, [...ids, r.recordId]);
+      const ids = this.byJob.get(r.jobId);
+      if (!ids) this.byJob.set(r.jobId, [r.recordId]);
+      else if (!ids.includes(r.recordId)) ids.push(r.recordId);
     }
   }
 
-  /** Drop index entries of evicted/expired records once the indexes outgrow the store. */
-  private async pruneIndexes(): Promise<void> {
-    const slack = Math.max(64, Math.floor(this.store.size / 10));
-    if (this.bySid.size <= this.store.size + slack && this.byJob.size <= this.store.size + slack) return;
-    await this.rebuildIndexes();
+  /** Remove a record that left the store (evicted or expired) from the sid and jobId indexes. */
+  private unindex(r: AuditRecord): void {
+    if (r.sid && this.bySid.get(r.sid) === r.recordId) this.bySid.delete(r.sid);
+    const ids = r.jobId ? this.byJob.get(r.jobId) : undefined;
+    if (!ids) return;
+    const i = ids.indexOf(r.recordId);
+    if (i === -1) return;
+    if (ids.length === 1) this.byJob.delete(r.jobId);
+    else ids.splice(i, 1);
   }
 
   private async recordBySid(sid: string): Promise<AuditRecord | undefined> {
@@ -409,7 +416,7 @@ export class AuditTrail {
     if (!ids) return [];
     const out: AuditRecord[] = [];
     const live: string[] = [];
-    for (const id of ids) {
+    for (const id of ids.slice()) {
       const r = await this.store.get(id);
       if (r) {
         out.push(r);
@@ -525,7 +532,6 @@ export class AuditTrail {
     if (sid) record.sid = sid;
     if (error) record.error = error;
     this.save(record);
-    await this.pruneIndexes();
     return record;
   }
 

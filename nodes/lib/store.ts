@@ -127,7 +127,7 @@ export interface StoredEntry<T> {
   id?: string;
 }
 
-export interface BoundedStoreOptions {
+export interface BoundedStoreOptions<T = unknown> {
   /** Key prefix, [A-Za-z0-9]+; separates several stores in one context scope. */
   prefix: string;
   /** Lifetime of an entry, ms; 0 = no expiry. */
@@ -136,6 +136,12 @@ export interface BoundedStoreOptions {
   maxEntries: number;
   /** Keep the original id inside the entry (for listings); off for anything that may be personal data. */
   keepIds?: boolean;
+  /**
+   * Called with each entry that leaves the index because it expired or was evicted (not for deletes, clear or
+   * overwrites), so an owner's own indexes can follow without rescanning. Local stores only (a shared store expires
+   * rows itself). Must not throw.
+   */
+  onDrop?: (entry: StoredEntry<T>) => void;
   now?: () => number;
 }
 
@@ -192,17 +198,21 @@ export class MapBackend implements KvStore {
   }
 }
 
+/** How many id → key hashes a {@link BoundedStore} remembers (then it starts over). */
+const RECENT_KEYS = 1024;
+
 export class BoundedStore<T> {
   private readonly index = new Map<string, StoredEntry<T>>();
+  private readonly recentKeys = new Map<string, string>();
   private readonly backend: KvBackend;
-  private readonly opts: Required<Omit<BoundedStoreOptions, "now">> & { now: () => number };
+  private readonly opts: Required<Omit<BoundedStoreOptions<T>, "now" | "onDrop">> & { now: () => number; onDrop?: (entry: StoredEntry<T>) => void };
   /** Set when the backend is shared across processes: every call is delegated to it. */
   private readonly shared?: SharedBounded<T>;
   /** Resolves when existing entries have been read from the backend. */
   readonly ready: Promise<void>;
   private loaded = false;
 
-  constructor(backend: KvBackend, opts: BoundedStoreOptions) {
+  constructor(backend: KvBackend, opts: BoundedStoreOptions<T>) {
     if (!/^[A-Za-z0-9]+$/.test(opts.prefix)) throw new Error(`store prefix must be alphanumeric: ${opts.prefix}`);
     this.backend = backend;
     this.opts = { keepIds: false, now: Date.now, ...opts };
@@ -212,8 +222,18 @@ export class BoundedStore<T> {
     } else this.ready = this.load();
   }
 
+  /**
+   * Store key of an id. The last ids' keys are remembered: one send reads and writes the same id several times
+   * (claim, then update), and each key is a SHA-256.
+   */
   private keyOf(id: string): string {
-    return hashedKey(this.opts.prefix, id);
+    let key = this.recentKeys.get(id);
+    if (key === undefined) {
+      key = hashedKey(this.opts.prefix, id);
+      if (this.recentKeys.size >= RECENT_KEYS) this.recentKeys.clear();
+      this.recentKeys.set(id, key);
+    }
+    return key;
   }
 
   private async load(): Promise<void> {
@@ -260,6 +280,7 @@ export class BoundedStore<T> {
     if (!e) return undefined;
     if (e.e && e.e <= this.opts.now()) {
       this.index.delete(key);
+      this.opts.onDrop?.(e);
       drops?.push(key);
       return undefined;
     }
@@ -432,6 +453,7 @@ export class BoundedStore<T> {
     for (const [k, e] of [...this.index]) {
       if (e.e && e.e <= now) {
         this.index.delete(k);
+        this.opts.onDrop?.(e);
         drops.push(k);
       }
     }
@@ -459,8 +481,9 @@ export class BoundedStore<T> {
   private evict(): Promise<void> {
     const drops: string[] = [];
     while (this.index.size > this.opts.maxEntries) {
-      const oldest = this.index.keys().next().value as string;
+      const [oldest, entry] = this.index.entries().next().value as [string, StoredEntry<T>];
       this.index.delete(oldest);
+      this.opts.onDrop?.(entry);
       drops.push(oldest);
     }
     return this.drop(drops);

@@ -173,6 +173,17 @@ describe("AuditTrail", () => {
     assert.deepEqual(await trail.applyStatus({ sid: "SM1", status: "sent" }), { record: undefined, changed: false });
   });
 
+  it("keeps its sid and jobId indexes at the size of the trail while it evicts (no growth, no rescan)", async () => {
+    const trail = new AuditTrail(new MapBackend(), { maxRecords: 3 });
+    const idx = trail as unknown as { bySid: Map<string, string>; byJob: Map<string, string[]> };
+    for (let i = 1; i <= 200; i++) {
+      await trail.recordSend({ jobId: `j${i % 50}`, sid: `SM${i}`, status: "queued" });
+      assert.ok(idx.bySid.size <= 3 && idx.byJob.size <= 3, `after ${i} sends: ${idx.bySid.size} sids, ${idx.byJob.size} jobs indexed`);
+    }
+    assert.deepEqual([...idx.bySid.keys()].sort(), ["SM198", "SM199", "SM200"]);
+    assert.deepEqual((await trail.findByJobId("j0")).map((r) => r.sid), ["SM200"], "j0's earlier records (SM50, SM100, SM150) were evicted");
+  });
+
   it("expires records after ttlMs", async () => {
     const c = clock();
     const trail = new AuditTrail(new MapBackend(), { ttlMs: 1000, now: c.now });
