@@ -49,6 +49,19 @@ describe("push journal", () => {
     assert.equal((await new PushJournal(backend).replay()).events.length, 1);
   });
 
+  it("journals each event as its JSON form: plain data copied as is, Dates, undefined and toJSON as JSON has them", async () => {
+    const backend = new MapBackend();
+    const j = new PushJournal(backend);
+    const plainEv = { ...ev("ja"), _msgid: "m1", payload: { ReferenceNbr: "000123", Lines: [{ Qty: 2, Note: null }, { Qty: 0.5 }], Skip: undefined } } as ErpEventMsg;
+    const odd = { ...ev("jb", "Bill/000124"), payload: { At: new Date(Date.UTC(2026, 0, 2)), List: [1, undefined], Big: Infinity, Own: { toJSON: () => "own" }, Fn: () => 1 } } as unknown as ErpEventMsg;
+    await j.accept("Q|1", [plainEv, odd]);
+    (plainEv.payload as { Lines: { Qty: number }[] }).Lines[0].Qty = 99; // a later change of the emitted message
+    const { events } = await new PushJournal(backend).replay();
+    assert.deepEqual(events[0].payload, { ReferenceNbr: "000123", Lines: [{ Qty: 2, Note: null }, { Qty: 0.5 }] });
+    assert.equal("_msgid" in events[0], false);
+    assert.deepEqual(events[1].payload, { At: "2026-01-02T00:00:00.000Z", List: [1, null], Big: null, Own: "own" });
+  });
+
   it("replays after a restart only the events not settled, marked erp.replay, and counts replays", async () => {
     const backend = new MapBackend();
     const j = new PushJournal(backend);
