@@ -94,6 +94,28 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** utime + stime of the main thread of `pid` (its event loop: JavaScript, not GC helpers or the store's write thread), ms. */
+function mainThreadCpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** utime and stime of each thread of `pid`, ms, by thread id (threads that ended meanwhile are left out). */
+function threadCpu(pid: number): Map<string, [number, number]> {
+  const out = new Map<string, [number, number]>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(tid, [Number(f[11]) * 10, Number(f[12]) * 10]);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
+}
+
 /** Resident set size of `pid`, MB (/proc/<pid>/status VmRSS, or another of its kB fields). */
 function rssMb(pid: number, field = "VmRSS"): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -141,16 +163,19 @@ interface Tally {
   ms: number;
   cpu: number;
   own: number;
+  /** Node-RED main-thread CPU ms. */
+  main: number;
   failed: number;
 }
 
-const addTally = (a: Tally, b: Tally): Tally => ({ n: a.n + b.n, ms: a.ms + b.ms, cpu: a.cpu + b.cpu, own: a.own + b.own, failed: a.failed + b.failed });
+const addTally = (a: Tally, b: Tally): Tally => ({ n: a.n + b.n, ms: a.ms + b.ms, cpu: a.cpu + b.cpu, own: a.own + b.own, main: a.main + b.main, failed: a.failed + b.failed });
 const perSec = (t: Tally): number => (t.n / t.ms) * 1000;
 
 /** Closed loop: `concurrency` requests in flight until `n` are sent; resolves when the simulator holds `n` more messages. */
 async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: number, pid: number): Promise<Tally> {
   const before = sim.messages.length;
   const cpu0 = cpuMs(pid);
+  const main0 = mainThreadCpuMs(pid);
   const own0 = process.cpuUsage();
   const t0 = wallNow();
   let next = 0;
@@ -167,8 +192,9 @@ async function throughput(d: Driver, sim: TwilioSim, n: number, concurrency: num
   await waitFor(() => sim.messages.length - before >= n - failed, Number(process.env.MLC_BENCH_WAIT_MS) || 600000, `${n} messages`);
   const last = sim.requests.filter((q) => q.messageSid).reduce((m, q) => Math.max(m, q.startedAt), 0);
   const cpu = cpuMs(pid) - cpu0;
+  const main = mainThreadCpuMs(pid) - main0;
   const own = process.cpuUsage(own0);
-  return { n, ms: last - t0, cpu, own: (own.user + own.system) / 1000, failed };
+  return { n, ms: last - t0, cpu, own: (own.user + own.system) / 1000, main, failed };
 }
 
 /** Open loop at `rate` events/s for `seconds`: latency from push sent to create arrived at the simulator. */
@@ -226,8 +252,15 @@ export async function flowBench(): Promise<void> {
       const drive = only === "pipeline" ? pipeline : core;
       await throughput(drive("W"), twilio, 200, concurrency, pid);
       twilio.reset();
+      const t0 = threadCpu(pid);
       const r = await throughput(drive("P"), twilio, events, concurrency, pid);
-      process.stdout.write(`${only} only, ${events} events, ${concurrency} in flight: ${perSec(r).toFixed(0)} events/s, ${(r.cpu / r.n).toFixed(3)} ms Node-RED CPU per event (this process: ${(r.own / r.n).toFixed(3)} ms)${r.failed ? `, ${r.failed} refused` : ""}\n`);
+      const t1 = threadCpu(pid);
+      const per = [...t1]
+        .map(([tid, [u, sy]]) => [tid, u - (t0.get(tid)?.[0] ?? 0), sy - (t0.get(tid)?.[1] ?? 0)] as const)
+        .filter(([, u, sy]) => u + sy > 0)
+        .sort((a, b) => b[1] + b[2] - (a[1] + a[2]));
+      process.stdout.write(`threads of Node-RED (user / system ms per 1000 events): ${per.map(([tid, u, sy]) => `${tid === String(pid) ? "main" : tid} ${((u / r.n) * 1000).toFixed(0)}/${((sy / r.n) * 1000).toFixed(0)}`).join(", ")}\n`);
+      process.stdout.write(`${only} only, ${events} events, ${concurrency} in flight: ${perSec(r).toFixed(0)} events/s, ${(r.cpu / r.n).toFixed(3)} ms Node-RED CPU per event, ${(r.main / r.n).toFixed(3)} ms of it on the main thread, ${((r.main / r.ms) * 100).toFixed(0)} % busy (this process: ${(r.own / r.n).toFixed(3)} ms)${r.failed ? `, ${r.failed} refused` : ""}\n`);
       return;
     }
     // warm-up both paths (JIT, connections), then the throughput runs in alternating rounds (pipeline first in even
@@ -236,7 +269,7 @@ export async function flowBench(): Promise<void> {
     await throughput(core("w"), twilio, 200, concurrency, pid);
     twilio.reset();
     const rounds = Math.max(1, Math.floor(Number(process.env.MLC_BENCH_ROUNDS) || 4));
-    let p: Tally = { n: 0, ms: 0, cpu: 0, own: 0, failed: 0 };
+    let p: Tally = { n: 0, ms: 0, cpu: 0, own: 0, main: 0, failed: 0 };
     let c: Tally = { ...p };
     for (let r = 0; r < rounds; r++) {
       const n = Math.ceil(events / rounds);
@@ -247,8 +280,8 @@ export async function flowBench(): Promise<void> {
       }
     }
     process.stdout.write(`throughput, ${p.n} events each in ${rounds} alternating rounds, ${concurrency} in flight (first push sent → last create at the simulator)\n`);
-    process.stdout.write(`  pipeline (push → dedupe → sms → audit): ${perSec(p).toFixed(0)} events/s, ${(p.cpu / p.n).toFixed(3)} ms Node-RED CPU per event${p.failed ? `, ${p.failed} refused` : ""}\n`);
-    process.stdout.write(`  core (http in → function → http request → http response): ${perSec(c).toFixed(0)} events/s, ${(c.cpu / c.n).toFixed(3)} ms Node-RED CPU per event${c.failed ? `, ${c.failed} refused` : ""}\n`);
+    process.stdout.write(`  pipeline (push → dedupe → sms → audit): ${perSec(p).toFixed(0)} events/s, ${(p.cpu / p.n).toFixed(3)} ms Node-RED CPU per event (${(p.main / p.n).toFixed(3)} ms on its main thread, ${((p.main / p.ms) * 100).toFixed(0)} % busy)${p.failed ? `, ${p.failed} refused` : ""}\n`);
+    process.stdout.write(`  core (http in → function → http request → http response): ${perSec(c).toFixed(0)} events/s, ${(c.cpu / c.n).toFixed(3)} ms Node-RED CPU per event (${(c.main / c.n).toFixed(3)} ms on its main thread, ${((c.main / c.ms) * 100).toFixed(0)} % busy)${c.failed ? `, ${c.failed} refused` : ""}\n`);
     process.stdout.write(`  ratio pipeline / core: ${(perSec(p) / perSec(c)).toFixed(2)}× events/s, ${(p.cpu / p.n / (c.cpu / c.n)).toFixed(2)}× CPU per event\n`);
     process.stdout.write(`  this process (driver and simulators, sharing the machine with Node-RED): ${(p.own / p.n).toFixed(3)} ms CPU per pipeline event, ${(c.own / c.n).toFixed(3)} ms per core event\n`);
 
