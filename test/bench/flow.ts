@@ -31,7 +31,12 @@
  *   `node --cpu-prof --cpu-prof-dir=<dir> "$@"` (summarise with `node dist/test/bench/profile.js`) or
  *   `node --max-old-space-size=200 "$@"` (a heap that cannot grow: a leak would end the long run with an OOM).
  *
- * Figures (2 shared cores, load average 2-6 from other test runs; durable store; 2000 events in 4 rounds; four runs
+ * Figures of 2026-12-07 (2 cores, no other work; durable store): ratio pipeline / core 1.01× (2000 events) and 1.03×
+ * (8000 events) events/s; Node-RED main-thread CPU per event 0.52-0.56 ms against the core flow's 0.66-0.72 ms, but the
+ * pipeline's main thread is only 63-71 % busy (core 81-88 %): each push waits for its journal commit, and the store's
+ * page writes cost the libuv pool about 0.12 ms of CPU per event (7 rows per event on random pages), measured with
+ * MLC_BENCH_ONLY. With Node-RED's memory store the same pipeline ran at 1.3-1.7× the core flow.
+ * Earlier figures (2 shared cores, load average 2-6 from other test runs; durable store; 2000 events in 4 rounds; four runs
  * alternating with the same bench on the code before the changes of branch s4-speed): ratio pipeline / core
  * 0.97-1.13× events/s and 0.87-1.08× Node-RED CPU per event (before: 0.78-0.92× and 1.25-1.33×); pipeline p99 at
  * 100 events/s 11.9-28.2 ms over 5-10 s latency runs (before: 8.0-23.9 ms in the same runs). Two more pairs with
