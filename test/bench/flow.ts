@@ -34,8 +34,9 @@
  * Figures of 2026-12-07 (2 cores, no other work; durable store): ratio pipeline / core 1.01× (2000 events) and 1.03×
  * (8000 events) events/s; Node-RED main-thread CPU per event 0.52-0.56 ms against the core flow's 0.66-0.72 ms, but the
  * pipeline's main thread is only 63-71 % busy (core 81-88 %): each push waits for its journal commit, and the store's
- * page writes cost the libuv pool about 0.12 ms of CPU per event (7 rows per event on random pages), measured with
- * MLC_BENCH_ONLY. With Node-RED's memory store the same pipeline ran at 1.3-1.7× the core flow.
+ * writes (7 rows per event on random pages) and their disk flush cost the libuv pool about 0.12 ms of CPU per event,
+ * measured with MLC_BENCH_ONLY; without the flush (lmdb `noSync`, not adopted: it gives up durability against an OS
+ * crash or power cut) about half of that. With Node-RED's memory store the same pipeline ran at 1.3-1.7× the core flow.
  * Earlier figures (2 shared cores, load average 2-6 from other test runs; durable store; 2000 events in 4 rounds; four runs
  * alternating with the same bench on the code before the changes of branch s4-speed): ratio pipeline / core
  * 0.97-1.13× events/s and 0.87-1.08× Node-RED CPU per event (before: 0.78-0.92× and 1.25-1.33×); pipeline p99 at
