@@ -18,6 +18,7 @@
  * Every write goes through a {@link KvBackend} and is awaited; it is as durable as the context store behind it.
  */
 import type { ErpEventMsg } from "./envelope";
+import { jsonCopy } from "./json-copy";
 import { BoundedStore, KvBackend } from "./store";
 
 /** One journaled notification. Times in ms since the epoch. */
@@ -184,45 +185,9 @@ export class PushJournal {
   }
 }
 
-/** A JSON-safe copy (what a context store can keep): equal to `JSON.parse(JSON.stringify(ev))` without `_msgid`. */
+/** A JSON-safe copy (what a context store can keep), without `_msgid`. */
 function plain(ev: ErpEventMsg): ErpEventMsg {
-  const fast = copyJsonData(ev, 0);
-  const c = (fast === NOT_JSON_DATA ? JSON.parse(JSON.stringify(ev)) : fast) as ErpEventMsg;
+  const c = jsonCopy(ev);
   delete c._msgid;
   return c;
-}
-
-const NOT_JSON_DATA = Symbol("not JSON data");
-
-/**
- * Deep copy of plain JSON data (plain objects, arrays, strings, finite numbers, booleans, null; `undefined` object
- * members are left out as JSON does), or NOT_JSON_DATA for anything JSON would transform (a Date, `toJSON`, a class
- * instance, a non-finite number, a function) or that nests deeper than 64: the caller then takes the JSON round trip,
- * which also reports cycles. An event parsed from a push body is plain data, so it never pays for a text round trip.
- */
-function copyJsonData(v: unknown, depth: number): unknown {
-  if (v === null || typeof v === "string" || typeof v === "boolean") return v;
-  if (typeof v === "number") return Number.isFinite(v) ? v : NOT_JSON_DATA;
-  if (typeof v !== "object" || depth > 64) return NOT_JSON_DATA;
-  if (Array.isArray(v)) {
-    const out: unknown[] = new Array(v.length);
-    for (let i = 0; i < v.length; i++) {
-      const c = copyJsonData(v[i], depth + 1);
-      if (c === NOT_JSON_DATA) return NOT_JSON_DATA;
-      out[i] = c;
-    }
-    return out;
-  }
-  const proto = Object.getPrototypeOf(v) as unknown;
-  if ((proto !== Object.prototype && proto !== null) || typeof (v as { toJSON?: unknown }).toJSON === "function") return NOT_JSON_DATA;
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v)) {
-    const item = (v as Record<string, unknown>)[k];
-    if (item === undefined) continue;
-    if (k === "__proto__") return NOT_JSON_DATA;
-    const c = copyJsonData(item, depth + 1);
-    if (c === NOT_JSON_DATA) return NOT_JSON_DATA;
-    out[k] = c;
-  }
-  return out;
 }
