@@ -93,18 +93,23 @@ return msg;`,
   ];
 }
 
-/** utime + stime of `pid`, ms (/proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+/** utime and stime in a /proc `stat` file (fields 14 and 15, in clock ticks of 10 ms), ms. */
+function statCpu(file: string): [number, number] {
+  const stat = fs.readFileSync(file, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return [Number(fields[11]) * 10, Number(fields[12]) * 10];
+}
+
+/** utime + stime of `pid`, all threads, ms. */
+function cpuMs(pid: number): number {
+  const [u, s] = statCpu(`/proc/${pid}/stat`);
+  return u + s;
 }
 
 /** utime + stime of the main thread of `pid` (its event loop: JavaScript, not GC helpers or the store's write thread), ms. */
 function mainThreadCpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  const [u, s] = statCpu(`/proc/${pid}/task/${pid}/stat`);
+  return u + s;
 }
 
 /** utime and stime of each thread of `pid`, ms, by thread id (threads that ended meanwhile are left out). */
@@ -112,9 +117,7 @@ function threadCpu(pid: number): Map<string, [number, number]> {
   const out = new Map<string, [number, number]>();
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.set(tid, [Number(f[11]) * 10, Number(f[12]) * 10]);
+      out.set(tid, statCpu(`/proc/${pid}/task/${tid}/stat`));
     } catch {
       /* the thread ended */
     }
