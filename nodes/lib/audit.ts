@@ -15,7 +15,7 @@
  */
 import { BoundedStore, KvBackend } from "./store";
 import { ValidationError } from "./errors";
-import { jsonCopy } from "./json-copy";
+import { jsonCopy, shallowCopy } from "./json-copy";
 import { maskRecipient } from "./phone";
 import { FAILED_STATUSES, isStatusAdvance, statusRank } from "./twilio/status";
 
@@ -245,7 +245,7 @@ interface SendFields {
  * @returns a new record, or undefined when nothing changed
  */
 function completeRecord(existing: AuditRecord, f: SendFields): AuditRecord | undefined {
-  const merged: AuditRecord = { ...existing };
+  const merged: AuditRecord = shallowCopy(existing);
   let changed = false;
   if (!merged.jobId && f.jobId) {
     merged.jobId = f.jobId;
@@ -547,7 +547,7 @@ export class AuditTrail {
       }
       if (!record) return { record: undefined, changed: false };
 
-      const next: AuditRecord = { ...record };
+      const next: AuditRecord = shallowCopy(record);
       let changed = false;
       const erp = !next.erp ? erpRef(input.erp) : undefined;
       if (erp) {

@@ -6,8 +6,9 @@
  *   (Acumatica: `Query|Id`), before the push is answered 2xx. A redelivery of the same key is refused (the caller
  *   answers 200 and drops it).
  * - An event is **finished** when the send ledger settles its jobId ({@link jobSettled}: a sid recorded, or a
- *   refusal that no retry can fix). A notification entry whose events are all finished keeps only its key (so
- *   redeliveries are still recognised until the entry expires).
+ *   refusal that no retry can fix). A notification entry whose events are all finished keeps only its key and the
+ *   time it was accepted (the entry's value becomes that number, as for a notification without events), so
+ *   redeliveries are still recognised until the entry expires.
  * - After a restart, {@link PushJournal.replay} hands back every event not yet finished, marked
  *   `msg.erp.replay = true`; dedupe lets replays through and the send ledger stops doubles. Events that a flow
  *   drops on purpose (a switch below a threshold) are never settled: they are replayed at most `maxReplays`
@@ -18,7 +19,7 @@
  * Every write goes through a {@link KvBackend} and is awaited; it is as durable as the context store behind it.
  */
 import type { ErpEventMsg } from "./envelope";
-import { jsonCopy } from "./json-copy";
+import { jsonCopy, shallowCopy } from "./json-copy";
 import { BoundedStore, KvBackend } from "./store";
 
 /** One journaled notification. Times in ms since the epoch. */
@@ -150,7 +151,11 @@ export class PushJournal {
     const finish = (cur: JournalEntry | number | undefined): JournalEntry | number | undefined => {
       if (typeof cur !== "object" || !cur) return undefined;
       const pending = cur.pending.filter((ev) => ev.erp?.jobId !== jobId);
-      return pending.length === cur.pending.length ? undefined : { ...cur, pending };
+      if (pending.length === cur.pending.length) return undefined;
+      if (pending.length === 0) return cur.t; // all finished: only the key and its time are kept
+      const next = shallowCopy(cur);
+      next.pending = pending;
+      return next;
     };
     if (this.store.isLoaded && !this.store.isShared) return this.store.updateNow(key, finish).committed;
     return this.store.updateIssued(key, finish).then((r) => r.committed);
@@ -171,10 +176,15 @@ export class PushJournal {
       if (v.replays >= this.maxReplays) {
         givenUp += v.pending.length;
         for (const ev of v.pending) this.byJob.delete(ev.erp?.jobId);
-        await this.store.update(v.k, (cur) => (typeof cur === "object" && cur ? { ...cur, pending: [] } : undefined));
+        await this.store.update(v.k, (cur) => (typeof cur === "object" && cur ? cur.t : undefined));
         continue;
       }
-      await this.store.update(v.k, (cur) => (typeof cur === "object" && cur ? { ...cur, replays: cur.replays + 1 } : undefined));
+      await this.store.update(v.k, (cur) => {
+        if (typeof cur !== "object" || !cur) return undefined;
+        const next = shallowCopy(cur);
+        next.replays++;
+        return next;
+      });
       for (const ev of v.pending) {
         const copy = plain(ev);
         copy.erp = { ...copy.erp, replay: true };

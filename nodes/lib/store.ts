@@ -11,6 +11,7 @@
  *   to the store and claims are atomic across processes (lib/shared-store.ts).
  */
 import { hashedKey } from "./ids";
+import { shallowCopy } from "./json-copy";
 import { isSharedKv, SharedBounded } from "./shared-store";
 
 /** The minimal asynchronous key/value contract (Node-RED context callback API, promisified). */
@@ -198,6 +199,13 @@ export class MapBackend implements KvStore {
   }
 }
 
+/** `entry` with value `v` (a new object; creation time, expiry and id kept). */
+function withValue<T>(entry: StoredEntry<T>, v: T): StoredEntry<T> {
+  const next = shallowCopy(entry);
+  next.v = v;
+  return next;
+}
+
 /** How many id → key hashes a {@link BoundedStore} remembers (then it starts over). */
 const RECENT_KEYS = 1024;
 
@@ -383,7 +391,7 @@ export class BoundedStore<T> {
     const prev = this.live(key, drops);
     const next = fn(prev?.v);
     if (next === undefined) return { written: false, committed: this.drop(drops) };
-    const entry: StoredEntry<T> = prev ? { ...prev, v: next } : this.newEntry(id, next);
+    const entry: StoredEntry<T> = prev ? withValue(prev, next) : this.newEntry(id, next);
     return { written: true, committed: this.write(key, entry) };
   }
 
@@ -402,7 +410,7 @@ export class BoundedStore<T> {
     this.assertLoaded();
     const key = this.keyOf(id);
     const prev = this.live(key);
-    const entry: StoredEntry<T> = prev && !renew ? { ...prev, v: value } : this.newEntry(id, value);
+    const entry: StoredEntry<T> = prev && !renew ? withValue(prev, value) : this.newEntry(id, value);
     if (!prev || renew) this.index.delete(key);
     return this.write(key, entry);
   }

@@ -11,6 +11,7 @@
  * https://www.twilio.com/docs/messaging/features/message-scheduling
  */
 import type { TwilioChannel } from "../lib/envelope";
+import { shallowCopy } from "../lib/json-copy";
 import { maskPhone, toE164 } from "../lib/phone";
 import type { BusinessHours } from "../lib/quiet-hours";
 import { HoldQueue, SEND_AT_MAX_MS } from "../lib/twilio/hold-queue";
@@ -66,7 +67,10 @@ class SmsNode extends TwilioSendNode<SmsProps> {
       aborted: () => this.closed,
       onSent: (base, twilio, reconciled) => {
         this.n.sent++;
-        this.emit([{ ...base, twilio, ...(reconciled ? { reconciled: true } : {}) }, null]);
+        const out: NodeMessage & { twilio?: unknown; reconciled?: boolean } = shallowCopy(base);
+        out.twilio = twilio;
+        if (reconciled) out.reconciled = true;
+        this.emit([out, null]);
       },
       onPolled: (out) => node.send([null, out]),
       onPollError: (err, sid) => this.report(err, "poll", { sid }),

@@ -62,6 +62,22 @@ describe("push journal", () => {
     assert.deepEqual(events[1].payload, { At: "2026-01-02T00:00:00.000Z", List: [1, null], Big: null, Own: "own" });
   });
 
+  it("a notification whose events are all settled keeps only its key and acceptance time; its redelivery is still refused", async () => {
+    const backend = new MapBackend();
+    const c = clock();
+    const j = new PushJournal(backend, { now: c.now });
+    await j.accept("Q|1", [ev("ja"), ev("jb", "Bill/000124")]);
+    await j.settle("ja");
+    const [row] = [...backend.map.values()] as { v: unknown }[];
+    assert.equal(typeof row.v, "object", "one event still pending: the entry keeps it");
+    await j.settle("jb");
+    assert.deepEqual([...backend.map.values()].map((r) => (r as { v: unknown }).v), [c.now()], "the row is the acceptance time only");
+    assert.equal(await j.accept("Q|1", [ev("ja")]), false);
+    const restarted = new PushJournal(backend, { now: c.now });
+    assert.equal(await restarted.accept("Q|1", [ev("ja")]), false, "refused after a restart too");
+    assert.deepEqual((await restarted.replay()).events, []);
+  });
+
   it("replays after a restart only the events not settled, marked erp.replay, and counts replays", async () => {
     const backend = new MapBackend();
     const j = new PushJournal(backend);

@@ -10,6 +10,7 @@
 import { ErpAction, ErpEventMsg, ErpMeta, eventTopic } from "../envelope";
 import { ValidationError } from "../errors";
 import { deriveJobId, hashedKey } from "../ids";
+import { shallowCopy } from "../json-copy";
 import { ENTITY_KEY_FIELDS, datetimeOffsetLiteral } from "./client";
 import { PlainRecord } from "./values";
 import { TimeCondition, WatermarkWindow } from "../poll/window";
@@ -190,8 +191,8 @@ export function pushToEvents(body: unknown, opts: PushToEventsOptions): PushEven
     const number = rowNumber(row);
     if (number !== undefined) erp.number = number;
     if (modifiedAt !== undefined) erp.modifiedAt = modifiedAt;
-    const msg: ErpEventMsg = { topic: eventTopic(erp), payload: { ...row }, erp };
-    if (previous) msg.previous = { ...previous };
+    const msg: ErpEventMsg = { topic: eventTopic(erp), payload: shallowCopy(row), erp };
+    if (previous) msg.previous = shallowCopy(previous);
     return msg;
   };
 
