@@ -11,7 +11,7 @@
  * ms per event (utime + stime of the Node-RED process from /proc/<pid>/stat) and this process's (driver and simulators: the
  * rest of the machine's work per event, which bounds how far a lower Node-RED cost can raise events/s); push-to-Twilio latency p50/p99/max at
  * 100 events/s (push sent → create arrived at the simulator); Node-RED RSS (and its anonymous part) over a long
- * pipeline run.
+ * pipeline run, and over 30 s of idle after it (what the nodes retain once V8 has shrunk its heap).
  *
  * Environment:
  * - MLC_BENCH_EVENTS (default 2000): events per throughput run, and in the long run unless MLC_BENCH_LONG_EVENTS
@@ -59,6 +59,8 @@ import { TwilioSim } from "../sims/twilio";
 export const BENCH_CONTEXT_STORAGE: string | undefined = process.env.MLC_BENCH_CONTEXT_STORAGE || undefined;
 
 const FROM = "+15005550006";
+/** Idle time after the long run, sampled 6 times, ms. */
+const IDLE_MS = 30000;
 const PUSH_HEADER = "X-Notify-Secret";
 const PUSH_SECRET = "bench-push-secret-0123456789";
 
@@ -329,10 +331,19 @@ export async function flowBench(): Promise<void> {
       clearInterval(sampler);
     }
     samples.push(memSample(pid));
+    // what stays once the load stops: V8 shrinks its heap to the live data after a few idle seconds (its memory
+    // reducer), so this is what the nodes retain (their bounded entries), the samples above include garbage not yet
+    // collected at full load
+    const idle: [number, number][] = [];
+    for (let t = 0; t < IDLE_MS; t += IDLE_MS / 6) {
+      await new Promise((r) => setTimeout(r, IDLE_MS / 6));
+      idle.push(memSample(pid));
+    }
     const rss = samples.map((m) => m[0]);
     const anon = samples.map((m) => m[1]);
     process.stdout.write(`Node-RED RSS over ${longEvents} pipeline events (MB, every ${every}): ${rss.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...rss).toFixed(0)}\n`);
     process.stdout.write(`  of which anonymous (heap and buffers, not file pages): ${anon.map((m) => m.toFixed(0)).join(" ")}; max ${Math.max(...anon).toFixed(0)}\n`);
+    process.stdout.write(`  then idle, every ${IDLE_MS / 6000} s for ${IDLE_MS / 1000} s: RSS ${idle.map((m) => m[0].toFixed(0)).join(" ")}, anonymous ${idle.map((m) => m[1].toFixed(0)).join(" ")} MB\n`);
   } catch (err) {
     process.stderr.write(`Node-RED log (last 40 lines):\n${nodeRed.log.slice(-40).join("\n")}\n`);
     throw err;
