@@ -320,4 +320,19 @@ describe("send ledger memory", () => {
     for (let i = 0; i < 1000; i++) if (l.knows(`SM${i}`)) known++;
     assert.ok(known <= 100 + 64 + 1, `at most the live entries and the slack are known, got ${known}`);
   });
+
+  it("each eviction forgets its sid at once: the set never outgrows the entries, so no periodic rescan of them", async () => {
+    const l = new SendLedger(new MapBackend(), { maxEntries: 3 });
+    let most = 0;
+    for (let i = 0; i < 200; i++) {
+      const k = ledgerKey(`j${i}`, "+14155550132", "sms");
+      await l.claim(k);
+      await l.settle(k, `SM${i}`, "queued");
+      let known = 0;
+      for (let s = 0; s <= i; s++) if (l.knows(`SM${s}`)) known++;
+      most = Math.max(most, known);
+    }
+    assert.equal(most, 3, "known sids = live entries after every send (was: up to the entries + 64, then a scan of them all)");
+    assert.deepEqual([197, 198, 199, 196].map((i) => l.knows(`SM${i}`)), [true, true, true, false]);
+  });
 });

@@ -76,7 +76,16 @@ export class SendLedger {
   constructor(backend: KvBackend, opts: SendLedgerOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.scope = `${opts.prefix ?? "sl"}|${opts.scope ?? ""}`;
-    this.store = new BoundedStore<LedgerEntry>(backend, { prefix: opts.prefix ?? "sl", ttlMs: opts.ttlMs ?? DEFAULT_LEDGER_TTL_MS, maxEntries: opts.maxEntries ?? 100000, now: this.now });
+    this.store = new BoundedStore<LedgerEntry>(backend, {
+      prefix: opts.prefix ?? "sl",
+      ttlMs: opts.ttlMs ?? DEFAULT_LEDGER_TTL_MS,
+      maxEntries: opts.maxEntries ?? 100000,
+      now: this.now,
+      // an evicted or expired entry's sid is forgotten with it (local stores; on a shared one see settle)
+      onDrop: (e) => {
+        if (e.v?.sid) this.sids.delete(e.v.sid);
+      },
+    });
     this.ready = this.store.ready.then(async () => {
       for (const e of await this.store.entries()) if (e.v.sid) this.sids.add(e.v.sid);
     });
@@ -134,12 +143,13 @@ export class SendLedger {
   async settle(key: string, sid: string, status: string): Promise<void> {
     await this.store.update(key, (cur) => ({ state: "sent", at: cur?.at ?? this.now(), sid, status }));
     this.sids.add(sid);
-    if (this.sids.size > this.store.size + Math.max(64, Math.floor(this.store.size / 10))) {
+    // A shared store expires rows itself (no onDrop): now and then the set is trimmed to the live entries' sids.
+    if (this.store.isShared && this.sids.size > this.store.size + Math.max(64, Math.floor(this.store.size / 10))) {
       this.pruneSids().catch(() => undefined); // best effort: a sid kept too long only makes a lookup skip it
     }
   }
 
-  /** Forget the sids of entries the store evicted or expired (the set would otherwise grow with every send). */
+  /** Forget the sids of entries a shared store expired (the set would otherwise grow with every send). */
   private async pruneSids(): Promise<void> {
     const before = [...this.sids];
     const live = new Set<string>();
