@@ -419,6 +419,54 @@ describe("lib/store BoundedStore on the durable seam", () => {
     assert.deepEqual([...backend.map.keys()].length, 2);
   });
 
+  it("evicts oldest first through any mix of claims, renewals, updates, deletes and a clear (its kept key iterator)", async () => {
+    let seed = 42;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const dropped: string[] = [];
+    const store = new BoundedStore<number>(new MapBackend(), { prefix: "dd", ttlMs: 0, maxEntries: 5, keepIds: true, onDrop: (e) => dropped.push(e.id as string) });
+    await store.ready;
+    let model: string[] = []; // ids, oldest first
+    const expectDropped: string[] = [];
+    const add = (id: string): void => {
+      model.push(id);
+      if (model.length > 5) expectDropped.push(model.shift() as string);
+    };
+    for (let step = 0; step < 3000; step++) {
+      const id = `id${rand(30)}`;
+      const op = rand(step === 1500 ? 1 : 9);
+      const present = model.includes(id);
+      if (step === 1500) {
+        await store.clear();
+        model = [];
+      } else if (op === 0 || op === 1) {
+        await store.claim(id, step);
+        if (!present) add(id);
+      } else if (op === 2) {
+        await store.set(id, step, true); // renewed: moves to the newest place
+        if (present) model.splice(model.indexOf(id), 1);
+        add(id);
+      } else if (op === 3) {
+        await store.set(id, step); // kept in place
+        if (!present) add(id);
+      } else if (op === 4) {
+        await store.update(id, () => step);
+        if (!present) add(id);
+      } else if (op === 5 || op === 6 || op === 7) {
+        await store.claim(`new${step}`, step); // a new id each time
+        add(`new${step}`);
+      } else {
+        await store.delete(id);
+        if (present) model.splice(model.indexOf(id), 1);
+      }
+      assert.deepEqual((await store.entries()).map((e) => e.id), model, `step ${step}`);
+    }
+    assert.deepEqual(dropped, expectDropped);
+    assert.ok(dropped.length > 100, `evictions exercised: ${dropped.length}`);
+  });
+
   it("keeps its entries in the durable store across a reopen", async () => {
     const dir = tmp();
     const e1 = new StoreEngine({ dir, sweepIntervalMs: 0 });
