@@ -25,6 +25,9 @@
  * - MLC_BENCH_CONTEXT_STORAGE: see {@link BENCH_CONTEXT_STORAGE}.
  * - MLC_BENCH_ONLY (`pipeline` or `core`): one throughput run of that flow only (after its warm-up), nothing else: a
  *   CPU profile of the Node-RED process (MLC_NODE_BIN below) then shows that flow's costs alone.
+ * - MLC_BENCH_PIPELINE (default `full`): which steps the pipeline flow has, to see what each costs against the same
+ *   core flow: `full` (push → dedupe → sms → audit), `no-audit` (push → dedupe → sms; the SMS node then writes no audit
+ *   trail), `push-sms` (push → sms: only the push journal and the send ledger are written).
  * - MLC_BENCH_WAIT_MS (default 600000): how long a throughput run waits for the simulator's messages; on a failure
  *   the last lines of Node-RED's log are printed.
  * - MLC_NODE_BIN (test/harness/nodered.ts): the node binary or a script that runs Node-RED, e.g. one that execs
@@ -36,7 +39,9 @@
  * 1.06×, 1.12×, 1.25×, 1.26× events/s, 0.81-0.93× Node-RED CPU per event; the same with Node-RED's memory store (no
  * durability at all): 1.29× and 1.49× events/s, 0.72-0.76× CPU. The durable store is thus about 0.1× of the core flow's
  * CPU per event; even without it the pipeline's own steps (journal, dedupe, send ledger, pending audit record) keep the
- * ratio under 1.5× here. lmdb `commitDelay` 2 or 5 ms (fewer, larger commits) changed neither CPU nor events/s in six
+ * ratio under 1.5× here. Per step (MLC_BENCH_PIPELINE, two full runs of 3000 events each, durable store; CPU per event
+ * against the core flow of the same run): push → sms 0.69× and 0.71× (1.49× and 1.39× events/s), with dedupe 0.85× and
+ * 0.73× (1.14×, 1.34×), with dedupe and audit 0.89× and 0.87× (1.19×, 1.15×). lmdb `commitDelay` 2 or 5 ms (fewer, larger commits) changed neither CPU nor events/s in six
  * alternating runs. Pipeline p99 at 100 events/s 8.5-21.6 ms in calm runs (35-41 ms in two runs whose core p99 was
  * 26-71 ms); per-second maxima showed no periodic stall.
  * Later figures of 2026-12-07 (same machine, its speed varying up to 2× between runs): ratio pipeline / core 1.06-1.28×
@@ -77,7 +82,31 @@ const IDLE_MS = 30000;
 const PUSH_HEADER = "X-Notify-Secret";
 const PUSH_SECRET = "bench-push-secret-0123456789";
 
-function flows(twilioUrl: string, acumaticaUrl: string, nodeRedUrl: string, sim: TwilioSim): unknown[] {
+/** Pipeline steps of MLC_BENCH_PIPELINE (see the module comment). */
+export type PipelineSteps = "full" | "no-audit" | "push-sms";
+
+/** MLC_BENCH_PIPELINE, checked. @throws Error for a value that is not a {@link PipelineSteps} */
+export function pipelineSteps(value = process.env.MLC_BENCH_PIPELINE): PipelineSteps {
+  if (!value) return "full";
+  if (value === "full" || value === "no-audit" || value === "push-sms") return value;
+  throw new Error(`MLC_BENCH_PIPELINE must be full, no-audit or push-sms, not "${value}"`);
+}
+
+const STEP_LABEL: Record<PipelineSteps, string> = { full: "push → dedupe → sms → audit", "no-audit": "push → dedupe → sms, no audit", "push-sms": "push → sms" };
+
+/** The bench flows with the pipeline cut down to `steps`: dropped nodes are removed and the wires closed around them. */
+export function withSteps(nodes: Record<string, unknown>[], steps: PipelineSteps): Record<string, unknown>[] {
+  const drop = new Set(steps === "full" ? [] : steps === "no-audit" ? ["bench-audit"] : ["bench-audit", "bench-dedupe"]);
+  return nodes
+    .filter((n) => !drop.has(n.id as string))
+    .map((n) => {
+      if (n.id === "bench-sms" && drop.has("bench-audit")) return { ...n, wires: [[]] };
+      if (n.id === "bench-trigger" && drop.has("bench-dedupe")) return { ...n, wires: [["bench-sms"]] };
+      return n;
+    });
+}
+
+function flows(twilioUrl: string, acumaticaUrl: string, nodeRedUrl: string, sim: TwilioSim): Record<string, unknown>[] {
   const ac = sim.defaultAccount;
   return [
     { id: "bench-tab", type: "tab", label: "bench" },
@@ -253,6 +282,7 @@ export async function flowBench(): Promise<void> {
   const longEvents = Number(process.env.MLC_BENCH_LONG_EVENTS) || events;
   const latencySeconds = Number(process.env.MLC_BENCH_LATENCY_SECONDS) || 10;
   const concurrency = Number(process.env.MLC_BENCH_CONCURRENCY) || 16;
+  const steps = pipelineSteps();
   const twilio = new TwilioSim({ senders: [FROM] });
   const acumatica = new AcumaticaSim();
   await twilio.start();
@@ -265,7 +295,7 @@ export async function flowBench(): Promise<void> {
   const agent = new Agent({ connections: concurrency + 4, keepAliveTimeout: 30000 });
   try {
     await nodeRed.start();
-    await nodeRed.deploy(flows(twilio.url, acumatica.url, nodeRed.url, twilio));
+    await nodeRed.deploy(withSteps(flows(twilio.url, acumatica.url, nodeRed.url, twilio), steps));
     const pid = nodeRed.pid as number;
     const pipeline = (run: string): Driver => driver(agent, `${nodeRed.url}/mlc/acumatica/bench-bills`, { [PUSH_HEADER]: PUSH_SECRET }, run);
     const core = (run: string): Driver => driver(agent, `${nodeRed.url}/bench/core`, {}, run);
@@ -284,7 +314,7 @@ export async function flowBench(): Promise<void> {
         .filter(([, u, sy]) => u + sy > 0)
         .sort((a, b) => b[1] + b[2] - (a[1] + a[2]));
       process.stdout.write(`threads of Node-RED (user / system ms per 1000 events): ${per.map(([tid, u, sy]) => `${tid === String(pid) ? "main" : tid} ${((u / r.n) * 1000).toFixed(0)}/${((sy / r.n) * 1000).toFixed(0)}`).join(", ")}\n`);
-      process.stdout.write(`${only} only, ${events} events, ${concurrency} in flight: ${perSec(r).toFixed(0)} events/s, ${(r.cpu / r.n).toFixed(3)} ms Node-RED CPU per event, ${(r.main / r.n).toFixed(3)} ms of it on the main thread, ${((r.main / r.ms) * 100).toFixed(0)} % busy (this process: ${(r.own / r.n).toFixed(3)} ms)${r.failed ? `, ${r.failed} refused` : ""}\n`);
+      process.stdout.write(`${only === "pipeline" ? `pipeline (${STEP_LABEL[steps]})` : only} only, ${events} events, ${concurrency} in flight: ${perSec(r).toFixed(0)} events/s, ${(r.cpu / r.n).toFixed(3)} ms Node-RED CPU per event, ${(r.main / r.n).toFixed(3)} ms of it on the main thread, ${((r.main / r.ms) * 100).toFixed(0)} % busy (this process: ${(r.own / r.n).toFixed(3)} ms)${r.failed ? `, ${r.failed} refused` : ""}\n`);
       return;
     }
     // warm-up both paths (JIT, connections), then the throughput runs in alternating rounds (pipeline first in even
@@ -304,7 +334,7 @@ export async function flowBench(): Promise<void> {
       }
     }
     process.stdout.write(`throughput, ${p.n} events each in ${rounds} alternating rounds, ${concurrency} in flight (first push sent → last create at the simulator)\n`);
-    process.stdout.write(`  pipeline (push → dedupe → sms → audit): ${perSec(p).toFixed(0)} events/s, ${(p.cpu / p.n).toFixed(3)} ms Node-RED CPU per event (${(p.main / p.n).toFixed(3)} ms on its main thread, ${((p.main / p.ms) * 100).toFixed(0)} % busy)${p.failed ? `, ${p.failed} refused` : ""}\n`);
+    process.stdout.write(`  pipeline (${STEP_LABEL[steps]}): ${perSec(p).toFixed(0)} events/s, ${(p.cpu / p.n).toFixed(3)} ms Node-RED CPU per event (${(p.main / p.n).toFixed(3)} ms on its main thread, ${((p.main / p.ms) * 100).toFixed(0)} % busy)${p.failed ? `, ${p.failed} refused` : ""}\n`);
     process.stdout.write(`  core (http in → function → http request → http response): ${perSec(c).toFixed(0)} events/s, ${(c.cpu / c.n).toFixed(3)} ms Node-RED CPU per event (${(c.main / c.n).toFixed(3)} ms on its main thread, ${((c.main / c.ms) * 100).toFixed(0)} % busy)${c.failed ? `, ${c.failed} refused` : ""}\n`);
     process.stdout.write(`  ratio pipeline / core: ${(perSec(p) / perSec(c)).toFixed(2)}× events/s, ${(p.cpu / p.n / (c.cpu / c.n)).toFixed(2)}× CPU per event\n`);
     process.stdout.write(`  this process (driver and simulators, sharing the machine with Node-RED): ${(p.own / p.n).toFixed(3)} ms CPU per pipeline event, ${(c.own / c.n).toFixed(3)} ms per core event\n`);
