@@ -41,8 +41,8 @@
  * CPU per event; even without it the pipeline's own steps (journal, dedupe, send ledger, pending audit record) keep the
  * ratio under 1.5× here. Per step (MLC_BENCH_PIPELINE, two full runs of 3000 events each, durable store; CPU per event
  * against the core flow of the same run): push → sms 0.69× and 0.71× (1.49× and 1.39× events/s), with dedupe 0.85× and
- * 0.73× (1.14×, 1.34×), with dedupe and audit 0.89× and 0.87× (1.19×, 1.15×). lmdb `commitDelay` 2 or 5 ms (fewer, larger commits) changed neither CPU nor events/s in six
- * alternating runs. Pipeline p99 at 100 events/s 8.5-21.6 ms in calm runs (35-41 ms in two runs whose core p99 was
+ * 0.73× (1.14×, 1.34×), with dedupe and audit 0.89× and 0.87× (1.19×, 1.15×). lmdb `commitDelay` 2 or 5 ms (fewer,
+ * larger commits) changed neither CPU nor events/s in six alternating runs. Pipeline p99 at 100 events/s 8.5-21.6 ms in calm runs (35-41 ms in two runs whose core p99 was
  * 26-71 ms); per-second maxima showed no periodic stall.
  * Later figures of 2026-12-07 (same machine, its speed varying up to 2× between runs): ratio pipeline / core 1.06-1.28×
  * events/s over four full runs (2000-4000 events), 1.14× with 64 requests in flight; pipeline p99 at 100 events/s
@@ -85,14 +85,15 @@ const PUSH_SECRET = "bench-push-secret-0123456789";
 /** Pipeline steps of MLC_BENCH_PIPELINE (see the module comment). */
 export type PipelineSteps = "full" | "no-audit" | "push-sms";
 
+const STEP_LABEL: Record<PipelineSteps, string> = { full: "push → dedupe → sms → audit", "no-audit": "push → dedupe → sms, no audit", "push-sms": "push → sms" };
+
 /** MLC_BENCH_PIPELINE, checked. @throws Error for a value that is not a {@link PipelineSteps} */
 export function pipelineSteps(value = process.env.MLC_BENCH_PIPELINE): PipelineSteps {
   if (!value) return "full";
-  if (value === "full" || value === "no-audit" || value === "push-sms") return value;
-  throw new Error(`MLC_BENCH_PIPELINE must be full, no-audit or push-sms, not "${value}"`);
+  if (Object.hasOwn(STEP_LABEL, value)) return value as PipelineSteps;
+  const names = Object.keys(STEP_LABEL);
+  throw new Error(`MLC_BENCH_PIPELINE must be ${names.slice(0, -1).join(", ")} or ${names[names.length - 1]}, not "${value}"`);
 }
-
-const STEP_LABEL: Record<PipelineSteps, string> = { full: "push → dedupe → sms → audit", "no-audit": "push → dedupe → sms, no audit", "push-sms": "push → sms" };
 
 /** The bench flows with the pipeline cut down to `steps`: dropped nodes are removed and the wires closed around them. */
 export function withSteps(nodes: Record<string, unknown>[], steps: PipelineSteps): Record<string, unknown>[] {
